@@ -1,0 +1,1 @@
+"""enginekit: one interface over Docker, Podman and LXC, the same on every engine."""

@@ -1,0 +1,224 @@
+"""The narrow interface an adapter implements: the Driver.
+
+The core's :class:`~enginekit.engine.Engine` does everything that is the same
+on every engine (validation, unit parsing, ref resolution, ``run`` = create +
+start, returning fresh snapshots, deadlines, the error contract) and calls
+these primitives. A Driver does no validation of its own and never sees a
+user's raw input: every argument has been checked and normalised.
+
+Rules every method follows:
+
+* Ids passed in are full container ids (64 hex) as returned by
+  :meth:`container_create` / :meth:`container_inspect`, except for
+  :meth:`container_inspect` itself, which resolves a name, a full id or a
+  unique id prefix of 12+ characters.
+* Image refs passed in are ``sha256:<64 hex>`` ids, unique id prefixes, or
+  normalised ``name:tag`` references (no ``localhost/``: an adapter whose
+  engine prefixes local images adds and strips it itself).
+* Errors: only ``enginekit.errors`` classes leave a driver; every engine
+  exception is translated at the boundary with ``raise ... from exc``. A
+  missing object is ``ContainerNotFound``/``ImageNotFound``; a state that
+  forbids the operation is ``Conflict``; an engine that does not answer is
+  ``EngineUnavailable``.
+* Timestamps are aware UTC datetimes. Models carry ``engine=self.name``.
+* Every container runs with an init as PID 1 (Docker ``--init``, Podman
+  catatonit, ``lxc-init``), so a stop signal reaches commands that install no
+  handler and ``stop`` gives ``128 + signal`` alike everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Protocol, runtime_checkable
+
+from .capabilities import Capability
+from .models import (
+    BuildRequest,
+    Container,
+    ContainerSpec,
+    EngineInfo,
+    ExecResult,
+    Image,
+    LogLine,
+    PathStat,
+    Stats,
+)
+
+__all__ = ["Driver", "DriverFactory", "ProgressCallback"]
+
+ProgressCallback = Callable[[str], None]
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """What an adapter provides. Thread-safe: one Driver serves many threads."""
+
+    #: The adapter's name (``"docker"``, ``"podman"``, ``"lxc"``, ...).
+    name: str
+    #: What this engine can do; the contract suite reads it.
+    capabilities: frozenset[Capability]
+    #: Where the driver connects (URL or path), for messages; never secrets.
+    address: str
+
+    # -- engine --------------------------------------------------------------
+    def ping(self) -> None:
+        """Cheap reachability check. Raises ``EngineUnavailable`` with a hint."""
+
+    def info(self) -> EngineInfo:
+        """Engine name, version, API version, OS, arch, storage root."""
+
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    # -- images --------------------------------------------------------------
+    def image_build(
+        self, request: BuildRequest, *, progress: ProgressCallback | None = None
+    ) -> Image:
+        """Build ``request`` and return the final image, tagged with ``request.tags``.
+
+        ``progress`` (if given) is called with each line of output as it
+        happens (step headers such as ``"Step 2/5 : RUN ..."`` and the
+        step's own output). ``request.labels`` are set on the final image.
+        A failing step raises ``BuildFailed(step=, exit_code=, output=)``
+        and leaves no container and no half-made image behind. The core has
+        already checked that no COPY/ADD source escapes the context.
+        """
+
+    def image_inspect(self, ref: str) -> Image:
+        """The image ``ref`` names. ``ImageNotFound`` if none."""
+
+    def image_list(
+        self, *, name: str | None = None, labels: Mapping[str, str | None] | None = None
+    ) -> list[Image]:
+        """Images as ``docker images`` shows them (no intermediate build images).
+
+        ``name`` keeps images having a tag whose repository is ``name``
+        (``name:tag`` keeps that tag only). ``labels`` keeps images carrying
+        every key (and, where the value is not None, that value).
+        """
+
+    def image_tag(self, ref: str, new_ref: str) -> None:
+        """Add tag ``new_ref`` (normalised ``name:tag``) to image ``ref``."""
+
+    def image_remove(self, ref: str, *, force: bool = False) -> None:
+        """Remove an image (or, when ``ref`` is a tag of an image with several
+        tags, only that tag). ``Conflict`` while a container uses it unless
+        ``force`` (which then removes it anyway, as ``docker rmi -f``)."""
+
+    def image_save(self, ref: str, path: str) -> None:
+        """Write an OCI image archive (tar, docker-archive compatible) to ``path``."""
+
+    def image_load(self, path: str) -> list[Image]:
+        """Load every image in the archive at ``path``; return them."""
+
+    def image_pull(self, ref: str) -> Image:
+        """Pull from a registry (``Unsupported`` if not declared)."""
+
+    def image_push(self, ref: str) -> None:
+        """Push to a registry (``Unsupported`` if not declared)."""
+
+    # -- containers ----------------------------------------------------------
+    def container_create(self, spec: ContainerSpec) -> str:
+        """Create (do not start) a container; return its full 64-hex id.
+
+        ``ImageNotFound`` if ``spec.image`` is not local (nothing is pulled);
+        ``Conflict`` if ``spec.name`` is taken. ``spec.command`` /
+        ``spec.entrypoint`` None means the image's default. Ports bind on the
+        given host ip; a host port of None/0 means any free port.
+        """
+
+    def container_start(self, id: str) -> None:
+        """Start a CREATED or EXITED container. Starting a running one is a no-op."""
+
+    def container_inspect(self, ref: str) -> Container:
+        """Snapshot of the container ``ref`` (name, id, or 12+ char unique id
+        prefix). ``ContainerNotFound`` if none. ``exit_code`` is None until the
+        container has exited; ``pid`` is None unless running or paused."""
+
+    def container_list(
+        self,
+        *,
+        all: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        name: str | None = None,
+    ) -> list[Container]:
+        """Containers (running and paused only, unless ``all``), filtered by
+        ``labels`` (as ``image_list``) and exact ``name``."""
+
+    def container_wait(self, id: str, *, timeout: float | None = None) -> int:
+        """Block until the container has exited; return its exit code.
+
+        Returns at once for an exited container. ``EngineTimeout`` when
+        ``timeout`` seconds pass (the container is untouched). Waiting for an
+        hour must work: no transport timeout may cut it short. Waiting on a
+        CREATED container waits for it to be started and exit.
+        """
+
+    def container_logs(
+        self,
+        id: str,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        """The container's output as lines, each with its stream and timestamp.
+
+        Bytes come back unchanged: lines longer than any engine buffer (16
+        KiB) are joined again, nothing is decoded. A line's ``data`` ends in
+        ``b"\\n"`` except possibly the last. With ``follow`` the iterator ends
+        when the container exits; closing the iterator releases everything.
+        """
+
+    def container_exec(
+        self,
+        id: str,
+        command: tuple[str, ...],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+    ) -> ExecResult:
+        """Run ``command`` in the running container; stdout and stderr apart.
+        ``Conflict`` if the container is not running (paused included)."""
+
+    def container_pause(self, id: str) -> None:
+        """Freeze. ``Conflict`` if not running. (The core handles idempotence.)"""
+
+    def container_unpause(self, id: str) -> None:
+        """Thaw a paused container."""
+
+    def container_stop(self, id: str, *, timeout: float) -> None:
+        """Send the stop signal, then SIGKILL after ``timeout`` seconds; return
+        once the container has exited, however long the engine call takes."""
+
+    def container_kill(self, id: str, *, signal: str) -> None:
+        """Send ``signal`` (e.g. ``"SIGKILL"``) to the container's main process.
+        The core waits for the exit where the signal is fatal."""
+
+    def container_restart(self, id: str, *, timeout: float) -> None:
+        """Stop (as ``container_stop``) then start again."""
+
+    def container_remove(self, id: str, *, force: bool = False) -> None:
+        """Remove the container and what the adapter stored for it.
+        ``Conflict`` if running (or paused) and not ``force``."""
+
+    def container_stat_path(self, id: str, path: str) -> PathStat | None:
+        """What ``path`` (absolute, in the container) is, or None if absent.
+        Works on stopped containers too."""
+
+    def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
+        """Extract the tar stream ``data`` into the existing directory ``path``."""
+
+    def container_get_archive(self, id: str, path: str) -> IO[bytes]:
+        """A tar stream of ``path`` (file or folder; its basename as the top
+        entry), as ``GET /containers/{id}/archive``. Works on stopped containers.
+        ``NotFound`` if ``path`` does not exist. The core extracts it safely."""
+
+    def container_stats(self, id: str) -> Stats:
+        """One sample of CPU time, memory use and limit, and pids."""
+
+
+DriverFactory = Callable[..., Driver]

@@ -1,0 +1,326 @@
+"""Value objects every adapter returns: frozen attrs classes of plain values.
+
+A model is a snapshot: it has no link back to an engine and never reloads
+itself; call ``get()`` again for a fresh one. Datetimes are aware UTC.
+``raw`` holds the engine's own data for debugging: it is not compared, not
+shown in ``repr`` and its shape is not part of the API.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+__all__ = [
+    "BuildRequest",
+    "Container",
+    "ContainerSpec",
+    "ContainerState",
+    "EngineInfo",
+    "EngineStatus",
+    "ExecResult",
+    "FrozenDict",
+    "Image",
+    "ImageConfig",
+    "LogLine",
+    "Mount",
+    "PathStat",
+    "PortBinding",
+    "Resources",
+    "Stats",
+    "Stream",
+    "utc",
+]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenDict(Mapping[K, V]):
+    """An immutable, hashable mapping (keys kept in sorted order when sortable)."""
+
+    __slots__ = ("_data", "_hash")
+
+    def __init__(self, data: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
+        items = dict(data)
+        try:
+            items = dict(sorted(items.items()))  # type: ignore[type-var]
+        except TypeError:
+            pass
+        self._data: dict[K, V] = items
+        self._hash: int | None = None
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._data.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self._data) == dict(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+
+def _frozen(value: Mapping[Any, Any] | None) -> FrozenDict[Any, Any]:
+    if isinstance(value, FrozenDict):
+        return value
+    return FrozenDict(value or {})
+
+
+def _tuple(value: Iterable[Any] | None) -> tuple[Any, ...]:
+    return tuple(value) if value is not None else ()
+
+
+def _opt_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+def utc(value: _dt.datetime | None) -> _dt.datetime | None:
+    """Return ``value`` as an aware UTC datetime (naive values are taken as UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=_dt.UTC)
+    return value.astimezone(_dt.UTC)
+
+
+class ContainerState(enum.Enum):
+    """The four states every engine's states map onto (see the per-engine tables)."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    EXITED = "exited"
+
+    def __repr__(self) -> str:
+        return f"ContainerState.{self.name}"
+
+
+class Stream(enum.Enum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+    def __repr__(self) -> str:
+        return f"Stream.{self.name}"
+
+
+@attrs.frozen(kw_only=True)
+class PortBinding:
+    """``container_port``/``protocol`` published on ``host_ip``:``host_port``."""
+
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = "127.0.0.1"
+    host_port: int | None = None  # None or 0 in a spec: the engine picks a free port
+
+
+@attrs.frozen(kw_only=True)
+class Mount:
+    """A bind mount of host ``source`` at ``target`` in the container."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Resources:
+    """Limits as applied: ``memory`` in bytes, ``cpus`` in CPUs, ``pids_limit`` in tasks."""
+
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ImageConfig:
+    """What a container made from the image runs by default."""
+
+    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    env: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen, repr=False)
+    workdir: str | None = None
+    user: str | None = None
+    exposed_ports: tuple[str, ...] = attrs.field(default=(), converter=_tuple)  # "80/tcp"
+    labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)
+    stop_signal: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Image:
+    """An image: ``id`` is ``sha256:`` + the 64-hex digest of its config."""
+
+    id: str
+    tags: tuple[str, ...] = attrs.field(default=(), converter=lambda t: tuple(sorted(t or ())))
+    created: _dt.datetime | None = attrs.field(default=None, converter=utc)
+    size: int = 0
+    labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)
+    architecture: str = ""
+    os: str = ""
+    config: ImageConfig = attrs.field(factory=ImageConfig)
+    engine: str = ""
+    raw: Any = attrs.field(default=None, eq=False, repr=False, hash=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
+
+
+@attrs.frozen(kw_only=True)
+class Container:
+    """A snapshot of a container (``get()`` again for a fresh one)."""
+
+    id: str
+    name: str
+    image: str
+    image_id: str = ""
+    state: ContainerState
+    exit_code: int | None = None
+    oom_killed: bool = False
+    created_at: _dt.datetime | None = attrs.field(default=None, converter=utc)
+    started_at: _dt.datetime | None = attrs.field(default=None, converter=utc)
+    finished_at: _dt.datetime | None = attrs.field(default=None, converter=utc)
+    pid: int | None = None
+    labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)
+    command: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    entrypoint: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    env: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen, repr=False)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    ports: tuple[PortBinding, ...] = attrs.field(default=(), converter=_tuple)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_tuple)
+    resources: Resources = attrs.field(factory=Resources)
+    network: str = "bridge"
+    stop_signal: str | None = None
+    engine: str = ""
+    raw: Any = attrs.field(default=None, eq=False, repr=False, hash=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state is ContainerState.RUNNING
+
+
+@attrs.frozen(kw_only=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+    @property
+    def output(self) -> bytes:
+        return self.stdout + self.stderr
+
+
+@attrs.frozen(kw_only=True)
+class LogLine:
+    """One line of a container's output, ``data`` ending in ``\\n`` unless it is the last."""
+
+    stream: Stream
+    data: bytes
+    timestamp: _dt.datetime | None = attrs.field(default=None, converter=utc)
+
+
+@attrs.frozen(kw_only=True)
+class Stats:
+    cpu_seconds: float
+    memory_bytes: int
+    memory_limit: int | None = None
+    pids: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class EngineInfo:
+    name: str
+    version: str
+    api_version: str = ""
+    os: str = ""
+    arch: str = ""
+    storage_root: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class EngineStatus:
+    """One installed adapter, as ``enginekit.engines()`` reports it."""
+
+    name: str
+    reachable: bool
+    address: str | None = None
+    version: str | None = None
+    reason: str | None = None
+    distribution: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PathStat:
+    """A path inside a container, as ``Driver.container_stat_path`` sees it."""
+
+    name: str
+    size: int = 0
+    is_dir: bool = False
+    is_symlink: bool = False
+    link_target: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ContainerSpec:
+    """A validated, normalised container spec: what the core hands a Driver.
+
+    Every field has been checked by ``enginekit.validate``: names, labels,
+    env, paths and sizes are ones every supported engine can carry.
+    """
+
+    image: str
+    command: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_opt_tuple)
+    name: str | None = None
+    env: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen, repr=False)
+    workdir: str | None = None
+    user: str | None = None
+    labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)
+    hostname: str | None = None
+    ports: tuple[PortBinding, ...] = attrs.field(default=(), converter=_tuple)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_tuple)
+    memory: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    network: str = "bridge"
+    stop_signal: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class BuildRequest:
+    """A validated build: ``context`` is an absolute, resolved directory.
+
+    ``dockerfile`` is relative to the context (checked to stay inside it);
+    ``tags`` are normalised ``name:tag``.
+    """
+
+    context: str
+    dockerfile: str = "Dockerfile"
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    build_args: FrozenDict[str, str] = attrs.field(
+        factory=FrozenDict, converter=_frozen, repr=False
+    )
+    labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)
+    target: str | None = None
