@@ -213,7 +213,7 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
         json: Any = None,
         body: bytes | IO[bytes] | Iterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -221,14 +221,17 @@ class Transport:
     ) -> Response:
         """Send a request; return the response with its body unread.
 
+        ``params`` is a mapping or a sequence of pairs (for repeated keys);
+        None values are left out, bools become ``true``/``false`` and dicts
+        and lists JSON.
+
         ``timeout`` bounds each socket operation (None: wait for ever, for
         calls whose duration the engine decides, such as wait and stop).
         """
         url = path
         if params:
-            query = urllib.parse.urlencode(
-                [(k, _param(v)) for k, v in params.items() if v is not None]
-            )
+            pairs = params.items() if isinstance(params, Mapping) else params
+            query = urllib.parse.urlencode([(k, _param(v)) for k, v in pairs if v is not None])
             if query:
                 url += "?" + query
         hdrs = {"Host": "localhost"} if self._unix_path is not None else {}
