@@ -1,1 +1,135 @@
-"""enginekit: one interface over Docker, Podman and LXC, the same on every engine."""
+"""enginekit: one interface over Docker, Podman and LXC, the same on every engine.
+
+>>> import enginekit
+>>> with enginekit.connect("docker") as engine:          # doctest: +SKIP
+...     c = engine.containers.run("busybox", ["echo", "hi"])
+...     engine.containers.wait(c)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .capabilities import Capability
+    from .config import connect, engines
+    from .engine import ContainerService, Engine, ImageService
+    from .errors import (
+        BuildFailed,
+        Conflict,
+        ContainerNotFound,
+        EngineError,
+        EngineTimeout,
+        EngineUnavailable,
+        ImageNotFound,
+        InvalidSpec,
+        NotFound,
+        Unsupported,
+    )
+    from .models import (
+        Container,
+        ContainerState,
+        EngineInfo,
+        EngineStatus,
+        ExecResult,
+        Image,
+        ImageConfig,
+        LogLine,
+        Mount,
+        PortBinding,
+        Resources,
+        Stats,
+        Stream,
+    )
+
+# Public names are loaded on first use (PEP 562) so that ``import enginekit``
+# stays cheap for command-line tools; every name below is part of the API.
+_WHERE = {
+    "Capability": "capabilities",
+    "connect": "config",
+    "engines": "config",
+    **dict.fromkeys(("ContainerService", "Engine", "ImageService"), "engine"),
+    **dict.fromkeys(
+        (
+            "BuildFailed",
+            "Conflict",
+            "ContainerNotFound",
+            "EngineError",
+            "EngineTimeout",
+            "EngineUnavailable",
+            "ImageNotFound",
+            "InvalidSpec",
+            "NotFound",
+            "Unsupported",
+        ),
+        "errors",
+    ),
+    **dict.fromkeys(
+        (
+            "Container",
+            "ContainerState",
+            "EngineInfo",
+            "EngineStatus",
+            "ExecResult",
+            "Image",
+            "ImageConfig",
+            "LogLine",
+            "Mount",
+            "PortBinding",
+            "Resources",
+            "Stats",
+            "Stream",
+        ),
+        "models",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'enginekit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BuildFailed",
+    "Capability",
+    "Conflict",
+    "Container",
+    "ContainerNotFound",
+    "ContainerService",
+    "ContainerState",
+    "Engine",
+    "EngineError",
+    "EngineInfo",
+    "EngineStatus",
+    "EngineTimeout",
+    "EngineUnavailable",
+    "ExecResult",
+    "Image",
+    "ImageConfig",
+    "ImageNotFound",
+    "ImageService",
+    "InvalidSpec",
+    "LogLine",
+    "Mount",
+    "NotFound",
+    "PortBinding",
+    "Resources",
+    "Stats",
+    "Stream",
+    "Unsupported",
+    "__version__",
+    "connect",
+    "engines",
+]

@@ -8,6 +8,7 @@ shown in ``repr`` and its shape is not part of the API.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
 from collections.abc import Iterable, Iterator, Mapping
@@ -47,10 +48,8 @@ class FrozenDict(Mapping[K, V]):
 
     def __init__(self, data: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
         items = dict(data)
-        try:
-            items = dict(sorted(items.items()))  # type: ignore[type-var]
-        except TypeError:
-            pass
+        with contextlib.suppress(TypeError):
+            items = dict(sorted(items.items()))  # type: ignore[type-var,unused-ignore]
         self._data: dict[K, V] = items
         self._hash: int | None = None
 
@@ -89,6 +88,10 @@ def _tuple(value: Iterable[Any] | None) -> tuple[Any, ...]:
 
 def _opt_tuple(value: Iterable[Any] | None) -> tuple[Any, ...] | None:
     return tuple(value) if value is not None else None
+
+
+def _sorted_tuple(value: Iterable[str] | None) -> tuple[str, ...]:
+    return tuple(sorted(value or ()))
 
 
 def utc(value: _dt.datetime | None) -> _dt.datetime | None:
@@ -167,7 +170,7 @@ class Image:
     """An image: ``id`` is ``sha256:`` + the 64-hex digest of its config."""
 
     id: str
-    tags: tuple[str, ...] = attrs.field(default=(), converter=lambda t: tuple(sorted(t or ())))
+    tags: tuple[str, ...] = attrs.field(default=(), converter=_sorted_tuple)
     created: _dt.datetime | None = attrs.field(default=None, converter=utc)
     size: int = 0
     labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .driver import Driver
 from .errors import EngineError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+    from .driver import Driver
 
 __all__ = ["GROUP", "adapter_names", "load_adapter"]
 
@@ -38,6 +41,8 @@ def _entry_points() -> dict[str, EntryPoint]:
     global _cache
     with _lock:
         if _cache is None:
+            from importlib.metadata import entry_points  # costly: only when needed
+
             found: dict[str, EntryPoint] = {}
             for ep in entry_points(group=GROUP):
                 found.setdefault(ep.name, ep)

@@ -70,7 +70,7 @@ class Response:
 
     @property
     def fp(self) -> IO[bytes]:
-        return self._raw  # type: ignore[return-value]
+        return self._raw
 
     def read(self) -> bytes:
         try:
@@ -88,7 +88,9 @@ class Response:
     def iter_chunks(self, size: int = 65536) -> Iterator[bytes]:
         try:
             while True:
-                chunk = self._raw.read1(size) if hasattr(self._raw, "read1") else self._raw.read(size)
+                chunk = (
+                    self._raw.read1(size) if hasattr(self._raw, "read1") else self._raw.read(size)
+                )
                 if not chunk:
                     break
                 yield chunk

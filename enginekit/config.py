@@ -1,0 +1,199 @@
+"""Which engine ``enginekit.connect()`` talks to.
+
+In order: the ``engine`` argument (an adapter name or a URL whose scheme names
+it); ``ENGINEKIT_ENGINE`` (and ``ENGINEKIT_URL``); the nearest
+``enginekit.toml`` or ``[tool.enginekit]`` table of a ``pyproject.toml``,
+searched from the current directory upwards; then the first reachable
+installed engine (Docker, Podman, LXC, then others by name).
+
+Config file keys: ``engine`` (name or URL), ``url`` (address), and a table
+``options`` passed to the adapter::
+
+    # enginekit.toml
+    engine = "podman"
+    url = "podman+unix:///run/podman/podman.sock"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from . import registry
+from .engine import Engine
+from .errors import EngineError, EngineUnavailable, InvalidSpec
+from .models import EngineStatus
+
+__all__ = ["Choice", "choose", "connect", "engines", "parse_url"]
+
+
+@attrs.frozen
+class Choice:
+    """An engine picked by :func:`choose`: adapter ``name``, its ``address``, and where from."""
+
+    name: str | None
+    address: str | None = None
+    options: dict[str, Any] = attrs.field(factory=dict)
+    source: str = "argument"
+
+
+def parse_url(url: str) -> tuple[str, str | None]:
+    """``docker+unix:///var/run/docker.sock`` -> ``("docker", "unix:///var/run/docker.sock")``;
+    ``lxc:///var/lib/lxc`` -> ``("lxc", "/var/lib/lxc")``; ``podman`` -> ``("podman", None)``."""
+    if "://" not in url:
+        return url, None
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    name, plus, transport = scheme.partition("+")
+    if not name:
+        raise InvalidSpec("engine URL needs a scheme naming the engine, e.g. docker+unix://")
+    rest = url.split("://", 1)[1]
+    if plus:
+        return name, f"{transport}://{rest}"
+    address = rest if rest.startswith("/") else (parts.netloc + parts.path) or None
+    return name, address or None
+
+
+def _find_config(start: Path) -> tuple[dict[str, Any], str] | None:
+    for folder in (start, *start.parents):
+        toml_file = folder / "enginekit.toml"
+        if toml_file.is_file():
+            return _read_toml(toml_file), str(toml_file)
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("enginekit")
+            if isinstance(table, dict):
+                return table, str(pyproject)
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidSpec(f"cannot read {path}: {exc}") from exc
+
+
+def choose(engine: str | None = None, *, cwd: str | None = None) -> Choice:
+    """Decide which adapter and address to use, without connecting."""
+    name: str | None
+    address: str | None
+    if engine is not None:
+        if not isinstance(engine, str) or not engine:
+            raise InvalidSpec("engine must be an adapter name or a URL")
+        name, address = parse_url(engine)
+        return Choice(name, address, {}, "argument")
+    env_engine = os.environ.get("ENGINEKIT_ENGINE")
+    env_url = os.environ.get("ENGINEKIT_URL")
+    if env_engine or env_url:
+        name = address = None
+        if env_engine:
+            name, address = parse_url(env_engine)
+        if env_url:
+            url_name, url_address = parse_url(env_url)
+            if name is None:
+                name = url_name
+            if url_name == name or "://" not in env_url:
+                address = url_address if "://" in env_url else env_url
+        return Choice(name, address, {}, "environment")
+    found = _find_config(Path(cwd or os.getcwd()).resolve())
+    if found is not None:
+        table, path = found
+        name = address = None
+        raw_engine = table.get("engine")
+        if raw_engine is not None:
+            if not isinstance(raw_engine, str):
+                raise InvalidSpec(f"{path}: engine must be a string")
+            name, address = parse_url(raw_engine)
+        raw_url = table.get("url")
+        if raw_url is not None:
+            if not isinstance(raw_url, str):
+                raise InvalidSpec(f"{path}: url must be a string")
+            url_name, url_address = parse_url(raw_url)
+            name = name or url_name
+            address = url_address if "://" in raw_url else raw_url
+        options = table.get("options", {})
+        if not isinstance(options, dict):
+            raise InvalidSpec(f"{path}: options must be a table")
+        if name is not None:
+            return Choice(name, address, dict(options), path)
+    return Choice(None, None, {}, "first reachable")
+
+
+def connect(engine: str | None = None, **options: Any) -> Engine:
+    """Connect to an engine (see the module docstring for how it is chosen).
+
+    ``engine`` is ``"docker"``, ``"podman"``, ``"lxc"`` (or another installed
+    adapter's name) or a URL such as ``podman+unix:///run/podman/podman.sock``.
+    ``options`` go to the adapter. Connecting does no I/O when the engine is
+    named; with none named, the first installed engine that answers is used.
+    """
+    choice = choose(engine)
+    if choice.name is not None:
+        merged = {**choice.options, **options}
+        driver = registry.load_adapter(choice.name)(choice.address, **merged)
+        return Engine(driver)
+    reasons = []
+    for name in registry.adapter_names():
+        try:
+            driver = registry.load_adapter(name)(None, **options)
+        except EngineError as exc:
+            reasons.append(f"{name}: {exc}")
+            continue
+        try:
+            driver.ping()
+        except EngineError as exc:
+            reasons.append(f"{name}: {exc}")
+            driver.close()
+            continue
+        return Engine(driver)
+    detail = (
+        "; ".join(reasons) if reasons else "no adapter is installed (pip install enginekit-docker)"
+    )
+    raise EngineUnavailable(f"no engine is reachable ({detail})")
+
+
+def engines() -> list[EngineStatus]:
+    """Every installed adapter, whether its engine answers, and why not."""
+    out = []
+    for name in registry.adapter_names():
+        dist = registry.distribution_of(name)
+        try:
+            driver = registry.load_adapter(name)(None)
+        except Exception as exc:  # an adapter that cannot even load is reported, not raised
+            reason = (
+                str(exc) if isinstance(exc, EngineError) else f"cannot load: {type(exc).__name__}"
+            )
+            out.append(EngineStatus(name=name, reachable=False, reason=reason, distribution=dist))
+            continue
+        try:
+            driver.ping()
+            version = driver.info().version
+            out.append(
+                EngineStatus(
+                    name=name,
+                    reachable=True,
+                    address=driver.address,
+                    version=version,
+                    distribution=dist,
+                )
+            )
+        except EngineError as exc:
+            out.append(
+                EngineStatus(
+                    name=name,
+                    reachable=False,
+                    address=driver.address,
+                    reason=str(exc),
+                    distribution=dist,
+                )
+            )
+        finally:
+            driver.close()
+    return out
