@@ -1,0 +1,235 @@
+"""Fixtures of the contract suite (registered by :mod:`enginekit.testing.plugin`).
+
+- ``engine``: an :class:`enginekit.Engine`, once per chosen engine (session).
+- ``engines``: ``{name: Engine}`` of every chosen engine, for differential tests.
+- ``labels``: ``{"enginekit.test.run": <run id>}``; put it on everything a test makes.
+- ``make_name()``: a unique container/image name, ``ekt-<run id>-<n>``.
+- ``base_image``: the ref of a busybox image built on ``engine`` for this run
+  (``/bin/sh`` and every busybox applet; users root, ``app`` (1000) and
+  ``nobody`` (65534)); ``base_images`` the same for every chosen engine.
+- ``build_context(dockerfile=None, files=None, busybox=True)``: writes a build
+  context into a fresh temporary directory and returns its path.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+import pytest
+
+from .session import EngineNotReachable, SuiteRun
+
+if TYPE_CHECKING:
+    from enginekit import Engine
+
+__all__ = [
+    "BASE_DOCKERFILE",
+    "BUSYBOX_ENV",
+    "ETC_GROUP",
+    "ETC_PASSWD",
+    "BuildContextFactory",
+    "base_image",
+    "base_images",
+    "build_context",
+    "busybox_path",
+    "engine",
+    "enginekit_run",
+    "engines",
+    "labels",
+    "make_name",
+    "run_id",
+    "write_base_context",
+]
+
+#: Where the static busybox copied into test images comes from (override with this variable).
+BUSYBOX_ENV = "ENGINEKIT_TEST_BUSYBOX"
+
+ETC_PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "app:x:1000:1000:app:/home/app:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+)
+ETC_GROUP = "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n"
+
+_SETUP = "mkdir -p /tmp /root /home/app && chmod 1777 /tmp && chown 1000:1000 /home/app"
+BASE_DOCKERFILE = (
+    "FROM scratch\n"
+    "COPY busybox /bin/busybox\n"
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+    "COPY passwd group /etc/\n"
+    f'RUN ["/bin/busybox", "sh", "-c", "{_SETUP}"]\n'
+)
+
+
+def _run(config: pytest.Config) -> SuiteRun:
+    from .plugin import RUN_KEY
+
+    return config.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def enginekit_run(pytestconfig: pytest.Config) -> SuiteRun:
+    """The run's state: run id, chosen engines, connected engines."""
+    return _run(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def run_id(enginekit_run: SuiteRun) -> str:
+    """This run's id (12 hex characters), the value of the run label."""
+    return enginekit_run.run_id
+
+
+@pytest.fixture
+def labels(enginekit_run: SuiteRun) -> dict[str, str]:
+    """The labels every container and image a test makes must carry (a fresh dict)."""
+    return enginekit_run.labels
+
+
+@pytest.fixture
+def make_name(enginekit_run: SuiteRun) -> Callable[..., str]:
+    """``make_name(suffix="")`` -> a unique name ``ekt-<run id>-<n>[-suffix]``."""
+    return enginekit_run.make_name
+
+
+def _connect(run: SuiteRun, name: str) -> Engine:
+    try:
+        return run.engine(name)
+    except EngineNotReachable as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def engine(request: pytest.FixtureRequest, enginekit_run: SuiteRun) -> Engine:
+    """The engine under test; the suite runs once per engine chosen with ``--engine``."""
+    name = getattr(request, "param", None)
+    if name is None:
+        raise pytest.UsageError(
+            "the `engine` fixture needs an engine: pass --engine NAME or set ENGINEKIT_TEST_ENGINES"
+        )
+    return _connect(enginekit_run, str(name))
+
+
+@pytest.fixture(scope="session")
+def engines(enginekit_run: SuiteRun) -> dict[str, Engine]:
+    """Every chosen engine by name (at least one), for differential tests."""
+    if not enginekit_run.engine_names:
+        raise pytest.UsageError(
+            "the `engines` fixture needs engines: pass --engine NAME or set ENGINEKIT_TEST_ENGINES"
+        )
+    return {n: _connect(enginekit_run, n) for n in enginekit_run.engine_names}
+
+
+@pytest.fixture(scope="session")
+def busybox_path() -> pathlib.Path:
+    """A statically linked busybox to copy into images."""
+    path = pathlib.Path(os.environ.get(BUSYBOX_ENV) or shutil.which("busybox") or "/bin/busybox")
+    if not path.is_file():
+        pytest.fail(
+            f"no busybox at {path}: install busybox-static or set {BUSYBOX_ENV}", pytrace=False
+        )
+    return path.resolve()
+
+
+class BuildContextFactory(Protocol):
+    def __call__(
+        self,
+        dockerfile: str | None = None,
+        files: Mapping[str, str | bytes] | None = None,
+        *,
+        busybox: bool = True,
+    ) -> pathlib.Path: ...
+
+
+def _write_files(root: pathlib.Path, files: Mapping[str, str | bytes]) -> None:
+    for rel, content in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            target.write_text(content)
+        else:
+            target.write_bytes(content)
+
+
+def write_base_context(root: pathlib.Path, busybox: pathlib.Path) -> pathlib.Path:
+    """Write the base image's build context (Dockerfile, busybox, passwd, group) into ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(busybox, root / "busybox")
+    _write_files(root, {"Dockerfile": BASE_DOCKERFILE, "passwd": ETC_PASSWD, "group": ETC_GROUP})
+    return root
+
+
+@pytest.fixture
+def build_context(
+    tmp_path_factory: pytest.TempPathFactory, busybox_path: pathlib.Path
+) -> BuildContextFactory:
+    """Factory writing a build context into a new temporary directory.
+
+    ``files`` maps relative paths to contents (str is written as UTF-8);
+    ``dockerfile`` (if given) becomes ``Dockerfile``; with ``busybox`` the
+    static busybox is copied in as ``busybox``.
+    """
+
+    def make(
+        dockerfile: str | None = None,
+        files: Mapping[str, str | bytes] | None = None,
+        *,
+        busybox: bool = True,
+    ) -> pathlib.Path:
+        root = tmp_path_factory.mktemp("context")
+        if busybox:
+            shutil.copy2(busybox_path, root / "busybox")
+        if dockerfile is not None:
+            (root / "Dockerfile").write_text(dockerfile)
+        _write_files(root, files or {})
+        return root
+
+    return make
+
+
+def _build_base(
+    run: SuiteRun, name: str, eng: Engine, tmp: pytest.TempPathFactory, busybox: pathlib.Path
+) -> str:
+    if name not in run.base_images:
+        root = write_base_context(tmp.mktemp("base-image"), busybox)
+        image = eng.images.build(str(root), tag=run.base_image_ref, labels=run.labels)
+        assert image.id.startswith("sha256:"), image
+        run.base_images[name] = run.base_image_ref
+    return run.base_images[name]
+
+
+@pytest.fixture(scope="session")
+def base_image(
+    engine: Engine,
+    enginekit_run: SuiteRun,
+    tmp_path_factory: pytest.TempPathFactory,
+    busybox_path: pathlib.Path,
+) -> str:
+    """Ref (``enginekit-test/busybox:<run id>``) of the run's busybox image on ``engine``."""
+    name = _name_of(enginekit_run, engine)
+    return _build_base(enginekit_run, name, engine, tmp_path_factory, busybox_path)
+
+
+def _name_of(run: SuiteRun, eng: Engine) -> str:
+    for name, candidate in run.connected.items():
+        if candidate is eng:
+            return name
+    return eng.name
+
+
+@pytest.fixture(scope="session")
+def base_images(
+    engines: dict[str, Engine],
+    enginekit_run: SuiteRun,
+    tmp_path_factory: pytest.TempPathFactory,
+    busybox_path: pathlib.Path,
+) -> dict[str, str]:
+    """The run's busybox image ref on every chosen engine, by engine name."""
+    return {
+        name: _build_base(enginekit_run, name, eng, tmp_path_factory, busybox_path)
+        for name, eng in engines.items()
+    }

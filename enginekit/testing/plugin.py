@@ -1,0 +1,243 @@
+"""The enginekit contract suite's pytest plugin (entry point ``pytest11``).
+
+Choose engines with ``--engine NAME`` (repeatable; a name or a URL such as
+``docker+unix:///var/run/docker.sock``) or ``ENGINEKIT_TEST_ENGINES=a,b``.
+Tests using the ``engine`` fixture run once per chosen engine; an engine that
+is chosen and cannot be reached makes those tests error (never skip).
+
+With no engine chosen, tests that need one are deselected (the terminal
+summary says how many), so that a project's other tests still run; if only
+such tests were selected, the run stops with a usage error instead.
+
+``@pytest.mark.requires(Capability.X, ...)`` skips a test on an engine whose
+``capabilities`` lacks one of them, with the reason
+``engine NAME declares no x``. Nothing else in the suite skips.
+
+Every container and image a test makes carries ``labels`` (the run label);
+each test's leftover containers are removed after it, and at the end of the
+session every labelled container and image is removed from every engine; if
+anything labelled is left, the session errors.
+
+Loading: installed, the entry point registers this module as ``enginekit``;
+``-p enginekit.testing`` and ``-p enginekit.testing.plugin`` work too, and
+never register it twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .fixtures import (
+    base_image,
+    base_images,
+    build_context,
+    busybox_path,
+    engine,
+    enginekit_run,
+    engines,
+    labels,
+    make_name,
+    run_id,
+)
+from .session import RUN_LABEL, EngineNotReachable, SuiteRun, parse_engine_choice
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+__all__ = [
+    "ENTRY_POINT_NAME",
+    "RUN_KEY",
+    "base_image",
+    "base_images",
+    "build_context",
+    "busybox_path",
+    "engine",
+    "enginekit_run",
+    "engines",
+    "labels",
+    "make_name",
+    "run_id",
+]
+
+#: The name the ``pytest11`` entry point registers this plugin under.
+ENTRY_POINT_NAME = "enginekit"
+RUN_KEY = pytest.StashKey[SuiteRun]()
+_DESELECTED_KEY = pytest.StashKey[int]()
+_ENGINE_FIXTURES = ("engine", "engines")
+
+pytest.register_assert_rewrite("enginekit.testing.suite")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    # Registered under another name (``-p enginekit.testing.plugin``): keep the
+    # installed entry point from registering this same module a second time.
+    if pluginmanager.get_plugin(ENTRY_POINT_NAME) is None:
+        pluginmanager.set_blocked(ENTRY_POINT_NAME)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("enginekit", "enginekit contract suite")
+    group.addoption(
+        "--engine",
+        action="append",
+        dest="enginekit_engines",
+        default=[],
+        metavar="NAME",
+        help=(
+            "run the enginekit contract suite on this engine (adapter name or URL); "
+            "repeatable; default: $ENGINEKIT_TEST_ENGINES (comma-separated)"
+        ),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "requires(*capabilities): enginekit Capability members the test needs; the test "
+        "is skipped on an engine that declares it lacks one of them",
+    )
+    names = parse_engine_choice(config.getoption("enginekit_engines", default=[]))
+    config.stash[RUN_KEY] = SuiteRun(names)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return None
+    chosen = ", ".join(run.engine_names) or "none (use --engine NAME)"
+    return f"enginekit: engines: {chosen}; run label {RUN_LABEL}={run.run_id}"
+
+
+def _uses_engine(names: Any) -> bool:
+    return any(f in names for f in _ENGINE_FIXTURES)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" not in metafunc.fixturenames:
+        return
+    run = metafunc.config.stash[RUN_KEY]
+    if run.engine_names:
+        metafunc.parametrize(
+            "engine", run.engine_names, indirect=True, ids=run.engine_names, scope="session"
+        )
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    from enginekit.capabilities import Capability
+
+    for item in items:
+        for mark in item.iter_markers("requires"):
+            bad = [a for a in mark.args if not isinstance(a, Capability)]
+            if bad or mark.kwargs:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.requires takes Capability members only, "
+                    f"got {bad or mark.kwargs!r}"
+                )
+    run = config.stash[RUN_KEY]
+    if run.engine_names:
+        return
+    needing = [i for i in items if _uses_engine(getattr(i, "fixturenames", ()))]
+    if not needing:
+        return
+    if len(needing) == len(items):
+        raise pytest.UsageError(
+            "the enginekit contract suite needs an engine: pass --engine NAME (repeatable) "
+            "or set ENGINEKIT_TEST_ENGINES=name[,name...]"
+        )
+    keep = [i for i in items if not _uses_engine(getattr(i, "fixturenames", ()))]
+    config.hook.pytest_deselected(items=needing)
+    items[:] = keep
+    config.stash[_DESELECTED_KEY] = len(needing)
+
+
+def _engines_of(item: pytest.Item, run: SuiteRun) -> list[str]:
+    names = getattr(item, "fixturenames", ())
+    callspec = getattr(item, "callspec", None)
+    if "engine" in names and callspec is not None and "engine" in callspec.params:
+        return [str(callspec.params["engine"])]
+    if "engines" in names:
+        return list(run.engine_names)
+    return []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    wanted = [cap for mark in item.iter_markers("requires") for cap in mark.args]
+    if not wanted:
+        return
+    run = item.config.stash[RUN_KEY]
+    for name in _engines_of(item, run):
+        try:
+            declared = run.engine(name).capabilities
+        except EngineNotReachable as exc:
+            message = str(exc)
+        else:
+            missing = sorted({c.value for c in wanted if c not in declared})
+            if missing:
+                pytest.skip(f"engine {name} declares no {', '.join(missing)}")
+            continue
+        pytest.fail(message, pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _enginekit_remove_test_containers(request: pytest.FixtureRequest) -> Generator[None]:
+    """Remove the labelled containers a test made and left (those made by
+    fixtures of a wider scope, existing before the test, stay)."""
+    if not _uses_engine(request.fixturenames):
+        yield
+        return
+    run = request.config.stash[RUN_KEY]
+    before: dict[str, set[str]] = {}
+    for name, eng in run.connected.items():
+        try:
+            before[name] = {c.id for c in eng.containers.list(all=True, labels=run.labels)}
+        except Exception:
+            before[name] = set()
+    yield
+    for name, eng in run.connected.items():
+        run.purge_containers(eng, keep=before.get(name, ()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _enginekit_session_cleanup(request: pytest.FixtureRequest) -> Generator[None]:
+    """At the end of the session remove everything labelled with the run id;
+    anything left makes the session error."""
+    yield
+    report = request.config.stash[RUN_KEY].purge()
+    if report:
+        raise AssertionError(_format_report(report))
+
+
+def _format_report(report: dict[str, list[str]]) -> str:
+    lines = ["enginekit: cleanup of the run's containers and images failed:"]
+    for name, problems in report.items():
+        lines += [f"  {name}: {p}" for p in problems]
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A backstop for runs interrupted before the session fixture's teardown.
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None:
+        return
+    report = run.purge()
+    if report:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(_format_report(report), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    n = config.stash.get(_DESELECTED_KEY, 0)
+    if n:
+        terminalreporter.write_line(
+            f"enginekit: {n} contract-suite tests deselected: no engine chosen "
+            "(pass --engine NAME or set ENGINEKIT_TEST_ENGINES)",
+            yellow=True,
+        )
