@@ -1,0 +1,373 @@
+"""Docker Engine API JSON -> enginekit models (and ContainerSpec -> create body).
+
+No Docker spelling leaves this module: the driver hands raw JSON in and gets
+core models back.
+
+Docker's container states map onto :class:`~enginekit.models.ContainerState`:
+
+============== ===========================================================
+Docker          enginekit
+============== ===========================================================
+``created``     ``CREATED`` (``exit_code`` None, even after a failed start)
+``running``     ``RUNNING``
+``restarting``  ``RUNNING``
+``paused``      ``PAUSED``
+``exited``      ``EXITED`` (``exit_code`` = ``State.ExitCode``)
+``dead``        ``EXITED``
+``removing``    ``EXITED``
+============== ===========================================================
+
+``exit_code`` and ``finished_at`` are set only for ``EXITED``; ``pid`` only
+for ``RUNNING``/``PAUSED``. Docker's zero time ``0001-01-01T00:00:00Z`` is
+None. Docker merges the image's ``Env`` and ``Labels`` into the container's:
+``Container.env``/``labels`` report that merged view, as the process sees it.
+
+A container built from the list endpoint (:func:`container_from_list`)
+carries fewer fields than one built from inspect; see that method.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from enginekit.models import (
+    Container,
+    ContainerSpec,
+    ContainerState,
+    EngineInfo,
+    Image,
+    ImageConfig,
+    Mount,
+    PathStat,
+    PortBinding,
+    Resources,
+    Stats,
+)
+
+__all__ = [
+    "ENGINE",
+    "container_from_inspect",
+    "container_from_list",
+    "container_state",
+    "create_body",
+    "engine_info",
+    "image_from_inspect",
+    "parse_time",
+    "path_stat",
+    "stats",
+]
+
+ENGINE = "docker"
+
+_STATES: dict[str, ContainerState] = {
+    "created": ContainerState.CREATED,
+    "running": ContainerState.RUNNING,
+    "restarting": ContainerState.RUNNING,
+    "paused": ContainerState.PAUSED,
+    "exited": ContainerState.EXITED,
+    "dead": ContainerState.EXITED,
+    "removing": ContainerState.EXITED,
+}
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+_FRACTION = re.compile(r"\.(\d+)")
+# The list endpoint's ``Status`` carries the exit code: "Exited (137) 2 seconds ago".
+_STATUS_EXIT = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
+_DIR_BIT = 1 << 31
+_SYMLINK_BIT = 1 << 27
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """RFC 3339 (nanoseconds allowed) -> aware UTC datetime; Docker's zero time -> None."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    # Python keeps microseconds: cut the fraction to 6 digits before parsing.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value, count=1)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def container_state(status: str | None) -> ContainerState:
+    """Docker's ``State.Status`` -> ContainerState (see the table above)."""
+    return _STATES.get(status or "", ContainerState.EXITED)
+
+
+def _env(items: Iterable[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items or ():
+        key, _, value = item.partition("=")
+        env[key] = value
+    return env
+
+
+def _none_if_empty(value: str | None) -> str | None:
+    return value or None
+
+
+def _network(mode: str | None) -> str:
+    return "bridge" if mode in (None, "", "default") else str(mode)
+
+
+def _resources(host: Mapping[str, Any]) -> Resources:
+    nano = host.get("NanoCpus") or 0
+    pids = host.get("PidsLimit") or 0
+    return Resources(
+        memory=host.get("Memory") or None,
+        cpus=nano / 1e9 if nano > 0 else None,
+        pids_limit=pids if pids > 0 else None,
+    )
+
+
+def _ports_from_map(ports: Mapping[str, Any] | None) -> list[PortBinding]:
+    """``{"80/tcp": [{"HostIp": .., "HostPort": ..}]}`` (runtime or configured)."""
+    out: list[PortBinding] = []
+    for key, bindings in (ports or {}).items():
+        port, _, proto = key.partition("/")
+        for b in bindings or ():
+            host_port = b.get("HostPort") or ""
+            out.append(
+                PortBinding(
+                    container_port=int(port),
+                    protocol=proto or "tcp",
+                    host_ip=b.get("HostIp") or "0.0.0.0",  # Docker's meaning of ""
+                    host_port=int(host_port) if host_port not in ("", "0") else None,
+                )
+            )
+    return sorted(out, key=_port_key)
+
+
+def _port_key(p: PortBinding) -> tuple[int, str, str, int]:
+    return (p.container_port, p.protocol, p.host_ip, p.host_port or 0)
+
+
+def _bind_mounts(mounts: Iterable[Mapping[str, Any]] | None) -> list[Mount]:
+    """Runtime ``Mounts`` entries (inspect and list both carry them), binds only."""
+    return sorted(
+        (
+            Mount(source=m["Source"], target=m["Destination"], read_only=not m.get("RW", True))
+            for m in mounts or ()
+            if m.get("Type") == "bind"
+        ),
+        key=lambda m: m.target,
+    )
+
+
+def container_from_inspect(data: Mapping[str, Any]) -> Container:
+    """``GET /containers/{id}/json`` -> Container (every field)."""
+    state_data = data.get("State") or {}
+    config = data.get("Config") or {}
+    host = data.get("HostConfig") or {}
+    state = container_state(state_data.get("Status", ""))
+    live = state in (ContainerState.RUNNING, ContainerState.PAUSED)
+    exited = state is ContainerState.EXITED
+    if live:
+        ports = _ports_from_map((data.get("NetworkSettings") or {}).get("Ports"))
+    else:
+        ports = _ports_from_map(host.get("PortBindings"))
+    return Container(
+        id=data["Id"],
+        name=data.get("Name", "").lstrip("/"),
+        image=config.get("Image", ""),
+        image_id=data.get("Image", ""),
+        state=state,
+        exit_code=state_data.get("ExitCode") if exited else None,
+        oom_killed=bool(state_data.get("OOMKilled")),
+        created_at=parse_time(data.get("Created")),
+        started_at=parse_time(state_data.get("StartedAt")),
+        finished_at=parse_time(state_data.get("FinishedAt")) if exited else None,
+        pid=(state_data.get("Pid") or None) if live else None,
+        labels=config.get("Labels") or {},
+        command=config.get("Cmd") or (),
+        entrypoint=config.get("Entrypoint") or (),
+        env=_env(config.get("Env")),
+        workdir=_none_if_empty(config.get("WorkingDir")),
+        user=_none_if_empty(config.get("User")),
+        hostname=_none_if_empty(config.get("Hostname")),
+        ports=ports,
+        mounts=_bind_mounts(data.get("Mounts")),
+        resources=_resources(host),
+        network=_network(host.get("NetworkMode")),
+        stop_signal=_none_if_empty(config.get("StopSignal")),
+        engine=ENGINE,
+        raw=data,
+    )
+
+
+def container_from_list(data: Mapping[str, Any]) -> Container:
+    """One entry of ``GET /containers/json`` -> Container, without an inspect.
+
+    Carried (equal to what inspect gives): ``id``, ``name``, ``image``,
+    ``image_id``, ``state``, ``exit_code`` (from the status text), ``labels``,
+    ``ports``, ``mounts``, ``network``. ``created_at`` is whole seconds.
+    Not in Docker's list JSON, left at their defaults (None or empty):
+    ``started_at``, ``finished_at``, ``pid``, ``oom_killed``, ``command``,
+    ``entrypoint``, ``env``, ``workdir``, ``user``, ``hostname``,
+    ``resources``, ``stop_signal``. ``get()`` gives the full snapshot.
+    """
+    state = container_state(data.get("State", ""))
+    exit_code: int | None = None
+    if state is ContainerState.EXITED:
+        match = _STATUS_EXIT.match(data.get("Status", ""))
+        exit_code = int(match.group(1)) if match else None
+    names = data.get("Names") or [""]
+    created = data.get("Created")
+    ports = [
+        PortBinding(
+            container_port=int(p["PrivatePort"]),
+            protocol=p.get("Type", "tcp"),
+            host_ip=p.get("IP") or "0.0.0.0",
+            host_port=p.get("PublicPort") or None,
+        )
+        for p in data.get("Ports") or ()
+        if p.get("PublicPort") or p.get("IP")
+    ]
+    return Container(
+        id=data["Id"],
+        name=names[0].lstrip("/"),
+        image=data.get("Image", ""),
+        image_id=data.get("ImageID", ""),
+        state=state,
+        exit_code=exit_code,
+        created_at=dt.datetime.fromtimestamp(created, dt.UTC) if created else None,
+        labels=data.get("Labels") or {},
+        ports=sorted(ports, key=_port_key),
+        mounts=_bind_mounts(data.get("Mounts")),
+        network=_network((data.get("HostConfig") or {}).get("NetworkMode")),
+        engine=ENGINE,
+        raw=data,
+    )
+
+
+def image_from_inspect(data: Mapping[str, Any]) -> Image:
+    """``GET /images/{ref}/json`` -> Image."""
+    config = data.get("Config") or {}
+    labels = config.get("Labels") or {}
+    return Image(
+        id=data["Id"],
+        tags=[t for t in data.get("RepoTags") or () if t != "<none>:<none>"],
+        created=parse_time(data.get("Created")),
+        size=int(data.get("Size") or 0),
+        labels=labels,
+        architecture=data.get("Architecture", ""),
+        os=data.get("Os", ""),
+        config=ImageConfig(
+            entrypoint=config.get("Entrypoint"),
+            cmd=config.get("Cmd"),
+            env=_env(config.get("Env")),
+            workdir=_none_if_empty(config.get("WorkingDir")),
+            user=_none_if_empty(config.get("User")),
+            exposed_ports=sorted(config.get("ExposedPorts") or {}),
+            labels=labels,
+            stop_signal=_none_if_empty(config.get("StopSignal")),
+        ),
+        engine=ENGINE,
+        raw=data,
+    )
+
+
+def create_body(spec: ContainerSpec) -> dict[str, Any]:
+    """ContainerSpec -> the JSON body of ``POST /containers/create``.
+
+    Every container gets ``Init`` (docker-init as PID 1). ``MemorySwap`` equals
+    ``Memory`` so that going over the limit is an OOM kill, not swapping.
+    """
+    host: dict[str, Any] = {"Init": True, "NetworkMode": spec.network}
+    body: dict[str, Any] = {
+        "Image": spec.image,
+        "Labels": dict(spec.labels),
+        "Env": [f"{k}={v}" for k, v in spec.env.items()],
+        "Tty": False,
+        "OpenStdin": False,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "HostConfig": host,
+    }
+    if spec.command is not None:
+        body["Cmd"] = list(spec.command)
+    if spec.entrypoint is not None:
+        body["Entrypoint"] = list(spec.entrypoint)
+    if spec.workdir is not None:
+        body["WorkingDir"] = spec.workdir
+    if spec.user is not None:
+        body["User"] = spec.user
+    if spec.hostname is not None:
+        body["Hostname"] = spec.hostname
+    if spec.stop_signal is not None:
+        body["StopSignal"] = spec.stop_signal
+    if spec.ports:
+        exposed: dict[str, dict[str, Any]] = {}
+        bindings: dict[str, list[dict[str, str]]] = {}
+        for p in spec.ports:
+            key = f"{p.container_port}/{p.protocol}"
+            exposed[key] = {}
+            bindings.setdefault(key, []).append(
+                {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""}
+            )
+        body["ExposedPorts"] = exposed
+        host["PortBindings"] = bindings
+    if spec.mounts:
+        host["Mounts"] = [
+            {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            for m in spec.mounts
+        ]
+    if spec.memory is not None:
+        host["Memory"] = spec.memory
+        host["MemorySwap"] = spec.memory
+    if spec.cpus is not None:
+        host["NanoCpus"] = round(spec.cpus * 1e9)
+    if spec.pids_limit is not None:
+        host["PidsLimit"] = spec.pids_limit
+    return body
+
+
+def path_stat(header: str) -> PathStat:
+    """The base64 JSON of ``X-Docker-Container-Path-Stat`` -> PathStat."""
+    data = json.loads(base64.b64decode(header))
+    mode = int(data.get("mode") or 0)
+    return PathStat(
+        name=data.get("name", ""),
+        size=int(data.get("size") or 0),
+        is_dir=bool(mode & _DIR_BIT),
+        is_symlink=bool(mode & _SYMLINK_BIT),
+        link_target=data.get("linkTarget") or "",
+    )
+
+
+def stats(data: Mapping[str, Any], *, limited: bool) -> Stats:
+    """``GET /containers/{id}/stats?stream=false`` -> Stats.
+
+    ``memory_limit`` is the cgroup's limit when the container has one
+    (``limited``), else None: Docker then reports the host's memory, which is
+    no limit of the container's.
+    """
+    cpu = (data.get("cpu_stats") or {}).get("cpu_usage") or {}
+    memory = data.get("memory_stats") or {}
+    pids = (data.get("pids_stats") or {}).get("current")
+    return Stats(
+        cpu_seconds=int(cpu.get("total_usage") or 0) / 1e9,
+        memory_bytes=int(memory.get("usage") or 0),
+        memory_limit=int(memory["limit"]) if limited and memory.get("limit") else None,
+        pids=int(pids) if pids is not None else None,
+    )
+
+
+def engine_info(version: Mapping[str, Any], info: Mapping[str, Any]) -> EngineInfo:
+    """``GET /version`` and ``GET /info`` -> EngineInfo."""
+    return EngineInfo(
+        name=ENGINE,
+        version=version.get("Version", ""),
+        api_version=version.get("ApiVersion", ""),
+        os=version.get("Os", "") or info.get("OSType", ""),
+        arch=version.get("Arch", "") or info.get("Architecture", ""),
+        storage_root=info.get("DockerRootDir", ""),
+    )

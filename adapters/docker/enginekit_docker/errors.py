@@ -1,0 +1,113 @@
+"""Docker's HTTP answers -> ``enginekit.errors``. The only place that reads engine messages.
+
+The status code decides first (404 missing, 409 conflict, 400 bad input);
+Docker answers some state conflicts with 500, recognised by their text here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from enginekit.errors import (
+    BuildFailed,
+    Conflict,
+    ContainerNotFound,
+    EngineError,
+    ImageNotFound,
+    InvalidSpec,
+    NotFound,
+)
+from enginekit.transport import Response
+
+__all__ = ["build_error", "check", "error_for", "map_errors", "message_of"]
+
+# Docker texts that name the missing thing better than the endpoint does.
+_MISSING: tuple[tuple[str, type[NotFound]], ...] = (
+    ("no such image", ImageNotFound),
+    ("no such container", ContainerNotFound),
+    ("could not find the file", NotFound),
+)
+# State conflicts Docker answers with a 5xx.
+_CONFLICT_TEXTS = (
+    "is not running",
+    "is not paused",
+    "is already paused",
+    "is paused",
+    "is restarting",
+    "port is already allocated",
+    "address already in use",
+    "already in use",
+    "removal of container",
+    "is already in progress",
+)
+_INVALID_TEXTS = ("not a directory", "invalid mount config", "invalid reference format")
+
+
+def message_of(resp: Response) -> str:
+    """The ``message`` of an error answer (its body read and the response closed)."""
+    body = resp.read()
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()
+    message = data.get("message") if isinstance(data, dict) else None
+    if isinstance(message, str):
+        return message
+    return body.decode("utf-8", "replace").strip()
+
+
+def error_for(
+    status: int, message: str, *, operation: str, missing: type[NotFound] = ContainerNotFound
+) -> EngineError:
+    """The enginekit error for an HTTP ``status`` and Docker ``message``.
+
+    ``missing`` is what a 404 means for this call (the container, the image,
+    or a path) unless Docker's message names something else.
+    """
+    text = message.lower()
+    detail = f"docker {operation}: {message}" if message else f"docker {operation}: HTTP {status}"
+    if status == 404:
+        for needle, cls in _MISSING:
+            if needle in text:
+                return cls(detail)
+        return missing(detail)
+    if status == 409 or any(needle in text for needle in _CONFLICT_TEXTS):
+        return Conflict(detail)
+    if status == 400 or any(needle in text for needle in _INVALID_TEXTS):
+        return InvalidSpec(detail)
+    return EngineError(detail)
+
+
+def check(
+    resp: Response, *, operation: str, missing: type[NotFound] = ContainerNotFound
+) -> Response:
+    """Return ``resp`` if it is a success (2xx); else read it and raise its error."""
+    if resp.ok:
+        return resp
+    raise error_for(resp.status, message_of(resp), operation=operation, missing=missing)
+
+
+def build_error(status: int, message: str) -> BuildFailed:
+    """A build the daemon refused before running a step (bad Dockerfile, target...)."""
+    return BuildFailed(f"docker build: {message}" if message else f"docker build: HTTP {status}")
+
+
+@contextmanager
+def map_errors(operation: str) -> Iterator[None]:
+    """Let enginekit errors through; turn anything else an answer caused into EngineError.
+
+    The transport already raises ``EngineUnavailable``/``EngineTimeout`` for
+    socket failures; what remains is an answer we could not read (bad JSON,
+    a missing field) or a local file operation that failed.
+    """
+    try:
+        yield
+    except EngineError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise EngineError(f"docker {operation}: unexpected answer ({type(exc).__name__})") from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise EngineError(f"docker {operation}: {reason}") from exc
