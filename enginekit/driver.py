@@ -185,18 +185,22 @@ class Driver(Protocol):
         ``Conflict`` if the container is not running (paused included)."""
 
     def container_pause(self, id: str) -> None:
-        """Freeze. ``Conflict`` if not running. (The core handles idempotence.)"""
+        """Freeze. ``Conflict`` if not running (paused, created, exited)."""
 
     def container_unpause(self, id: str) -> None:
-        """Thaw a paused container."""
+        """Thaw a paused container. ``Conflict`` if it is not paused (the core
+        turns that into a no-op for a running container)."""
 
     def container_stop(self, id: str, *, timeout: float) -> None:
         """Send the stop signal, then SIGKILL after ``timeout`` seconds; return
-        once the container has exited, however long the engine call takes."""
+        once the container has exited, however long the engine call takes.
+        A container that is not running (created, exited) is left as it is:
+        return without error."""
 
     def container_kill(self, id: str, *, signal: str) -> None:
-        """Send ``signal`` (e.g. ``"SIGKILL"``) to the container's main process.
-        The core waits for the exit where the signal is fatal."""
+        """Send ``signal`` (e.g. ``"SIGKILL"``) to the container's main process
+        (through its init). ``Conflict`` if not running (the core turns that
+        into a no-op for an exited container; after SIGKILL it waits for the exit)."""
 
     def container_restart(self, id: str, *, timeout: float) -> None:
         """Stop (as ``container_stop``) then start again."""
