@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command: set-up (engines, .venv), lint and type checks, then the core
+# tests and the contract suite on the engines in ENGINEKIT_TEST_ENGINES
+# (default: every engine whose adapter is part of CI, see below).
+# Extra arguments go to pytest.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+bash scripts/bootstrap.sh
+VPY="$ROOT/.venv/bin/python"
+export ENGINEKIT_TEST_ENGINES=${ENGINEKIT_TEST_ENGINES:-docker}
+echo "[test] ruff" >&2
+"$VPY" -m ruff check enginekit adapters tests
+echo "[test] mypy" >&2
+"$VPY" -m mypy --strict enginekit $(for a in adapters/*/; do [ -d "$a" ] && ls -d "$a"enginekit_* ; done)
+echo "[test] pytest on engines: $ENGINEKIT_TEST_ENGINES" >&2
+exec "$VPY" -m pytest -q tests $(for a in adapters/*/tests; do [ -d "$a" ] && echo "$a"; done) "$@"
