@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 PACKAGES=(docker.io podman uidmap catatonit lxc lxc-dev skopeo umoci jq
-          busybox-static docker-registry iptables iproute2)
+          busybox-static docker-registry iptables iproute2 curl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,89 @@
+"""Engine choice: argument, environment, config files, first reachable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from enginekit import InvalidSpec
+from enginekit.config import choose, parse_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("docker", ("docker", None)),
+        ("docker+unix:///var/run/docker.sock", ("docker", "unix:///var/run/docker.sock")),
+        ("podman+unix:///run/podman/podman.sock", ("podman", "unix:///run/podman/podman.sock")),
+        ("lxc:///var/lib/lxc", ("lxc", "/var/lib/lxc")),
+        ("docker+tcp://127.0.0.1:2375", ("docker", "tcp://127.0.0.1:2375")),
+        ("docker+ssh://user@host", ("docker", "ssh://user@host")),
+    ],
+)
+def test_parse_url(url: str, expected: tuple[str, str | None]) -> None:
+    assert parse_url(url) == expected
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.delenv("ENGINEKIT_ENGINE", raising=False)
+    monkeypatch.delenv("ENGINEKIT_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_argument_wins(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINEKIT_ENGINE", "podman")
+    assert choose("lxc").name == "lxc"
+
+
+def test_environment(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENGINEKIT_ENGINE", "podman")
+    monkeypatch.setenv("ENGINEKIT_URL", "podman+unix:///tmp/p.sock")
+    c = choose()
+    assert (c.name, c.address, c.source) == ("podman", "unix:///tmp/p.sock", "environment")
+    monkeypatch.delenv("ENGINEKIT_ENGINE")
+    assert choose().name == "podman"
+
+
+def test_enginekit_toml_nearest(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (clean_env / "enginekit.toml").write_text('engine = "lxc"\n[options]\nstorage_root = "/x"\n')
+    sub = clean_env / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    c = choose()
+    assert (c.name, c.options) == ("lxc", {"storage_root": "/x"})
+    (sub / "pyproject.toml").write_text('[tool.enginekit]\nurl = "docker+tcp://127.0.0.1:2375"\n')
+    c = choose()
+    assert (c.name, c.address) == ("docker", "tcp://127.0.0.1:2375")
+
+
+def test_pyproject_without_table_is_skipped(clean_env: Path) -> None:
+    (clean_env / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert choose().name is None
+
+
+def test_bad_config(clean_env: Path) -> None:
+    (clean_env / "enginekit.toml").write_text("engine = 3\n")
+    with pytest.raises(InvalidSpec):
+        choose()
+    (clean_env / "enginekit.toml").write_text("engine = \n")
+    with pytest.raises(InvalidSpec):
+        choose()
+
+
+def test_unknown_adapter() -> None:
+    import enginekit
+
+    with pytest.raises(enginekit.EngineError, match="no enginekit adapter named"):
+        enginekit.connect("nosuchengine")
+
+
+def test_import_is_cheap() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, enginekit; print(sorted(m for m in sys.modules if m.startswith(('attr', 'enginekit.'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
