@@ -84,6 +84,9 @@ def test_import_is_cheap() -> None:
     import subprocess
     import sys
 
-    code = "import sys, enginekit; print(sorted(m for m in sys.modules if m.startswith(('attr', 'enginekit.'))))"
+    code = (
+        "import sys, enginekit; "
+        "print(sorted(m for m in sys.modules if m.startswith(('attr', 'enginekit.'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
