@@ -7,6 +7,10 @@
 - ``base_image``: the ref of a busybox image built on ``engine`` for this run
   (``/bin/sh`` and every busybox applet; users root, ``app`` (1000) and
   ``nobody`` (65534)); ``base_images`` the same for every chosen engine.
+- ``engine_name``: the name ``engine`` was chosen with (``--engine`` value).
+- ``create_container(command=None, **spec)`` / ``run_container(...)``: create
+  (or run) a container of ``base_image`` on ``engine`` with a unique name and
+  the run's labels (merged with ``spec["labels"]``); ``image=`` picks another image.
 - ``build_context(dockerfile=None, files=None, busybox=True)``: writes a build
   context into a fresh temporary directory and returns its path.
 """
@@ -17,14 +21,14 @@ import os
 import pathlib
 import shutil
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from .session import EngineNotReachable, SuiteRun
 
 if TYPE_CHECKING:
-    from enginekit import Engine
+    from enginekit import Container, Engine
 
 __all__ = [
     "BASE_DOCKERFILE",
@@ -32,15 +36,19 @@ __all__ = [
     "ETC_GROUP",
     "ETC_PASSWD",
     "BuildContextFactory",
+    "ContainerFactory",
     "base_image",
     "base_images",
     "build_context",
     "busybox_path",
+    "create_container",
     "engine",
+    "engine_name",
     "enginekit_run",
     "engines",
     "labels",
     "make_name",
+    "run_container",
     "run_id",
     "write_base_context",
 ]
@@ -233,3 +241,49 @@ def base_images(
         name: _build_base(enginekit_run, name, eng, tmp_path_factory, busybox_path)
         for name, eng in engines.items()
     }
+
+
+@pytest.fixture(scope="session")
+def engine_name(engine: Engine, enginekit_run: SuiteRun) -> str:
+    """The name (or URL) ``engine`` was chosen with; ``enginekit.connect(engine_name)``
+    gives another Engine on the same engine."""
+    return _name_of(enginekit_run, engine)
+
+
+class ContainerFactory(Protocol):
+    def __call__(self, command: list[str] | None = None, **spec: Any) -> Container: ...
+
+
+def _spec(
+    spec: dict[str, Any], labels: dict[str, str], make_name: Callable[..., str]
+) -> dict[str, Any]:
+    spec["labels"] = {**labels, **(spec.get("labels") or {})}
+    spec.setdefault("name", make_name())
+    return spec
+
+
+@pytest.fixture
+def create_container(
+    engine: Engine, base_image: str, labels: dict[str, str], make_name: Callable[..., str]
+) -> ContainerFactory:
+    """``create_container(command=None, **spec)``: ``engine.containers.create`` of
+    ``base_image`` (or ``image=``) with a unique name and the run's labels."""
+
+    def create(command: list[str] | None = None, **spec: Any) -> Container:
+        image = spec.pop("image", base_image)
+        return engine.containers.create(image, command, **_spec(spec, labels, make_name))
+
+    return create
+
+
+@pytest.fixture
+def run_container(
+    engine: Engine, base_image: str, labels: dict[str, str], make_name: Callable[..., str]
+) -> ContainerFactory:
+    """``run_container(command=None, **spec)``: as ``create_container``, then started."""
+
+    def run(command: list[str] | None = None, **spec: Any) -> Container:
+        image = spec.pop("image", base_image)
+        return engine.containers.run(image, command, **_spec(spec, labels, make_name))
+
+    return run

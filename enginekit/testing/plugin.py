@@ -34,11 +34,14 @@ from .fixtures import (
     base_images,
     build_context,
     busybox_path,
+    create_container,
     engine,
+    engine_name,
     enginekit_run,
     engines,
     labels,
     make_name,
+    run_container,
     run_id,
 )
 from .session import RUN_LABEL, EngineNotReachable, SuiteRun, parse_engine_choice
@@ -53,11 +56,14 @@ __all__ = [
     "base_images",
     "build_context",
     "busybox_path",
+    "create_container",
     "engine",
+    "engine_name",
     "enginekit_run",
     "engines",
     "labels",
     "make_name",
+    "run_container",
     "run_id",
 ]
 

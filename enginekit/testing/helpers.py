@@ -1,0 +1,144 @@
+"""Small tools for the contract suite's tests: polling with deadlines, a
+thread-bounded call (no plugin needed for timeouts), ports and one HTTP GET.
+
+Nothing here sleeps for a fixed time: everything polls until a deadline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from enginekit import Container, ContainerState, Engine
+
+__all__ = [
+    "RFC3339",
+    "assert_utc",
+    "call_within",
+    "free_port",
+    "http_get",
+    "parse_env",
+    "poll",
+    "wait_state",
+]
+
+T = TypeVar("T")
+
+#: An RFC 3339 timestamp as engines prefix log lines with (``timestamps=True``).
+RFC3339 = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d) ")
+
+
+def poll(
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """Call ``check`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"{message}: not met within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+
+
+def wait_state(
+    engine: Engine, ref: Container | str, state: ContainerState, *, timeout: float = 15.0
+) -> Container:
+    """Poll ``get(ref)`` until the container is in ``state``; return that snapshot."""
+    last: list[Container] = []
+
+    def check() -> Container | None:
+        c = engine.containers.get(ref)
+        last[:] = [c]
+        return c if c.state is state else None
+
+    try:
+        return poll(check, timeout=timeout, message=f"container to be {state.name}")
+    except pytest.fail.Exception:
+        pytest.fail(f"container never reached {state.name}; last seen: {last!r}")
+
+
+def call_within(seconds: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` in a daemon thread; fail the test if it has
+    not returned after ``seconds`` (a hang becomes a failure, not a stuck run).
+    Exceptions of ``fn`` are re-raised here."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(fn(*args, **kwargs))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name=f"call_within:{fn!r}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"{getattr(fn, '__qualname__', fn)!s} did not return within {seconds}s")
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str = "/", *, attempts: int = 30, interval: float = 0.1) -> bytes:
+    """One successful HTTP GET of ``path`` on ``127.0.0.1:port`` (only there).
+
+    Connection failures are retried (the server may still be starting) at most
+    ``attempts`` times, ``interval`` seconds apart. Returns the body of a 200.
+    """
+    last: Exception | None = None
+    for _ in range(attempts):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status == 200:
+                return body
+            last = RuntimeError(f"HTTP {resp.status}: {body[:200]!r}")
+        except (OSError, http.client.HTTPException) as exc:
+            last = exc
+        finally:
+            conn.close()
+        time.sleep(interval)
+    pytest.fail(f"GET http://127.0.0.1:{port}{path} failed {attempts} times; last: {last!r}")
+
+
+def parse_env(output: bytes) -> dict[str, str]:
+    """The variables printed by ``env`` (one ``NAME=value`` a line)."""
+    out: dict[str, str] = {}
+    for line in output.decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition("=")
+        if sep:
+            out[name] = value
+    return out
+
+
+def assert_utc(value: dt.datetime | None, what: str = "timestamp") -> dt.datetime:
+    """``value`` is an aware datetime in UTC; return it."""
+    assert isinstance(value, dt.datetime), f"{what} is {value!r}, not a datetime"
+    assert value.tzinfo is not None, f"{what} is naive: {value!r}"
+    assert value.utcoffset() == dt.timedelta(0), f"{what} is not UTC: {value!r}"
+    return value
