@@ -41,7 +41,11 @@ config or layer that does not add up.
 Names: a tag is given in Docker's familiar form (``busybox:1``,
 ``example.com/team/app:v2``; ``name`` alone means ``name:latest``); the
 qualified form (``docker.io/library/busybox:1``) goes in the
-``io.containerd.image.name`` annotation.
+``io.containerd.image.name`` annotation. Podman calls a local image
+``localhost/app:v1`` and loads ``app:v1`` as ``docker.io/app:v1``: its adapter
+saves with ``normalize(path, rename=strip_localhost)`` and loads a copy made
+with ``to_combined(src, tmp, rename=add_localhost)``, so that the names match
+what the contract shows on every engine.
 """
 
 from __future__ import annotations
@@ -73,11 +77,13 @@ __all__ = [
     "ANNOTATION_REF_NAME",
     "ArchiveImage",
     "ArchiveLayer",
+    "add_localhost",
     "extract_to_layout",
     "familiar_name",
     "normalize",
     "qualified_name",
     "read_index",
+    "strip_localhost",
     "to_combined",
     "write_from_layout",
 ]
@@ -153,6 +159,27 @@ def familiar_name(name: str) -> str:
     if domain == "docker.io":
         return f"{repo.removeprefix('library/')}:{tag}"
     return f"{domain}/{repo}:{tag}"
+
+
+def add_localhost(name: str) -> str:
+    """``app:v1`` -> ``localhost/app:v1``: a name without registry, as Podman names local images.
+
+    Use as ``rename=`` before ``podman load`` so that a loaded image gets the
+    name Podman gives images it built (and not ``docker.io/...``).
+    """
+    domain, repo, tag = _split_name(name)
+    first = name.partition("/")[0]
+    if domain == "docker.io" and first not in ("docker.io", "index.docker.io"):
+        return f"localhost/{repo.removeprefix('library/')}:{tag}"
+    return familiar_name(name)
+
+
+def strip_localhost(name: str) -> str:
+    """``localhost/app:v1`` -> ``app:v1``: Podman's local name as the contract shows it."""
+    domain, repo, tag = _split_name(name)
+    if domain == "localhost":
+        return f"{repo}:{tag}"
+    return familiar_name(name)
 
 
 def _tag_of(name: str) -> str:
