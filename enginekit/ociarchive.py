@@ -41,11 +41,18 @@ config or layer that does not add up.
 Names: a tag is given in Docker's familiar form (``busybox:1``,
 ``example.com/team/app:v2``; ``name`` alone means ``name:latest``); the
 qualified form (``docker.io/library/busybox:1``) goes in the
-``io.containerd.image.name`` annotation. Podman calls a local image
-``localhost/app:v1`` and loads ``app:v1`` as ``docker.io/app:v1``: its adapter
-saves with ``normalize(path, rename=strip_localhost)`` and loads a copy made
-with ``to_combined(src, tmp, rename=add_localhost)``, so that the names match
-what the contract shows on every engine.
+``io.containerd.image.name`` annotation. Podman 4.3 calls a local image
+``localhost/app:v1``, and loads a short name ``app:v1`` as
+``docker.io/library/app:v1`` from a one-image archive (it reads index.json)
+but as ``localhost/app:v1`` from a several-image one (it reads
+manifest.json). Its adapter therefore saves with
+``normalize(path, rename=strip_localhost)`` and loads a copy made with
+``to_combined(src, tmp, rename=add_localhost)``: every image then lands as
+``localhost/...``, which the contract shows without the prefix.
+
+Note for layouts: ``skopeo copy docker-daemon:REF oci:DIR:TAG`` rewrites the
+config (the image id changes); :func:`extract_to_layout` and skopeo copies
+from ``oci-archive:`` keep it.
 """
 
 from __future__ import annotations
