@@ -1,0 +1,191 @@
+"""Helpers shared by the image, build, copy, property and differential tests.
+
+- :func:`run_to_end`: run a command in a new container, wait, return exit code
+  and both streams apart; the container is removed whatever happens.
+- :func:`snapshot` / :func:`new_objects`: what a failed or refused operation
+  may have left behind, ignoring objects labelled by any test run.
+- :func:`table`: a readable side-by-side table of values per engine.
+- :func:`go_arch`: the host's architecture as OCI images name it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import platform
+import tarfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from enginekit import Engine
+
+__all__ = [
+    "RunResult",
+    "Snapshot",
+    "go_arch",
+    "new_objects",
+    "remove_image_quietly",
+    "run_to_end",
+    "snapshot",
+    "table",
+    "utc_now",
+    "write_tar",
+]
+
+WAIT_TIMEOUT = 120.0
+_TEST_LABEL_PREFIX = "enginekit.test"
+
+
+@attrs.frozen
+class RunResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+def run_to_end(
+    engine: Engine,
+    image: str,
+    command: Sequence[str] | None,
+    *,
+    labels: Mapping[str, str],
+    timeout: float = WAIT_TIMEOUT,
+    **spec: Any,
+) -> RunResult:
+    """Run ``command`` in a new labelled container, wait for it, return what it did."""
+    container = engine.containers.run(
+        image, None if command is None else list(command), labels=dict(labels), **spec
+    )
+    try:
+        code = engine.containers.wait(container, timeout=timeout)
+        out = engine.containers.logs(container, stdout=True, stderr=False)
+        err = engine.containers.logs(container, stdout=False, stderr=True)
+        return RunResult(exit_code=code, stdout=out, stderr=err)
+    finally:
+        engine.containers.remove(container, force=True)
+
+
+@attrs.frozen
+class Snapshot:
+    containers: frozenset[str]
+    images: frozenset[str]
+
+
+def _unlabelled(objs: Iterable[Any]) -> frozenset[str]:
+    # Objects labelled by any test run (ours or another's) are not what a
+    # failed build or a refused spec leaves behind: those carry no label.
+    return frozenset(
+        o.id for o in objs if not any(k.startswith(_TEST_LABEL_PREFIX) for k in o.labels)
+    )
+
+
+def snapshot(engine: Engine) -> Snapshot:
+    """Every container (all states) and every listed image without a test label."""
+    return Snapshot(
+        containers=_unlabelled(engine.containers.list(all=True)),
+        images=_unlabelled(engine.images.list()),
+    )
+
+
+def new_objects(engine: Engine, before: Snapshot) -> dict[str, list[str]]:
+    """What exists now and did not in ``before`` (empty lists when nothing)."""
+    after = snapshot(engine)
+    return {
+        "containers": sorted(after.containers - before.containers),
+        "images": sorted(after.images - before.images),
+    }
+
+
+def remove_image_quietly(engine: Engine, ref: str) -> None:
+    """Force-remove an image a test made; one already gone is fine."""
+    from enginekit.errors import NotFound
+
+    with contextlib.suppress(NotFound):
+        engine.images.remove(ref, force=True)
+
+
+def utc_now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+_GO_ARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "armv7l": "arm",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+    "riscv64": "riscv64",
+    "i686": "386",
+}
+
+
+def go_arch() -> str:
+    machine = platform.machine()
+    return _GO_ARCH.get(machine, machine)
+
+
+def write_tar(path: Path, files: Mapping[str, bytes]) -> Path:
+    """Write an uncompressed tar holding ``files`` (relative names -> bytes)."""
+    import io
+
+    with tarfile.open(path, "w") as tar:
+        dirs: set[str] = set()
+        for name, data in sorted(files.items()):
+            parts = name.split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    info = tarfile.TarInfo(d)
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def table(rows: Mapping[str, Mapping[str, Any]], *, title: str = "") -> str:
+    """A table with one column per engine and one row per field; differing rows marked ``!``.
+
+    ``rows`` maps engine name -> {field: value}.
+    """
+    engines = list(rows)
+    fields: list[str] = []
+    for values in rows.values():
+        for f in values:
+            if f not in fields:
+                fields.append(f)
+    missing = object()
+    cells = {e: {f: rows[e].get(f, missing) for f in fields} for e in engines}
+
+    def show(v: Any) -> str:
+        return "<absent>" if v is missing else repr(v)
+
+    width_f = max([len(f) for f in fields] + [5])
+    widths = {e: max([len(show(cells[e][f])) for f in fields] + [len(e)]) for e in engines}
+    lines = []
+    if title:
+        lines.append(title)
+    header = "  " + "field".ljust(width_f) + " | " + " | ".join(e.ljust(widths[e]) for e in engines)
+    lines.append(header)
+    lines.append("-" * len(header))
+    for f in fields:
+        vals = [cells[e][f] for e in engines]
+        differs = any(v != vals[0] for v in vals[1:])
+        mark = "! " if differs else "  "
+        lines.append(
+            mark
+            + f.ljust(width_f)
+            + " | "
+            + " | ".join(show(cells[e][f]).ljust(widths[e]) for e in engines)
+        )
+    return "\n".join(lines)
