@@ -1,0 +1,428 @@
+"""Podman's JSON turned into enginekit models, and names between the two spellings.
+
+States (``State.Status`` of ``GET /libpod/containers/{id}/json``):
+
+==============  ===========  ==============================================
+libpod          enginekit    why
+==============  ===========  ==============================================
+``configured``  CREATED      exists in the database, never started
+``created``     CREATED      created (also after a start that failed)
+``initialized`` CREATED      the runtime has it, the process has not started
+``running``     RUNNING
+``stopping``    RUNNING      the process is still alive until the signal lands
+``paused``      PAUSED
+``stopped``     EXITED       the process has exited; cleanup still pending
+``exited``      EXITED       exited and cleaned up
+``removing``    EXITED       on its way out (Docker's ``removing`` too)
+``unknown``     EXITED       nothing runs that we know of
+==============  ===========  ==============================================
+
+``exit_code`` is reported only in EXITED, ``pid`` only in RUNNING/PAUSED.
+
+What Podman adds and the contract does not show (so that a container looks
+the same as on Docker):
+
+- ``localhost/`` on local image names (``localhost/app:1`` is ``app:1``) and
+  ``docker.io/library/`` (``busybox:1``, as Docker writes it);
+- the ``io.buildah.version`` label the builder puts on every image;
+- env keys the adapter records in the ``io.enginekit.hide-env`` annotation
+  (``HOSTNAME``, which Podman writes into the container's env where Docker
+  only sets it in the process);
+- a pids limit nobody asked for is created as unlimited (Docker's default)
+  and any limit <= 0 is reported as None;
+- the init (``/run/podman-init --``) in front of the command: ``entrypoint``
+  is what comes between it and ``Config.Cmd``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import posixpath
+import re
+import signal as _signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from enginekit import ociarchive
+from enginekit.errors import InvalidSpec
+from enginekit.models import (
+    Container,
+    ContainerState,
+    Image,
+    ImageConfig,
+    Mount,
+    PathStat,
+    PortBinding,
+    Resources,
+    Stats,
+)
+
+__all__ = [
+    "ANNOTATION_HIDE_ENV",
+    "ANNOTATION_IMAGE",
+    "ENGINE_LABELS",
+    "container_from_inspect",
+    "container_state",
+    "engine_image_ref",
+    "image_from_inspect",
+    "parse_time",
+    "path_stat",
+    "signal_name",
+    "signal_number",
+    "stats_from_libpod",
+    "user_image_name",
+]
+
+#: The image reference exactly as the caller gave it (``Container.image``).
+ANNOTATION_IMAGE = "io.enginekit.image"
+#: Env keys the adapter caused and the contract does not show (comma-separated).
+ANNOTATION_HIDE_ENV = "io.enginekit.hide-env"
+#: Labels the engine adds on its own to every image it builds.
+ENGINE_LABELS = frozenset({"io.buildah.version"})
+
+_STATES: Mapping[str, ContainerState] = {
+    "configured": ContainerState.CREATED,
+    "created": ContainerState.CREATED,
+    "initialized": ContainerState.CREATED,
+    "running": ContainerState.RUNNING,
+    "stopping": ContainerState.RUNNING,
+    "paused": ContainerState.PAUSED,
+    "stopped": ContainerState.EXITED,
+    "exited": ContainerState.EXITED,
+    "removing": ContainerState.EXITED,
+    "unknown": ContainerState.EXITED,
+}
+
+_HEX_RE = re.compile(r"[0-9a-f]{12,64}")
+_TIME_RE = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?"
+)
+_INIT_PATHS = ("/run/podman-init", "/dev/init")
+_SYMLINK_BIT = 1 << 27  # Go's fs.ModeSymlink
+_DIR_BIT = 1 << 31  # Go's fs.ModeDir
+
+
+# --------------------------------------------------------------------------- names
+
+
+def engine_image_ref(ref: str) -> str:
+    """The name Podman knows a local image by: ``app:1`` -> ``localhost/app:1``.
+
+    Ids and id prefixes, and names that already carry a registry, stay as they are.
+    """
+    if ref.startswith("sha256:") or _HEX_RE.fullmatch(ref):
+        return ref
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return ref
+    return "localhost/" + ref
+
+
+def user_image_name(name: str) -> str:
+    """The name as the contract shows it: ``localhost/app:1`` -> ``app:1``."""
+    try:
+        return ociarchive.strip_localhost(name)
+    except InvalidSpec:
+        return name.removeprefix("localhost/")
+
+
+def _tags(names: Sequence[str] | None) -> list[str]:
+    return sorted(
+        {user_image_name(n) for n in names or () if n and not n.startswith("<none>")}
+    )
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """An aware UTC datetime from libpod's RFC 3339 text (nanoseconds, any offset).
+
+    Go's zero time (year 1) and empty values are None.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value, dt.UTC) if value > 0 else None
+    if not isinstance(value, str) or not value:
+        return None
+    m = _TIME_RE.match(value)
+    if m is None:
+        return None
+    base, frac, zone = m.groups()
+    if base.startswith("0001-"):
+        return None
+    micro = (frac or "0")[:6].ljust(6, "0")
+    offset = "+00:00" if zone in (None, "Z") else zone
+    parsed = dt.datetime.fromisoformat(f"{base}.{micro}{offset}")
+    return parsed.astimezone(dt.UTC)
+
+
+def container_state(status: str) -> ContainerState:
+    """Map a libpod state name onto the four contract states (table above)."""
+    return _STATES.get(status.lower(), ContainerState.EXITED)
+
+
+def signal_number(name: str) -> int:
+    """``"SIGTERM"`` (or ``"TERM"``, ``"15"``) -> 15, as the spec generator wants it."""
+    text = name.strip().upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    m = re.fullmatch(r"SIGRTM(IN|AX)([+-]\d+)?", text)
+    if m:
+        base = int(_signal.SIGRTMIN if m.group(1) == "IN" else _signal.SIGRTMAX)
+        return base + int(m.group(2) or 0)
+    try:
+        return int(_signal.Signals[text])
+    except KeyError:
+        raise InvalidSpec(f"unknown signal {name!r}") from None
+
+
+def signal_name(value: Any) -> str | None:
+    """15 -> ``"SIGTERM"``; None for 0/absent."""
+    if isinstance(value, str):
+        if not value:
+            return None
+        if not value.isdigit():
+            return value if value.startswith("SIG") else "SIG" + value
+        value = int(value)
+    if not isinstance(value, int) or value <= 0:
+        return None
+    try:
+        return _signal.Signals(value).name
+    except ValueError:
+        rtmin, rtmax = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
+        if rtmin < value <= rtmax:
+            return f"SIGRTMIN+{value - rtmin}"
+        return str(value)
+
+
+def _env_map(items: Sequence[str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in items or ():
+        key, _, val = item.partition("=")
+        if key:
+            env[key] = val
+    return env
+
+
+def _labels(raw: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: v for k, v in (raw or {}).items() if k not in ENGINE_LABELS}
+
+
+def _opt_list(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return tuple(value.split()) if value else None
+    return tuple(str(v) for v in value)
+
+
+def _image_id(value: str) -> str:
+    return value if value.startswith("sha256:") else "sha256:" + value
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -> Image:
+    """An :class:`Image` from ``GET /libpod/images/{name}/json``."""
+    cfg: Mapping[str, Any] = data.get("Config") or {}
+    labels = _labels(cfg.get("Labels") or data.get("Labels"))
+    exposed = sorted((cfg.get("ExposedPorts") or {}).keys())
+    config = ImageConfig(
+        entrypoint=_opt_list(cfg.get("Entrypoint")),
+        cmd=_opt_list(cfg.get("Cmd")),
+        env=_env_map(cfg.get("Env")),
+        workdir=cfg.get("WorkingDir") or None,
+        user=cfg.get("User") or None,
+        exposed_ports=tuple(exposed),
+        labels=labels,
+        stop_signal=signal_name(cfg.get("StopSignal")),
+    )
+    return Image(
+        id=_image_id(str(data["Id"])),
+        tags=_tags(data.get("RepoTags")),
+        created=parse_time(data.get("Created")),
+        size=int(data.get("Size") or 0),
+        labels=labels,
+        architecture=str(data.get("Architecture") or ""),
+        os=str(data.get("Os") or ""),
+        config=config,
+        engine=engine,
+        raw=data,
+    )
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def _command_parts(data: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(entrypoint, command)`` as run, without the init in front."""
+    cfg: Mapping[str, Any] = data.get("Config") or {}
+    cmd = tuple(cfg.get("Cmd") or ())
+    path = str(data.get("Path") or "")
+    args = [str(a) for a in data.get("Args") or ()]
+    if path in _INIT_PATHS or posixpath.basename(path) in ("catatonit", "podman-init"):
+        argv = args[1:] if args[:1] == ["--"] else args
+    else:
+        argv = [path, *args] if path else args
+    if cmd and tuple(argv[len(argv) - len(cmd) :]) == cmd:
+        entry = tuple(argv[: len(argv) - len(cmd)])
+    elif cmd:
+        entry = _opt_list(cfg.get("Entrypoint")) or ()
+    else:
+        entry = tuple(argv)
+    return entry, cmd
+
+
+def _ports(data: Mapping[str, Any]) -> list[PortBinding]:
+    net: Mapping[str, Any] = data.get("NetworkSettings") or {}
+    host: Mapping[str, Any] = data.get("HostConfig") or {}
+    table = net.get("Ports") or host.get("PortBindings") or {}
+    out: list[PortBinding] = []
+    for key, bindings in table.items():
+        port, _, proto = str(key).partition("/")
+        for b in bindings or ():
+            hp = str(b.get("HostPort") or "")
+            out.append(
+                PortBinding(
+                    container_port=int(port),
+                    protocol=proto or "tcp",
+                    host_ip=str(b.get("HostIp") or "0.0.0.0"),  # noqa: S104 - what the engine reports
+                    host_port=int(hp) if hp.isdigit() and int(hp) > 0 else None,
+                )
+            )
+    return sorted(out, key=lambda p: (p.container_port, p.protocol, p.host_ip, p.host_port or 0))
+
+
+def _mounts(data: Mapping[str, Any]) -> list[Mount]:
+    out = [
+        Mount(
+            source=str(m.get("Source") or ""),
+            target=str(m.get("Destination") or ""),
+            read_only=not m.get("RW", True),
+        )
+        for m in data.get("Mounts") or ()
+        if m.get("Type") == "bind"
+    ]
+    return sorted(out, key=lambda m: m.target)
+
+
+def _resources(host: Mapping[str, Any]) -> Resources:
+    memory = int(host.get("Memory") or 0)
+    nano = int(host.get("NanoCpus") or 0)
+    quota = int(host.get("CpuQuota") or 0)
+    period = int(host.get("CpuPeriod") or 0)
+    cpus: float | None = None
+    if nano > 0:
+        cpus = nano / 1e9
+    elif quota > 0 and period > 0:
+        cpus = quota / period
+    pids = int(host.get("PidsLimit") or 0)
+    return Resources(
+        memory=memory if memory > 0 else None,
+        cpus=cpus,
+        pids_limit=pids if pids > 0 else None,
+    )
+
+
+def _network(host: Mapping[str, Any]) -> str:
+    mode = str(host.get("NetworkMode") or "bridge")
+    if mode in ("bridge", "none", "host"):
+        return mode
+    if mode.startswith("container:") or mode in ("private", "slirp4netns", "pasta"):
+        return mode
+    return "bridge"
+
+
+def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -> Container:
+    """A :class:`Container` from ``GET /libpod/containers/{id}/json``."""
+    state: Mapping[str, Any] = data.get("State") or {}
+    cfg: Mapping[str, Any] = data.get("Config") or {}
+    host: Mapping[str, Any] = data.get("HostConfig") or {}
+    annotations: Mapping[str, str] = cfg.get("Annotations") or {}
+    status = container_state(str(state.get("Status") or "unknown"))
+    if state.get("Paused") and status is ContainerState.RUNNING:
+        status = ContainerState.PAUSED
+
+    image = annotations.get(ANNOTATION_IMAGE) or user_image_name(
+        str(data.get("ImageName") or cfg.get("Image") or "")
+    )
+    hidden = {k for k in (annotations.get(ANNOTATION_HIDE_ENV) or "").split(",") if k}
+    if ANNOTATION_HIDE_ENV not in annotations:
+        hidden = {"HOSTNAME"}
+    env = {k: v for k, v in _env_map(cfg.get("Env")).items() if k not in hidden}
+    entrypoint, command = _command_parts(data)
+    pid = int(state.get("Pid") or 0)
+    exit_code = int(state.get("ExitCode") or 0)
+
+    return Container(
+        id=str(data["Id"]),
+        name=str(data.get("Name") or "").lstrip("/"),
+        image=image,
+        image_id=_image_id(str(data.get("Image") or "")) if data.get("Image") else "",
+        state=status,
+        exit_code=exit_code if status is ContainerState.EXITED else None,
+        oom_killed=bool(state.get("OOMKilled")),
+        created_at=parse_time(data.get("Created")),
+        started_at=parse_time(state.get("StartedAt")),
+        finished_at=parse_time(state.get("FinishedAt")),
+        pid=pid if pid > 0 and status in (ContainerState.RUNNING, ContainerState.PAUSED) else None,
+        labels=_labels(cfg.get("Labels")),
+        command=command,
+        entrypoint=entrypoint,
+        env=env,
+        workdir=cfg.get("WorkingDir") or None,
+        user=cfg.get("User") or None,
+        hostname=cfg.get("Hostname") or None,
+        ports=_ports(data),
+        mounts=_mounts(data),
+        resources=_resources(host),
+        network=_network(host),
+        stop_signal=signal_name(cfg.get("StopSignal")),
+        engine=engine,
+        raw=data,
+    )
+
+
+# --------------------------------------------------------------------------- stats, paths
+
+
+def stats_from_libpod(data: Mapping[str, Any], *, host_memory: int | None = None) -> Stats:
+    """:class:`Stats` from one entry of ``GET /libpod/containers/stats?stream=false``.
+
+    A memory limit of 0, or one at least the host's memory (what the kernel
+    reports for "no limit"), is None.
+    """
+    limit = int(data.get("MemLimit") or 0)
+    unlimited = limit <= 0 or limit >= 1 << 62 or (host_memory is not None and limit >= host_memory)
+    pids = data.get("PIDs")
+    return Stats(
+        cpu_seconds=int(data.get("CPUNano") or 0) / 1e9,
+        memory_bytes=int(data.get("MemUsage") or 0),
+        memory_limit=None if unlimited else limit,
+        pids=int(pids) if pids is not None else None,
+    )
+
+
+def path_stat(header: str, path: str) -> PathStat:
+    """A :class:`PathStat` from the base64 ``X-Docker-Container-Path-Stat`` header.
+
+    Podman resolves a symbolic link's name and reports ``linkTarget`` for
+    every path; the contract (Docker's view) wants the link's own name and a
+    target only for links.
+    """
+    data = json.loads(base64.b64decode(header))
+    mode = int(data.get("mode") or 0)
+    is_link = bool(mode & _SYMLINK_BIT)
+    name = posixpath.basename(path.rstrip("/")) or str(data.get("name") or "/")
+    return PathStat(
+        name=name,
+        size=int(data.get("size") or 0),
+        is_dir=bool(mode & _DIR_BIT) and not is_link,
+        is_symlink=is_link,
+        link_target=str(data.get("linkTarget") or "") if is_link else "",
+    )

@@ -1,0 +1,787 @@
+"""The Podman driver: the libpod REST API (``podman system service``) over a unix socket.
+
+Every call goes through :class:`enginekit.transport.Transport` to
+``/v4.0.0/libpod/...``; :mod:`.convert` turns the answers into models and
+:mod:`.errors` the failures into ``enginekit.errors``. Where Podman differs
+from Docker, the adapter makes up for it here (see the module docs of
+:mod:`.convert` for what is hidden in reports):
+
+- containers always run with Podman's init (catatonit) as PID 1, with a
+  working directory created when missing, an unlimited pids limit unless
+  one is asked for, swap equal to the memory limit, and without the
+  ``TERM``/``container`` variables Podman adds to the environment;
+- ``wait`` polls the container briefly itself (libpod's ``wait`` answers
+  only after the post-exit cleanup, ~0.2 s later), then hands over to
+  libpod's ``wait`` with a short poll interval;
+- a build runs without intermediate layers, so that a failed build leaves
+  no image behind, and a stage image left over is removed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, Any
+
+from enginekit import ociarchive
+from enginekit.capabilities import Capability
+from enginekit.errors import (
+    Conflict,
+    ContainerNotFound,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    ImageNotFound,
+    NotFound,
+    Unsupported,
+)
+from enginekit.models import (
+    BuildRequest,
+    Container,
+    ContainerSpec,
+    ContainerState,
+    EngineInfo,
+    ExecResult,
+    Image,
+    LogLine,
+    PathStat,
+    Stats,
+)
+from enginekit.transport import Response, Transport, demux_frames
+
+from . import convert
+from .build import BuildLog
+from .errors import check, error_for, map_errors, message_of
+from .streams import log_lines
+
+__all__ = ["DEFAULT_ADDRESS", "HINT", "PodmanDriver"]
+
+DEFAULT_ADDRESS = "unix:///run/podman/podman.sock"
+HINT = (
+    "start it with `podman system service --time=0 unix:///run/podman/podman.sock` "
+    "(or `bash scripts/setup-engines.sh`)"
+)
+API = "/v4.0.0/libpod"
+_PATH_STAT_HEADER = "X-Docker-Container-Path-Stat"
+# Variables Podman puts into every container that Docker does not.
+_PODMAN_ENV = ("TERM", "container")
+_ALL_POLL = 1.0  # seconds of client-side polling before libpod's wait takes over
+_LIST_WORKERS = 8
+
+
+def _q(value: str) -> str:
+    return urllib.parse.quote(value, safe="")
+
+
+class _ArchiveStream(io.RawIOBase):
+    """A tar stream from ``GET .../archive``: reads the response, closes it when done."""
+
+    def __init__(self, resp: Response, address: str) -> None:
+        self._resp = resp
+        self._fp = resp.fp
+        self._address = address
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._fp.read(len(buffer))
+        except OSError as exc:
+            self.close()
+            raise EngineUnavailable(
+                f"reading an archive failed ({exc.strerror or type(exc).__name__})",
+                address=self._address,
+            ) from exc
+        n = len(data)
+        buffer[:n] = data
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self._resp.close()
+        super().close()
+
+
+class PodmanDriver:
+    """A :class:`enginekit.driver.Driver` for Podman 4.x's libpod API."""
+
+    name = "podman"
+    capabilities: frozenset[Capability] = frozenset(Capability) - {
+        Capability.PULL,
+        Capability.PUSH,
+    }
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, pool_size: int = 8) -> None:
+        self.address = address
+        self._transport = Transport(address, hint=HINT, pool_size=pool_size)
+        self._host_memory: int | None = None
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------
+    @property
+    def transport(self) -> Transport:
+        """The HTTP transport (engine-specific extra, not part of the portable API)."""
+        return self._transport
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+        return self._transport.request(method, API + path, **kwargs)
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        missing: type[NotFound] = ContainerNotFound,
+        what: str = "",
+        **kwargs: Any,
+    ) -> Any:
+        with map_errors(what or f"{method} {path}"):
+            resp = self._request(method, path, **kwargs)
+            check(resp, missing=missing)
+            return resp.json()
+
+    def _call(
+        self, method: str, path: str, *, missing: type[NotFound] = ContainerNotFound, **kw: Any
+    ) -> int:
+        """A request whose body does not matter; returns the status (2xx or 304)."""
+        with map_errors(f"{method} {path}"):
+            resp = self._request(method, path, **kw)
+            check(resp, missing=missing)
+            resp.read()
+            return resp.status
+
+    # -- engine --------------------------------------------------------------
+    def ping(self) -> None:
+        try:
+            resp = self._transport.request("GET", "/_ping", timeout=10)
+            body = resp.read()
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            raise EngineUnavailable(
+                f"podman did not answer ({exc})", address=self.address, hint=HINT
+            ) from exc
+        if resp.status != 200:
+            raise EngineUnavailable(
+                f"podman answered /_ping with HTTP {resp.status} ({message_of(body)})",
+                address=self.address,
+                hint=HINT,
+            )
+
+    def info(self) -> EngineInfo:
+        data = self._json("GET", "/info", what="info")
+        with map_errors("info"):
+            host = data.get("host") or {}
+            version = data.get("version") or {}
+            store = data.get("store") or {}
+            self._host_memory = int(host.get("memTotal") or 0) or None
+            return EngineInfo(
+                name=self.name,
+                version=str(version.get("Version") or ""),
+                api_version=str(version.get("APIVersion") or ""),
+                os=str(host.get("os") or version.get("Os") or ""),
+                arch=str(host.get("arch") or ""),
+                storage_root=str(store.get("graphRoot") or ""),
+            )
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # -- images --------------------------------------------------------------
+    def _image_raw(self, ref: str) -> dict[str, Any]:
+        return self._image_lookup(ref)[0]
+
+    def _image_lookup(self, ref: str) -> tuple[dict[str, Any], str]:
+        """``GET /images/{ref}/json``, trying Podman's ``localhost/`` name first.
+
+        Returns the image data and the name that found it.
+        """
+        candidates = [convert.engine_image_ref(ref)]
+        if candidates[0] != ref:
+            candidates.append(ref)
+        last: NotFound | None = None
+        for cand in candidates:
+            try:
+                data = self._json("GET", f"/images/{_q(cand)}/json", missing=ImageNotFound)
+            except NotFound as exc:
+                last = exc
+                continue
+            if not isinstance(data, dict):
+                raise EngineError("podman: unexpected answer to image inspect")
+            return data, cand
+        raise ImageNotFound(f"no image {ref!r}") from last
+
+    def image_inspect(self, ref: str) -> Image:
+        data = self._image_raw(ref)
+        with map_errors("image inspect"):
+            return convert.image_from_inspect(data, engine=self.name)
+
+    def image_list(
+        self, *, name: str | None = None, labels: Mapping[str, str | None] | None = None
+    ) -> list[Image]:
+        rows = self._json("GET", "/images/json", params={"all": False}, what="image list")
+        ids: list[str] = []
+        with map_errors("image list"):
+            for row in rows or ():
+                tags = [convert.user_image_name(t) for t in row.get("RepoTags") or ()]
+                tags = [t for t in tags if not t.startswith("<none>")]
+                if name is not None and not _name_matches(name, tags):
+                    continue
+                if labels and not _labels_match(row.get("Labels") or {}, labels):
+                    continue
+                ids.append(str(row["Id"]))
+        images = self._map_parallel(ids, self._image_or_none)
+        out = [img for img in images if img is not None]
+        return sorted(out, key=lambda i: (i.tags, i.id))
+
+    def _image_or_none(self, image_id: str) -> Image | None:
+        try:
+            return self.image_inspect(image_id)
+        except ImageNotFound:
+            return None
+
+    def image_tag(self, ref: str, new_ref: str) -> None:
+        source = self._image_raw(ref)
+        target = convert.engine_image_ref(new_ref)
+        repo, _, tag = target.rpartition(":")
+        if "/" in tag or not repo:
+            repo, tag = target, "latest"
+        self._call(
+            "POST",
+            f"/images/{_q(str(source['Id']))}/tag",
+            params={"repo": repo, "tag": tag},
+            missing=ImageNotFound,
+        )
+
+    def image_remove(self, ref: str, *, force: bool = False) -> None:
+        data = self._image_raw(ref)
+        image_id = str(data["Id"])
+        names = [str(n) for n in data.get("RepoTags") or ()]
+        by_name = not (ref.startswith("sha256:") or image_id.startswith(ref))
+        if by_name:
+            wanted = convert.engine_image_ref(ref)
+            name = wanted if wanted in names else ref
+            if len(names) > 1:
+                # Only that tag goes, the image stays (as `docker rmi name:tag`).
+                self._untag(image_id, name)
+                return
+        elif len(names) > 1 and not force:
+            raise Conflict(
+                f"image {ref} is referenced by several tags ({len(names)}); remove them by name "
+                "or use force"
+            )
+        users = self._containers_using(image_id)
+        if users:
+            if not force:
+                raise Conflict(f"image {ref} is in use by {len(users)} container(s)")
+            # `docker rmi -f` of an image a container uses: the tags go, the
+            # image stays for the container. Podman would remove the containers.
+            for n in names if not by_name else [convert.engine_image_ref(ref)]:
+                self._untag(image_id, n)
+            return
+        self._call(
+            "DELETE",
+            f"/images/{_q(image_id)}",
+            params={"force": bool(force)},
+            missing=ImageNotFound,
+        )
+
+    def _untag(self, image_id: str, name: str) -> None:
+        repo, _, tag = name.rpartition(":")
+        if "/" in tag or not repo:
+            repo, tag = name, "latest"
+        self._call(
+            "POST",
+            f"/images/{_q(image_id)}/untag",
+            params={"repo": repo, "tag": tag},
+            missing=ImageNotFound,
+        )
+
+    def _containers_using(self, image_id: str) -> list[str]:
+        rows = self._json(
+            "GET",
+            "/containers/json",
+            params={"all": True, "filters": {"ancestor": [image_id]}},
+            what="container list",
+        )
+        with map_errors("container list"):
+            return [str(r["Id"]) for r in rows or () if str(r.get("ImageID", "")) == image_id]
+
+    def image_save(self, ref: str, path: str) -> None:
+        data = self._image_raw(ref)
+        name = convert.engine_image_ref(ref)
+        wanted = name if name in (data.get("RepoTags") or ()) else str(data["Id"])
+        with map_errors("image save"):
+            resp = self._request(
+                "GET",
+                f"/images/{_q(wanted)}/get",
+                params={"format": "docker-archive"},
+                timeout=None,
+            )
+            check(resp, missing=ImageNotFound)
+            with resp, open(path, "wb") as out:
+                for chunk in resp.iter_chunks():
+                    out.write(chunk)
+            ociarchive.normalize(path, rename=ociarchive.strip_localhost)
+
+    def image_load(self, path: str) -> list[Image]:
+        with map_errors("image load"), tempfile.TemporaryDirectory(prefix="ek-podman-") as tmp:
+            staged = os.path.join(tmp, "image.tar")
+            ociarchive.to_combined(path, staged, rename=ociarchive.add_localhost)
+            with open(staged, "rb") as body:
+                data = self._json(
+                    "POST",
+                    "/images/load",
+                    body=body,
+                    headers={"Content-Type": "application/x-tar"},
+                    timeout=None,
+                    missing=ImageNotFound,
+                    what="image load",
+                )
+            names = [str(n) for n in (data or {}).get("Names") or ()]
+        seen: dict[str, Image] = {}
+        for n in names:
+            image = self.image_inspect(n)
+            seen.setdefault(image.id, image)
+        return sorted(seen.values(), key=lambda i: (i.tags, i.id))
+
+    def image_pull(self, ref: str) -> Image:
+        raise Unsupported(self.name, "image pull", "no registry is configured for this adapter")
+
+    def image_push(self, ref: str) -> None:
+        raise Unsupported(self.name, "image push", "no registry is configured for this adapter")
+
+    def image_build(
+        self, request: BuildRequest, *, progress: Callable[[str], None] | None = None
+    ) -> Image:
+        from enginekit.buildcontext import context_tar
+
+        params: list[tuple[str, Any]] = [
+            ("dockerfile", request.dockerfile),
+            ("rm", True),
+            ("forcerm", True),
+            ("layers", False),
+            ("pull", False),
+        ]
+        params += [("t", convert.engine_image_ref(t)) for t in request.tags]
+        if request.build_args:
+            params.append(("buildargs", dict(request.build_args)))
+        if request.labels:
+            params.append(("labels", dict(request.labels)))
+        if request.target:
+            params.append(("target", request.target))
+        log = BuildLog(progress=progress)
+        with map_errors("image build"), context_tar(request.context, request.dockerfile) as body:
+            resp = self._request(
+                "POST",
+                "/build",
+                params=params,
+                body=body,
+                headers={"Content-Type": "application/x-tar"},
+                timeout=None,
+            )
+            check(resp, missing=ImageNotFound)
+            with resp:
+                for item in resp.iter_json():
+                    log.feed(item)
+        try:
+            log.finish()
+        except EngineError:
+            self._remove_leftovers(log.committed)
+            raise
+        if log.committed[:-1]:
+            self._remove_leftovers(log.committed[:-1])
+        ref = request.tags[0] if request.tags else log.image_id
+        if ref is None:
+            raise EngineError("podman: the build ended without an image id")
+        return self.image_inspect(ref)
+
+    def _remove_leftovers(self, short_ids: list[str]) -> None:
+        """Remove untagged images a build committed on its way (stage images)."""
+        for short in reversed(short_ids):
+            try:
+                data = self._json("GET", f"/images/{_q(short)}/json", missing=ImageNotFound)
+                if data.get("RepoTags") or self._containers_using(str(data["Id"])):
+                    continue
+                self._call("DELETE", f"/images/{_q(str(data['Id']))}", missing=ImageNotFound)
+            except EngineError:
+                continue
+
+    # -- containers ----------------------------------------------------------
+    def container_create(self, spec: ContainerSpec) -> str:
+        image, found_as = self._image_lookup(spec.image)
+        image_env = {
+            item.partition("=")[0]
+            for item in ((image.get("Config") or {}).get("Env") or ())
+        }
+        user_env = dict(spec.env)
+        given = set(user_env) | image_env
+        hidden = [] if "HOSTNAME" in given else ["HOSTNAME"]
+        body: dict[str, Any] = {
+            "image": found_as,
+            "init": True,
+            "create_working_dir": True,
+            "env": user_env,
+            "unsetenv": [k for k in _PODMAN_ENV if k not in given],
+            "labels": dict(spec.labels),
+            "annotations": {
+                convert.ANNOTATION_IMAGE: spec.image,
+                convert.ANNOTATION_HIDE_ENV: ",".join(hidden),
+            },
+            "netns": {"nsmode": spec.network},
+            "resource_limits": _resources(spec),
+        }
+        if spec.name is not None:
+            body["name"] = spec.name
+        if spec.command is not None:
+            body["command"] = list(spec.command)
+        if spec.entrypoint is not None:
+            body["entrypoint"] = list(spec.entrypoint) if spec.entrypoint else [""]
+            if spec.command is None:
+                body["command"] = []
+        if spec.workdir is not None:
+            body["work_dir"] = spec.workdir
+        if spec.user is not None:
+            body["user"] = spec.user
+        if spec.hostname is not None:
+            body["hostname"] = spec.hostname
+        if spec.stop_signal is not None:
+            body["stop_signal"] = convert.signal_number(spec.stop_signal)
+        if spec.ports:
+            body["portmappings"] = [
+                {
+                    "container_port": p.container_port,
+                    "host_port": p.host_port or 0,
+                    "host_ip": p.host_ip,
+                    "protocol": p.protocol,
+                }
+                for p in spec.ports
+            ]
+        if spec.mounts:
+            body["mounts"] = [
+                {
+                    "type": "bind",
+                    "source": m.source,
+                    "destination": m.target,
+                    "options": ["rbind", "ro" if m.read_only else "rw"],
+                }
+                for m in spec.mounts
+            ]
+        data = self._json(
+            "POST", "/containers/create", json=body, missing=ImageNotFound, what="container create"
+        )
+        with map_errors("container create"):
+            return str(data["Id"])
+
+    def container_start(self, id: str) -> None:
+        self._call("POST", f"/containers/{_q(id)}/start", timeout=None)
+
+    def _container_raw(self, ref: str) -> dict[str, Any]:
+        data = self._json("GET", f"/containers/{_q(ref)}/json", what="container inspect")
+        if not isinstance(data, dict):
+            raise EngineError("podman: unexpected answer to container inspect")
+        return data
+
+    def container_inspect(self, ref: str) -> Container:
+        data = self._container_raw(ref)
+        with map_errors("container inspect"):
+            return convert.container_from_inspect(data, engine=self.name)
+
+    def container_list(
+        self,
+        *,
+        all: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        name: str | None = None,
+    ) -> list[Container]:
+        filters: dict[str, list[str]] = {}
+        if labels:
+            filters["label"] = [k if v is None else f"{k}={v}" for k, v in labels.items()]
+        params: dict[str, Any] = {"all": bool(all)}
+        if filters:
+            params["filters"] = filters
+        rows = self._json("GET", "/containers/json", params=params, what="container list")
+        with map_errors("container list"):
+            ids = [
+                str(r["Id"])
+                for r in rows or ()
+                if name is None or name in [str(n).lstrip("/") for n in r.get("Names") or ()]
+            ]
+        found = self._map_parallel(ids, self._container_or_none)
+        out = [c for c in found if c is not None]
+        if not all:
+            out = [c for c in out if c.state in (ContainerState.RUNNING, ContainerState.PAUSED)]
+        if labels:
+            out = [c for c in out if _labels_match(c.labels, labels)]
+        return sorted(out, key=lambda c: (c.created_at is None, c.created_at, c.id))
+
+    def _container_or_none(self, cid: str) -> Container | None:
+        try:
+            return self.container_inspect(cid)
+        except ContainerNotFound:
+            return None
+
+    def _map_parallel(self, keys: list[str], fn: Callable[[str], Any]) -> list[Any]:
+        if len(keys) <= 2:
+            return [fn(k) for k in keys]
+        with ThreadPoolExecutor(max_workers=min(_LIST_WORKERS, len(keys))) as pool:
+            return list(pool.map(fn, keys))
+
+    def container_wait(self, id: str, *, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fast_until = time.monotonic() + _ALL_POLL
+        delay = 0.005
+        while True:
+            data = self._container_raw(id)
+            state = data.get("State") or {}
+            status = convert.container_state(str(state.get("Status") or "unknown"))
+            if status is ContainerState.EXITED:
+                return int(state.get("ExitCode") or 0)
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise EngineTimeout(f"container {id[:12]} did not exit within {timeout} s")
+            if status is not ContainerState.CREATED and now >= fast_until:
+                break
+            pause = delay if deadline is None else min(delay, deadline - now)
+            time.sleep(max(pause, 0.0))
+            delay = min(delay * 1.5, 0.1)
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        params = [("condition", "stopped"), ("condition", "exited"), ("interval", "50ms")]
+        try:
+            code = self._json(
+                "POST",
+                f"/containers/{_q(id)}/wait",
+                params=params,
+                timeout=remaining,
+                what="container wait",
+            )
+        except EngineTimeout as exc:
+            raise EngineTimeout(f"container {id[:12]} did not exit within {timeout} s") from exc
+        with map_errors("container wait"):
+            return int(code)
+
+    def container_logs(
+        self,
+        id: str,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        params: dict[str, Any] = {
+            "stdout": stdout,
+            "stderr": stderr,
+            "timestamps": True,
+            "follow": follow,
+        }
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+        if tail is not None and follow:
+            params["tail"] = tail
+        with map_errors("container logs"):
+            resp = self._request(
+                "GET",
+                f"/containers/{_q(id)}/logs",
+                params=params,
+                timeout=None if follow else 60,
+            )
+            check(resp)
+        return self._log_iter(resp, tail=None if follow else tail)
+
+    def _log_iter(self, resp: Response, *, tail: int | None) -> Iterator[LogLine]:
+        with resp:
+            lines = log_lines(demux_frames(resp.iter_chunks()), timestamps=True)
+            if tail is None:
+                yield from lines
+                return
+            if tail == 0:
+                return
+            kept: list[LogLine] = []
+            for line in lines:
+                kept.append(line)
+                if len(kept) > 2 * tail + 64:
+                    del kept[:-tail]
+            yield from kept[-tail:]
+
+    def container_exec(
+        self,
+        id: str,
+        command: tuple[str, ...],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+    ) -> ExecResult:
+        body: dict[str, Any] = {
+            "AttachStdin": False,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": False,
+            "Cmd": list(command),
+        }
+        if env:
+            body["Env"] = [f"{k}={v}" for k, v in env.items()]
+        if workdir is not None:
+            body["WorkingDir"] = workdir
+        if user is not None:
+            body["User"] = user
+        with map_errors("exec"):
+            resp = self._request("POST", f"/containers/{_q(id)}/exec", json=body)
+            if resp.status == 500:
+                message = message_of(resp.read())
+                err = error_for(500, message)
+                # "can only create exec sessions on running containers"
+                raise err if isinstance(err, NotFound) else Conflict(message)
+            check(resp)
+            exec_id = str(resp.json()["Id"])
+            start = self._request(
+                "POST",
+                f"/exec/{_q(exec_id)}/start",
+                json={"Detach": False, "Tty": False},
+                timeout=None,
+            )
+            if not start.ok:
+                message = message_of(start.read())
+                state = self._container_raw(id).get("State") or {}
+                if state.get("Status") != "running":
+                    raise Conflict(message)
+                # The process could not be started (e.g. an unknown user):
+                # Docker reports that as exit code 126 with the reason.
+                return ExecResult(exit_code=126, stdout=b"", stderr=message.encode() + b"\n")
+            out, err_ = bytearray(), bytearray()
+            with start:
+                for stream, payload in demux_frames(start.iter_chunks()):
+                    if stream == 1:
+                        out += payload
+                    elif stream == 2:
+                        err_ += payload
+            info = self._json("GET", f"/exec/{_q(exec_id)}/json", what="exec inspect")
+            code = info.get("ExitCode")
+            return ExecResult(
+                exit_code=int(code) if code is not None else -1,
+                stdout=bytes(out),
+                stderr=bytes(err_),
+            )
+
+    def container_pause(self, id: str) -> None:
+        self._call("POST", f"/containers/{_q(id)}/pause")
+
+    def container_unpause(self, id: str) -> None:
+        self._call("POST", f"/containers/{_q(id)}/unpause")
+
+    def container_stop(self, id: str, *, timeout: float) -> None:
+        self._call(
+            "POST",
+            f"/containers/{_q(id)}/stop",
+            params={"timeout": max(0, math.ceil(timeout))},
+            timeout=None,
+        )
+
+    def container_kill(self, id: str, *, signal: str) -> None:
+        self._call("POST", f"/containers/{_q(id)}/kill", params={"signal": signal})
+
+    def container_restart(self, id: str, *, timeout: float) -> None:
+        self._call(
+            "POST",
+            f"/containers/{_q(id)}/restart",
+            params={"t": max(0, math.ceil(timeout))},
+            timeout=None,
+        )
+
+    def container_remove(self, id: str, *, force: bool = False) -> None:
+        params: dict[str, Any] = {"force": bool(force), "v": True}
+        if force:
+            params["timeout"] = 0
+        self._call("DELETE", f"/containers/{_q(id)}", params=params, timeout=None)
+
+    # -- files -----------------------------------------------------------------
+    def container_stat_path(self, id: str, path: str) -> PathStat | None:
+        with map_errors("stat path"):
+            resp = self._request("HEAD", f"/containers/{_q(id)}/archive", params={"path": path})
+            resp.read()
+            if resp.status == 404:
+                self._container_raw(id)  # ContainerNotFound if it is the container
+                return None
+            check(resp)
+            header = resp.headers.get(_PATH_STAT_HEADER)
+            if not header:
+                raise EngineError("podman: no path stat in the answer")
+            return convert.path_stat(header, path)
+
+    def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
+        stat = self.container_stat_path(id, path)
+        if stat is None:
+            raise NotFound(f"no such directory in the container: {path}")
+        if not stat.is_dir:
+            raise Conflict(f"not a directory in the container: {path}")
+        self._call(
+            "PUT",
+            f"/containers/{_q(id)}/archive",
+            params={"path": path},
+            body=data,
+            headers={"Content-Type": "application/x-tar"},
+        )
+
+    def container_get_archive(self, id: str, path: str) -> IO[bytes]:
+        with map_errors("get archive"):
+            resp = self._request("GET", f"/containers/{_q(id)}/archive", params={"path": path})
+            if resp.status == 404:
+                resp.read()
+                self._container_raw(id)
+                raise NotFound(f"no such path in the container: {path}")
+            check(resp)
+        return io.BufferedReader(_ArchiveStream(resp, self.address), buffer_size=65536)
+
+    def container_stats(self, id: str) -> Stats:
+        data = self._json(
+            "GET",
+            "/containers/stats",
+            params={"containers": id, "stream": False},
+            what="stats",
+        )
+        with map_errors("stats"):
+            entries = data.get("Stats") or []
+            if not entries:
+                raise ContainerNotFound(f"no stats for container {id[:12]}")
+            if self._host_memory is None:
+                self.info()
+            return convert.stats_from_libpod(entries[0], host_memory=self._host_memory)
+
+
+def _resources(spec: ContainerSpec) -> dict[str, Any]:
+    limits: dict[str, Any] = {
+        # Podman's default is 2048 tasks; Docker's (and the contract's) is no limit.
+        "pids": {"limit": spec.pids_limit if spec.pids_limit is not None else -1},
+    }
+    if spec.memory is not None:
+        # Swap equal to memory: no swap, so going over the limit is an OOM kill.
+        limits["memory"] = {"limit": spec.memory, "swap": spec.memory}
+    if spec.cpus is not None:
+        period = 100_000
+        limits["cpu"] = {"quota": max(1000, round(spec.cpus * period)), "period": period}
+    return limits
+
+
+def _name_matches(name: str, tags: list[str]) -> bool:
+    if ":" in name.rsplit("/", 1)[-1]:
+        return name in tags
+    return any(t.rpartition(":")[0] == name for t in tags)
+
+
+def _labels_match(have: Mapping[str, str], wanted: Mapping[str, str | None]) -> bool:
+    for key, value in wanted.items():
+        if key not in have:
+            return False
+        if value is not None and have[key] != value:
+            return False
+    return True

@@ -1,0 +1,118 @@
+"""Podman's answers turned into :mod:`enginekit.errors`; the only place that reads error texts.
+
+The libpod API reports most state problems as HTTP 500 with a ``cause`` such
+as ``container state improper``; what was asked for decides which
+``NotFound`` a 404 is. :func:`check` raises for a response that is not a
+success, :func:`map_errors` wraps anything else (a malformed body, a file
+that cannot be written) so that only ``EngineError`` leaves the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from enginekit.errors import (
+    Conflict,
+    ContainerNotFound,
+    EngineError,
+    ImageNotFound,
+    InvalidSpec,
+    NotFound,
+)
+from enginekit.transport import Response
+
+__all__ = ["check", "error_for", "map_errors", "message_of"]
+
+# Causes (libpod's error sentinels) and message fragments that mean a state conflict.
+_CONFLICT_TEXTS = (
+    "container state improper",
+    "is running",
+    "is paused",
+    "is not running",
+    "not running",
+    "already in use",
+    "already exists",
+    "image is in use",
+    "image used by",
+    "in use by",
+    "has dependent children",
+    "cannot remove container",
+    "cannot be forced",
+    "is being used",
+)
+_CONTAINER_MISSING_TEXTS = ("no such container", "no container with name or id")
+_IMAGE_MISSING_TEXTS = ("image not known", "no such image", "failed to find image")
+_INVALID_TEXTS = ("invalid reference format", "invalid argument", "invalid signal")
+
+
+def message_of(body: bytes) -> str:
+    """The ``message`` of a libpod error body (or the body text itself)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text or "no message"
+    if isinstance(data, dict):
+        msg = data.get("message") or data.get("cause")
+        if isinstance(msg, str) and msg:
+            return msg
+    return text or "no message"
+
+
+def error_for(
+    status: int, message: str, *, missing: type[NotFound] = ContainerNotFound
+) -> EngineError:
+    """The enginekit error for a libpod error ``status`` and ``message``.
+
+    ``missing`` is what a 404 means for this call (the container or the image
+    that was asked for).
+    """
+    low = message.lower()
+    if status == 404:
+        if any(t in low for t in _IMAGE_MISSING_TEXTS) and missing is not ContainerNotFound:
+            return ImageNotFound(message)
+        if any(t in low for t in _CONTAINER_MISSING_TEXTS):
+            return ContainerNotFound(message)
+        if any(t in low for t in _IMAGE_MISSING_TEXTS):
+            return ImageNotFound(message)
+        return missing(message)
+    if status == 409:
+        return Conflict(message)
+    if status == 400:
+        return InvalidSpec(message)
+    if any(t in low for t in _CONTAINER_MISSING_TEXTS):
+        return ContainerNotFound(message)
+    if any(t in low for t in _IMAGE_MISSING_TEXTS):
+        return ImageNotFound(message)
+    if any(t in low for t in _CONFLICT_TEXTS):
+        return Conflict(message)
+    if any(t in low for t in _INVALID_TEXTS):
+        return InvalidSpec(message)
+    return EngineError(f"podman: {message} (HTTP {status})")
+
+
+def check(resp: Response, *, missing: type[NotFound] = ContainerNotFound) -> None:
+    """Raise the enginekit error for a response that is neither 2xx nor 304.
+
+    The body of a failed response is read (and the connection released).
+    """
+    if resp.ok or resp.status == 304:
+        return
+    body = resp.read()
+    raise error_for(resp.status, message_of(body), missing=missing)
+
+
+@contextmanager
+def map_errors(what: str) -> Iterator[None]:
+    """Turn whatever is not already an ``EngineError`` into one, naming ``what``."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise EngineError(f"podman: unexpected answer to {what} ({type(exc).__name__})") from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise EngineError(f"podman: {what} failed ({reason})") from exc

@@ -1,0 +1,68 @@
+"""Whole log lines out of libpod's multiplexed log frames.
+
+Conmon's log file (``k8s-file``) keeps a line longer than its buffer (8 KiB)
+as several partial entries, and ``GET /libpod/containers/{id}/logs`` sends one
+frame per entry, each with its own timestamp prefix when asked. Frames of
+one stream are joined here until a newline ends the line; bytes are never
+decoded. A line's timestamp is that of its first part.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+
+from enginekit.models import LogLine, Stream
+
+from .convert import parse_time
+
+__all__ = ["log_lines"]
+
+_STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
+
+
+def _split_timestamp(payload: bytes) -> tuple[dt.datetime | None, bytes]:
+    head, sep, rest = payload.partition(b" ")
+    if not sep:
+        return None, payload
+    stamp = parse_time(head.decode("ascii", "replace"))
+    if stamp is None:
+        return None, payload
+    return stamp, rest
+
+
+def log_lines(frames: Iterable[tuple[int, bytes]], *, timestamps: bool) -> Iterator[LogLine]:
+    """Join ``(stream, payload)`` frames into :class:`LogLine` objects.
+
+    With ``timestamps`` each payload starts with ``<RFC 3339> `` (what libpod
+    sends for ``timestamps=true``). A trailing part without a newline is
+    given as the last line of its stream.
+    """
+    pending: dict[int, tuple[dt.datetime | None, bytearray]] = {}
+    for stream, payload in frames:
+        kind = _STREAMS.get(stream)
+        if kind is None:
+            continue
+        stamp, data = _split_timestamp(payload) if timestamps else (None, payload)
+        if stream in pending:
+            first_stamp, buf = pending[stream]
+        else:
+            first_stamp, buf = stamp, bytearray()
+        buf += data
+        start = 0
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                break
+            yield LogLine(stream=kind, data=bytes(buf[start : end + 1]), timestamp=first_stamp)
+            first_stamp = stamp
+            start = end + 1
+        if start == len(buf):
+            pending.pop(stream, None)
+        elif start == 0:
+            pending[stream] = (first_stamp, buf)
+        else:
+            pending[stream] = (first_stamp, bytearray(buf[start:]))
+    for stream, (stamp, buf) in pending.items():
+        if buf:
+            yield LogLine(stream=_STREAMS[stream], data=bytes(buf), timestamp=stamp)
