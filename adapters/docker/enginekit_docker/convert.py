@@ -277,10 +277,16 @@ def image_from_inspect(data: Mapping[str, Any]) -> Image:
 def create_body(spec: ContainerSpec) -> dict[str, Any]:
     """ContainerSpec -> the JSON body of ``POST /containers/create``.
 
-    Every container gets ``Init`` (docker-init as PID 1). ``MemorySwap`` equals
+    Every container gets ``Init`` (docker-init as PID 1) and the ``local``
+    log driver (see :func:`.streams.log_lines`). ``MemorySwap`` equals
     ``Memory`` so that going over the limit is an OOM kill, not swapping.
     """
-    host: dict[str, Any] = {"Init": True, "NetworkMode": spec.network}
+    host: dict[str, Any] = {
+        "Init": True,
+        "NetworkMode": spec.network,
+        # ``local`` keeps the bytes written; ``json-file`` mangles invalid UTF-8.
+        "LogConfig": {"Type": "local", "Config": {}},
+    }
     body: dict[str, Any] = {
         "Image": spec.image,
         "Labels": dict(spec.labels),

@@ -16,6 +16,9 @@ from .convert import parse_time
 __all__ = ["LogIterator", "ResponseStream", "log_lines"]
 
 _STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
+_PIECE = 16 * 1024  # Docker cuts a longer line into pieces of this size
+_NONE: Any = object()
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 class ResponseStream(io.RawIOBase):
@@ -76,12 +79,18 @@ class LogIterator(Iterator[LogLine]):
 def log_lines(frames: Iterator[tuple[int, bytes]]) -> Generator[LogLine, None, None]:
     """Frames ``<RFC3339Nano> <bytes>`` (logs with ``timestamps=1``) -> whole lines.
 
-    Docker's json-file driver cuts a line at 16 KiB into several frames, each
-    with its own timestamp: fragments of one stream are joined until a
-    ``b"\\n"``, and the line keeps its first fragment's timestamp. Bytes are
-    never decoded. A last line without ``b"\\n"`` comes at the end.
+    Containers log through Docker's ``local`` driver, which keeps bytes as
+    they were written (``json-file`` replaces invalid UTF-8). Docker cuts a
+    line longer than 16 KiB into pieces, each a frame carrying the line's
+    timestamp: the pieces of one stream are joined until a ``b"\\n"``. The
+    ``local`` driver drops the newline of such a line's last piece (an empty
+    last piece when the line was a multiple of 16 KiB): a piece that follows
+    a 16 KiB piece of the same line gets it back. Bytes are never decoded. A
+    last line without ``b"\\n"`` comes at the end (one longer than 16 KiB
+    cannot be told from a terminated one, and is given its newline).
     """
     pending: dict[int, tuple[dt.datetime | None, bytes]] = {}
+    cut: dict[int, dt.datetime | None] = {}  # stream -> timestamp of its last 16 KiB piece
     for number, payload in frames:
         stream = _STREAMS.get(number)
         if stream is None:
@@ -95,6 +104,11 @@ def log_lines(frames: Iterator[tuple[int, bytes]]) -> Generator[LogLine, None, N
             when = None
         if when is None:
             data = payload
+        piece_of = cut.pop(number, _NONE)
+        if len(data) == _PIECE and not data.endswith(b"\n"):
+            cut[number] = when
+        elif piece_of is not _NONE and piece_of == when and not data.endswith(b"\n"):
+            data += b"\n"
         first, buf = pending.pop(number, (when, b""))
         *lines, rest = (buf + data).split(b"\n")
         for line in lines:
@@ -102,8 +116,6 @@ def log_lines(frames: Iterator[tuple[int, bytes]]) -> Generator[LogLine, None, N
             first = when
         if rest:
             pending[number] = (first, rest)
-    for number in sorted(
-        pending, key=lambda n: pending[n][0] or dt.datetime.max.replace(tzinfo=dt.UTC)
-    ):
+    for number in sorted(pending, key=lambda n: pending[n][0] or _LATEST):
         first, rest = pending[number]
         yield LogLine(stream=_STREAMS[number], data=rest, timestamp=first)

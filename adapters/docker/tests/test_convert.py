@@ -1,0 +1,371 @@
+"""Conversions of JSON recorded from dockerd 20.10 (``tests/record.py`` re-records it)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from enginekit.errors import BuildFailed
+from enginekit.models import (
+    ContainerSpec,
+    ContainerState,
+    Mount,
+    PortBinding,
+    Resources,
+    Stream,
+)
+from enginekit.transport import demux_frames
+
+from enginekit_docker import convert
+from enginekit_docker.build import BuildLog
+from enginekit_docker.streams import log_lines
+
+DATA = Path(__file__).parent / "data"
+UTC = dt.UTC
+
+
+def load(name: str) -> Any:
+    return json.loads((DATA / name).read_text())
+
+
+# -- timestamps ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-29T09:23:53.467480031Z", dt.datetime(2026, 11, 29, 9, 23, 53, 467480, UTC)),
+        ("2026-11-29T09:23:53.4Z", dt.datetime(2026, 11, 29, 9, 23, 53, 400000, UTC)),
+        ("2026-11-29T09:23:53Z", dt.datetime(2026, 11, 29, 9, 23, 53, tzinfo=UTC)),
+        ("2026-11-29T10:23:53.123456789+01:00", dt.datetime(2026, 11, 29, 9, 23, 53, 123456, UTC)),
+        ("0001-01-01T00:00:00Z", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_parse_time(text: str | None, expected: dt.datetime | None) -> None:
+    parsed = convert.parse_time(text)
+    assert parsed == expected
+    if parsed is not None:
+        assert parsed.tzinfo is UTC
+
+
+# -- containers ---------------------------------------------------------------
+
+
+def test_created_container() -> None:
+    data = load("container_created.json")
+    c = convert.container_from_inspect(data)
+    assert c.id == data["Id"] and len(c.id) == 64
+    assert c.name.startswith("rec-full-") and not c.name.startswith("/")
+    assert c.image.startswith("enginekit-docker-record:")
+    assert c.image_id.startswith("sha256:")
+    assert c.state is ContainerState.CREATED
+    assert c.exit_code is None and c.pid is None
+    assert c.started_at is None and c.finished_at is None
+    assert c.created_at is not None and c.created_at.tzinfo is UTC
+    assert c.command == ("sh", "-c", "echo hi; echo oops >&2; exec sleep 100")
+    assert c.entrypoint == ()
+    # The image's env is merged in, the container's value winning.
+    assert dict(c.env) == {"A": "1", "IMG": "2", "PATH": "/bin"}
+    assert c.user == "1000:1000" and c.workdir == "/tmp" and c.hostname == "recorded"
+    assert c.stop_signal == "SIGTERM"
+    assert c.labels["enginekit.test"] == "docker-adapter-record"
+    # Not running: the configured binding, host port still unknown.
+    assert c.ports == (PortBinding(container_port=8080, host_ip="127.0.0.1", host_port=None),)
+    assert c.mounts == (Mount(source=c.mounts[0].source, target="/mnt", read_only=True),)
+    assert c.resources == Resources(memory=67108864, cpus=0.5, pids_limit=64)
+    assert c.network == "bridge"
+    assert c.engine == "docker" and c.raw is data
+    assert "IMG" not in repr(c)
+
+
+def test_running_container() -> None:
+    c = convert.container_from_inspect(load("container_running.json"))
+    assert c.state is ContainerState.RUNNING and c.running
+    assert isinstance(c.pid, int) and c.pid > 0
+    assert c.exit_code is None and c.finished_at is None
+    assert c.started_at is not None and c.created_at is not None
+    assert c.started_at >= c.created_at
+    # Running: the actual binding; unpublished exposed ports are left out.
+    (port,) = c.ports
+    assert port.container_port == 8080 and port.protocol == "tcp"
+    assert port.host_ip == "127.0.0.1" and isinstance(port.host_port, int) and port.host_port > 0
+
+
+def test_paused_container() -> None:
+    c = convert.container_from_inspect(load("container_paused.json"))
+    assert c.state is ContainerState.PAUSED
+    assert c.pid is not None and c.exit_code is None
+
+
+def test_exited_container() -> None:
+    c = convert.container_from_inspect(load("container_exited.json"))
+    assert c.state is ContainerState.EXITED
+    assert c.exit_code == 143  # SIGTERM through docker-init
+    assert c.pid is None
+    assert c.finished_at is not None and c.started_at is not None
+    assert c.finished_at >= c.started_at
+    assert c.ports[0].host_port is None
+
+
+def test_oom_killed_container() -> None:
+    c = convert.container_from_inspect(load("container_oom.json"))
+    assert c.state is ContainerState.EXITED
+    assert c.exit_code == 137 and c.oom_killed
+
+
+def test_unlimited_container_and_network_none() -> None:
+    c = convert.container_from_inspect(load("container_plain_running.json"))
+    assert c.resources == Resources()
+    assert c.network == "none"
+    assert c.ports == () and c.mounts == ()
+    assert c.stop_signal == "SIGINT"  # the image's: the effective one
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("created", ContainerState.CREATED),
+        ("running", ContainerState.RUNNING),
+        ("restarting", ContainerState.RUNNING),
+        ("paused", ContainerState.PAUSED),
+        ("exited", ContainerState.EXITED),
+        ("dead", ContainerState.EXITED),
+        ("removing", ContainerState.EXITED),
+    ],
+)
+def test_state_table(status: str, state: ContainerState) -> None:
+    assert convert.container_state(status) is state
+
+
+@pytest.mark.parametrize(
+    ("inspect", "listed"),
+    [
+        ("container_created.json", "list_created.json"),
+        ("container_running.json", "list_running.json"),
+        ("container_exited.json", "list_exited.json"),
+    ],
+)
+def test_list_entry_agrees_with_inspect(inspect: str, listed: str) -> None:
+    full = convert.container_from_inspect(load(inspect))
+    (entry,) = [convert.container_from_list(e) for e in load(listed)]
+    for field in ("id", "name", "image", "image_id", "state", "exit_code", "labels", "network"):
+        assert getattr(entry, field) == getattr(full, field), field
+    assert entry.mounts == full.mounts
+    if full.state is ContainerState.RUNNING:
+        assert entry.ports == full.ports
+    assert full.created_at is not None
+    assert entry.created_at == full.created_at.replace(microsecond=0)
+
+
+def test_list_exit_code_from_status() -> None:
+    (entry,) = load("list_exited.json")
+    assert convert.container_from_list(entry).exit_code == 143
+    entry = dict(entry, State="exited", Status="Exited (137) 3 minutes ago")
+    assert convert.container_from_list(entry).exit_code == 137
+
+
+# -- images -------------------------------------------------------------------
+
+
+def test_image() -> None:
+    data = load("image_inspect.json")
+    image = convert.image_from_inspect(data)
+    assert image.id.startswith("sha256:") and len(image.id) == 71
+    assert image.tags == tuple(sorted(data["RepoTags"]))
+    assert image.created is not None and image.created.tzinfo is UTC
+    assert image.size == data["Size"] > 0
+    assert image.architecture == "amd64" and image.os == "linux"
+    cfg = image.config
+    assert cfg.cmd == ("sh",) and cfg.entrypoint is None
+    assert dict(cfg.env) == {"PATH": "/bin", "IMG": "1"}
+    assert cfg.workdir == "/srv" and cfg.user is None
+    assert cfg.exposed_ports == ("53/udp", "80/tcp")
+    assert cfg.stop_signal == "SIGINT"
+    assert image.labels == cfg.labels and image.labels["a.b"] == "c"
+
+
+def test_image_hides_none_tags() -> None:
+    data = dict(load("image_inspect.json"), RepoTags=["<none>:<none>"])
+    assert convert.image_from_inspect(data).tags == ()
+
+
+# -- create body --------------------------------------------------------------
+
+
+def test_create_body_full() -> None:
+    spec = ContainerSpec(
+        image="busybox:1",
+        command=("sleep", "5"),
+        entrypoint=("/bin/sh", "-c"),
+        name="x",
+        env={"A": "1"},
+        workdir="/w",
+        user="1000",
+        labels={"k": "v"},
+        hostname="h",
+        ports=(
+            PortBinding(container_port=80),
+            PortBinding(container_port=80, host_ip="127.0.0.1", host_port=8080),
+            PortBinding(container_port=53, protocol="udp", host_port=0),
+        ),
+        mounts=(Mount(source="/src", target="/dst", read_only=True),),
+        memory=64 * 2**20,
+        cpus=1.5,
+        pids_limit=10,
+        network="none",
+        stop_signal="SIGINT",
+    )
+    body = convert.create_body(spec)
+    host = body["HostConfig"]
+    assert host["Init"] is True
+    assert host["LogConfig"]["Type"] == "local"
+    assert body["Cmd"] == ["sleep", "5"] and body["Entrypoint"] == ["/bin/sh", "-c"]
+    assert body["Env"] == ["A=1"] and body["Labels"] == {"k": "v"}
+    assert body["WorkingDir"] == "/w" and body["User"] == "1000" and body["Hostname"] == "h"
+    assert body["StopSignal"] == "SIGINT"
+    assert body["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+    assert host["PortBindings"] == {
+        "80/tcp": [
+            {"HostIp": "127.0.0.1", "HostPort": ""},
+            {"HostIp": "127.0.0.1", "HostPort": "8080"},
+        ],
+        "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
+    }
+    assert host["Mounts"] == [{"Type": "bind", "Source": "/src", "Target": "/dst", "ReadOnly": True}]
+    assert host["Memory"] == host["MemorySwap"] == 64 * 2**20
+    assert host["NanoCpus"] == 1_500_000_000 and host["PidsLimit"] == 10
+    assert host["NetworkMode"] == "none"
+
+
+def test_create_body_defaults_leave_image_defaults() -> None:
+    body = convert.create_body(ContainerSpec(image="busybox:1"))
+    for key in ("Cmd", "Entrypoint", "WorkingDir", "User", "Hostname", "StopSignal"):
+        assert key not in body
+    assert body["HostConfig"]["NetworkMode"] == "bridge"
+    assert "Memory" not in body["HostConfig"]
+
+
+# -- stats, path stat, info ---------------------------------------------------
+
+
+def test_stats() -> None:
+    limited = convert.stats(load("stats_limited.json"), limited=True)
+    assert limited.memory_limit == 67108864
+    assert limited.cpu_seconds > 0 and limited.memory_bytes > 0 and limited.pids == 2
+    unlimited = convert.stats(load("stats_unlimited.json"), limited=False)
+    assert unlimited.memory_limit is None
+
+
+def test_stats_of_a_stopped_container() -> None:
+    empty = {"read": "0001-01-01T00:00:00Z", "pids_stats": {}, "memory_stats": {}, "cpu_stats": {}}
+    s = convert.stats(empty, limited=False)
+    assert (s.cpu_seconds, s.memory_bytes, s.memory_limit, s.pids) == (0.0, 0, None, None)
+
+
+def test_path_stat() -> None:
+    headers = load("path_stat.json")
+    sh = convert.path_stat(headers["/bin/sh"])
+    assert sh.name == "sh" and sh.is_symlink and not sh.is_dir
+    assert sh.link_target == "/bin/busybox"
+    bin_ = convert.path_stat(headers["/bin"])
+    assert bin_.name == "bin" and bin_.is_dir and not bin_.is_symlink
+
+
+def test_engine_info() -> None:
+    info = convert.engine_info(load("version.json"), load("info.json"))
+    assert info.name == "docker" and info.version.startswith("20.10")
+    assert info.api_version == "1.41" and info.os == "linux" and info.arch == "amd64"
+    assert info.storage_root == "/var/lib/docker"
+
+
+# -- logs ---------------------------------------------------------------------
+
+
+def test_log_lines_join_pieces_and_keep_bytes() -> None:
+    raw = (DATA / "logs_frames.bin").read_bytes()
+    lines = list(log_lines(demux_frames([raw])))
+    out = [line.data for line in lines if line.stream is Stream.STDOUT]
+    err = [line.data for line in lines if line.stream is Stream.STDERR]
+    assert out == [b"short\n", b"x" * 40000 + b"\n", b"y" * 16384 + b"\n", b"no-newline"]
+    assert err == [b"\xff\xfebin\n"]
+    assert all(line.timestamp is not None and line.timestamp.tzinfo is UTC for line in lines)
+    stamps = [line.timestamp for line in lines]
+    assert stamps == sorted(stamps)  # type: ignore[type-var]
+
+
+def test_log_lines_byte_by_byte_chunks() -> None:
+    raw = (DATA / "logs_frames.bin").read_bytes()
+    whole = list(log_lines(demux_frames([raw])))
+    trickled = list(log_lines(demux_frames(raw[i : i + 1] for i in range(len(raw)))))
+    assert trickled == whole
+
+
+def _frame(stream: int, payload: bytes) -> bytes:
+    return bytes([stream, 0, 0, 0]) + len(payload).to_bytes(4, "big") + payload
+
+
+def test_log_lines_json_file_pieces_keep_their_newline() -> None:
+    ts = b"2026-11-29T09:25:14.666541246Z "
+    raw = _frame(1, ts + b"a" * 16384) + _frame(1, ts + b"b\n") + _frame(2, ts + b"e\n")
+    lines = list(log_lines(demux_frames([raw])))
+    assert [(x.stream, x.data) for x in lines] == [
+        (Stream.STDOUT, b"a" * 16384 + b"b\n"),
+        (Stream.STDERR, b"e\n"),
+    ]
+
+
+def test_log_lines_interleaved_streams() -> None:
+    t1, t2 = b"2026-11-29T09:25:14.1Z ", b"2026-11-29T09:25:14.2Z "
+    raw = _frame(1, t1 + b"o" * 16384) + _frame(2, t2 + b"err\n") + _frame(1, t1 + b"tail")
+    lines = list(log_lines(demux_frames([raw])))
+    assert [(x.stream, x.data) for x in lines] == [
+        (Stream.STDERR, b"err\n"),
+        (Stream.STDOUT, b"o" * 16384 + b"tail\n"),
+    ]
+
+
+# -- build stream -------------------------------------------------------------
+
+
+def _feed(name: str, log: BuildLog) -> None:
+    for line in (DATA / name).read_text().splitlines():
+        log.feed(json.loads(line))
+    log.flush()
+
+
+def test_build_log_success() -> None:
+    seen: list[str] = []
+    log = BuildLog(seen.append)
+    _feed("build_ok.jsonl", log)
+    assert log.image_id is not None and log.image_id.startswith("sha256:")
+    assert seen[0] == "Step 1/10 : FROM scratch"
+    assert any(s.startswith("Step 3/10 : RUN") for s in seen)
+    assert all("\x1b" not in s and "\n" not in s for s in seen)
+    # FROM scratch makes nothing; every later step made one image, unless cached.
+    cached = sum(s == " ---> Using cache" for s in seen)
+    assert len(log.created) == 9 - cached
+    assert log.image_id.removeprefix("sha256:").startswith(log.created[-1])
+
+
+def test_build_log_failure() -> None:
+    log = BuildLog(None)
+    with pytest.raises(BuildFailed) as info:
+        _feed("build_fail.jsonl", log)
+    err = info.value
+    assert err.step == "RUN echo out; echo err >&2; exit 3"
+    assert err.exit_code == 3
+    assert err.output.splitlines() == ["err", "out"] or err.output.splitlines() == ["out", "err"]
+    # The FROM image is not this build's; the RUN step before the failure is.
+    assert len(log.created) == 1
+
+
+def test_build_log_cache_hits_are_not_created() -> None:
+    log = BuildLog(None)
+    for text in ["Step 2/2 : RUN x", "\n", " ---> Using cache\n", " ---> 0123456789ab\n"]:
+        log.feed({"stream": text})
+    assert log.created == []
