@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from enginekit.models import Image
     from enginekit.testing.session import SuiteRun
 
-pytestmark = pytest.mark.requires(Capability.BUILD)
-
 ID_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 # --------------------------------------------------------------------------- the shared build
@@ -169,46 +167,47 @@ def _rich_context(root: Path, busybox: Path, run_id: str) -> Path:
     return root
 
 
-@pytest.fixture(scope="class")
-def rich(
-    engine: Engine,
-    enginekit_run: SuiteRun,
-    tmp_path_factory: pytest.TempPathFactory,
-    busybox_path: Path,
-) -> Iterator[Built]:
-    """The multi-stage build of RICH_DOCKERFILE, once per engine."""
-    run_id = enginekit_run.run_id
-    ctx = _rich_context(tmp_path_factory.mktemp("rich"), busybox_path, run_id)
-    mark = uuid.uuid4().hex
-    # Given out of order: the Image shows them sorted.
-    tags = (f"ekt-{run_id}-zrich:v1", f"ekt-{run_id}-arich:v2")
-    labels = {**enginekit_run.labels, **BUILD_LABELS}
-    started = utc_now()
-    image = engine.images.build(
-        str(ctx),
-        tag=tags[0],
-        tags=[tags[1]],
-        build_args={"GREETING": "bonjour", "STAGE_MARK": mark},
-        labels=labels,
-    )
-    finished = utc_now()
-    try:
-        yield Built(
-            image=image,
-            tags=tags,
-            context=ctx,
-            stage_mark=mark,
-            started=started,
-            finished=finished,
-            labels=labels,
-        )
-    finally:
-        for tag in tags:
-            remove_image_quietly(engine, tag)
-
-
+@pytest.mark.requires(Capability.BUILD)
 class TestBuildInstructions:
     """One multi-stage build using every instruction; each test checks one part."""
+
+    @pytest.fixture(scope="class")
+    def rich(
+        self,
+        engine: Engine,
+        enginekit_run: SuiteRun,
+        tmp_path_factory: pytest.TempPathFactory,
+        busybox_path: Path,
+    ) -> Iterator[Built]:
+        """The multi-stage build of RICH_DOCKERFILE, once per engine."""
+        run_id = enginekit_run.run_id
+        ctx = _rich_context(tmp_path_factory.mktemp("rich"), busybox_path, run_id)
+        mark = uuid.uuid4().hex
+        # Given out of order: the Image shows them sorted.
+        tags = (f"ekt-{run_id}-zrich:v1", f"ekt-{run_id}-arich:v2")
+        labels = {**enginekit_run.labels, **BUILD_LABELS}
+        started = utc_now()
+        image = engine.images.build(
+            str(ctx),
+            tag=tags[0],
+            tags=[tags[1]],
+            build_args={"GREETING": "bonjour", "STAGE_MARK": mark},
+            labels=labels,
+        )
+        finished = utc_now()
+        try:
+            yield Built(
+                image=image,
+                tags=tags,
+                context=ctx,
+                stage_mark=mark,
+                started=started,
+                finished=finished,
+                labels=labels,
+            )
+        finally:
+            for tag in tags:
+                remove_image_quietly(engine, tag)
 
     def test_image_identity_fields(self, engine: Engine, rich: Built) -> None:
         img = rich.image
@@ -293,6 +292,7 @@ def _zero() -> Any:
     return _dt.timedelta(0)
 
 
+@pytest.mark.requires(Capability.BUILD)
 class TestBuildTarget:
     def test_target_builds_only_up_to_the_stage(
         self,
@@ -333,6 +333,7 @@ class TestBuildTarget:
             remove_image_quietly(engine, tag)
 
 
+@pytest.mark.requires(Capability.BUILD)
 class TestBuildFromLocalImage:
     def test_from_local_image(
         self,
@@ -380,6 +381,7 @@ class TestBuildFromLocalImage:
             remove_image_quietly(engine, tag)
 
 
+@pytest.mark.requires(Capability.BUILD)
 class TestBuildContextRules:
     def test_dockerignore(
         self,
@@ -439,6 +441,7 @@ class TestBuildContextRules:
         assert not engine.images.exists(tag)
 
 
+@pytest.mark.requires(Capability.BUILD)
 class TestBuildProgress:
     def test_progress_arrives_while_building(
         self,
@@ -480,6 +483,7 @@ class TestBuildProgress:
             remove_image_quietly(engine, tag)
 
 
+@pytest.mark.requires(Capability.BUILD)
 class TestBuildFailure:
     def test_failing_step(
         self,
@@ -558,6 +562,7 @@ def _escape_cases() -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+@pytest.mark.requires(Capability.BUILD)
 class TestBuildRefusals:
     """Inputs refused with ``InvalidSpec`` before anything is built."""
 

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from enginekit.testing.fixtures import BuildContextFactory
     from enginekit.testing.session import SuiteRun
 
-pytestmark = pytest.mark.requires(Capability.BUILD)
-
 
 @attrs.frozen
 class Made:
@@ -57,21 +55,26 @@ def _build(
     return Made(image=image, tag=tag, repo=repo, mark=mark, output=f"{mark}\n".encode())
 
 
-@pytest.fixture
-def own_image(
-    engine: Engine,
-    base_image: str,
-    build_context: BuildContextFactory,
-    enginekit_run: SuiteRun,
-) -> Iterator[Made]:
-    made = _build(engine, base_image, build_context, enginekit_run, suffix="img")
-    try:
-        yield made
-    finally:
-        remove_image_quietly(engine, made.image.id)
+class _OwnImage:
+    """A fresh image of its own for each test (removed after it)."""
+
+    @pytest.fixture
+    def own_image(
+        self,
+        engine: Engine,
+        base_image: str,
+        build_context: BuildContextFactory,
+        enginekit_run: SuiteRun,
+    ) -> Iterator[Made]:
+        made = _build(engine, base_image, build_context, enginekit_run, suffix="img")
+        try:
+            yield made
+        finally:
+            remove_image_quietly(engine, made.image.id)
 
 
-class TestImageLookup:
+@pytest.mark.requires(Capability.BUILD)
+class TestImageLookup(_OwnImage):
     def test_get_by_tag_id_and_id_prefix(self, engine: Engine, own_image: Made) -> None:
         img = own_image.image
         hex_id = img.id.removeprefix("sha256:")
@@ -129,7 +132,8 @@ class TestImageLookup:
             assert getattr(listed, field) == getattr(img, field), field
 
 
-class TestImageTagRemove:
+@pytest.mark.requires(Capability.BUILD)
+class TestImageTagRemove(_OwnImage):
     def test_tag_adds_a_name(
         self, engine: Engine, own_image: Made, make_name: Callable[..., str]
     ) -> None:
@@ -186,7 +190,8 @@ class TestImageTagRemove:
             engine.containers.remove(container, force=True)
 
 
-class TestImageSaveLoad:
+@pytest.mark.requires(Capability.BUILD)
+class TestImageSaveLoad(_OwnImage):
     @pytest.mark.requires(Capability.IMAGE_SAVE, Capability.IMAGE_LOAD)
     def test_save_remove_load_round_trip(
         self, engine: Engine, own_image: Made, tmp_path: Path, labels: dict[str, str]
