@@ -1,0 +1,833 @@
+#!/usr/bin/env python3
+"""enginekit against each engine's own Python client and raw API requests.
+
+Run::
+
+    pip install -r benchmarks/requirements.txt
+    python benchmarks/bench_engines.py --engine docker --engine podman --engine lxc [-n 30] [--json]
+
+Per engine, every case runs all its variants interleaved in one loop (the
+variants' order rotates each iteration, so drift hits them alike), and the
+table shows each variant's median and its ratio to the raw path:
+
+- Docker: inspect of a running container, list of 200 labelled created
+  containers, pause+unpause, run to completion (create+start+wait+remove of
+  ``true``, network none), through enginekit, the ``docker`` package and a raw
+  HTTP request on the socket (``http.client`` on AF_UNIX, written here).
+- Podman: the same through enginekit, the ``podman`` package and raw libpod
+  requests (wait with a 10 ms poll interval for raw and enginekit; podman-py's
+  default ``containers.run`` as its own variant).
+- LXC: inspect vs the bindings' own calls, pause+unpause vs freeze+unfreeze,
+  run to completion vs ``lxc-execute`` of the same command.
+- ``import enginekit`` over a bare interpreter (medians of ``python -c``).
+
+Everything the benchmark creates carries the label ``enginekit.bench=<runid>``
+and is removed at the end, also on failure, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+DOCKER_SOCK = "/var/run/docker.sock"
+PODMAN_SOCK = "/run/podman/podman.sock"
+
+# Goals from the issues: (engine, case, variant, limit, what the limit is relative to).
+GOALS: list[tuple[str, str, str, float, str]] = [
+    ("docker", "inspect", "enginekit", 1.3, "raw"),
+    ("docker", "list", "enginekit", 1.3, "raw"),
+    ("docker", "run", "enginekit", 1.05, "raw"),
+    ("docker", "pause", "enginekit", 1.05, "raw"),
+    ("podman", "inspect", "enginekit", 1.3, "raw"),
+    ("podman", "list", "enginekit", 1.3, "raw"),
+    ("podman", "run", "enginekit", 1.05, "raw"),
+    ("podman", "run", "enginekit", 1.0, "podman-py run()"),
+    ("lxc", "inspect", "enginekit", 2.0, "bindings"),
+    ("lxc", "pause", "enginekit", 1.5, "bindings"),
+]
+IMPORT_GOAL_MS = 25.0
+
+
+# --------------------------------------------------------------------------- raw HTTP
+
+
+class RawUnix:
+    """One keep-alive HTTP/1.1 connection on a unix socket: the floor to compare with."""
+
+    def __init__(self, path: str, prefix: str) -> None:
+        self.path = path
+        self.prefix = prefix
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection("localhost")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(self.path)
+        conn.sock = sock
+        return conn
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        ok: tuple[int, ...] = (200, 201, 204, 304),
+    ) -> Any:
+        url = self.prefix + path
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        for attempt in (0, 1):
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                self._conn.request(method, url, body=data, headers=headers)
+                resp = self._conn.getresponse()
+                payload = resp.read()
+                break
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+        if resp.status not in ok:
+            raise RuntimeError(f"{method} {path} -> {resp.status}: {payload[:300]!r}")
+        if payload and resp.getheader("Content-Type", "").startswith("application/json"):
+            return json.loads(payload)
+        return payload
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+# --------------------------------------------------------------------------- timing
+
+
+class Case:
+    """One operation measured through several variants; ``raw`` (or a named base) is the floor."""
+
+    def __init__(self, name: str, base: str) -> None:
+        self.name = name
+        self.base = base
+        self.variants: dict[str, Callable[[], object]] = {}
+        self.times: dict[str, list[float]] = {}
+
+    def add(self, variant: str, fn: Callable[[], object]) -> None:
+        self.variants[variant] = fn
+        self.times[variant] = []
+
+
+def measure(cases: list[Case], iterations: int, warmup: int, progress: bool) -> None:
+    for i in range(warmup + iterations):
+        for case in cases:
+            names = list(case.variants)
+            shift = i % len(names)
+            for variant in names[shift:] + names[:shift]:
+                start = time.perf_counter()
+                case.variants[variant]()
+                elapsed = time.perf_counter() - start
+                if i >= warmup:
+                    case.times[variant].append(elapsed)
+        if progress:
+            print(f"\r  iteration {i + 1}/{warmup + iterations}", end="", file=sys.stderr)
+    if progress:
+        print(file=sys.stderr)
+
+
+def summarize(cases: list[Case]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for case in cases:
+        base = statistics.median(case.times[case.base])
+        out[case.name] = {
+            "base": case.base,
+            "variants": {
+                variant: {
+                    "median_ms": statistics.median(times) * 1000,
+                    "ratio": statistics.median(times) / base,
+                    "n": len(times),
+                }
+                for variant, times in case.times.items()
+            },
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def cli(*args: str, timeout: float = 300) -> str:
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{args[0]} {args[1]} failed: {proc.stderr.strip()[-500:]}")
+    return proc.stdout
+
+
+@contextlib.contextmanager
+def build_context() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="enginekit-bench-") as ctx:
+        shutil.copy(BUSYBOX, os.path.join(ctx, "busybox"))
+        with open(os.path.join(ctx, "Dockerfile"), "w") as fh:
+            fh.write("FROM scratch\nCOPY busybox /bin/busybox\n")
+        yield ctx
+
+
+def _check_zero(code: int, what: str) -> None:
+    if code != 0:
+        raise RuntimeError(f"{what}: run to completion exited {code}")
+
+
+# --------------------------------------------------------------------------- docker
+
+
+class DockerBench:
+    name = "docker"
+
+    def __init__(self, runid: str, n_list: int) -> None:
+        self.runid = runid
+        self.n_list = n_list
+        self.labels = {"enginekit.bench": runid}
+        self.list_labels = {**self.labels, "enginekit.bench.set": "list"}
+        self.image = f"enginekit-bench:{runid}"
+        self.raw = RawUnix(DOCKER_SOCK, "/v1.41")
+        self.client: Any = None
+        self.engine: Any = None
+
+    def setup(self) -> list[Case]:
+        import docker
+
+        import enginekit
+
+        with build_context() as ctx:
+            cli(
+                "docker",
+                "build",
+                "-q",
+                "-t",
+                self.image,
+                "--label",
+                f"enginekit.bench={self.runid}",
+                ctx,
+            )
+        self.engine = enginekit.connect("docker")
+        self.client = docker.DockerClient(base_url=f"unix://{DOCKER_SOCK}", version="1.41")
+        spec = {"Image": self.image, "Labels": self.labels, "HostConfig": {"NetworkMode": "none"}}
+        running = self.raw.request(
+            "POST", "/containers/create", {**spec, "Cmd": ["/bin/busybox", "sleep", "100000"]}
+        )["Id"]
+        self.raw.request("POST", f"/containers/{running}/start")
+        for _ in range(self.n_list):
+            self.raw.request(
+                "POST",
+                "/containers/create",
+                {**spec, "Labels": self.list_labels, "Cmd": ["/bin/busybox", "true"]},
+            )
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in self.list_labels.items()]})
+        engine, client, raw = self.engine, self.client, self.raw
+        cobj = client.containers.get(running)
+        cmd = ["/bin/busybox", "true"]
+
+        inspect = Case("inspect", "raw")
+        inspect.add("enginekit", lambda: engine.containers.get(running))
+        inspect.add("docker-py", lambda: client.containers.get(running))
+        inspect.add("raw", lambda: raw.request("GET", f"/containers/{running}/json"))
+
+        def ek_list() -> None:
+            found = engine.containers.list(all=True, labels=self.list_labels)
+            assert len(found) == self.n_list, len(found)
+
+        def raw_list() -> None:
+            found = raw.request(
+                "GET", "/containers/json", query=[("all", "1"), ("filters", filters)]
+            )
+            assert len(found) == self.n_list
+
+        listing = Case("list", "raw")
+        listing.add("enginekit", ek_list)
+        listing.add(
+            "docker-py",
+            lambda: client.containers.list(
+                all=True, filters={"label": [f"{k}={v}" for k, v in self.list_labels.items()]}
+            ),
+        )
+        listing.add(
+            "docker-py sparse",
+            lambda: client.containers.list(
+                all=True,
+                sparse=True,
+                filters={"label": [f"{k}={v}" for k, v in self.list_labels.items()]},
+            ),
+        )
+        listing.add("raw", raw_list)
+
+        def ek_pause() -> None:
+            engine.containers.pause(running)
+            engine.containers.unpause(running)
+
+        def py_pause() -> None:
+            cobj.pause()
+            cobj.unpause()
+
+        def raw_pause() -> None:
+            raw.request("POST", f"/containers/{running}/pause")
+            raw.request("POST", f"/containers/{running}/unpause")
+
+        pause = Case("pause", "raw")
+        pause.add("enginekit", ek_pause)
+        pause.add("docker-py", py_pause)
+        pause.add("raw", raw_pause)
+
+        def ek_run() -> None:
+            c = engine.containers.run(self.image, cmd, network="none", labels=self.labels)
+            _check_zero(engine.containers.wait(c), "enginekit")
+            engine.containers.remove(c)
+
+        def py_run() -> None:
+            c = client.containers.create(self.image, cmd, network_mode="none", labels=self.labels)
+            c.start()
+            _check_zero(c.wait()["StatusCode"], "docker-py")
+            c.remove()
+
+        def raw_run() -> None:
+            cid = raw.request("POST", "/containers/create", {**spec, "Cmd": cmd})["Id"]
+            raw.request("POST", f"/containers/{cid}/start")
+            _check_zero(raw.request("POST", f"/containers/{cid}/wait")["StatusCode"], "raw")
+            raw.request("DELETE", f"/containers/{cid}")
+
+        run = Case("run", "raw")
+        run.add("enginekit", ek_run)
+        run.add("docker-py", py_run)
+        run.add("raw", raw_run)
+        return [inspect, listing, pause, run]
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            found = self.raw.request(
+                "GET",
+                "/containers/json",
+                query=[
+                    ("all", "1"),
+                    ("filters", json.dumps({"label": [f"enginekit.bench={self.runid}"]})),
+                ],
+            )
+            for c in found:
+                with contextlib.suppress(Exception):
+                    self.raw.request("DELETE", f"/containers/{c['Id']}", query=[("force", "1")])
+        with contextlib.suppress(Exception):
+            self.raw.request(
+                "DELETE", f"/images/{self.image}", query=[("force", "1")], ok=(200, 404)
+            )
+        for closer in (self.client, self.engine):
+            with contextlib.suppress(Exception):
+                if closer is not None:
+                    closer.close()
+        self.raw.close()
+
+
+# --------------------------------------------------------------------------- podman
+
+
+class PodmanBench:
+    name = "podman"
+
+    def __init__(self, runid: str, n_list: int) -> None:
+        self.runid = runid
+        self.n_list = n_list
+        self.labels = {"enginekit.bench": runid}
+        self.list_labels = {**self.labels, "enginekit.bench.set": "list"}
+        self.image = f"localhost/enginekit-bench:{runid}"
+        self.raw = RawUnix(PODMAN_SOCK, "/v4.0.0/libpod")
+        self.client: Any = None
+        self.engine: Any = None
+        self.notes: list[str] = []
+
+    def _connect(self) -> Any:
+        import enginekit
+        from enginekit.errors import InvalidSpec
+
+        try:
+            return enginekit.connect("podman", wait_interval=0.01)
+        except (InvalidSpec, TypeError):
+            self.notes.append(
+                "the podman adapter takes no wait_interval option: enginekit ran with its default"
+            )
+            return enginekit.connect("podman")
+
+    def setup(self) -> list[Case]:
+        import podman
+
+        with build_context() as ctx:
+            cli(
+                "podman",
+                "build",
+                "-q",
+                "-t",
+                self.image,
+                "--label",
+                f"enginekit.bench={self.runid}",
+                ctx,
+            )
+        self.engine = self._connect()
+        self.client = podman.PodmanClient(base_url=f"unix://{PODMAN_SOCK}")
+        spec = {"image": self.image, "labels": self.labels, "netns": {"nsmode": "none"}}
+        running = self.raw.request(
+            "POST", "/containers/create", {**spec, "command": ["/bin/busybox", "sleep", "100000"]}
+        )["Id"]
+        self.raw.request("POST", f"/containers/{running}/start")
+        for _ in range(self.n_list):
+            self.raw.request(
+                "POST",
+                "/containers/create",
+                {**spec, "labels": self.list_labels, "command": ["/bin/busybox", "true"]},
+            )
+        label_list = [f"{k}={v}" for k, v in self.list_labels.items()]
+        filters = json.dumps({"label": label_list})
+        engine, client, raw = self.engine, self.client, self.raw
+        cobj = client.containers.get(running)
+        cmd = ["/bin/busybox", "true"]
+
+        inspect = Case("inspect", "raw")
+        inspect.add("enginekit", lambda: engine.containers.get(running))
+        inspect.add("podman-py", lambda: client.containers.get(running))
+        inspect.add("raw", lambda: raw.request("GET", f"/containers/{running}/json"))
+
+        def ek_list() -> None:
+            found = engine.containers.list(all=True, labels=self.list_labels)
+            assert len(found) == self.n_list, len(found)
+
+        def raw_list() -> None:
+            found = raw.request(
+                "GET", "/containers/json", query=[("all", "true"), ("filters", filters)]
+            )
+            assert len(found) == self.n_list
+
+        listing = Case("list", "raw")
+        listing.add("enginekit", ek_list)
+        listing.add(
+            "podman-py", lambda: client.containers.list(all=True, filters={"label": label_list})
+        )
+        listing.add("raw", raw_list)
+
+        def ek_pause() -> None:
+            engine.containers.pause(running)
+            engine.containers.unpause(running)
+
+        def py_pause() -> None:
+            cobj.pause()
+            cobj.unpause()
+
+        def raw_pause() -> None:
+            raw.request("POST", f"/containers/{running}/pause")
+            raw.request("POST", f"/containers/{running}/unpause")
+
+        pause = Case("pause", "raw")
+        pause.add("enginekit", ek_pause)
+        pause.add("podman-py", py_pause)
+        pause.add("raw", raw_pause)
+
+        def ek_run() -> None:
+            c = engine.containers.run(self.image, cmd, network="none", labels=self.labels)
+            _check_zero(engine.containers.wait(c), "enginekit")
+            engine.containers.remove(c)
+
+        def py_run() -> None:
+            # podman-py's default: run() waits with libpod's default poll interval
+            client.containers.run(
+                self.image, cmd, network_mode="none", labels=self.labels, remove=True
+            )
+
+        def raw_run() -> None:
+            cid = raw.request("POST", "/containers/create", {**spec, "command": cmd})["Id"]
+            raw.request("POST", f"/containers/{cid}/start")
+            code = raw.request(
+                "POST",
+                f"/containers/{cid}/wait",
+                query=[("condition", "stopped"), ("condition", "exited"), ("interval", "10ms")],
+            )
+            _check_zero(int(code), "raw")
+            raw.request("DELETE", f"/containers/{cid}")
+
+        run = Case("run", "raw")
+        run.add("enginekit", ek_run)
+        run.add("podman-py run()", py_run)
+        run.add("raw", raw_run)
+        return [inspect, listing, pause, run]
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            found = self.raw.request(
+                "GET",
+                "/containers/json",
+                query=[
+                    ("all", "true"),
+                    ("filters", json.dumps({"label": [f"enginekit.bench={self.runid}"]})),
+                ],
+            )
+            for c in found:
+                with contextlib.suppress(Exception):
+                    self.raw.request(
+                        "DELETE",
+                        f"/containers/{c['Id']}",
+                        query=[("force", "true")],
+                        ok=(200, 204, 404),
+                    )
+        with contextlib.suppress(Exception):
+            self.raw.request(
+                "DELETE", f"/images/{self.image}", query=[("force", "true")], ok=(200, 404)
+            )
+        for closer in (self.client, self.engine):
+            with contextlib.suppress(Exception):
+                if closer is not None:
+                    closer.close()
+        self.raw.close()
+
+
+# --------------------------------------------------------------------------- lxc
+
+
+class LxcBench:
+    """LXC: enginekit vs the ``lxc`` bindings and the ``lxc-*`` tools."""
+
+    name = "lxc"
+
+    def __init__(self, runid: str, n_list: int) -> None:
+        self.runid = runid
+        self.labels = {"enginekit.bench": runid}
+        self.image = f"enginekit-bench:{runid}"
+        self.engine: Any = None
+        self.running: Any = None
+        self.workdir = tempfile.mkdtemp(prefix="enginekit-bench-lxc-")
+        self.raw_name = f"ekbench-{runid}-raw"
+
+    def setup(self) -> list[Case]:
+        import lxc
+
+        import enginekit
+
+        self.engine = engine = enginekit.connect("lxc")
+        with build_context() as ctx:
+            engine.images.build(ctx, tag=self.image, labels=self.labels)
+        cmd = ["/bin/busybox", "true"]
+        self.running = engine.containers.run(
+            self.image, ["/bin/busybox", "sleep", "100000"], network="none", labels=self.labels
+        )
+        cid = self.running.id
+        handle = self._bindings_handle(self.running)
+
+        inspect = Case("inspect", "bindings")
+        inspect.add("enginekit", lambda: engine.containers.get(cid))
+
+        def bindings_inspect() -> None:
+            c = lxc.Container(handle[0], handle[1])
+            _ = (c.state, c.init_pid, c.get_config_item("lxc.rootfs.path"))
+
+        inspect.add("bindings", bindings_inspect)
+
+        def ek_pause() -> None:
+            engine.containers.pause(cid)
+            engine.containers.unpause(cid)
+
+        def raw_pause() -> None:
+            c = lxc.Container(handle[0], handle[1])
+            if not c.freeze() or not c.unfreeze():
+                raise RuntimeError("lxc freeze/unfreeze failed")
+
+        pause = Case("pause", "bindings")
+        pause.add("enginekit", ek_pause)
+        pause.add("bindings", raw_pause)
+
+        rootfs = self._raw_rootfs()
+
+        def ek_run() -> None:
+            c = engine.containers.run(self.image, cmd, network="none", labels=self.labels)
+            _check_zero(engine.containers.wait(c), "enginekit")
+            engine.containers.remove(c)
+
+        def raw_run() -> None:
+            proc = subprocess.run(
+                [
+                    "lxc-execute",
+                    "-n",
+                    self.raw_name,
+                    "-P",
+                    self.workdir,
+                    "-s",
+                    f"lxc.rootfs.path=dir:{rootfs}",
+                    "-s",
+                    "lxc.net.0.type=empty",
+                    "-s",
+                    "lxc.apparmor.profile=unconfined",
+                    "--",
+                    *cmd,
+                ],
+                capture_output=True,
+                timeout=60,
+            )
+            _check_zero(proc.returncode, "lxc-execute")
+
+        run = Case("run", "lxc-execute")
+        run.add("enginekit", ek_run)
+        run.add("lxc-execute", raw_run)
+        return [inspect, pause, run]
+
+    def _bindings_handle(self, container: Any) -> tuple[str, str]:
+        """(name, lxcpath) of the LXC container behind an enginekit container."""
+        driver = self.engine.driver
+        for attr in ("lxc_handle", "lxc_name"):
+            fn = getattr(driver, attr, None)
+            if callable(fn):
+                found = fn(container.id)
+                if isinstance(found, tuple):
+                    return found[0], found[1]
+                return str(found), str(driver.lxcpath)
+        return container.id, str(getattr(driver, "lxcpath", "/var/lib/lxc"))
+
+    def _raw_rootfs(self) -> str:
+        """A rootfs with busybox for ``lxc-execute`` (same content as the image)."""
+        root = os.path.join(self.workdir, "rootfs")
+        os.makedirs(os.path.join(root, "bin"))
+        for sub in ("proc", "sys", "dev", "tmp"):
+            os.makedirs(os.path.join(root, sub))
+        shutil.copy(BUSYBOX, os.path.join(root, "bin", "busybox"))
+        return root
+
+    def cleanup(self) -> None:
+        if self.engine is not None:
+            with contextlib.suppress(Exception):
+                for c in self.engine.containers.list(all=True, labels=self.labels):
+                    with contextlib.suppress(Exception):
+                        self.engine.containers.remove(c, force=True)
+            with contextlib.suppress(Exception):
+                self.engine.images.remove(self.image, force=True)
+            with contextlib.suppress(Exception):
+                self.engine.close()
+        subprocess.run(
+            ["lxc-stop", "-k", "-n", self.raw_name, "-P", self.workdir],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- import
+
+
+def import_times(runs: int) -> dict[str, float]:
+    """Median wall time of ``python -c CODE`` minus that of ``python -c pass``, interleaved."""
+    variants = {
+        "bare": "pass",
+        "import enginekit": "import enginekit",
+        "import enginekit + connect('docker')": "import enginekit; enginekit.connect('docker')",
+        "import docker": "import docker",
+        "import podman": "import podman",
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for i in range(runs):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", variants[name]], capture_output=True)
+            elapsed = time.perf_counter() - start
+            if proc.returncode == 0:
+                times[name].append(elapsed)
+    bare = statistics.median(times["bare"]) * 1000
+    out = {"bare_ms": bare}
+    for name, values in times.items():
+        if name != "bare" and values:
+            out[name] = statistics.median(values) * 1000 - bare
+    # -X importtime: the interpreter's own count of enginekit's cumulative import time
+    cumulative = []
+    for _ in range(runs):
+        timed = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import enginekit"],
+            capture_output=True,
+            text=True,
+        )
+        for line in timed.stderr.splitlines():
+            parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+            if len(parts) == 3 and parts[2] == "enginekit":
+                cumulative.append(int(parts[1]) / 1000)
+    if cumulative:
+        out["import enginekit (-X importtime)"] = statistics.median(cumulative)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def goal_lines(results: dict[str, Any], imports: dict[str, float] | None) -> list[dict[str, Any]]:
+    lines = []
+    for engine, case, variant, limit, base in GOALS:
+        data = results.get(engine, {}).get("cases", {}).get(case)
+        if data is None:
+            continue
+        variants = data["variants"]
+        if variant not in variants or base not in variants:
+            continue
+        ratio = variants[variant]["median_ms"] / variants[base]["median_ms"]
+        lines.append(
+            {
+                "goal": f"{engine} {case}: {variant} within {limit}x of {base}",
+                "ratio": ratio,
+                "met": ratio <= limit,
+            }
+        )
+    if imports is not None and "import enginekit" in imports:
+        value = max(imports["import enginekit"], imports.get("import enginekit (-X importtime)", 0))
+        lines.append(
+            {
+                "goal": f"import enginekit < {IMPORT_GOAL_MS:.0f} ms over a bare interpreter",
+                "value_ms": value,
+                "met": value < IMPORT_GOAL_MS,
+            }
+        )
+    return lines
+
+
+def print_table(
+    results: dict[str, Any], imports: dict[str, float] | None, goals: list[dict[str, Any]]
+) -> None:
+    for engine, data in results.items():
+        print(
+            f"\n== {engine} ({data['iterations']} iterations, medians;"
+            f" list of {data['containers']} containers)"
+        )
+        if "error" in data:
+            print(f"   FAILED: {data['error']}")
+            continue
+        print(f"   {'case':<10} {'variant':<18} {'median ms':>10} {'ratio':>7}")
+        for case, info in data["cases"].items():
+            for variant, v in info["variants"].items():
+                mark = " (base)" if variant == info["base"] else ""
+                print(
+                    f"   {case:<10} {variant:<18} {v['median_ms']:>10.2f} {v['ratio']:>6.2f}x{mark}"
+                )
+        for note in data.get("notes", []):
+            print(f"   note: {note}")
+    if imports is not None:
+        print(f"\n== import time over a bare interpreter ({imports['bare_ms']:.1f} ms)")
+        for name, value in imports.items():
+            if name != "bare_ms":
+                print(f"   {name:<38} {value:>7.1f} ms")
+    if goals:
+        print("\n== goals")
+        for g in goals:
+            figure = f"{g['ratio']:.2f}x" if "ratio" in g else f"{g['value_ms']:.1f} ms"
+            print(f"   [{'met' if g['met'] else 'MISSED'}] {g['goal']}: {figure}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+class Bench(Protocol):
+    name: str
+
+    def setup(self) -> list[Case]: ...
+
+    def cleanup(self) -> None: ...
+
+
+BENCHES: dict[str, Callable[[str, int], Bench]] = {
+    "docker": DockerBench,
+    "podman": PodmanBench,
+    "lxc": LxcBench,
+}
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--engine",
+        action="append",
+        choices=sorted(BENCHES),
+        default=[],
+        help="engine to measure (repeatable)",
+    )
+    parser.add_argument("-n", "--iterations", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--containers",
+        type=int,
+        default=200,
+        help="created containers for the list case (docker, podman)",
+    )
+    parser.add_argument("--import-runs", type=int, default=20)
+    parser.add_argument("--no-import", action="store_true", help="skip the import timing")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    engines = args.engine or ["docker"]
+    runid = uuid.uuid4().hex[:12]
+    signal.signal(signal.SIGTERM, _sigterm)
+    results: dict[str, Any] = {}
+    failed = False
+    try:
+        for name in engines:
+            bench = BENCHES[name](runid, args.containers)
+            print(f"{name}: setting up (run {runid})", file=sys.stderr)
+            try:
+                cases = bench.setup()
+                measure(cases, args.iterations, args.warmup, progress=not args.json)
+                results[name] = {
+                    "iterations": args.iterations,
+                    "containers": args.containers,
+                    "cases": summarize(cases),
+                    "notes": getattr(bench, "notes", []),
+                }
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                failed = True
+                results[name] = {
+                    "iterations": args.iterations,
+                    "containers": args.containers,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            finally:
+                print(f"{name}: cleaning up", file=sys.stderr)
+                bench.cleanup()
+        imports = None if args.no_import else import_times(args.import_runs)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: everything labelled enginekit.bench=" + runid + " was removed",
+            file=sys.stderr,
+        )
+        return 130
+    goals = goal_lines(results, imports)
+    if args.json:
+        json.dump(
+            {"runid": runid, "engines": results, "import_ms": imports, "goals": goals},
+            sys.stdout,
+            indent=2,
+        )
+        print()
+    else:
+        print_table(results, imports, goals)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
