@@ -184,7 +184,13 @@ def workdirs() -> st.SearchStrategy[str]:
     segment = st.text(
         alphabet=string.ascii_lowercase + string.digits + "_-", min_size=1, max_size=10
     )
-    return st.lists(segment, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
+    # The engine mounts /proc, /sys and /dev over the image: a working directory
+    # there cannot be made.
+    return (
+        st.lists(segment, min_size=1, max_size=3)
+        .filter(lambda parts: parts[0] not in ("proc", "sys", "dev"))
+        .map(lambda parts: "/" + "/".join(parts))
+    )
 
 
 def users() -> st.SearchStrategy[str]:

@@ -24,10 +24,14 @@ if TYPE_CHECKING:
     from enginekit import Engine
 
 __all__ = [
+    "PROBE_SCRIPT",
+    "Probe",
     "RunResult",
     "Snapshot",
     "go_arch",
     "new_objects",
+    "parse_probe",
+    "probe_command",
     "remove_image_quietly",
     "run_to_end",
     "snapshot",
@@ -106,6 +110,47 @@ def remove_image_quietly(engine: Engine, ref: str) -> None:
 
     with contextlib.suppress(NotFound):
         engine.images.remove(ref, force=True)
+
+
+# Prints, separated by \\001 (no drawn text holds it): the argument count, each
+# argument, the process's environment exactly as the engine passed it
+# (``/proc/$$/environ``: the shell drops names it cannot use as variables, the
+# kernel's copy keeps them), then uid, gid, working directory and host name.
+PROBE_SCRIPT = (
+    'printf "%s\\001" "$#" "$@"; cat /proc/$$/environ; printf "\\001"; id -u; id -g; pwd; hostname'
+)
+
+
+def probe_command(args: Sequence[str] = ()) -> list[str]:
+    """A command that reports what it sees from inside (see :func:`parse_probe`)."""
+    return ["sh", "-c", PROBE_SCRIPT, "sh", *args]
+
+
+@attrs.frozen
+class Probe:
+    """What :func:`probe_command` saw inside the container."""
+
+    args: tuple[bytes, ...]
+    environ: dict[bytes, bytes]
+    uid: str
+    gid: str
+    pwd: str
+    hostname: str
+
+
+def parse_probe(out: bytes) -> Probe:
+    parts = out.split(b"\x01")
+    count = int(parts[0])
+    args = tuple(parts[1 : 1 + count])
+    environ: dict[bytes, bytes] = {}
+    for item in parts[1 + count].split(b"\0"):
+        if item:
+            key, _, value = item.partition(b"=")
+            environ[key] = value
+    lines = parts[2 + count].decode().splitlines()
+    assert len(parts) == 3 + count and len(lines) == 4, out
+    uid, gid, pwd, hostname = lines
+    return Probe(args=args, environ=environ, uid=uid, gid=gid, pwd=pwd, hostname=hostname)
 
 
 def utc_now() -> _dt.datetime:
