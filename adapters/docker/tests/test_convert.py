@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from enginekit_docker import convert
+from enginekit_docker.build import BuildLog
+from enginekit_docker.streams import log_lines
+
 from enginekit.errors import BuildFailed
 from enginekit.models import (
     ContainerSpec,
@@ -18,10 +22,6 @@ from enginekit.models import (
     Stream,
 )
 from enginekit.transport import demux_frames
-
-from enginekit_docker import convert
-from enginekit_docker.build import BuildLog
-from enginekit_docker.streams import log_lines
 
 DATA = Path(__file__).parent / "data"
 UTC = dt.UTC
@@ -236,7 +236,9 @@ def test_create_body_full() -> None:
         ],
         "53/udp": [{"HostIp": "127.0.0.1", "HostPort": ""}],
     }
-    assert host["Mounts"] == [{"Type": "bind", "Source": "/src", "Target": "/dst", "ReadOnly": True}]
+    assert host["Mounts"] == [
+        {"Type": "bind", "Source": "/src", "Target": "/dst", "ReadOnly": True}
+    ]
     assert host["Memory"] == host["MemorySwap"] == 64 * 2**20
     assert host["NanoCpus"] == 1_500_000_000 and host["PidsLimit"] == 10
     assert host["NetworkMode"] == "none"
