@@ -27,6 +27,7 @@ __all__ = [
     "free_port",
     "http_get",
     "parse_env",
+    "parse_rfc3339",
     "poll",
     "wait_state",
 ]
@@ -124,6 +125,20 @@ def http_get(port: int, path: str = "/", *, attempts: int = 30, interval: float 
             conn.close()
         time.sleep(interval)
     pytest.fail(f"GET http://127.0.0.1:{port}{path} failed {attempts} times; last: {last!r}")
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
+
+
+def parse_rfc3339(text: str | bytes) -> dt.datetime:
+    """An RFC 3339 timestamp (any number of fractional digits) as an aware datetime."""
+    raw = text.decode() if isinstance(text, bytes) else text
+    m = _STAMP.match(raw.strip())
+    assert m, f"not an RFC 3339 timestamp: {raw!r}"
+    base, frac, offset = m.groups()
+    micro = (frac or "0")[:6].ljust(6, "0")
+    offset = "+00:00" if offset == "Z" else offset
+    return dt.datetime.fromisoformat(f"{base}.{micro}{offset}")
 
 
 def parse_env(output: bytes) -> dict[str, str]:
