@@ -594,41 +594,57 @@ def _walk_dir(
                 os.close(sub)
 
 
-def _ignore_for(root: str, dockerfile_rel: str) -> DockerIgnore:
-    return DockerIgnore(load_dockerignore(root)).with_kept(".dockerignore", dockerfile_rel)
+def _plan(root: str, dockerfile_rel: str, for_copy: bool) -> tuple[DockerIgnore, frozenset[str]]:
+    """The ignore rules to walk with, and the paths to leave out of the walk."""
+    patterns = DockerIgnore(load_dockerignore(root))
+    ignore = patterns.with_kept(".dockerignore", dockerfile_rel)
+    drop: frozenset[str] = frozenset()
+    if for_copy:
+        drop = frozenset(p for p in (".dockerignore", dockerfile_rel) if patterns.matches(p))
+    return ignore, drop
 
 
-def iter_context(context: str, dockerfile: str = "Dockerfile") -> Iterator[ContextEntry]:
+def iter_context(
+    context: str, dockerfile: str = "Dockerfile", *, for_copy: bool = False
+) -> Iterator[ContextEntry]:
     """The files, directories and links sent for a build, in Docker's order.
 
-    ``.dockerignore`` applied; the Dockerfile and ``.dockerignore`` are always included.
+    ``.dockerignore`` applied; the Dockerfile and ``.dockerignore`` are always sent.
+    With ``for_copy``, the view that COPY/ADD see instead: Docker's builder deletes the
+    Dockerfile and ``.dockerignore`` from the context it received when
+    ``.dockerignore`` excludes them.
     """
     root = resolve_context(context)
     rel = dockerfile_path(root, dockerfile)
-    ignore = _ignore_for(root, rel)
+    ignore, drop = _plan(root, rel, for_copy)
     for entry, _st, _fd, _name in _walk(root, ignore):
-        yield entry
+        if entry.path not in drop:
+            yield entry
 
 
 # --------------------------------------------------------------------------- the tar
 
 
-def context_tar(context: str, dockerfile: str = "Dockerfile") -> IO[bytes]:
+def context_tar(
+    context: str, dockerfile: str = "Dockerfile", *, for_copy: bool = False
+) -> IO[bytes]:
     """The context as an uncompressed tar, as Docker's client uploads it.
 
     Written to an anonymous temporary file (gone when closed), rewound. Symbolic links
     are stored as links, hard links within the context as hard links; modes and
-    whole-second mtimes are kept; owner and group are 0 with no names.
+    whole-second mtimes are kept; owner and group are 0 with no names. ``for_copy``:
+    what COPY/ADD see (see :func:`iter_context`), for a builder that copies from it.
     """
     root = resolve_context(context)
     rel = dockerfile_path(root, dockerfile)
-    ignore = _ignore_for(root, rel)
+    ignore, drop = _plan(root, rel, for_copy)
     out = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
     try:
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
             linked: dict[tuple[int, int], str] = {}
             for entry, st, dirfd, name in _walk(root, ignore):
-                _add(tar, entry, st, dirfd, name, linked)
+                if entry.path not in drop:
+                    _add(tar, entry, st, dirfd, name, linked)
         out.seek(0)
     except BaseException:
         out.close()
@@ -703,10 +719,12 @@ _MAX_LINKS = 40
 class _Sent:
     """What the walk sends: each entry by path, plus the directories implied above them."""
 
-    def __init__(self, root: str, ignore: DockerIgnore) -> None:
+    def __init__(self, root: str, ignore: DockerIgnore, drop: frozenset[str]) -> None:
         self.entries: dict[str, ContextEntry] = {}
         self.dirs: set[str] = {"."}
         for entry, _st, _fd, _name in _walk(root, ignore):
+            if entry.path in drop:
+                continue
             self.entries[entry.path] = entry
             parent = entry.path
             while "/" in parent:
@@ -795,7 +813,7 @@ def check_sources(
     root = resolve_context(context)
     rel_df = dockerfile_path(root, dockerfile)
     ev = evaluation if evaluation is not None else parsed.evaluate(build_args, target)
-    sent = _Sent(root, _ignore_for(root, rel_df))
+    sent = _Sent(root, *_plan(root, rel_df, True))
     all_paths: list[str] | None = None
     for step in ev.steps:
         if step.keyword not in ("COPY", "ADD") or step.flag("from") is not None:
