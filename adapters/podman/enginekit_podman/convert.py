@@ -26,8 +26,14 @@ the same as on Docker):
   ``docker.io/library/`` (``busybox:1``, as Docker writes it);
 - the ``io.buildah.version`` label the builder puts on every image;
 - env keys the adapter records in the ``io.enginekit.hide-env`` annotation
-  (``HOSTNAME``, which Podman writes into the container's env where Docker
-  only sets it in the process);
+  (``HOSTNAME`` and ``HOME``, which Podman writes into the container's env
+  where Docker only sets them in the process);
+- the working directory ``/`` and stop signal ``SIGTERM`` Podman fills in
+  when neither the caller nor the image chose one (Docker reports them
+  unset: None), recorded in ``io.enginekit.unset``;
+- the host port Podman picked at create time for a port published on "any
+  port", while the container is not running (Docker picks it at start and
+  reports None outside a run), recorded in ``io.enginekit.random-ports``;
 - a pids limit nobody asked for is created as unlimited (Docker's default)
   and any limit <= 0 is reported as None;
 - the init (``/run/podman-init --``) in front of the command: ``entrypoint``
@@ -62,6 +68,8 @@ from enginekit.models import (
 __all__ = [
     "ANNOTATION_HIDE_ENV",
     "ANNOTATION_IMAGE",
+    "ANNOTATION_RANDOM_PORTS",
+    "ANNOTATION_UNSET",
     "ENGINE_LABELS",
     "container_from_inspect",
     "container_state",
@@ -79,6 +87,11 @@ __all__ = [
 ANNOTATION_IMAGE = "io.enginekit.image"
 #: Env keys the adapter caused and the contract does not show (comma-separated).
 ANNOTATION_HIDE_ENV = "io.enginekit.hide-env"
+#: Fields left to the engine's default that Docker reports as unset
+#: (``workdir``, ``stop_signal``), comma-separated.
+ANNOTATION_UNSET = "io.enginekit.unset"
+#: Published ports (``80/tcp``) whose host port the engine picked.
+ANNOTATION_RANDOM_PORTS = "io.enginekit.random-ports"
 #: Labels the engine adds on its own to every image it builds.
 ENGINE_LABELS = frozenset({"io.buildah.version"})
 
@@ -96,9 +109,7 @@ _STATES: Mapping[str, ContainerState] = {
 }
 
 _HEX_RE = re.compile(r"[0-9a-f]{12,64}")
-_TIME_RE = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?"
-)
+_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
 _INIT_PATHS = ("/run/podman-init", "/dev/init")
 _SYMLINK_BIT = 1 << 27  # Go's fs.ModeSymlink
 _DIR_BIT = 1 << 31  # Go's fs.ModeDir
@@ -129,9 +140,7 @@ def user_image_name(name: str) -> str:
 
 
 def _tags(names: Sequence[str] | None) -> list[str]:
-    return sorted(
-        {user_image_name(n) for n in names or () if n and not n.startswith("<none>")}
-    )
+    return sorted({user_image_name(n) for n in names or () if n and not n.startswith("<none>")})
 
 
 # --------------------------------------------------------------------------- basics
@@ -197,6 +206,10 @@ def signal_name(value: Any) -> str | None:
         if rtmin < value <= rtmax:
             return f"SIGRTMIN+{value - rtmin}"
         return str(value)
+
+
+def _csv(value: str | None) -> set[str]:
+    return {item for item in (value or "").split(",") if item}
 
 
 def _env_map(items: Sequence[str] | None) -> dict[str, str]:
@@ -278,20 +291,21 @@ def _command_parts(data: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str,
     return entry, cmd
 
 
-def _ports(data: Mapping[str, Any]) -> list[PortBinding]:
+def _ports(data: Mapping[str, Any], *, live: bool, random: set[str]) -> list[PortBinding]:
     net: Mapping[str, Any] = data.get("NetworkSettings") or {}
     host: Mapping[str, Any] = data.get("HostConfig") or {}
-    table = net.get("Ports") or host.get("PortBindings") or {}
+    table = (net.get("Ports") if live else None) or host.get("PortBindings") or {}
     out: list[PortBinding] = []
     for key, bindings in table.items():
         port, _, proto = str(key).partition("/")
         for b in bindings or ():
-            hp = str(b.get("HostPort") or "")
+            picked = not live and f"{port}/{proto or 'tcp'}" in random
+            hp = "" if picked else str(b.get("HostPort") or "")
             out.append(
                 PortBinding(
                     container_port=int(port),
                     protocol=proto or "tcp",
-                    host_ip=str(b.get("HostIp") or "0.0.0.0"),  # noqa: S104 - what the engine reports
+                    host_ip=str(b.get("HostIp") or "0.0.0.0"),
                     host_port=int(hp) if hp.isdigit() and int(hp) > 0 else None,
                 )
             )
@@ -351,9 +365,16 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
     image = annotations.get(ANNOTATION_IMAGE) or user_image_name(
         str(data.get("ImageName") or cfg.get("Image") or "")
     )
-    hidden = {k for k in (annotations.get(ANNOTATION_HIDE_ENV) or "").split(",") if k}
+    hidden = _csv(annotations.get(ANNOTATION_HIDE_ENV))
     if ANNOTATION_HIDE_ENV not in annotations:
-        hidden = {"HOSTNAME"}
+        hidden = {"HOME", "HOSTNAME"}
+    unset = _csv(annotations.get(ANNOTATION_UNSET))
+    workdir = cfg.get("WorkingDir") or None
+    if "workdir" in unset and workdir == "/":
+        workdir = None
+    stop_signal = None if "stop_signal" in unset else signal_name(cfg.get("StopSignal"))
+    live = status in (ContainerState.RUNNING, ContainerState.PAUSED)
+    exited = status is ContainerState.EXITED
     env = {k: v for k, v in _env_map(cfg.get("Env")).items() if k not in hidden}
     entrypoint, command = _command_parts(data)
     pid = int(state.get("Pid") or 0)
@@ -365,24 +386,24 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
         image=image,
         image_id=_image_id(str(data.get("Image") or "")) if data.get("Image") else "",
         state=status,
-        exit_code=exit_code if status is ContainerState.EXITED else None,
+        exit_code=exit_code if exited else None,
         oom_killed=bool(state.get("OOMKilled")),
         created_at=parse_time(data.get("Created")),
         started_at=parse_time(state.get("StartedAt")),
-        finished_at=parse_time(state.get("FinishedAt")),
-        pid=pid if pid > 0 and status in (ContainerState.RUNNING, ContainerState.PAUSED) else None,
+        finished_at=parse_time(state.get("FinishedAt")) if exited else None,
+        pid=pid if pid > 0 and live else None,
         labels=_labels(cfg.get("Labels")),
         command=command,
         entrypoint=entrypoint,
         env=env,
-        workdir=cfg.get("WorkingDir") or None,
+        workdir=workdir,
         user=cfg.get("User") or None,
         hostname=cfg.get("Hostname") or None,
-        ports=_ports(data),
+        ports=_ports(data, live=live, random=_csv(annotations.get(ANNOTATION_RANDOM_PORTS))),
         mounts=_mounts(data),
         resources=_resources(host),
         network=_network(host),
-        stop_signal=signal_name(cfg.get("StopSignal")),
+        stop_signal=stop_signal,
         engine=engine,
         raw=data,
     )

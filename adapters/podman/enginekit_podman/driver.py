@@ -418,13 +418,21 @@ class PodmanDriver:
     # -- containers ----------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
         image, found_as = self._image_lookup(spec.image)
-        image_env = {
-            item.partition("=")[0]
-            for item in ((image.get("Config") or {}).get("Env") or ())
-        }
+        image_cfg = image.get("Config") or {}
+        image_env = {item.partition("=")[0] for item in image_cfg.get("Env") or ()}
         user_env = dict(spec.env)
         given = set(user_env) | image_env
-        hidden = [] if "HOSTNAME" in given else ["HOSTNAME"]
+        # Podman writes these into the container's env; Docker sets them only
+        # in the process (the same values inside, see the tests).
+        hidden = [k for k in ("HOME", "HOSTNAME") if k not in given]
+        unset = []
+        if spec.workdir is None and not image_cfg.get("WorkingDir"):
+            unset.append("workdir")
+        if spec.stop_signal is None and not image_cfg.get("StopSignal"):
+            unset.append("stop_signal")
+        random_ports = sorted(
+            {f"{p.container_port}/{p.protocol}" for p in spec.ports if not p.host_port}
+        )
         body: dict[str, Any] = {
             "image": found_as,
             "init": True,
@@ -435,6 +443,8 @@ class PodmanDriver:
             "annotations": {
                 convert.ANNOTATION_IMAGE: spec.image,
                 convert.ANNOTATION_HIDE_ENV: ",".join(hidden),
+                convert.ANNOTATION_UNSET: ",".join(unset),
+                convert.ANNOTATION_RANDOM_PORTS: ",".join(random_ports),
             },
             "netns": {"nsmode": spec.network},
             "resource_limits": _resources(spec),
