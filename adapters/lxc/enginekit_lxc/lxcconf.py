@@ -8,7 +8,7 @@ that a config line cannot hold exactly, such as ones with a newline).
 
 The container is an "application container" as Docker's: an init as PID 1
 (LXC's own, from ``lxc-execute``), Docker's default capability set, a device
-allow-list, no console, and ``/dev/.enginekit/env`` (a static busybox
+allow-list, no console, and ``/dev/.enginekit/busybox`` (a static busybox
 bind-mounted into the tmpfs ``/dev``, as Docker puts ``docker-init`` at
 ``/dev/init``) which drops the ``container=lxc`` variable LXC always adds before
 executing the command, so ``env`` shows what it shows on Docker.
@@ -39,7 +39,7 @@ __all__ = [
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Where the helper appears inside the container (a tmpfs: nothing lands in the rootfs).
-ENV_HELPER = "/dev/.enginekit/env"
+ENV_HELPER = "/dev/.enginekit/busybox"
 
 # Docker's default capability set.
 _CAPS = (
@@ -112,7 +112,7 @@ def find_helper() -> str:
 
 def helper_argv(argv: Sequence[str]) -> list[str]:
     """``argv`` run through the env helper (drops ``container``, then execs ``argv``)."""
-    return [ENV_HELPER, "-u", "container", *argv]
+    return [ENV_HELPER, "env", "-u", "container", *argv]
 
 
 def container_env(

@@ -1,0 +1,1041 @@
+"""The LXC driver: application containers on LXC 5 with the lxc-* tools.
+
+LXC runs a container and nothing more; this driver adds what an application
+engine keeps: ids and names, a per-container overlay rootfs on the image's
+unpacked rootfs, and a monitor process per run (:mod:`enginekit_lxc.monitor`)
+that holds the foreground ``lxc-execute``, keeps the output and writes down
+the exit. State lives in files (:mod:`enginekit_lxc.store`), so every process
+and every new driver sees the same containers.
+
+States: CREATED (never started), RUNNING (the monitor holds a running LXC
+container), PAUSED (its freezer cgroup is FROZEN), EXITED (stopped after a
+start, exit code known). LXC's STOPPED maps to CREATED or EXITED, FROZEN to
+PAUSED; a monitor that died is noticed and its container's state recovered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+import platform
+import secrets
+import shutil
+import signal as _signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
+
+from enginekit.capabilities import ALL_CAPABILITIES, Capability
+from enginekit.driver import ProgressCallback
+from enginekit.errors import (
+    Conflict,
+    ContainerNotFound,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    InvalidSpec,
+    NotFound,
+    Unsupported,
+)
+from enginekit.models import (
+    BuildRequest,
+    Container,
+    ContainerSpec,
+    ContainerState,
+    EngineInfo,
+    ExecResult,
+    Image,
+    LogLine,
+    Mount,
+    PathStat,
+    PortBinding,
+    Resources,
+    Stats,
+    Stream,
+)
+
+from . import copyops, logfile
+from .errors import HINT
+from .fsroot import Root
+from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, helper_argv, render
+from .monitor import mount_overlay, unmount
+from .netalloc import IP_FILE, allocate
+from .store import ContainerStore
+from .users import resolve_user
+
+__all__ = ["DEFAULT_STORAGE_ROOT", "LxcDriver"]
+
+DEFAULT_STORAGE_ROOT = "/var/lib/enginekit/lxc"
+ENGINE = "lxc"
+
+_STATES = {"created": ContainerState.CREATED, "exited": ContainerState.EXITED}
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from enginekit_lxc.monitor import main; sys.exit(main(sys.argv[2:]))"
+)
+_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Runs an exec'd command in its working directory (lxc-attach has no --cwd).
+_EXEC_SCRIPT = f'cd -- "$1" || exit 126; shift; exec {ENV_HELPER} env -u container "$@"'
+_POLL = 0.01
+_START_TIMEOUT = 60.0
+_HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_", "PYTHON")
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _proc_starttime(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return int(data.rsplit(b")", 1)[1].split()[19])
+
+
+def _read_first(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _signal_number(name: str) -> int:
+    try:
+        return int(_signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+    except KeyError as exc:
+        raise InvalidSpec(f"{name!r} is not a signal") from exc
+
+
+class LxcDriver:
+    """The Driver for LXC (see the module)."""
+
+    name = ENGINE
+    capabilities: frozenset[Capability] = ALL_CAPABILITIES - {Capability.PULL, Capability.PUSH}
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        storage_root: str | None = None,
+        bridge: str = "lxcbr0",
+        **options: Any,
+    ) -> None:
+        if options:
+            raise InvalidSpec(f"unknown LXC option(s): {', '.join(sorted(options))}")
+        self._address = address or os.environ.get("LXC_PATH") or None
+        self.storage_root = storage_root or DEFAULT_STORAGE_ROOT
+        self.bridge = bridge
+        self.store = ContainerStore(os.path.join(self.storage_root, "containers"))
+        self._lock = threading.Lock()
+        self._lxcpath: str | None = self._address
+        self._images: Any = None
+        self._meta_cache: dict[str, dict[str, Any]] = {}
+        self._version: str | None = None
+
+    # -- engine --------------------------------------------------------------
+    @property
+    def address(self) -> str:
+        return self._address or "/var/lib/lxc"
+
+    @property
+    def lxcpath(self) -> str:
+        if self._lxcpath is None:
+            try:
+                out = subprocess.run(
+                    ["lxc-config", "lxc.lxcpath"], capture_output=True, check=True, timeout=10
+                ).stdout
+                self._lxcpath = out.decode().strip() or "/var/lib/lxc"
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise EngineUnavailable(
+                    "lxc-config did not answer", address="lxc-config", hint=HINT
+                ) from exc
+        return self._lxcpath
+
+    @property
+    def images(self) -> Any:
+        """The image store (``enginekit_lxc.images.ImageStore``)."""
+        if self._images is None:
+            with self._lock:
+                if self._images is None:
+                    from .images import ImageStore
+
+                    self._images = ImageStore(self.storage_root)
+        return self._images
+
+    def ping(self) -> None:
+        for tool in ("lxc-execute", "lxc-attach", "lxc-stop"):
+            if shutil.which(tool) is None:
+                raise EngineUnavailable(
+                    f"{tool} not found on PATH", address=self.address, hint=HINT
+                )
+        if not os.path.isdir(self.lxcpath):
+            raise EngineUnavailable(
+                f"the LXC path {self.lxcpath} does not exist", address=self.lxcpath, hint=HINT
+            )
+        find_helper()
+        try:
+            self.store.ensure()
+        except OSError as exc:
+            raise EngineUnavailable(
+                f"cannot use the storage root {self.storage_root}: {exc.strerror}",
+                address=self.storage_root,
+                hint="run as root, or pass storage_root= a writable directory",
+            ) from exc
+
+    def info(self) -> EngineInfo:
+        if self._version is None:
+            try:
+                out = subprocess.run(
+                    ["lxc-ls", "--version"], capture_output=True, check=True, timeout=10
+                ).stdout
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise EngineUnavailable(
+                    "lxc-ls did not answer", address=self.address, hint=HINT
+                ) from exc
+            self._version = out.decode().strip()
+        return EngineInfo(
+            name=ENGINE,
+            version=self._version,
+            api_version="",
+            os="linux",
+            arch={"x86_64": "amd64", "aarch64": "arm64"}.get(
+                platform.machine(), platform.machine()
+            ),
+            storage_root=self.storage_root,
+        )
+
+    def close(self) -> None:
+        self._meta_cache.clear()
+
+    # -- images (the image store does the work) -------------------------------
+    def image_build(
+        self, request: BuildRequest, *, progress: ProgressCallback | None = None
+    ) -> Image:
+        from .build import build_image
+        from .execute import execute
+
+        image: Image = build_image(self.images, request, progress=progress, execute=execute)
+        return image
+
+    def image_inspect(self, ref: str) -> Image:
+        return self.images.inspect(ref)  # type: ignore[no-any-return]
+
+    def image_list(
+        self, *, name: str | None = None, labels: Mapping[str, str | None] | None = None
+    ) -> list[Image]:
+        return self.images.list(name=name, labels=labels)  # type: ignore[no-any-return]
+
+    def image_tag(self, ref: str, new_ref: str) -> None:
+        self.images.tag(ref, new_ref)
+
+    def image_remove(self, ref: str, *, force: bool = False) -> None:
+        self.images.remove(ref, force=force, in_use=self._image_in_use)
+
+    def image_save(self, ref: str, path: str) -> None:
+        self.images.save(ref, path)
+
+    def image_load(self, path: str) -> list[Image]:
+        return self.images.load(path)  # type: ignore[no-any-return]
+
+    def image_pull(self, ref: str) -> Image:
+        raise Unsupported(ENGINE, "pull", "the LXC adapter keeps local images only")
+
+    def image_push(self, ref: str) -> None:
+        raise Unsupported(ENGINE, "push", "the LXC adapter keeps local images only")
+
+    def _image_in_use(self, image_id: str) -> bool:
+        for cid in self.store.ids():
+            with contextlib.suppress(OSError, ValueError):
+                if self._meta(cid).get("image_id") == image_id:
+                    return True
+        return False
+
+    # -- container records ---------------------------------------------------
+    def _meta(self, id: str) -> dict[str, Any]:
+        meta = self._meta_cache.get(id)
+        if meta is None:
+            meta = self.store.read_meta(id)
+            self._meta_cache[id] = meta
+        return meta
+
+    def _resolve(self, ref: str) -> str:
+        root = self.store.root
+        if len(ref) == 64 and os.path.isfile(os.path.join(root, ref, "meta.json")):
+            return ref
+        owner = self.store.name_owner(ref) if "/" not in ref and ref not in (".", "..") else None
+        if owner and self.store.exists(owner):
+            return owner
+        if len(ref) >= 12 and all(c in "0123456789abcdef" for c in ref):
+            found = [i for i in self.store.ids() if i.startswith(ref)]
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise Conflict(f"container id prefix {ref} is ambiguous")
+        raise ContainerNotFound(f"no such container: {ref}")
+
+    def _status(self, id: str) -> dict[str, Any]:
+        try:
+            return self.store.read_status(id)
+        except FileNotFoundError as exc:
+            self._meta_cache.pop(id, None)
+            raise ContainerNotFound(f"no such container: {id}") from exc
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"cannot read the state of container {id[:12]}: {exc}") from exc
+
+    def _live_state(self, id: str, status: dict[str, Any]) -> tuple[ContainerState, dict[str, Any]]:
+        """The state of a container whose status says running (recovering a dead monitor)."""
+        if self.store.monitor_alive(id) or self._init_alive(status):
+            freezer = (status.get("cgroups") or {}).get("freezer")
+            if freezer and _read_first(os.path.join(freezer, "freezer.state")) in (
+                "FROZEN",
+                "FREEZING",
+            ):
+                return ContainerState.PAUSED, status
+            if self.store.monitor_alive(id) or self._init_alive(status):
+                return ContainerState.RUNNING, status
+        status = self._recover(id)
+        return _STATES.get(status.get("state", ""), ContainerState.EXITED), status
+
+    @staticmethod
+    def _init_alive(status: Mapping[str, Any]) -> bool:
+        pid = status.get("pid")
+        return isinstance(pid, int) and _proc_starttime(pid) == status.get("pid_start")
+
+    def _recover(self, id: str) -> dict[str, Any]:
+        """Write down the exit of a container whose monitor died."""
+        with self.store.container_lock(id):
+            status = self._status(id)
+            if status.get("state") != "running":
+                return status
+            if self.store.monitor_alive(id) or self._init_alive(status):
+                return status
+            sent = _read_first(self.store.path(id, "signal"))
+            code = 128 + int(sent) if sent and sent.isdigit() else 255
+            status.update(
+                state="exited",
+                exit_code=code,
+                finished_at=_now(),
+                monitor_pid=None,
+                recovered=True,
+            )
+            with contextlib.suppress(OSError):
+                unmount(self.store.path(id, "rootfs"))
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.store.path(id, IP_FILE))
+            self.store.write_status(id, status)
+            return status
+
+    def _state(self, id: str) -> tuple[ContainerState, dict[str, Any]]:
+        status = self._status(id)
+        if status.get("state") == "running":
+            return self._live_state(id, status)
+        return _STATES.get(status.get("state", ""), ContainerState.EXITED), status
+
+    def _container(
+        self, id: str, meta: dict[str, Any], state: ContainerState, status: dict[str, Any]
+    ) -> Container:
+        live = state in (ContainerState.RUNNING, ContainerState.PAUSED)
+        exited = state is ContainerState.EXITED
+        ports_src = status.get("ports") if live else meta["ports"]
+        return Container(
+            id=id,
+            name=meta["name"],
+            image=meta["image"],
+            image_id=meta["image_id"],
+            state=state,
+            exit_code=status.get("exit_code") if exited else None,
+            oom_killed=bool(status.get("oom_killed")),
+            created_at=_parse_time(meta["created_at"]),
+            started_at=_parse_time(status.get("started_at")),
+            finished_at=_parse_time(status.get("finished_at")) if exited else None,
+            pid=status.get("pid") if live else None,
+            labels=meta["labels"],
+            command=meta["command"] or (),
+            entrypoint=meta["entrypoint"] or (),
+            env=meta["env"],
+            workdir=meta["workdir"],
+            user=meta["user"] or None,
+            hostname=meta["hostname"],
+            ports=tuple(
+                PortBinding(
+                    container_port=p["container_port"],
+                    protocol=p["protocol"],
+                    host_ip=p["host_ip"],
+                    host_port=p["host_port"] or None,
+                )
+                for p in ports_src or ()
+            ),
+            mounts=tuple(Mount(**m) for m in meta["mounts"]),
+            resources=Resources(**meta["resources"]),
+            network=meta["network"],
+            stop_signal=meta["stop_signal"],
+            engine=ENGINE,
+            raw={"meta": meta, "status": status},
+        )
+
+    # -- create --------------------------------------------------------------
+    def container_create(self, spec: ContainerSpec) -> str:
+        image_id = self.images.resolve(spec.image)
+        config = self.images.config(image_id)
+        if spec.entrypoint is not None:
+            entrypoint = tuple(spec.entrypoint)
+            command = tuple(spec.command) if spec.command is not None else ()
+        else:
+            entrypoint = tuple(config.entrypoint or ())
+            command = tuple(spec.command if spec.command is not None else (config.cmd or ()))
+        if not entrypoint and not command:
+            raise InvalidSpec("no command specified (the image has no CMD or ENTRYPOINT)")
+        for p in spec.ports:
+            if p.protocol != "tcp":
+                raise Unsupported(ENGINE, f"publishing {p.protocol} ports", "only tcp is relayed")
+        for m in spec.mounts:
+            if not os.path.exists(m.source):
+                raise InvalidSpec(f"bind mount source path does not exist: {m.source}")
+        env: dict[str, str] = dict(config.env)
+        env.update(spec.env)
+        id = secrets.token_hex(32)
+        name = spec.name or f"lxc_{id[:12]}"
+        ports = (
+            []
+            if spec.network == "host"
+            else [
+                {
+                    "container_port": p.container_port,
+                    "protocol": p.protocol,
+                    "host_ip": p.host_ip,
+                    "host_port": p.host_port or 0,
+                }
+                for p in spec.ports
+            ]
+        )
+        meta: dict[str, Any] = {
+            "id": id,
+            "name": name,
+            "lxc_name": f"ek-{id[:16]}",
+            "image": spec.image,
+            "image_id": image_id,
+            "created_at": _now(),
+            "entrypoint": list(entrypoint),
+            "command": list(command),
+            "env": env,
+            "workdir": spec.workdir or config.workdir or "/",
+            "user": spec.user if spec.user is not None else (config.user or ""),
+            "labels": dict(spec.labels),
+            "hostname": spec.hostname or id[:12],
+            "ports": ports,
+            "mounts": [
+                {"source": m.source, "target": m.target, "read_only": m.read_only}
+                for m in spec.mounts
+            ],
+            "resources": {"memory": spec.memory, "cpus": spec.cpus, "pids_limit": spec.pids_limit},
+            "network": spec.network,
+            "stop_signal": spec.stop_signal or config.stop_signal or None,
+        }
+        cdir = self.store.dir(id)
+        try:
+            with self.store.lock():
+                if not self.store.claim_name(name, id):
+                    raise Conflict(f"the container name {name!r} is already in use")
+                try:
+                    os.makedirs(cdir, mode=0o700)
+                    for sub in ("upper", "work", "rootfs"):
+                        os.mkdir(os.path.join(cdir, sub), 0o755)
+                    self.store.write_status(id, {"state": "created"})
+                    self.store.write_meta(id, meta)
+                except BaseException:
+                    self.store.release_name(name, id)
+                    self.store.delete(id)
+                    raise
+        except OSError as exc:
+            raise EngineError(f"cannot create the container: {exc.strerror}") from exc
+        return id
+
+    # -- start ---------------------------------------------------------------
+    def container_start(self, id: str) -> None:
+        meta = self._meta(id)
+        with self.store.container_lock(id):
+            state, status = self._state(id)
+            if state in (ContainerState.RUNNING, ContainerState.PAUSED):
+                return
+            self._start_locked(id, meta, status)
+
+    def _start_locked(self, id: str, meta: dict[str, Any], status: dict[str, Any]) -> None:
+        cdir = self.store.dir(id)
+        lower = self.images.rootfs(meta["image_id"])
+        rootfs = os.path.join(cdir, "rootfs")
+        lxc_name = meta["lxc_name"]
+        lxc_dir = os.path.join(self.lxcpath, lxc_name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.store.path(id, "signal"))
+        try:
+            if not os.path.ismount(rootfs):
+                mount_overlay(
+                    lower, os.path.join(cdir, "upper"), os.path.join(cdir, "work"), rootfs
+                )
+        except OSError as exc:
+            raise EngineError(f"cannot mount the container's rootfs: {exc.strerror}") from exc
+        handed_over = False
+        try:
+            with Root(rootfs) as root:
+                user = resolve_user(root, meta["user"])
+                try:
+                    root.makedirs(meta["workdir"])
+                except OSError as exc:
+                    raise InvalidSpec(
+                        f"cannot create the working directory {meta['workdir']}: {exc.strerror}"
+                    ) from exc
+            runtime_env = container_env(
+                image_env=meta["env"], env={}, hostname=meta["hostname"], home=user.home
+            )
+            ip = gateway = None
+            if meta["network"] == "bridge":
+                ip, gateway = allocate(self.store, id, self.bridge)
+            res = meta["resources"]
+            settings = LxcSettings(
+                rootfs=rootfs,
+                hostname=meta["hostname"],
+                env=runtime_env,
+                workdir=meta["workdir"],
+                user=user,
+                network=meta["network"],
+                bridge=self.bridge,
+                ipv4=ip,
+                gateway=gateway,
+                hwaddr="02:00:" + ":".join(secrets.token_hex(4)[i : i + 2] for i in range(0, 8, 2)),
+                mounts=tuple(Mount(**m) for m in meta["mounts"]),
+                memory=res["memory"],
+                memsw=os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+                cpus=res["cpus"],
+                pids_limit=res["pids_limit"],
+            )
+            text, inherit = render(settings)
+            hook = os.path.join(cdir, "hook")
+            fifo = os.path.join(cdir, "pid.fifo")
+            with open(hook, "w") as fh:
+                fh.write(f"#!/bin/sh\necho \"$LXC_PID\" > '{fifo}'\n")
+            os.chmod(hook, 0o700)
+            text += f"lxc.hook.start-host = {hook}\n"
+            os.makedirs(lxc_dir, mode=0o700, exist_ok=True)
+            cfg = os.path.join(lxc_dir, "config")
+            fd = os.open(cfg + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(cfg + ".tmp", cfg)
+            argv = [
+                "lxc-execute", "-n", lxc_name, "-P", self.lxcpath, "-f", cfg,
+                "-o", os.path.join(cdir, "lxc.log"), "-l", "NOTICE", "-q",
+                "--", *helper_argv(meta["entrypoint"] + meta["command"]),
+            ]  # fmt: skip
+            plan = {
+                "argv": argv,
+                "inherit": inherit,
+                "lower": lower,
+                "upper": os.path.join(cdir, "upper"),
+                "work": os.path.join(cdir, "work"),
+                "rootfs": rootfs,
+                "ports": meta["ports"],
+                "ip": ip.split("/")[0] if ip else None,
+                "memory_limited": res["memory"] is not None,
+            }
+            fd = os.open(
+                os.path.join(cdir, "run.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+            )
+            with os.fdopen(fd, "w") as fh:
+                json.dump(plan, fh)
+            handed_over = True
+            message = self._spawn_monitor(cdir)
+        except OSError as exc:
+            raise EngineError(f"cannot start the container: {exc.strerror or exc}") from exc
+        finally:
+            if not handed_over:
+                with contextlib.suppress(OSError):
+                    unmount(rootfs)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.store.path(id, IP_FILE))
+        if "error" in message:
+            raise EngineError(f"cannot start container {id[:12]}: {message['error']}")
+
+    def _spawn_monitor(self, cdir: str) -> dict[str, Any]:
+        r, w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _BOOT, _PKG_PARENT, cdir, str(w)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(w,),
+                start_new_session=True,
+                cwd="/",
+            )
+        finally:
+            os.close(w)
+        try:
+            proc.wait()
+            data = b""
+            deadline = time.monotonic() + _START_TIMEOUT
+            os.set_blocking(r, True)
+            import select
+
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                chunk = os.read(r, 4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(r)
+        if not data:
+            return {"error": "the monitor ended without a word"}
+        try:
+            msg: dict[str, Any] = json.loads(data.splitlines()[0])
+        except ValueError:
+            return {"error": "the monitor sent no readable answer"}
+        return msg
+
+    # -- inspect / list ------------------------------------------------------
+    def container_inspect(self, ref: str) -> Container:
+        id = self._resolve(ref)
+        try:
+            meta = self._meta(id)
+        except FileNotFoundError as exc:
+            raise ContainerNotFound(f"no such container: {ref}") from exc
+        state, status = self._state(id)
+        return self._container(id, meta, state, status)
+
+    def container_list(
+        self,
+        *,
+        all: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        name: str | None = None,
+    ) -> list[Container]:
+        out: list[Container] = []
+        ids = self.store.ids()
+        if name is not None:
+            owner = self.store.name_owner(name)
+            ids = [owner] if owner in ids else []
+        for cid in ids:
+            try:
+                meta = self._meta(cid)
+                if labels:
+                    have = meta["labels"]
+                    if any(
+                        k not in have or (v is not None and have[k] != v) for k, v in labels.items()
+                    ):
+                        continue
+                state, status = self._state(cid)
+            except (NotFound, OSError, ValueError):
+                continue  # removed meanwhile
+            if not all and state not in (ContainerState.RUNNING, ContainerState.PAUSED):
+                continue
+            out.append(self._container(cid, meta, state, status))
+        out.sort(key=lambda c: c.created_at or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)
+        return out
+
+    # -- wait / logs ---------------------------------------------------------
+    def container_wait(self, id: str, *, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state, status = self._state(id)
+            if state is ContainerState.EXITED:
+                code = status.get("exit_code")
+                return int(code) if code is not None else 255
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise EngineTimeout(f"container {id[:12]} did not exit within {timeout}s")
+            time.sleep(_POLL if deadline is None else min(_POLL, max(0.0, deadline - now)))
+
+    def container_logs(
+        self,
+        id: str,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        self._meta(id)
+        state, _ = self._state(id)
+        live = state in (ContainerState.RUNNING, ContainerState.PAUSED)
+
+        def running() -> bool:
+            try:
+                return self._state(id)[0] in (ContainerState.RUNNING, ContainerState.PAUSED)
+            except NotFound:
+                return False
+
+        path = self.store.path(id, "log")
+        since_ns = int(since * 1e9) if since is not None else None
+
+        def generate() -> Iterator[LogLine]:
+            if tail is not None:
+                records = logfile.iter_records(path)
+                lines = logfile.iter_lines(
+                    records, stdout=stdout, stderr=stderr, flush_partial=not live
+                )
+                last = deque(
+                    (ln for ln in lines if since_ns is None or ln[1] >= since_ns),
+                    maxlen=max(tail, 0),
+                )
+                for stream, ts, data in last:
+                    yield _line(stream, ts, data)
+                if not follow:
+                    return
+                # Follow on from the end of what was read.
+                records = _skip_existing(path, running)
+            else:
+                records = logfile.iter_records(path, follow=follow, still_running=running)
+            for stream, ts, data in logfile.iter_lines(
+                records, stdout=stdout, stderr=stderr, flush_partial=follow or not live
+            ):
+                if since_ns is not None and ts < since_ns:
+                    continue
+                yield _line(stream, ts, data)
+
+        return generate()
+
+    # -- exec ----------------------------------------------------------------
+    def container_exec(
+        self,
+        id: str,
+        command: tuple[str, ...],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+    ) -> ExecResult:
+        meta = self._meta(id)
+        state, status = self._state(id)
+        if state is not ContainerState.RUNNING:
+            raise Conflict(f"container {id[:12]} is not running ({state.value})")
+        pid = status.get("pid")
+        try:
+            with Root(f"/proc/{pid}/root") as root:
+                who = resolve_user(root, user if user is not None else meta["user"])
+        except FileNotFoundError as exc:
+            raise Conflict(f"container {id[:12]} is not running") from exc
+        full = container_env(
+            image_env=meta["env"], env=env or {}, hostname=meta["hostname"], home=who.home
+        )
+        argv = [
+            "lxc-attach",
+            "-n",
+            meta["lxc_name"],
+            "-P",
+            self.lxcpath,
+            "--clear-env",
+            "-q",
+            "-u",
+            str(who.uid),
+            "-g",
+            str(who.gid),
+        ]
+        child_env: dict[str, str] = {}
+        for key, value in full.items():
+            if key.startswith(_HOST_SENSITIVE_PREFIXES):
+                argv += ["-v", f"{key}={value}"]
+            else:
+                argv += ["--keep-var", key]
+                child_env[key] = value
+        argv += [
+            "--",
+            ENV_HELPER,
+            "sh",
+            "-c",
+            _EXEC_SCRIPT,
+            "sh",
+            workdir or meta["workdir"],
+            *command,
+        ]
+        try:
+            proc = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, env=child_env, check=False
+            )
+        except OSError as exc:
+            raise EngineUnavailable("lxc-attach could not run", hint=HINT) from exc
+        code = proc.returncode
+        if code < 0:
+            code = 128 - code
+        if code != 0 and self._state(id)[0] is not ContainerState.RUNNING:
+            raise Conflict(f"container {id[:12]} stopped during exec")
+        return ExecResult(exit_code=code, stdout=proc.stdout, stderr=proc.stderr)
+
+    # -- pause ---------------------------------------------------------------
+    def _freezer(self, id: str, want: ContainerState) -> str:
+        state, status = self._state(id)
+        if state is not want:
+            raise Conflict(f"container {id[:12]} is {state.value}, not {want.value}")
+        freezer = (status.get("cgroups") or {}).get("freezer")
+        if not freezer:
+            raise Unsupported(ENGINE, "pause", "no freezer cgroup for the container")
+        return os.path.join(freezer, "freezer.state")
+
+    def _set_freezer(self, path: str, value: str) -> None:
+        try:
+            with open(path, "w") as fh:
+                fh.write(value)
+            deadline = time.monotonic() + 10
+            while True:
+                with open(path) as fh:
+                    if fh.read().strip() == value:
+                        return
+                if time.monotonic() > deadline:
+                    raise EngineTimeout(f"the container did not become {value}")
+                time.sleep(0.0005)
+        except FileNotFoundError as exc:
+            raise Conflict("the container is not running") from exc
+        except OSError as exc:
+            raise EngineError(f"cannot change the freezer state: {exc.strerror}") from exc
+
+    def container_pause(self, id: str) -> None:
+        self._set_freezer(self._freezer(id, ContainerState.RUNNING), "FROZEN")
+
+    def container_unpause(self, id: str) -> None:
+        self._set_freezer(self._freezer(id, ContainerState.PAUSED), "THAWED")
+
+    # -- stop / kill ---------------------------------------------------------
+    def _main_pid(self, status: Mapping[str, Any]) -> int | None:
+        """The container's command: the only child of LXC's init."""
+        pid = status.get("pid")
+        if not pid:
+            return None
+        children = _read_first(f"/proc/{pid}/task/{pid}/children")
+        if children:
+            return int(children.split()[0])
+        return None
+
+    def _signal(self, id: str, status: Mapping[str, Any], signum: int) -> None:
+        with contextlib.suppress(OSError), open(self.store.path(id, "signal"), "w") as fh:
+            fh.write(str(signum))
+        target = self._main_pid(status)
+        if target is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signum)
+
+    def _thaw(self, status: Mapping[str, Any]) -> None:
+        freezer = (status.get("cgroups") or {}).get("freezer")
+        if freezer:
+            with contextlib.suppress(OSError):
+                self._set_freezer(os.path.join(freezer, "freezer.state"), "THAWED")
+
+    def _await_exit(self, id: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._state(id)[0] in (ContainerState.EXITED, ContainerState.CREATED):
+                return True
+            time.sleep(_POLL)
+        return False
+
+    def container_stop(self, id: str, *, timeout: float) -> None:
+        meta = self._meta(id)
+        state, status = self._state(id)
+        if state not in (ContainerState.RUNNING, ContainerState.PAUSED):
+            raise Conflict(f"container {id[:12]} is not running")
+        signum = _signal_number(meta["stop_signal"] or "SIGTERM")
+        self._signal(id, status, signum)
+        if state is ContainerState.PAUSED:
+            self._thaw(status)
+        if self._await_exit(id, timeout):
+            return
+        self._kill_hard(id)
+
+    def _kill_hard(self, id: str) -> None:
+        state, status = self._state(id)
+        if state in (ContainerState.EXITED, ContainerState.CREATED):
+            return
+        self._signal(id, status, _signal.SIGKILL)
+        if state is ContainerState.PAUSED:
+            self._thaw(status)
+        if self._await_exit(id, 10):
+            return
+        # The command is gone but the container lingers: LXC tears it down.
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["lxc-stop", "-k", "-n", self._meta(id)["lxc_name"], "-P", self.lxcpath],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+        if not self._await_exit(id, 30):
+            raise EngineTimeout(f"container {id[:12]} did not exit after SIGKILL")
+
+    def container_kill(self, id: str, *, signal: str) -> None:
+        state, status = self._state(id)
+        if state not in (ContainerState.RUNNING, ContainerState.PAUSED):
+            raise Conflict(f"container {id[:12]} is not running")
+        signum = _signal_number(signal)
+        self._signal(id, status, signum)
+        if signum == _signal.SIGKILL and state is ContainerState.PAUSED:
+            self._thaw(status)
+
+    def container_restart(self, id: str, *, timeout: float) -> None:
+        with contextlib.suppress(Conflict):
+            self.container_stop(id, timeout=timeout)
+        self._await_monitor_gone(id)
+        self.container_start(id)
+
+    def _await_monitor_gone(self, id: str) -> None:
+        deadline = time.monotonic() + 10
+        while self.store.monitor_alive(id) and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    # -- remove --------------------------------------------------------------
+    def container_remove(self, id: str, *, force: bool = False) -> None:
+        meta = self._meta(id)
+        state, _ = self._state(id)
+        if state in (ContainerState.RUNNING, ContainerState.PAUSED):
+            if not force:
+                raise Conflict(f"container {id[:12]} is {state.value}: stop it or use force")
+            self._kill_hard(id)
+        self._await_monitor_gone(id)
+        with self.store.container_lock(id):
+            rootfs = self.store.path(id, "rootfs")
+            try:
+                unmount(rootfs)
+            except OSError as exc:
+                raise EngineError(f"cannot unmount {rootfs}: {exc.strerror}") from exc
+            lxc_dir = os.path.join(self.lxcpath, meta["lxc_name"])
+            shutil.rmtree(lxc_dir, ignore_errors=True)
+            with self.store.lock():
+                self.store.release_name(meta["name"], id)
+                # Unlink the meta first: the container vanishes from lists at once.
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.store.path(id, "meta.json"))
+        self._meta_cache.pop(id, None)
+        self.store.delete(id)
+
+    # -- copy ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def _root(self, id: str) -> Iterator[Root]:
+        """The container's root: its live root while running, else its overlay
+        mounted for the time of the operation."""
+        meta = self._meta(id)
+        state, status = self._state(id)
+        if state in (ContainerState.RUNNING, ContainerState.PAUSED):
+            try:
+                root = Root(f"/proc/{status['pid']}/root")
+            except FileNotFoundError:
+                pass
+            else:
+                with root:
+                    yield root
+                return
+        with self.store.container_lock(id):
+            cdir = self.store.dir(id)
+            rootfs = os.path.join(cdir, "rootfs")
+            mounted_here = False
+            if not os.path.ismount(rootfs):
+                try:
+                    mount_overlay(
+                        self.images.rootfs(meta["image_id"]),
+                        os.path.join(cdir, "upper"),
+                        os.path.join(cdir, "work"),
+                        rootfs,
+                    )
+                except OSError as exc:
+                    raise EngineError(
+                        f"cannot mount the container's rootfs: {exc.strerror}"
+                    ) from exc
+                mounted_here = True
+            try:
+                with Root(rootfs) as root:
+                    yield root
+            finally:
+                if mounted_here:
+                    with contextlib.suppress(OSError):
+                        unmount(rootfs)
+
+    def container_stat_path(self, id: str, path: str) -> PathStat | None:
+        with self._root(id) as root:
+            try:
+                return copyops.stat_path(root, path)
+            except OSError as exc:
+                raise _os_error(exc, path) from exc
+
+    def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
+        with self._root(id) as root:
+            try:
+                copyops.put_archive(root, path, data)
+            except OSError as exc:
+                raise _os_error(exc, path) from exc
+
+    def container_get_archive(self, id: str, path: str) -> IO[bytes]:
+        with self._root(id) as root:
+            try:
+                return copyops.get_archive(root, path)
+            except OSError as exc:
+                raise _os_error(exc, path) from exc
+
+    # -- stats ---------------------------------------------------------------
+    def container_stats(self, id: str) -> Stats:
+        meta = self._meta(id)
+        state, status = self._state(id)
+        if state not in (ContainerState.RUNNING, ContainerState.PAUSED):
+            return Stats(
+                cpu_seconds=0.0, memory_bytes=0, memory_limit=meta["resources"]["memory"], pids=0
+            )
+        cg = status.get("cgroups") or {}
+
+        def num(ctrl: str, file: str) -> int | None:
+            base = cg.get(ctrl)
+            value = _read_first(os.path.join(base, file)) if base else None
+            return int(value) if value and value.lstrip("-").isdigit() else None
+
+        usage = num("cpuacct", "cpuacct.usage") or 0
+        memory = num("memory", "memory.usage_in_bytes") or 0
+        limit = num("memory", "memory.limit_in_bytes")
+        if meta["resources"]["memory"] is None or (limit is not None and limit >= 1 << 62):
+            limit = None
+        return Stats(
+            cpu_seconds=usage / 1e9,
+            memory_bytes=memory,
+            memory_limit=limit,
+            pids=num("pids", "pids.current"),
+        )
+
+
+def _line(stream: int, ts: int, data: bytes) -> LogLine:
+    return LogLine(
+        stream=Stream.STDOUT if stream == logfile.STDOUT else Stream.STDERR,
+        data=data,
+        timestamp=dt.datetime.fromtimestamp(ts / 1e9, dt.UTC),
+    )
+
+
+def _skip_existing(path: str, running: Any) -> Iterator[tuple[int, int, bytes]]:
+    """Records appended after the current end of the log (for ``tail`` + ``follow``)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    seen = 0
+    for rec in logfile.iter_records(path, follow=True, still_running=running):
+        if seen >= size:
+            yield rec
+        seen += 13 + len(rec[2])
+
+
+def _os_error(exc: OSError, path: str) -> EngineError:
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return NotFound(f"no such file or directory in the container: {path}")
+    if exc.errno == errno.ELOOP:
+        return InvalidSpec(f"too many levels of symbolic links: {path}")
+    return EngineError(f"{path}: {exc.strerror}")

@@ -1,0 +1,394 @@
+"""The per-container monitor: what conmon does for Podman, for LXC.
+
+Started by the driver as ``python -I -S -c ... CONTAINER_DIR READY_FD`` in a
+new session, it forks once more (so it is nobody's child but init's), takes
+the container's ``monitor.lock`` for its whole life, mounts the container's
+overlay rootfs, opens the published ports on the host, and runs the container
+in the foreground with ``lxc-execute`` (LXC's init as PID 1). It then:
+
+* copies stdout and stderr, apart, into the framed log with timestamps;
+* learns the init's host pid from LXC's ``start-host`` hook (through a FIFO),
+  writes ``status.json`` as running and tells the driver on ``READY_FD``;
+* relays connections from ``127.0.0.1:host_port`` to the container;
+* notices an OOM kill (the memory cgroup's eventfd);
+* on exit writes the exit code (``128 + n`` when killed by signal ``n``),
+  ``oom_killed`` and the finish time atomically, unmounts, and ends.
+
+Only the standard library and the adapter's stdlib-only modules are imported
+here, to start fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import selectors
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from . import logfile
+from .store import MONITOR_LOCK, atomic_write
+
+__all__ = ["main", "mount_overlay", "unmount"]
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_MNT_DETACH = 2
+
+
+def mount_overlay(lower: str, upper: str, work: str, target: str) -> None:
+    """Mount ``upper`` over ``lower`` at ``target`` (``OSError`` on failure)."""
+    opts = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    if _libc.mount(b"overlay", target.encode(), b"overlay", 0, opts) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), target)
+
+
+def unmount(target: str) -> None:
+    while os.path.ismount(target):
+        if _libc.umount2(target.encode(), _MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            if err in (errno.EINVAL, errno.ENOENT):
+                return
+            raise OSError(err, os.strerror(err), target)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _proc_starttime(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    return int(data.rsplit(b")", 1)[1].split()[19])
+
+
+def _cgroups(pid: int) -> dict[str, str]:
+    """Controller -> absolute cgroup directory of ``pid`` (cgroup v1 and v2)."""
+    out: dict[str, str] = {}
+    try:
+        with open(f"/proc/{pid}/cgroup") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for ctrl in controllers.split(",") if controllers else ["unified"]:
+            name = ctrl.removeprefix("name=")
+            base = "/sys/fs/cgroup/" + name
+            if os.path.isdir(base):
+                out[name] = base + path
+    return out
+
+
+class _Relay:
+    """Port forwarding: 127.0.0.1:host_port -> container_ip:container_port."""
+
+    def __init__(self, listeners: list[tuple[socket.socket, int]], target_ip: str | None) -> None:
+        self.listeners = listeners
+        self.target_ip = target_ip
+
+    def accept(self, sock: socket.socket, container_port: int) -> None:
+        try:
+            conn, _ = sock.accept()
+        except OSError:
+            return
+        threading.Thread(target=self._serve, args=(conn, container_port), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, port: int) -> None:
+        try:
+            if not self.target_ip:
+                conn.close()
+                return
+            upstream = socket.create_connection((self.target_ip, port), timeout=5)
+        except OSError:
+            conn.close()
+            return
+        upstream.settimeout(None)
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+        t = threading.Thread(target=pipe, args=(upstream, conn), daemon=True)
+        t.start()
+        pipe(conn, upstream)
+        t.join()
+        conn.close()
+        upstream.close()
+
+
+def _report(ready_fd: int | None, message: dict[str, Any]) -> None:
+    if ready_fd is None:
+        return
+    with contextlib.suppress(OSError):
+        os.write(ready_fd, json.dumps(message).encode() + b"\n")
+    with contextlib.suppress(OSError):
+        os.close(ready_fd)
+
+
+def _load(path: str) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        data: dict[str, Any] = json.loads(fh.read())
+    return data
+
+
+def run(cdir: str, ready_fd: int | None) -> int:
+    """The monitor's life for the container in ``cdir`` (already detached)."""
+    plan: dict[str, Any] = _load(os.path.join(cdir, "run.json"))
+    status_path = os.path.join(cdir, "status.json")
+    lock_fd = os.open(os.path.join(cdir, MONITOR_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        # A previous monitor is finishing (unmounting): wait for it, briefly.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    _report(ready_fd, {"error": "another monitor holds this container"})
+                    return 1
+                time.sleep(0.005)
+
+    previous: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        previous = _load(status_path)
+
+    def fail(message: str) -> int:
+        keep = dict(previous)
+        keep["error"] = message
+        atomic_write(status_path, json.dumps(keep).encode())
+        _report(ready_fd, {"error": message})
+        return 1
+
+    rootfs = plan["rootfs"]
+    try:
+        if not os.path.ismount(rootfs):
+            os.makedirs(rootfs, exist_ok=True)
+            mount_overlay(plan["lower"], plan["upper"], plan["work"], rootfs)
+    except OSError as exc:
+        return fail(f"cannot mount the container's rootfs: {exc.strerror}")
+
+    listeners: list[tuple[socket.socket, int]] = []
+    ports_out: list[dict[str, Any]] = []
+    try:
+        for p in plan.get("ports", []):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((p["host_ip"], p["host_port"] or 0))
+            sock.listen(64)
+            sock.setblocking(False)
+            listeners.append((sock, int(p["container_port"])))
+            ports_out.append({**p, "host_port": sock.getsockname()[1]})
+    except OSError as exc:
+        for sock, _ in listeners:
+            sock.close()
+        unmount(rootfs)
+        return fail(f"cannot publish port: {exc.strerror}")
+
+    fifo = os.path.join(cdir, "pid.fifo")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(fifo)
+    os.mkfifo(fifo, 0o600)
+    fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    # Keep a writer open ourselves so the FIFO never reports EOF early.
+    fifo_keep = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+
+    log_fd = logfile.open_for_append(os.path.join(cdir, "log"))
+    lxc_log = os.path.join(cdir, "lxc.log")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lxc_log)
+    try:
+        proc = subprocess.Popen(
+            plan["argv"] + [],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=plan.get("inherit", {}),
+            close_fds=True,
+        )
+    except OSError as exc:
+        os.close(fifo_fd)
+        os.close(fifo_keep)
+        for sock, _ in listeners:
+            sock.close()
+        unmount(rootfs)
+        return fail(f"cannot run lxc-execute: {exc.strerror}")
+    assert proc.stdout is not None and proc.stderr is not None
+    pidfd = os.pidfd_open(proc.pid)
+    os.write(log_fd, logfile.record(logfile.START))
+
+    relay = _Relay(listeners, plan.get("ip"))
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, ("out", logfile.STDOUT))
+    sel.register(proc.stderr, selectors.EVENT_READ, ("out", logfile.STDERR))
+    sel.register(fifo_fd, selectors.EVENT_READ, ("pid", None))
+    sel.register(pidfd, selectors.EVENT_READ, ("exit", None))
+    for sock, cport in listeners:
+        sel.register(sock, selectors.EVENT_READ, ("accept", cport))
+
+    oom = False
+    oom_fds: list[int] = []
+    init_pid: int | None = None
+    started_at: str | None = None
+    exited = False
+    open_pipes = 2
+    fifo_buf = b""
+    status: dict[str, Any] = {}
+
+    def oom_count(memdir: str) -> int:
+        try:
+            with open(os.path.join(memdir, "memory.oom_control")) as fh:
+                for line in fh:
+                    if line.startswith("oom_kill "):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    memdir: str | None = None
+    while open_pipes or not exited:
+        events = sel.select(timeout=None if not exited else 2.0)
+        if not events:  # exited, yet the pipes stay open (a stray process): stop waiting
+            break
+        for key, _ in events:
+            what, data = key.data
+            if what == "out":
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    open_pipes -= 1
+                else:
+                    os.write(log_fd, logfile.record(data, chunk))
+            elif what == "pid":
+                try:
+                    fifo_buf += os.read(fifo_fd, 64)
+                except BlockingIOError:
+                    continue
+                if b"\n" not in fifo_buf or init_pid is not None:
+                    continue
+                init_pid = int(fifo_buf.split()[0])
+                started_at = _now()
+                cgroups = _cgroups(init_pid)
+                memdir = cgroups.get("memory")
+                if plan.get("memory_limited") and memdir:
+                    with contextlib.suppress(OSError):
+                        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+                        ofd = os.open(os.path.join(memdir, "memory.oom_control"), os.O_RDONLY)
+                        with open(os.path.join(memdir, "cgroup.event_control"), "w") as ec:
+                            ec.write(f"{efd} {ofd}")
+                        oom_fds += [efd, ofd]
+                        sel.register(efd, selectors.EVENT_READ, ("oom", None))
+                status = {
+                    "state": "running",
+                    "pid": init_pid,
+                    "pid_start": _proc_starttime(init_pid),
+                    "monitor_pid": os.getpid(),
+                    "started_at": started_at,
+                    "finished_at": previous.get("finished_at"),
+                    "exit_code": None,
+                    "oom_killed": False,
+                    "ports": ports_out,
+                    "ip": plan.get("ip"),
+                    "cgroups": cgroups,
+                    "run": int(previous.get("run", 0)) + 1,
+                }
+                atomic_write(status_path, json.dumps(status).encode())
+                _report(ready_fd, {"ok": True, "pid": init_pid})
+                ready_fd = None
+                sel.unregister(fifo_fd)
+            elif what == "oom":
+                with contextlib.suppress(OSError):
+                    os.read(key.fd, 8)
+                if memdir and oom_count(memdir) > 0:
+                    oom = True
+            elif what == "accept":
+                relay.accept(key.fileobj, data)  # type: ignore[arg-type]
+            elif what == "exit":
+                exited = True
+                sel.unregister(pidfd)
+                for sock, _ in listeners:
+                    with contextlib.suppress(KeyError, ValueError):
+                        sel.unregister(sock)
+
+    rc = proc.wait()
+    code = 128 - rc if rc < 0 else rc
+    for sock, _ in listeners:
+        sock.close()
+    for fd in (fifo_fd, fifo_keep, pidfd, *oom_fds):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    for leftover in (fifo, os.path.join(cdir, "ip")):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(leftover)
+    with contextlib.suppress(OSError):
+        unmount(rootfs)
+    if init_pid is None:
+        # LXC never started the command: the container keeps its old state.
+        errors = ""
+        with contextlib.suppress(OSError):
+            with open(lxc_log, "rb") as fh:
+                errs = [
+                    ln.split(b" - ", 2)[-1].decode("utf-8", "replace")
+                    for ln in fh.read().splitlines()
+                    if b" ERROR " in ln
+                ]
+            errors = "; ".join(errs[-3:])
+        os.write(log_fd, logfile.record(logfile.END))
+        os.close(log_fd)
+        return fail(f"lxc-execute could not start the container (exit {code}): {errors}")
+    finished = _now()
+    os.write(log_fd, logfile.record(logfile.END))
+    os.close(log_fd)
+    status.update(
+        {
+            "state": "exited",
+            "exit_code": 137 if oom and code in (1, 137) else code,
+            "oom_killed": oom,
+            "finished_at": finished,
+            "monitor_pid": None,
+        }
+    )
+    atomic_write(status_path, json.dumps(status).encode())
+    os.close(lock_fd)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    cdir = argv[0]
+    ready_fd = int(argv[1]) if len(argv) > 1 and argv[1] != "-" else None
+    if os.fork() != 0:
+        os._exit(0)  # the driver reaps this one; the monitor is init's child
+    if ready_fd is not None:
+        os.set_inheritable(ready_fd, False)
+    try:
+        return run(cdir, ready_fd)
+    except BaseException as exc:  # report, never leave the driver waiting
+        _report(ready_fd, {"error": f"monitor failed: {exc!r}"})
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

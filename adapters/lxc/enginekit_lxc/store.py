@@ -1,0 +1,181 @@
+"""What the adapter keeps per container, on disk, shared by every process.
+
+Layout under ``<storage_root>/containers/``::
+
+    .lock                 flock: names, address allocation
+    names/<name>          the id of the container called <name> (O_EXCL: names are unique)
+    <id>/meta.json        what was created (never changes after create)
+    <id>/status.json      the run state, written atomically by the driver and the monitor
+    <id>/monitor.lock     held (flock) by the live monitor: liveness without pids
+    <id>/log              framed output (see ``enginekit_lxc.logfile``)
+    <id>/upper, work      the container's overlay layer on the image's rootfs
+    <id>/rootfs           where that overlay is mounted on the host while needed
+
+This module uses the standard library only: the monitor imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["ContainerStore", "atomic_write", "read_json"]
+
+META = "meta.json"
+STATUS = "status.json"
+MONITOR_LOCK = "monitor.lock"
+LOG = "log"
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file whole."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_json(path: str) -> Any:
+    with open(path, "rb") as fh:
+        return json.loads(fh.read())
+
+
+class ContainerStore:
+    """The containers directory of one storage root."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.names = os.path.join(root, "names")
+        self._held = threading.local()
+
+    def ensure(self) -> None:
+        os.makedirs(self.names, mode=0o700, exist_ok=True)
+
+    def dir(self, id: str) -> str:
+        return os.path.join(self.root, id)
+
+    def path(self, id: str, name: str) -> str:
+        return os.path.join(self.root, id, name)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """The store-wide lock (names, network addresses)."""
+        self.ensure()
+        fd = os.open(os.path.join(self.root, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def container_lock(self, id: str) -> Iterator[None]:
+        """A per-container lock (start, recovery, mounts for copies); re-entrant
+        within a thread, exclusive between threads and processes."""
+        held: dict[str, int] = self._held.__dict__.setdefault("ids", {})
+        if held.get(id):
+            held[id] += 1
+            try:
+                yield
+            finally:
+                held[id] -= 1
+            return
+        try:
+            fd = os.open(self.path(id, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            yield  # removed meanwhile: nothing left to protect
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held[id] = 1
+            yield
+        finally:
+            held.pop(id, None)
+            os.close(fd)
+
+    # -- names ---------------------------------------------------------------
+    def claim_name(self, name: str, id: str) -> bool:
+        """Record ``name`` for ``id``; False if another live container has it."""
+        path = os.path.join(self.names, name)
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                owner = self.name_owner(name)
+                if owner is not None and os.path.isdir(self.dir(owner)):
+                    return False
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)  # a stale claim left by a crash
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(id)
+            return True
+        return False
+
+    def name_owner(self, name: str) -> str | None:
+        try:
+            with open(os.path.join(self.names, name)) as fh:
+                return fh.read().strip() or None
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                return None
+            raise
+
+    def release_name(self, name: str, id: str) -> None:
+        if self.name_owner(name) == id:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.names, name))
+
+    # -- containers ----------------------------------------------------------
+    def ids(self) -> list[str]:
+        try:
+            entries = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return [e for e in entries if len(e) == 64 and os.path.isfile(self.path(e, META))]
+
+    def exists(self, id: str) -> bool:
+        return os.path.isfile(self.path(id, META))
+
+    def read_meta(self, id: str) -> dict[str, Any]:
+        data: dict[str, Any] = read_json(self.path(id, META))
+        return data
+
+    def read_status(self, id: str) -> dict[str, Any]:
+        data: dict[str, Any] = read_json(self.path(id, STATUS))
+        return data
+
+    def write_status(self, id: str, status: dict[str, Any]) -> None:
+        atomic_write(self.path(id, STATUS), json.dumps(status).encode())
+
+    def write_meta(self, id: str, meta: dict[str, Any]) -> None:
+        atomic_write(self.path(id, META), json.dumps(meta).encode())
+
+    def monitor_alive(self, id: str) -> bool:
+        """True while a monitor holds the container's monitor lock."""
+        try:
+            fd = os.open(self.path(id, MONITOR_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def delete(self, id: str) -> None:
+        shutil.rmtree(self.dir(id), ignore_errors=True)
