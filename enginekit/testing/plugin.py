@@ -106,6 +106,27 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     names = parse_engine_choice(config.getoption("enginekit_engines", default=[]))
     config.stash[RUN_KEY] = SuiteRun(names)
+    if names:
+        _interrupt_on_sigterm(config)
+
+
+def _interrupt_on_sigterm(config: pytest.Config) -> None:
+    """Turn SIGTERM (a cancelled CI job) into KeyboardInterrupt, so that the
+    session still ends through its cleanup; the previous handler comes back
+    at the end of the run."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
