@@ -464,5 +464,7 @@ class ImageStore:
             for item in loaded:
                 if item.manifest_digest is None:  # pragma: no cover - always set on extract
                     continue
-                images.append(self.import_from(source, item.manifest_digest, item.repo_tags))
+                # Podman's local images carry "localhost/": tags here never do.
+                tags = tuple(dict.fromkeys(t.removeprefix("localhost/") for t in item.repo_tags))
+                images.append(self.import_from(source, item.manifest_digest, tags))
         return images
