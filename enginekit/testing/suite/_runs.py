@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 WAIT_TIMEOUT = 120.0
-_TEST_LABEL_PREFIX = "enginekit.test"
+_TEST_LABEL_PREFIX = "enginekit."  # test runs, benchmarks, experiments
 
 
 @attrs.frozen
@@ -80,7 +80,7 @@ class Snapshot:
 
 
 def _unlabelled(objs: Iterable[Any]) -> frozenset[str]:
-    # Objects labelled by any test run (ours or another's) are not what a
+    # Objects labelled by any enginekit run (ours or another's) are not what a
     # failed build or a refused spec leaves behind: those carry no label.
     return frozenset(
         o.id for o in objs if not any(k.startswith(_TEST_LABEL_PREFIX) for k in o.labels)
@@ -198,10 +198,31 @@ def write_tar(path: Path, files: Mapping[str, bytes]) -> Path:
     return path
 
 
+_CELL_MAX = 80
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    if len(text) <= _CELL_MAX:
+        return text
+    size = f" ({len(value)} long)" if isinstance(value, str | bytes | tuple | list | dict) else ""
+    return text[: _CELL_MAX // 2] + " ... " + text[-_CELL_MAX // 4 :] + size
+
+
+def _first_difference(a: Any, b: Any) -> str:
+    """Where two long values part, shown around that offset."""
+    if not (isinstance(a, str | bytes) and isinstance(b, type(a))):
+        return ""
+    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    lo = max(0, n - 10)
+    return f"first difference at offset {n}: {a[lo : n + 20]!r} vs {b[lo : n + 20]!r}"
+
+
 def table(rows: Mapping[str, Mapping[str, Any]], *, title: str = "") -> str:
     """A table with one column per engine and one row per field; differing rows marked ``!``.
 
-    ``rows`` maps engine name -> {field: value}.
+    ``rows`` maps engine name -> {field: value}. Long values are shortened, and
+    for differing strings and bytes the offset where they part is shown below.
     """
     engines = list(rows)
     fields: list[str] = []
@@ -213,7 +234,7 @@ def table(rows: Mapping[str, Mapping[str, Any]], *, title: str = "") -> str:
     cells = {e: {f: rows[e].get(f, missing) for f in fields} for e in engines}
 
     def show(v: Any) -> str:
-        return "<absent>" if v is missing else repr(v)
+        return "<absent>" if v is missing else _show(v)
 
     width_f = max([len(f) for f in fields] + [5])
     widths = {e: max([len(show(cells[e][f])) for f in fields] + [len(e)]) for e in engines}
@@ -223,6 +244,7 @@ def table(rows: Mapping[str, Mapping[str, Any]], *, title: str = "") -> str:
     header = "  " + "field".ljust(width_f) + " | " + " | ".join(e.ljust(widths[e]) for e in engines)
     lines.append(header)
     lines.append("-" * len(header))
+    notes = []
     for f in fields:
         vals = [cells[e][f] for e in engines]
         differs = any(v != vals[0] for v in vals[1:])
@@ -233,4 +255,9 @@ def table(rows: Mapping[str, Mapping[str, Any]], *, title: str = "") -> str:
             + " | "
             + " | ".join(show(cells[e][f]).ljust(widths[e]) for e in engines)
         )
-    return "\n".join(lines)
+        if differs:
+            for e, v in zip(engines[1:], vals[1:], strict=True):
+                where = _first_difference(vals[0], v)
+                if where and v != vals[0]:
+                    notes.append(f"  {f}: {engines[0]} vs {e}: {where}")
+    return "\n".join(lines + notes)

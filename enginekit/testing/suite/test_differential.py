@@ -448,7 +448,7 @@ class TestDifferentialImageTransfer:
             'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
             f"RUN echo {mark} > /mark.txt\n"
             'ENV MOVED="yes it moved"\n'
-            'CMD ["sh", "-c", "cat /mark.txt; printenv MOVED"]\n'
+            'CMD ["sh", "-c", "cat /mark.txt; echo \\"$MOVED\\""]\n'
         )
         expected_out = f"{mark}\nyes it moved\n".encode()
         rows: dict[str, dict[str, Any]] = {}
