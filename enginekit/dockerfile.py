@@ -92,6 +92,9 @@ KEYWORDS: frozenset[str] = PORTABLE_KEYWORDS | {
 
 DEFAULT_SHELL: tuple[str, ...] = ("/bin/sh", "-c")
 
+#: The PATH Docker and Podman add to a stage whose base image sets none.
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 #: Build arguments Docker accepts without an ARG (seen by RUN only).
 PREDEFINED_ARGS: frozenset[str] = frozenset(
     {
@@ -139,11 +142,14 @@ _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 class _Lexer:
     """Docker's word processing: quotes, escapes and ``$`` substitution on one word."""
 
-    def __init__(self, text: str, env: Mapping[str, str], escape: str) -> None:
+    def __init__(
+        self, text: str, env: Mapping[str, str], escape: str, strict: bool = False
+    ) -> None:
         self.s = text
         self.i = 0
         self.env = env
         self.escape = escape
+        self.strict = strict
         self.raw_escapes = False
 
     def peek(self) -> str:
@@ -276,6 +282,12 @@ class _Lexer:
             null_is_unset = True
             ch = self.next()
             mod += ch
+        if self.strict and mod not in (":-", ":+", ":?", "?"):
+            raise _SubstitutionError(
+                f"${{{name}{mod}...}} is not supported by every engine's builder "
+                "(Docker 20.10's and Podman's refuse it: missing ':' in substitution); "
+                "use ${NAME:-word}, ${NAME:+word} or ${NAME:?message}"
+            )
         if null_is_unset or ch in ("+", "-", "?", "#", "%"):
             try:
                 word = self.process_stop_on("}", ch in ("#", "%"))
@@ -375,20 +387,24 @@ def _trim_suffix(pattern: str, value: str, greedy: bool) -> str:
     return _trim_prefix(_reverse_pattern(pattern), value[::-1], greedy)[::-1]
 
 
-def expand(word: str, env: Mapping[str, str], *, escape: str = "\\") -> str:
+def expand(word: str, env: Mapping[str, str], *, escape: str = "\\", strict: bool = False) -> str:
     """Substitute variables in ``word`` and remove its quotes, as Docker's builder does.
 
     Raises ``InvalidSpec`` for a malformed substitution (``${``, ``${V?msg}`` unset, ...).
+    ``strict`` also refuses the forms that the builders of Docker 20.10 and Podman 4
+    refuse (all but ``${V:-w}``, ``${V:+w}``, ``${V:?m}`` and ``${V?m}``).
     """
     try:
-        return _Lexer(word, env, escape).process_stop_on("", False)
+        return _Lexer(word, env, escape, strict).process_stop_on("", False)
     except _SubstitutionError as exc:
         raise InvalidSpec(f"failed to process {word!r}: {exc}") from None
 
 
-def _expand_at(word: str, env: Mapping[str, str], escape: str, ins: Instruction) -> str:
+def _expand_at(
+    word: str, env: Mapping[str, str], escape: str, ins: Instruction, strict: bool
+) -> str:
     try:
-        return _Lexer(word, env, escape).process_stop_on("", False)
+        return _Lexer(word, env, escape, strict).process_stop_on("", False)
     except _SubstitutionError as exc:
         raise _err(ins.lineno, f"{ins.keyword}: {exc}") from None
 
@@ -1118,6 +1134,7 @@ class Dockerfile:
         target: str | None = None,
         *,
         base_config: Callable[[str], BuildState | None] | None = None,
+        strict: bool = True,
     ) -> Evaluation:
         """Substitute and walk the stages ``target`` needs, as Docker's builder would.
 
@@ -1126,8 +1143,10 @@ class Dockerfile:
         it, or when it returns None, a base image starts empty like ``scratch``.
         Raises ``InvalidSpec`` (with the line) for a bad substitution, a blank base, a
         stage reference to a later stage, an unknown target, a bad EXPOSE/STOPSIGNAL.
+        ``strict`` (the default) refuses the substitution forms that some engine's
+        builder refuses (see :func:`expand`), so that every engine builds alike.
         """
-        return _Evaluator(self, dict(build_args or {}), base_config).run(target)
+        return _Evaluator(self, dict(build_args or {}), base_config, strict).run(target)
 
 
 def parse(text: str) -> Dockerfile:
@@ -1234,7 +1253,9 @@ class _Evaluator:
         df: Dockerfile,
         build_args: dict[str, str],
         base_config: Callable[[str], BuildState | None] | None,
+        strict: bool,
     ) -> None:
+        self.strict = strict
         self.df = df
         self.esc = df.escape
         self.build_args = build_args
@@ -1243,7 +1264,7 @@ class _Evaluator:
         self.number = 0
 
     def x(self, word: str, env: Mapping[str, str], ins: Instruction) -> str:
-        return _expand_at(word, env, self.esc, ins)
+        return _expand_at(word, env, self.esc, ins, self.strict)
 
     # -- stage references -----------------------------------------------------
     def stage_ref(self, ref: str, current: int, ins: Instruction) -> int | None:
@@ -1330,7 +1351,10 @@ class _Evaluator:
             state = BuildState()
         else:
             state = self.base_config(base) or BuildState()
-        return attrs.evolve(state, args=(), cmd_set=False)
+        env = state.env
+        if not any(k == "PATH" for k, _ in env):
+            env = (*env, ("PATH", DEFAULT_PATH))
+        return attrs.evolve(state, env=env, args=(), cmd_set=False)
 
     def next_number(self) -> int:
         self.number += 1
