@@ -173,7 +173,7 @@ class ImageService:
         if not isinstance(ctx, str):
             raise InvalidSpec("context must be a directory path")
         ctx = os.path.realpath(ctx)
-        validate_build(ctx, dockerfile, dict(args), target)
+        validate_build(ctx, dockerfile, dict(args), target=target)
         from .models import BuildRequest
 
         request = BuildRequest(
