@@ -151,7 +151,7 @@ class ImageService:
         syntax errors are ``InvalidSpec`` before anything is built; a failing
         step is ``BuildFailed`` and leaves nothing behind.
         """
-        from .buildcontext import validate_build  # type: ignore[attr-defined,unused-ignore]
+        from .buildcontext import validate_build
 
         self._engine._require(Capability.BUILD, "build")
         if isinstance(tags, str):
