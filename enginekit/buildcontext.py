@@ -857,8 +857,8 @@ def validate_build(
     context: str,
     dockerfile: str = "Dockerfile",
     build_args: Mapping[str, str] | None = None,
-    *,
     target: str | None = None,
+    *,
     base_config: Callable[[str], BuildState | None] | None = None,
 ) -> Dockerfile:
     """Check a build before any engine sees it; the parsed Dockerfile.
