@@ -291,20 +291,19 @@ class DockerBench:
 
         listing = Case("list", "raw")
         listing.add("enginekit", ek_list)
-        listing.add(
-            "docker-py",
-            lambda: client.containers.list(
-                all=True, filters={"label": [f"{k}={v}" for k, v in self.list_labels.items()]}
-            ),
-        )
-        listing.add(
-            "docker-py sparse",
-            lambda: client.containers.list(
-                all=True,
-                sparse=True,
-                filters={"label": [f"{k}={v}" for k, v in self.list_labels.items()]},
-            ),
-        )
+        label_list = [f"{k}={v}" for k, v in self.list_labels.items()]
+
+        def py_list(sparse: bool) -> Callable[[], None]:
+            def go() -> None:
+                found = client.containers.list(
+                    all=True, sparse=sparse, filters={"label": label_list}
+                )
+                assert len(found) == self.n_list, len(found)
+
+            return go
+
+        listing.add("docker-py", py_list(False))
+        listing.add("docker-py sparse", py_list(True))
         listing.add("raw", raw_list)
 
         def ek_pause() -> None:
@@ -459,9 +458,16 @@ class PodmanBench:
 
         listing = Case("list", "raw")
         listing.add("enginekit", ek_list)
-        listing.add(
-            "podman-py", lambda: client.containers.list(all=True, filters={"label": label_list})
-        )
+
+        def py_list() -> None:
+            # podman-py 5.8 turns a list value in a filters dict into one
+            # string ("['a=b', 'c=d']"): the list-of-"key=value" form works.
+            found = client.containers.list(
+                all=True, filters=[f"label={label}" for label in label_list]
+            )
+            assert len(found) == self.n_list, len(found)
+
+        listing.add("podman-py", py_list)
         listing.add("raw", raw_list)
 
         def ek_pause() -> None:
