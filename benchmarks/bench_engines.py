@@ -606,7 +606,7 @@ class LxcBench:
         pause.add("enginekit", ek_pause)
         pause.add("bindings", raw_pause)
 
-        rootfs = self._raw_rootfs()
+        config = self._raw_config()
 
         def ek_run() -> None:
             c = engine.containers.run(self.image, cmd, network="none", labels=self.labels)
@@ -621,12 +621,8 @@ class LxcBench:
                     self.raw_name,
                     "-P",
                     self.workdir,
-                    "-s",
-                    f"lxc.rootfs.path=dir:{rootfs}",
-                    "-s",
-                    "lxc.net.0.type=empty",
-                    "-s",
-                    "lxc.apparmor.profile=unconfined",
+                    "-f",
+                    config,
                     "--",
                     *cmd,
                 ],
@@ -641,25 +637,28 @@ class LxcBench:
         return [inspect, pause, run]
 
     def _bindings_handle(self, container: Any) -> tuple[str, str]:
-        """(name, lxcpath) of the LXC container behind an enginekit container."""
-        driver = self.engine.driver
-        for attr in ("lxc_handle", "lxc_name"):
-            fn = getattr(driver, attr, None)
-            if callable(fn):
-                found = fn(container.id)
-                if isinstance(found, tuple):
-                    return found[0], found[1]
-                return str(found), str(driver.lxcpath)
-        return container.id, str(getattr(driver, "lxcpath", "/var/lib/lxc"))
+        """(name, lxcpath) of the LXC container behind an enginekit container.
 
-    def _raw_rootfs(self) -> str:
-        """A rootfs with busybox for ``lxc-execute`` (same content as the image)."""
+        This reads the adapter's own records (benchmark-only introspection).
+        """
+        driver = self.engine.driver
+        return str(driver._meta(container.id)["lxc_name"]), str(driver.lxcpath)
+
+    def _raw_config(self) -> str:
+        """A config + rootfs with busybox for ``lxc-execute`` (same content as the image)."""
         root = os.path.join(self.workdir, "rootfs")
-        os.makedirs(os.path.join(root, "bin"))
-        for sub in ("proc", "sys", "dev", "tmp"):
+        for sub in ("bin", "proc", "sys", "dev", "tmp"):
             os.makedirs(os.path.join(root, sub))
         shutil.copy(BUSYBOX, os.path.join(root, "bin", "busybox"))
-        return root
+        config = os.path.join(self.workdir, "config")
+        with open(config, "w") as fh:
+            fh.write(
+                f"lxc.rootfs.path = dir:{root}\n"
+                "lxc.net.0.type = empty\n"
+                "lxc.apparmor.profile = unconfined\n"
+                "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n"
+            )
+        return config
 
     def cleanup(self) -> None:
         if self.engine is not None:
@@ -760,8 +759,12 @@ def print_table(
 ) -> None:
     for engine, data in results.items():
         print(
-            f"\n== {engine} ({data['iterations']} iterations, medians;"
-            f" list of {data['containers']} containers)"
+            f"\n== {engine} ({data['iterations']} iterations, medians"
+            + (
+                f"; list of {data['containers']} containers)"
+                if "list" in data.get("cases", {})
+                else ")"
+            )
         )
         if "error" in data:
             print(f"   FAILED: {data['error']}")
