@@ -1143,8 +1143,9 @@ class Dockerfile:
         it, or when it returns None, a base image starts empty like ``scratch``.
         Raises ``InvalidSpec`` (with the line) for a bad substitution, a blank base, a
         stage reference to a later stage, an unknown target, a bad EXPOSE/STOPSIGNAL.
-        ``strict`` (the default) refuses the substitution forms that some engine's
-        builder refuses (see :func:`expand`), so that every engine builds alike.
+        ``strict`` (the default) refuses what some engine's builder here refuses (the
+        substitution forms of :func:`expand`, ``COPY/ADD --chmod``), so that every engine
+        builds alike.
         """
         return _Evaluator(self, dict(build_args or {}), base_config, strict).run(target)
 
@@ -1456,8 +1457,6 @@ class _Evaluator:
             new = attrs.evolve(state, workdir=wd)
         elif kw == "USER":
             user = self.x(ins.args[0], env, ins)
-            if user == "":
-                raise _err(ins.lineno, "USER requires a non-empty user")
             args = (user,)
             new = attrs.evolve(state, user=user)
         elif kw == "EXPOSE":
@@ -1512,6 +1511,12 @@ class _Evaluator:
                         from_image = value
                 else:
                     value = self.x(value, env, ins)
+                    if name == "chmod" and self.strict:
+                        raise _err(
+                            ins.lineno,
+                            f"{kw} --chmod is not supported by every engine's builder "
+                            "(Docker 20.10's refuses it without BuildKit)",
+                        )
                     if name == "chmod" and not _CHMOD.match(value):
                         raise _err(ins.lineno, f"{kw}: invalid --chmod value {value!r}")
                     if name == "chown" and value == "":

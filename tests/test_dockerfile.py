@@ -263,8 +263,9 @@ def test_copy_and_add() -> None:
     assert c1.flag("chown") == "1:2"
     assert c2.json_form and c2.args == ("with space", "/x y/")
     assert a1.keyword == "ADD" and a1.flag("chown") == "app"
-    steps = df.evaluate().steps
+    steps = df.evaluate(strict=False).steps
     assert steps[1].sources == ("a", "b")
+    assert steps[1].flags == (("chown", "1:2"), ("chmod", "0755"))
     assert steps[1].dest == "/dst/"
     assert steps[2].sources == ("with space",)
 
@@ -296,7 +297,7 @@ def test_copy_substitution_and_dest_path() -> None:
         ("COPY --chown a /", "missing a value"),
         ("COPY --chown=1 --chown=2 a /", "duplicate flag"),
         ("WORKDIR --x=1 /a", "unknown flag"),
-        ("COPY --chmod=999 a /", "invalid --chmod"),
+        ("COPY --chmod=755 a /", "--chmod is not supported by every engine"),
         ("ENV", "at least one argument"),
         ("ENV A", "two arguments"),
         ("ENV A=1 B", "can't find ="),
@@ -326,6 +327,7 @@ def test_copy_substitution_and_dest_path() -> None:
         ("ENV A=${B", "missing '}'"),
         ("ENV A=${B-x}", "not supported by every engine"),
         ("WORKDIR $EMPTY", "non-empty"),
+        ("ADD --chmod=644 a /", "--chmod is not supported by every engine"),
     ],
 )
 def test_instruction_errors(body: str, message: str) -> None:
@@ -400,6 +402,11 @@ def test_workdir() -> None:
     assert final("FROM scratch\n").workdir == ""
 
 
+def test_chmod_outside_strict_mode() -> None:
+    with pytest.raises(InvalidSpec, match="invalid --chmod"):
+        parse("FROM scratch\nCOPY --chmod=999 a /\n").evaluate(strict=False)
+
+
 def test_user_cmd_entrypoint() -> None:
     # Docker 20.10
     s = final('FROM scratch\nUSER 1000:1000\nCMD ["a", "b"]\nENTRYPOINT ["e"]\n')
@@ -412,6 +419,7 @@ def test_user_cmd_entrypoint() -> None:
     s = final('FROM scratch\nSHELL ["/bin/bash", "-xc"]\nCMD echo $HOME\n')
     assert s.cmd == ("/bin/bash", "-xc", "echo $HOME")
     assert final("FROM scratch\nCMD []\n").cmd == ()
+    assert final("FROM scratch\nUSER 1\nUSER $EMPTY\n").user == ""  # Docker 20.10 accepts it
 
 
 def test_expose_label_stopsignal_volume() -> None:
