@@ -1001,6 +1001,9 @@ def _instruction(line: _Line, escape: str) -> Instruction:
 
     try:
         if keyword in ("RUN", "CMD", "ENTRYPOINT", "SHELL"):
+            if rest == "" and keyword in ("CMD", "ENTRYPOINT"):
+                # Docker accepts both bare: CMD becomes the bare SHELL, ENTRYPOINT unset.
+                return Instruction(**common)  # type: ignore[arg-type]
             need(rest != "")
             items = _parse_json(rest)
             if items is None:
@@ -1483,12 +1486,14 @@ class _Evaluator:
         elif kw == "SHELL":
             new = attrs.evolve(state, shell=ins.args)
         elif kw in ("CMD", "ENTRYPOINT", "RUN"):
-            argv = ins.args if ins.json_form else (*state.shell, ins.args[0])
+            argv = ins.args if ins.json_form else (*state.shell, *ins.args[:1])
             args = argv
             if kw == "CMD":
                 new = attrs.evolve(state, cmd=argv, cmd_set=True)
             elif kw == "ENTRYPOINT":
-                new = attrs.evolve(state, entrypoint=argv, cmd=state.cmd if state.cmd_set else None)
+                entrypoint = argv if ins.json_form or ins.args else None
+                cmd = state.cmd if state.cmd_set else None
+                new = attrs.evolve(state, entrypoint=entrypoint, cmd=cmd)
             else:
                 run_env = state.run_env()
                 names = {k for k, _ in run_env}

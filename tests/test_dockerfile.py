@@ -307,7 +307,6 @@ def test_copy_substitution_and_dest_path() -> None:
         ("ARG =x", "blank"),
         ("RUN", "requires"),
         ("RUN []", "requires"),
-        ("CMD", "requires"),
         ("WORKDIR", "requires"),
         ("USER", "requires"),
         ("EXPOSE", "requires"),
@@ -419,6 +418,10 @@ def test_user_cmd_entrypoint() -> None:
     s = final('FROM scratch\nSHELL ["/bin/bash", "-xc"]\nCMD echo $HOME\n')
     assert s.cmd == ("/bin/bash", "-xc", "echo $HOME")
     assert final("FROM scratch\nCMD []\n").cmd == ()
+    # Docker 20.10 and Podman: a bare CMD is the bare shell; a bare ENTRYPOINT unsets it.
+    assert final("FROM scratch\nCMD\n").cmd == ("/bin/sh", "-c")
+    s = final('FROM scratch\nCMD ["x"]\nENTRYPOINT ["e"]\nENTRYPOINT\n')
+    assert (s.cmd, s.entrypoint) == (("x",), None)
     assert final("FROM scratch\nUSER 1\nUSER $EMPTY\n").user == ""  # Docker 20.10 accepts it
 
 
