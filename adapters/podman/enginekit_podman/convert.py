@@ -28,9 +28,10 @@ the same as on Docker):
 - env keys the adapter records in the ``io.enginekit.hide-env`` annotation
   (``HOSTNAME`` and ``HOME``, which Podman writes into the container's env
   where Docker only sets them in the process);
-- the working directory ``/`` and stop signal ``SIGTERM`` Podman fills in
-  when neither the caller nor the image chose one (Docker reports them
-  unset: None), recorded in ``io.enginekit.unset``;
+- the working directory ``/`` and stop signal ``SIGTERM`` Podman fills in,
+  and the user ``0`` the adapter sets (so that root's groups match
+  Docker's), when neither the caller nor the image chose one (Docker
+  reports them unset: None), recorded in ``io.enginekit.unset``;
 - the host port Podman picked at create time for a port published on "any
   port", while the container is not running (Docker picks it at start and
   reports None outside a run), recorded in ``io.enginekit.random-ports``;
@@ -373,6 +374,9 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
     if "workdir" in unset and workdir == "/":
         workdir = None
     stop_signal = None if "stop_signal" in unset else signal_name(cfg.get("StopSignal"))
+    user = cfg.get("User") or None
+    if "user" in unset and user == "0":
+        user = None
     live = status in (ContainerState.RUNNING, ContainerState.PAUSED)
     exited = status is ContainerState.EXITED
     env = {k: v for k, v in _env_map(cfg.get("Env")).items() if k not in hidden}
@@ -397,7 +401,7 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
         entrypoint=entrypoint,
         env=env,
         workdir=workdir,
-        user=cfg.get("User") or None,
+        user=user,
         hostname=cfg.get("Hostname") or None,
         ports=_ports(data, live=live, random=_csv(annotations.get(ANNOTATION_RANDOM_PORTS))),
         mounts=_mounts(data),

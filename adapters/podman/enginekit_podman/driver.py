@@ -19,9 +19,11 @@ from Docker, the adapter makes up for it here (see the module docs of
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+import tarfile
 import tempfile
 import threading
 import time
@@ -29,6 +31,8 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
+
+import attrs
 
 from enginekit import ociarchive
 from enginekit.capabilities import Capability
@@ -39,6 +43,7 @@ from enginekit.errors import (
     EngineTimeout,
     EngineUnavailable,
     ImageNotFound,
+    InvalidSpec,
     NotFound,
     Unsupported,
 )
@@ -58,7 +63,7 @@ from enginekit.transport import Response, Transport, demux_frames
 
 from . import convert
 from .build import BuildLog
-from .errors import check, error_for, map_errors, message_of
+from .errors import check, error_for, init_exec_failure, map_errors, message_of
 from .streams import log_lines
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "PodmanDriver"]
@@ -430,13 +435,22 @@ class PodmanDriver:
             unset.append("workdir")
         if spec.stop_signal is None and not image_cfg.get("StopSignal"):
             unset.append("stop_signal")
+        user = spec.user
+        if user is None and not image_cfg.get("User"):
+            # Without a user Podman leaves root's primary group out of the
+            # supplementary groups; as "0" it gives Docker's `groups=0(root),...`.
+            user = "0"
+            unset.append("user")
         random_ports = sorted(
             {f"{p.container_port}/{p.protocol}" for p in spec.ports if not p.host_port}
         )
         body: dict[str, Any] = {
             "image": found_as,
             "init": True,
-            "create_working_dir": True,
+            # Docker adds no /etc/passwd entry for a uid the image does not know
+            # (and then HOME is /); Podman would, with the workdir as HOME.
+            "manage_password": False,
+            "create_working_dir": False,
             "env": user_env,
             "unsetenv": [k for k in _PODMAN_ENV if k not in given],
             "labels": dict(spec.labels),
@@ -459,8 +473,8 @@ class PodmanDriver:
                 body["command"] = []
         if spec.workdir is not None:
             body["work_dir"] = spec.workdir
-        if spec.user is not None:
-            body["user"] = spec.user
+        if user is not None:
+            body["user"] = user
         if spec.hostname is not None:
             body["hostname"] = spec.hostname
         if spec.stop_signal is not None:
@@ -489,7 +503,43 @@ class PodmanDriver:
             "POST", "/containers/create", json=body, missing=ImageNotFound, what="container create"
         )
         with map_errors("container create"):
-            return str(data["Id"])
+            cid = str(data["Id"])
+        if spec.workdir is not None:
+            try:
+                self._make_workdir(cid, spec.workdir)
+            except BaseException:
+                with contextlib.suppress(EngineError):
+                    self.container_remove(cid, force=True)
+                raise
+        return cid
+
+    def _make_workdir(self, cid: str, workdir: str) -> None:
+        """Create a missing working directory as Docker does: owned by root, mode 0755.
+
+        (Podman's own ``create_working_dir`` makes it owned by the container's user.)
+        """
+        parts = [p for p in workdir.split("/") if p and p != "."]
+        missing: list[str] = []
+        while parts and self.container_stat_path(cid, "/" + "/".join(parts)) is None:
+            missing.insert(0, parts.pop())
+        if not missing:
+            return
+        buf = io.BytesIO()
+        now = int(time.time())
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for i in range(len(missing)):
+                entry = tarfile.TarInfo("/".join(missing[: i + 1]))
+                entry.type = tarfile.DIRTYPE
+                entry.mode = 0o755
+                entry.mtime = now
+                tar.addfile(entry)
+        self._call(
+            "PUT",
+            f"/containers/{_q(cid)}/archive",
+            params={"path": "/" + "/".join(parts), "copyUIDGID": False},
+            body=buf.getvalue(),
+            headers={"Content-Type": "application/x-tar"},
+        )
 
     def container_start(self, id: str) -> None:
         self._call("POST", f"/containers/{_q(id)}/start", timeout=None)
@@ -503,7 +553,35 @@ class PodmanDriver:
     def container_inspect(self, ref: str) -> Container:
         data = self._container_raw(ref)
         with map_errors("container inspect"):
-            return convert.container_from_inspect(data, engine=self.name)
+            container = convert.container_from_inspect(data, engine=self.name)
+        if container.exit_code == 1:
+            code = self._exit_code(container.id, 1)
+            if code != 1:
+                container = attrs.evolve(container, exit_code=code)
+        return container
+
+    def _exit_code(self, cid: str, code: int) -> int:
+        """The exit code as Docker reports it.
+
+        When the command cannot be started, Podman's init exits 1 where
+        Docker's exits 127/126: its message, the last line on stderr, tells.
+        """
+        if code != 1:
+            return code
+        try:
+            resp = self._request(
+                "GET",
+                f"/containers/{_q(cid)}/logs",
+                params={"stdout": False, "stderr": True, "tail": 1},
+            )
+            check(resp)
+            with resp:
+                frames = list(demux_frames(resp.iter_chunks()))
+        except EngineError:
+            return code
+        if not frames:
+            return code
+        return init_exec_failure(frames[-1][1]) or code
 
     def container_list(
         self,
@@ -554,7 +632,7 @@ class PodmanDriver:
             state = data.get("State") or {}
             status = convert.container_state(str(state.get("Status") or "unknown"))
             if status is ContainerState.EXITED:
-                return int(state.get("ExitCode") or 0)
+                return self._exit_code(id, int(state.get("ExitCode") or 0))
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise EngineTimeout(f"container {id[:12]} did not exit within {timeout} s")
@@ -576,7 +654,8 @@ class PodmanDriver:
         except EngineTimeout as exc:
             raise EngineTimeout(f"container {id[:12]} did not exit within {timeout} s") from exc
         with map_errors("container wait"):
-            return int(code)
+            result = int(code)
+        return self._exit_code(id, result)
 
     def container_logs(
         self,
@@ -733,11 +812,13 @@ class PodmanDriver:
         if stat is None:
             raise NotFound(f"no such directory in the container: {path}")
         if not stat.is_dir:
-            raise Conflict(f"not a directory in the container: {path}")
+            raise InvalidSpec(f"not a directory in the container: {path}")
         self._call(
             "PUT",
             f"/containers/{_q(id)}/archive",
-            params={"path": path},
+            # Keep the tar's owners, as Docker does (libpod would chown
+            # everything to the container's user).
+            params={"path": path, "copyUIDGID": False},
             body=data,
             headers={"Content-Type": "application/x-tar"},
         )

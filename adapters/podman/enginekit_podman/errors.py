@@ -10,6 +10,7 @@ that cannot be written) so that only ``EngineError`` leaves the adapter.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,7 +24,7 @@ from enginekit.errors import (
 )
 from enginekit.transport import Response
 
-__all__ = ["check", "error_for", "map_errors", "message_of"]
+__all__ = ["check", "error_for", "init_exec_failure", "map_errors", "message_of"]
 
 # Causes (libpod's error sentinels) and message fragments that mean a state conflict.
 _CONFLICT_TEXTS = (
@@ -45,6 +46,20 @@ _CONFLICT_TEXTS = (
 _CONTAINER_MISSING_TEXTS = ("no such container", "no container with name or id")
 _IMAGE_MISSING_TEXTS = ("image not known", "no such image", "failed to find image")
 _INVALID_TEXTS = ("invalid reference format", "invalid argument", "invalid signal")
+
+
+# catatonit (Podman's init) exits 1 when it cannot start the command, after
+# printing this; Docker's init (tini) exits 127 (not found) or 126 (not executable).
+_INIT_EXEC_FAILED = re.compile(rb"^ERROR \(catatonit:\d+\): failed to exec pid1: (.*)$")
+
+
+def init_exec_failure(line: bytes) -> int | None:
+    """The exit code Docker gives when its init cannot start the command, from
+    catatonit's last stderr line; None if the line is not that message."""
+    m = _INIT_EXEC_FAILED.match(line.rstrip(b"\n"))
+    if m is None:
+        return None
+    return 127 if b"No such file or directory" in m.group(1) else 126
 
 
 def message_of(body: bytes) -> str:

@@ -542,7 +542,9 @@ CMD ["cat /work/shell.txt"]
     driver.image_remove(image.id, force=True)
 
 
-def test_build_failure_leaves_nothing(driver: PodmanDriver, tmp_path: object) -> None:
+def test_build_failure_leaves_nothing(
+    driver: PodmanDriver, tmp_path: object, base_image: Image
+) -> None:
     import pathlib
 
     before = {i.id for i in driver.image_list()}
