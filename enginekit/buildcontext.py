@@ -865,7 +865,8 @@ def validate_build(
 
     The context must be an existing directory, the Dockerfile a file inside it; the
     Dockerfile must parse, ``target`` name a stage, substitution succeed and every
-    COPY/ADD source pass :func:`check_sources`. Everything else raises ``InvalidSpec``.
+    COPY/ADD source of every stage up to the target pass :func:`check_sources`.
+    Everything else raises ``InvalidSpec``.
     """
     from enginekit.dockerfile import parse_file
 
@@ -873,6 +874,7 @@ def validate_build(
     rel = dockerfile_path(root, dockerfile)
     parsed = parse_file(os.path.join(root, rel))
     parsed.stage_index(target)
-    evaluation = parsed.evaluate(build_args, target, base_config=base_config)
+    # Every stage up to the target: Docker's classic builder builds them all.
+    evaluation = parsed.evaluate(build_args, target, base_config=base_config, skip_unused=False)
     check_sources(root, rel, parsed, evaluation=evaluation)
     return parsed

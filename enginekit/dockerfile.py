@@ -599,11 +599,12 @@ class EvaluatedStage:
 
 @attrs.frozen(kw_only=True)
 class Evaluation:
-    """The stages a target needs, in build order, each with its evaluated steps.
+    """The stages to build, in order, each with its evaluated steps.
 
     ``target`` is the index of the last stage (the image); ``needed`` the indices of
-    the stages built (the target and every stage it uses through FROM or
-    ``COPY --from``); ``skipped`` the others before the target.
+    the stages it needs (the target and every stage it uses through FROM or
+    ``COPY --from``); ``skipped`` the others before the target; ``stages`` the needed
+    ones, or every stage up to the target with ``evaluate(skip_unused=False)``.
     """
 
     target: int
@@ -1138,6 +1139,7 @@ class Dockerfile:
         *,
         base_config: Callable[[str], BuildState | None] | None = None,
         strict: bool = True,
+        skip_unused: bool = True,
     ) -> Evaluation:
         """Substitute and walk the stages ``target`` needs, as Docker's builder would.
 
@@ -1149,8 +1151,14 @@ class Dockerfile:
         ``strict`` (the default) refuses what some engine's builder here refuses (the
         substitution forms of :func:`expand`, ``COPY/ADD --chmod``), so that every engine
         builds alike.
+
+        ``skip_unused`` (BuildKit's and Podman's way) evaluates only the stages the
+        target needs; ``skip_unused=False`` evaluates every stage up to the target, as
+        Docker's classic builder (Docker 20.10 without BuildKit) builds them, so that a
+        failing unused stage fails the build there. ``needed`` is the same either way.
         """
-        return _Evaluator(self, dict(build_args or {}), base_config, strict).run(target)
+        evaluator = _Evaluator(self, dict(build_args or {}), base_config, strict)
+        return evaluator.run(target, skip_unused)
 
 
 def parse(text: str) -> Dockerfile:
@@ -1288,7 +1296,7 @@ class _Evaluator:
                 return stage.index
         return None
 
-    def run(self, target: str | None) -> Evaluation:
+    def run(self, target: str | None, skip_unused: bool) -> Evaluation:
         df = self.df
         target_index = df.stage_index(target)
         for ins in df.global_args:
@@ -1323,13 +1331,13 @@ class _Evaluator:
                 continue
             needed.add(i)
             todo.extend(deps[i])
-        order = sorted(needed)
+        order = sorted(needed) if skip_unused else list(range(target_index + 1))
         done: dict[int, EvaluatedStage] = {}
         for index in order:
             done[index] = self.stage(df.stages[index], bases[index], copy_from, done)
         return Evaluation(
             target=target_index,
-            needed=tuple(order),
+            needed=tuple(sorted(needed)),
             skipped=tuple(i for i in range(target_index + 1) if i not in needed),
             stages=tuple(done[i] for i in order),
             global_args=tuple(self.meta.items()),

@@ -582,12 +582,20 @@ def test_copy_from_a_stage_is_not_checked(ctx: Path) -> None:
     check(ctx, "FROM scratch AS b\nFROM scratch\nCOPY --from=0 ../x /\n")
 
 
-def test_only_needed_stages_are_checked(ctx: Path) -> None:
-    text = "FROM scratch AS bad\nCOPY ../outside.txt /\nFROM scratch AS good\nCOPY a.txt /\n"
+def test_stages_after_the_target_are_not_checked(ctx: Path) -> None:
+    text = "FROM scratch AS good\nCOPY a.txt /\nFROM scratch AS bad\nCOPY ../outside.txt /\n"
     (ctx / "Dockerfile").write_text(text)
     validate_build(str(ctx), "Dockerfile", {}, target="good")
     with pytest.raises(InvalidSpec):
-        validate_build(str(ctx), "Dockerfile", {}, target="bad")
+        validate_build(str(ctx), "Dockerfile", {})
+
+
+def test_unused_stages_before_the_target_are_checked(ctx: Path) -> None:
+    # Docker's classic builder builds them, so their sources must be good too.
+    text = "FROM scratch AS bad\nCOPY ../outside.txt /\nFROM scratch AS good\nCOPY a.txt /\n"
+    (ctx / "Dockerfile").write_text(text)
+    with pytest.raises(InvalidSpec):
+        validate_build(str(ctx), "Dockerfile", {}, target="good")
 
 
 def test_validate_build_errors(ctx: Path, tmp_path: Path) -> None:

@@ -523,6 +523,15 @@ def test_needed_stages_for_the_default_target() -> None:
     assert build.state.env_dict["B"] == "scratch"
 
 
+def test_all_stages_as_the_classic_builder() -> None:
+    # Docker 20.10's classic builder builds an unused stage (and fails on it); Podman
+    # skips it.
+    ev = parse(MULTI).evaluate(skip_unused=False)
+    assert [s.index for s in ev.stages] == [0, 1, 2, 3]
+    assert ev.needed == (0, 2, 3)
+    assert [s.number for s in ev.steps] == list(range(1, 12))
+
+
 def test_target_selects_the_last_stage() -> None:
     ev = parse(MULTI).evaluate(target="BUILD")
     assert ev.target == 2
