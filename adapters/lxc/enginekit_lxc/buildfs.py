@@ -110,8 +110,17 @@ class ContextSource:
     def __init__(self, root: str, dockerfile: str) -> None:
         self.root = root
         self._entries: dict[str, ContextEntry] = {e.path: e for e in iter_context(root, dockerfile)}
+        # A directory that .dockerignore excludes while an exception keeps something
+        # below it is not itself sent: it arrives as a plain 0755 directory.
+        for path in list(self._entries):
+            parent = path.rpartition("/")[0]
+            while parent and parent not in self._entries:
+                self._entries[parent] = ContextEntry(
+                    path=parent, kind="dir", mode=stat.S_IFDIR | 0o755
+                )
+                parent = parent.rpartition("/")[0]
         self._kids: dict[str, list[str]] = {}
-        for path in self._entries:
+        for path in sorted(self._entries, key=os.fsencode):
             parent = path.rpartition("/")[0]
             self._kids.setdefault(parent, []).append(path)
         self._fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -322,21 +331,28 @@ def resolve_chown(root: str, spec: str) -> tuple[int, int]:
 
 
 def _makedirs(root: str, path: str, owner: tuple[int, int]) -> str:
-    """``mkdir -p`` of ``path`` inside ``root``; new directories 0755 with ``owner``."""
+    """``mkdir -p`` of ``path`` inside ``root``; new directories 0755 with ``owner``.
+
+    The path is resolved first (links followed inside ``root``); what is missing
+    then is a plain chain of names, created one by one."""
     host = scoped(root, path)
-    if os.path.isdir(host):
-        return host
-    parent = posixpath.dirname(path.rstrip("/")) or "/"
-    if parent != path.rstrip("/"):
-        _makedirs(root, parent, owner)
-    host = scoped(root, path)
-    try:
-        os.mkdir(host, 0o755)
-        os.chown(host, owner[0], owner[1], follow_symlinks=False)
-        os.chmod(host, 0o755)
-    except FileExistsError:
-        if not os.path.isdir(host):
-            raise CopyError(f"cannot create directory {path}: a file is in the way") from None
+    missing: list[str] = []
+    probe = host
+    while not os.path.isdir(probe):
+        if os.path.lexists(probe):
+            raise CopyError(f"cannot create directory {path}: a file is in the way")
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe or len(parent) < len(root):
+            break
+        probe = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o755)
+        except FileExistsError:
+            continue
+        os.chown(directory, owner[0], owner[1], follow_symlinks=False)
+        os.chmod(directory, 0o755)
     return host
 
 
@@ -427,10 +443,12 @@ def _copy_tree(
     source: Source,
     owner: tuple[int, int] | None,
 ) -> None:
-    """Copy the contents of directory ``top`` into ``dest_dir`` (and ``top``'s metadata)."""
+    """Copy the contents of directory ``top`` into ``dest_dir``.
+
+    As Docker: ``dest_dir`` itself is created 0755 (with the ``--chown`` owner) if
+    missing, and does not take ``top``'s metadata."""
     dir_times: list[tuple[str, float]] = []
-    _put_entry(root, dest_dir.rstrip("/") or "/", top, source, owner or (top.uid, top.gid),
-               dir_times, follow_last=True)  # fmt: skip
+    _makedirs(root, dest_dir.rstrip("/") or "/", owner or (0, 0))
     prefix = top.path + "/" if top.path else ""
     for child in source.children(top):
         rel = child.path[len(prefix) :]
@@ -550,7 +568,8 @@ def _extract_member(
         if not os.path.isfile(src) or os.path.islink(src):
             raise CopyError(f"{archive}: hard link {rel!r} to a missing file {member.linkname!r}")
         os.link(src, host, follow_symlinks=False)
-        return
+        # As Docker: the link's own header sets owner, mode and time of the file.
+        mode |= stat.S_IFREG
     elif member.isfifo():
         os.mkfifo(host, 0o600)
         mode |= stat.S_IFIFO
