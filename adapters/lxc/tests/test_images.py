@@ -109,10 +109,6 @@ def busybox(store: ImageStore, context_dir: list[Path]) -> str:
     return build(store, ctx, "ekbb:1")
 
 
-def layout_state(store: ImageStore) -> tuple[list[object], list[str]]:
-    return store.layout.entries(), sorted(os.listdir(store.layout.blobs))
-
-
 # --------------------------------------------------------------------------- ref names
 
 
