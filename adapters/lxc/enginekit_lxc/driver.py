@@ -25,7 +25,6 @@ import secrets
 import shutil
 import signal as _signal
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -64,6 +63,7 @@ from enginekit.models import (
 from . import copyops, logfile
 from .errors import HINT
 from .fsroot import Root
+from .launcher import MonitorLauncher
 from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, helper_argv, render
 from .monitor import mount_overlay, unmount
 from .netalloc import IP_FILE, allocate
@@ -76,13 +76,11 @@ DEFAULT_STORAGE_ROOT = "/var/lib/enginekit/lxc"
 ENGINE = "lxc"
 
 _STATES = {"created": ContainerState.CREATED, "exited": ContainerState.EXITED}
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from enginekit_lxc.monitor import main; sys.exit(main(sys.argv[2:]))"
-)
-_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Runs an exec'd command in its working directory (lxc-attach has no --cwd).
-_EXEC_SCRIPT = f'cd -- "$1" || exit 126; shift; exec {ENV_HELPER} env -u container "$@"'
+_EXEC_SCRIPT = (
+    'cd -- "$1" || exit 126; HOME=$2; export HOME; shift 2; '
+    f'exec {ENV_HELPER} env -u container "$@"'
+)
 _POLL = 0.01
 _START_TIMEOUT = 60.0
 _HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_", "PYTHON")
@@ -145,6 +143,7 @@ class LxcDriver:
         self._images: Any = None
         self._meta_cache: dict[str, dict[str, Any]] = {}
         self._version: str | None = None
+        self._launcher = MonitorLauncher()
 
     # -- engine --------------------------------------------------------------
     @property
@@ -219,6 +218,7 @@ class LxcDriver:
         )
 
     def close(self) -> None:
+        self._launcher.close()
         self._meta_cache.clear()
 
     # -- images (the image store does the work) -------------------------------
@@ -268,7 +268,12 @@ class LxcDriver:
     def _meta(self, id: str) -> dict[str, Any]:
         meta = self._meta_cache.get(id)
         if meta is None:
-            meta = self.store.read_meta(id)
+            try:
+                meta = self.store.read_meta(id)
+            except FileNotFoundError as exc:
+                raise ContainerNotFound(f"no such container: {id}") from exc
+            except (OSError, ValueError) as exc:
+                raise EngineError(f"cannot read container {id[:12]}: {exc}") from exc
             self._meta_cache[id] = meta
         return meta
 
@@ -523,12 +528,6 @@ class LxcDriver:
                 pids_limit=res["pids_limit"],
             )
             text, inherit = render(settings)
-            hook = os.path.join(cdir, "hook")
-            fifo = os.path.join(cdir, "pid.fifo")
-            with open(hook, "w") as fh:
-                fh.write(f"#!/bin/sh\necho \"$LXC_PID\" > '{fifo}'\n")
-            os.chmod(hook, 0o700)
-            text += f"lxc.hook.start-host = {hook}\n"
             os.makedirs(lxc_dir, mode=0o700, exist_ok=True)
             cfg = os.path.join(lxc_dir, "config")
             fd = os.open(cfg + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -557,7 +556,7 @@ class LxcDriver:
             with os.fdopen(fd, "w") as fh:
                 json.dump(plan, fh)
             handed_over = True
-            message = self._spawn_monitor(cdir)
+            message = self._launcher.launch(cdir, timeout=_START_TIMEOUT)
         except OSError as exc:
             raise EngineError(f"cannot start the container: {exc.strerror or exc}") from exc
         finally:
@@ -568,45 +567,6 @@ class LxcDriver:
                     os.unlink(self.store.path(id, IP_FILE))
         if "error" in message:
             raise EngineError(f"cannot start container {id[:12]}: {message['error']}")
-
-    def _spawn_monitor(self, cdir: str) -> dict[str, Any]:
-        r, w = os.pipe()
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _BOOT, _PKG_PARENT, cdir, str(w)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(w,),
-                start_new_session=True,
-                cwd="/",
-            )
-        finally:
-            os.close(w)
-        try:
-            proc.wait()
-            data = b""
-            deadline = time.monotonic() + _START_TIMEOUT
-            os.set_blocking(r, True)
-            import select
-
-            while time.monotonic() < deadline:
-                ready, _, _ = select.select([r], [], [], max(0.0, deadline - time.monotonic()))
-                if not ready:
-                    break
-                chunk = os.read(r, 4096)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            os.close(r)
-        if not data:
-            return {"error": "the monitor ended without a word"}
-        try:
-            msg: dict[str, Any] = json.loads(data.splitlines()[0])
-        except ValueError:
-            return {"error": "the monitor sent no readable answer"}
-        return msg
 
     # -- inspect / list ------------------------------------------------------
     def container_inspect(self, ref: str) -> Container:
@@ -682,7 +642,9 @@ class LxcDriver:
                 return False
 
         path = self.store.path(id, "log")
-        since_ns = int(since * 1e9) if since is not None else None
+        # Compared in microseconds (what a LogLine's timestamp carries), with
+        # one of slack for the float ``since``.
+        since_us = round(since * 1e6) if since is not None else None
 
         def generate() -> Iterator[LogLine]:
             if tail is not None:
@@ -691,7 +653,7 @@ class LxcDriver:
                     records, stdout=stdout, stderr=stderr, flush_partial=not live
                 )
                 last = deque(
-                    (ln for ln in lines if since_ns is None or ln[1] >= since_ns),
+                    (ln for ln in lines if since_us is None or ln[1] // 1000 >= since_us - 1),
                     maxlen=max(tail, 0),
                 )
                 for stream, ts, data in last:
@@ -705,7 +667,7 @@ class LxcDriver:
             for stream, ts, data in logfile.iter_lines(
                 records, stdout=stdout, stderr=stderr, flush_partial=follow or not live
             ):
-                if since_ns is not None and ts < since_ns:
+                if since_us is not None and ts // 1000 < since_us - 1:
                     continue
                 yield _line(stream, ts, data)
 
@@ -762,6 +724,7 @@ class LxcDriver:
             _EXEC_SCRIPT,
             "sh",
             workdir or meta["workdir"],
+            full["HOME"],
             *command,
         ]
         try:
@@ -812,13 +775,10 @@ class LxcDriver:
 
     # -- stop / kill ---------------------------------------------------------
     def _main_pid(self, status: Mapping[str, Any]) -> int | None:
-        """The container's command: the only child of LXC's init."""
-        pid = status.get("pid")
-        if not pid:
-            return None
-        children = _read_first(f"/proc/{pid}/task/{pid}/children")
-        if children:
-            return int(children.split()[0])
+        """The container's command (LXC's init's child), if still the same process."""
+        pid = status.get("main_pid")
+        if isinstance(pid, int) and _proc_starttime(pid) == status.get("main_start"):
+            return pid
         return None
 
     def _signal(self, id: str, status: Mapping[str, Any], signum: int) -> None:
@@ -833,7 +793,7 @@ class LxcDriver:
     def _thaw(self, status: Mapping[str, Any]) -> None:
         freezer = (status.get("cgroups") or {}).get("freezer")
         if freezer:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, EngineError):
                 self._set_freezer(os.path.join(freezer, "freezer.state"), "THAWED")
 
     def _await_exit(self, id: str, timeout: float) -> bool:

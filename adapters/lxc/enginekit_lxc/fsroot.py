@@ -33,18 +33,23 @@ def open_in_root(root_fd: int, path: str, flags: int, mode: int = 0) -> int:
     """``openat2(root_fd, path, flags, mode, RESOLVE_IN_ROOT)``; raises ``OSError``."""
     how = struct.pack("QQQ", flags | os.O_CLOEXEC, mode, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
     buf = ctypes.create_string_buffer(how, len(how))
-    rel = path.lstrip("/") or "."
-    fd = _libc.syscall(
-        ctypes.c_long(_SYS_OPENAT2),
-        ctypes.c_int(root_fd),
-        ctypes.c_char_p(os.fsencode(rel)),
-        buf,
-        ctypes.c_size_t(len(how)),
-    )
-    if fd < 0:
+    rel = os.fsencode(path.lstrip("/") or ".")
+    # EAGAIN: the lookup raced with a mount or rename somewhere on the host
+    # (the kernel cannot then vouch for the confinement); try again.
+    for _ in range(1000):
+        fd = _libc.syscall(
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_int(root_fd),
+            ctypes.c_char_p(rel),
+            buf,
+            ctypes.c_size_t(len(how)),
+        )
+        if fd >= 0:
+            return int(fd)
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return int(fd)
+        if err not in (errno.EAGAIN, errno.EINTR):
+            break
+    raise OSError(err, os.strerror(err), path)
 
 
 def _split(path: str) -> tuple[str, str]:

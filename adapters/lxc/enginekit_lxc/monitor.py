@@ -7,8 +7,9 @@ overlay rootfs, opens the published ports on the host, and runs the container
 in the foreground with ``lxc-execute`` (LXC's init as PID 1). It then:
 
 * copies stdout and stderr, apart, into the framed log with timestamps;
-* learns the init's host pid from LXC's ``start-host`` hook (through a FIFO),
-  writes ``status.json`` as running and tells the driver on ``READY_FD``;
+* finds the container's init (the child of ``lxc-execute`` that is PID 1 of
+  a new pid namespace) and the command (the init's child), writes
+  ``status.json`` as running and tells the driver on ``READY_FD``;
 * relays connections from ``127.0.0.1:host_port`` to the container;
 * notices an OOM kill (the memory cgroup's eventfd);
 * on exit writes the exit code (``128 + n`` when killed by signal ``n``),
@@ -208,43 +209,43 @@ def run(cdir: str, ready_fd: int | None) -> int:
         unmount(rootfs)
         return fail(f"cannot publish port: {exc.strerror}")
 
-    fifo = os.path.join(cdir, "pid.fifo")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(fifo)
-    os.mkfifo(fifo, 0o600)
-    fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    # Keep a writer open ourselves so the FIFO never reports EOF early.
-    fifo_keep = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-
     log_fd = logfile.open_for_append(os.path.join(cdir, "log"))
     lxc_log = os.path.join(cdir, "lxc.log")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(lxc_log)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    # lxc-execute keeps a read end of each pipe open: if this monitor dies,
+    # the container's writes then block once a pipe is full instead of
+    # killing it with SIGPIPE, and it stays running and stoppable.
+    keep = (os.dup(out_r), os.dup(err_r))
     try:
         proc = subprocess.Popen(
-            plan["argv"] + [],
+            plan["argv"],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=out_w,
+            stderr=err_w,
             env=plan.get("inherit", {}),
             close_fds=True,
+            pass_fds=keep,
         )
     except OSError as exc:
-        os.close(fifo_fd)
-        os.close(fifo_keep)
+        for fd in (out_r, err_r):
+            os.close(fd)
         for sock, _ in listeners:
             sock.close()
         unmount(rootfs)
         return fail(f"cannot run lxc-execute: {exc.strerror}")
-    assert proc.stdout is not None and proc.stderr is not None
+    finally:
+        for fd in (out_w, err_w, *keep):
+            os.close(fd)
     pidfd = os.pidfd_open(proc.pid)
     os.write(log_fd, logfile.record(logfile.START))
 
     relay = _Relay(listeners, plan.get("ip"))
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ, ("out", logfile.STDOUT))
-    sel.register(proc.stderr, selectors.EVENT_READ, ("out", logfile.STDERR))
-    sel.register(fifo_fd, selectors.EVENT_READ, ("pid", None))
+    sel.register(out_r, selectors.EVENT_READ, ("out", logfile.STDOUT))
+    sel.register(err_r, selectors.EVENT_READ, ("out", logfile.STDERR))
     sel.register(pidfd, selectors.EVENT_READ, ("exit", None))
     for sock, cport in listeners:
         sel.register(sock, selectors.EVENT_READ, ("accept", cport))
@@ -252,27 +253,63 @@ def run(cdir: str, ready_fd: int | None) -> int:
     oom = False
     oom_fds: list[int] = []
     init_pid: int | None = None
-    started_at: str | None = None
+    main_pid: int | None = None
     exited = False
     open_pipes = 2
-    fifo_buf = b""
     status: dict[str, Any] = {}
-
-    def oom_count(memdir: str) -> int:
-        try:
-            with open(os.path.join(memdir, "memory.oom_control")) as fh:
-                for line in fh:
-                    if line.startswith("oom_kill "):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
-
     memdir: str | None = None
+    discover_until = time.monotonic() + 60
+
+    def became_running() -> None:
+        nonlocal memdir
+        assert init_pid is not None
+        cgroups = _cgroups(init_pid)
+        memdir = cgroups.get("memory")
+        if plan.get("memory_limited") and memdir:
+            with contextlib.suppress(OSError):
+                efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+                oom_fds.append(efd)
+                ofd = os.open(os.path.join(memdir, "memory.oom_control"), os.O_RDONLY)
+                oom_fds.append(ofd)
+                with open(os.path.join(memdir, "cgroup.event_control"), "w") as ec:
+                    ec.write(f"{efd} {ofd}")
+                sel.register(efd, selectors.EVENT_READ, ("oom", None))
+        status.update(
+            state="running",
+            pid=init_pid,
+            pid_start=_proc_starttime(init_pid),
+            main_pid=main_pid,
+            main_start=_proc_starttime(main_pid) if main_pid else None,
+            monitor_pid=os.getpid(),
+            started_at=_now(),
+            finished_at=previous.get("finished_at"),
+            exit_code=None,
+            oom_killed=False,
+            ports=ports_out,
+            ip=plan.get("ip"),
+            cgroups=cgroups,
+            run=int(previous.get("run", 0)) + 1,
+        )
+        atomic_write(status_path, json.dumps(status).encode())
+
     while open_pipes or not exited:
-        events = sel.select(timeout=None if not exited else 2.0)
-        if not events:  # exited, yet the pipes stay open (a stray process): stop waiting
-            break
+        timeout: float | None = None
+        if exited:
+            timeout = 2.0
+        elif main_pid is None and time.monotonic() < discover_until:
+            timeout = 0.0005
+        events = sel.select(timeout=timeout)
+        if not events and exited:
+            break  # exited, yet the pipes stay open (a stray process): stop waiting
+        if main_pid is None and not exited:
+            if init_pid is None:
+                init_pid = _container_init(proc.pid)
+            if init_pid is not None:
+                main_pid = _first_child(init_pid)
+                if main_pid is not None:
+                    became_running()
+                    _report(ready_fd, {"ok": True, "pid": init_pid})
+                    ready_fd = None
         for key, _ in events:
             what, data = key.data
             if what == "out":
@@ -282,47 +319,12 @@ def run(cdir: str, ready_fd: int | None) -> int:
                     open_pipes -= 1
                 else:
                     os.write(log_fd, logfile.record(data, chunk))
-            elif what == "pid":
-                try:
-                    fifo_buf += os.read(fifo_fd, 64)
-                except BlockingIOError:
-                    continue
-                if b"\n" not in fifo_buf or init_pid is not None:
-                    continue
-                init_pid = int(fifo_buf.split()[0])
-                started_at = _now()
-                cgroups = _cgroups(init_pid)
-                memdir = cgroups.get("memory")
-                if plan.get("memory_limited") and memdir:
-                    with contextlib.suppress(OSError):
-                        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-                        ofd = os.open(os.path.join(memdir, "memory.oom_control"), os.O_RDONLY)
-                        with open(os.path.join(memdir, "cgroup.event_control"), "w") as ec:
-                            ec.write(f"{efd} {ofd}")
-                        oom_fds += [efd, ofd]
-                        sel.register(efd, selectors.EVENT_READ, ("oom", None))
-                status = {
-                    "state": "running",
-                    "pid": init_pid,
-                    "pid_start": _proc_starttime(init_pid),
-                    "monitor_pid": os.getpid(),
-                    "started_at": started_at,
-                    "finished_at": previous.get("finished_at"),
-                    "exit_code": None,
-                    "oom_killed": False,
-                    "ports": ports_out,
-                    "ip": plan.get("ip"),
-                    "cgroups": cgroups,
-                    "run": int(previous.get("run", 0)) + 1,
-                }
-                atomic_write(status_path, json.dumps(status).encode())
-                _report(ready_fd, {"ok": True, "pid": init_pid})
-                ready_fd = None
-                sel.unregister(fifo_fd)
             elif what == "oom":
                 with contextlib.suppress(OSError):
                     os.read(key.fd, 8)
-                if memdir and oom_count(memdir) > 0:
+                # The eventfd also fires when the cgroup goes away: only a
+                # notification while the cgroup still exists is an OOM.
+                if memdir and os.path.exists(os.path.join(memdir, "memory.oom_control")):
                     oom = True
             elif what == "accept":
                 relay.accept(key.fileobj, data)  # type: ignore[arg-type]
@@ -337,46 +339,134 @@ def run(cdir: str, ready_fd: int | None) -> int:
     code = 128 - rc if rc < 0 else rc
     for sock, _ in listeners:
         sock.close()
-    for fd in (fifo_fd, fifo_keep, pidfd, *oom_fds):
+    for fd in (pidfd, out_r, err_r, *oom_fds):
         with contextlib.suppress(OSError):
             os.close(fd)
-    for leftover in (fifo, os.path.join(cdir, "ip")):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(leftover)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(cdir, "ip"))
     with contextlib.suppress(OSError):
         unmount(rootfs)
-    if init_pid is None:
+    started, errors = _lxc_log(lxc_log)
+    if init_pid is None and not started:
         # LXC never started the command: the container keeps its old state.
-        errors = ""
-        with contextlib.suppress(OSError):
-            with open(lxc_log, "rb") as fh:
-                errs = [
-                    ln.split(b" - ", 2)[-1].decode("utf-8", "replace")
-                    for ln in fh.read().splitlines()
-                    if b" ERROR " in ln
-                ]
-            errors = "; ".join(errs[-3:])
         os.write(log_fd, logfile.record(logfile.END))
         os.close(log_fd)
         return fail(f"lxc-execute could not start the container (exit {code}): {errors}")
-    finished = _now()
+    if not status:
+        # The command ran and ended before it was seen: still a run.
+        became_running()
+        _report(ready_fd, {"ok": True, "pid": init_pid})
     os.write(log_fd, logfile.record(logfile.END))
     os.close(log_fd)
     status.update(
-        {
-            "state": "exited",
-            "exit_code": 137 if oom and code in (1, 137) else code,
-            "oom_killed": oom,
-            "finished_at": finished,
-            "monitor_pid": None,
-        }
+        state="exited",
+        exit_code=137 if oom and code in (1, 137) else code,
+        oom_killed=oom,
+        finished_at=_now(),
+        monitor_pid=None,
     )
     atomic_write(status_path, json.dumps(status).encode())
     os.close(lock_fd)
     return 0
 
 
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                out += [int(x) for x in fh.read().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _container_init(lxc_pid: int) -> int | None:
+    """The child of ``lxc-execute`` that is PID 1 of a new pid namespace."""
+    for child in _children(lxc_pid):
+        try:
+            with open(f"/proc/{child}/status") as fh:
+                for line in fh:
+                    if line.startswith("NSpid:"):
+                        ids = line.split()[1:]
+                        if len(ids) >= 2 and ids[-1] == "1":
+                            return child
+                        break
+        except OSError:
+            continue
+    return None
+
+
+def _first_child(pid: int) -> int | None:
+    kids = _children(pid)
+    return kids[0] if kids else None
+
+
+def _lxc_log(path: str) -> tuple[bool, str]:
+    """Whether LXC's log shows the command started, and its last errors."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return False, ""
+    errs = [
+        ln.split(b" - ", 2)[-1].decode("utf-8", "replace")
+        for ln in data.splitlines()
+        if b" ERROR " in ln
+    ]
+    return b" started with pid " in data, "; ".join(errs[-3:])
+
+
+def _detached_run(cdir: str, ready_fd: int) -> None:
+    """In a fresh child: new session, fork again, run the monitor; never returns."""
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    # Hold no descriptor of the process that forked us (its sockets, pipes).
+    os.closerange(3, ready_fd)
+    os.closerange(ready_fd + 1, 65536)
+    code = 1
+    try:
+        code = run(cdir, ready_fd)
+    except BaseException as exc:  # report, never leave the driver waiting
+        _report(ready_fd, {"error": f"monitor failed: {exc!r}"})
+    finally:
+        os._exit(code)
+
+
+def serve(sock_fd: int) -> int:
+    """A fork server for monitors (started once per driver, single-threaded).
+
+    Each request on the unix socket ``sock_fd`` is a container directory with
+    the write end of the driver's ready pipe (``SCM_RIGHTS``); the server forks
+    a detached monitor for it. The server ends when the driver closes the
+    socket; the monitors it forked live on.
+    """
+    sock = socket.socket(fileno=sock_fd)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 65536, 1)
+        except InterruptedError:
+            continue
+        if not msg:
+            return 0
+        if not fds:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _detached_run(msg.decode(), fds[0])
+        os.close(fds[0])
+        os.waitpid(pid, 0)
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--serve":
+        return serve(int(argv[1]))
     cdir = argv[0]
     ready_fd = int(argv[1]) if len(argv) > 1 and argv[1] != "-" else None
     if os.fork() != 0:
