@@ -397,7 +397,7 @@ def expand(word: str, env: Mapping[str, str], *, escape: str = "\\", strict: boo
     try:
         return _Lexer(word, env, escape, strict).process_stop_on("", False)
     except _SubstitutionError as exc:
-        raise InvalidSpec(f"failed to process {word!r}: {exc}") from None
+        raise InvalidSpec(f"bad substitution: {exc}") from None
 
 
 def _expand_at(
@@ -964,9 +964,11 @@ def _name_val(keyword: str, rest: str, escape: str, lineno: int) -> list[tuple[s
     pairs: list[tuple[str, str]] = []
     for word in words:
         if "=" not in word:
+            # An ENV word may be part of a value: never shown (values are secrets).
+            shown = " a word" if keyword == "ENV" else f" {word!r}"
             raise _err(
                 lineno,
-                f"{keyword}: syntax error - can't find = in {word!r}. "
+                f"{keyword}: syntax error - can't find = in{shown}. "
                 "Must be of the form: name=value",
             )
         key, _, value = word.partition("=")

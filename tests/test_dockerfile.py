@@ -625,9 +625,17 @@ def test_repr_hides_env_values() -> None:
         assert "hunter2" not in repr(obj)
 
 
-def test_substitution_errors_do_not_echo_values() -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        'FROM scratch\nENV A="hunter2\n',
+        "FROM scratch\nENV A=x hunter2\n",
+        "FROM scratch\nENV A=${hunter2\n",
+    ],
+)
+def test_env_errors_do_not_echo_values(text: str) -> None:
     with pytest.raises(InvalidSpec) as info:
-        parse('FROM scratch\nENV A="hunter2\n').evaluate()
+        parse(text).evaluate()
     assert "hunter2" not in str(info.value)
 
 
