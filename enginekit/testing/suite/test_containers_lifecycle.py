@@ -22,7 +22,7 @@ from enginekit.errors import (
     InvalidSpec,
     NotFound,
 )
-from enginekit.testing.helpers import call_within, wait_state
+from enginekit.testing.helpers import call_within, poll, wait_state
 
 if TYPE_CHECKING:
     from enginekit import Engine
@@ -98,16 +98,24 @@ class TestContainerStates:
         assert got.pid is None
         assert got.finished_at is not None
 
+    @pytest.mark.parametrize(
+        "script",
+        ['trap "" TERM; echo ready; sleep 100', 'trap "" TERM; echo ready; sleep 100; echo after'],
+        ids=["last-command", "not-last"],
+    )
     def test_stop_timeout_then_sigkill(
-        self, engine: Engine, run_container: ContainerFactory
+        self, engine: Engine, run_container: ContainerFactory, script: str
     ) -> None:
-        c = run_container(["sh", "-c", 'trap "" TERM; sleep 100'])
+        c = run_container(["sh", "-c", script])
+        # Stop only once the trap is set: a SIGTERM before it would end sh (143).
+        poll(lambda: engine.containers.logs(c) == b"ready\n", message="the trap to be set")
         t0 = time.monotonic()
         stopped = engine.containers.stop(c, timeout=1)
         elapsed = time.monotonic() - t0
         assert stopped.state is ContainerState.EXITED
         assert stopped.exit_code == 137
         assert 0.8 <= elapsed < 9, f"stop(timeout=1) took {elapsed:.2f}s"
+        assert engine.containers.logs(c) == b"ready\n"
 
     def test_stop_signal_from_spec(self, engine: Engine, run_container: ContainerFactory) -> None:
         c = run_container(SLEEP, stop_signal="SIGINT")
