@@ -63,7 +63,14 @@ from enginekit.transport import Response, Transport, demux_frames
 
 from . import convert
 from .build import BuildLog
-from .errors import check, error_for, init_exec_failure, map_errors, message_of
+from .errors import (
+    check,
+    error_for,
+    exec_start_failure,
+    init_exec_failure,
+    map_errors,
+    message_of,
+)
 from .streams import log_lines
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "PodmanDriver"]
@@ -711,6 +718,17 @@ class PodmanDriver:
         workdir: str | None = None,
         user: str | None = None,
     ) -> ExecResult:
+        data = self._container_raw(id)
+        with map_errors("exec"):
+            state = data.get("State") or {}
+            if state.get("Status") != "running":
+                raise Conflict(f"container {id[:12]} is {state.get('Status')}, not running")
+            container = convert.container_from_inspect(data, engine=self.name)
+            exec_env = dict(env or {})
+            hostname = container.env.get("HOSTNAME", container.hostname)
+            if "HOSTNAME" not in exec_env and hostname:
+                # Docker's exec sees the container's HOSTNAME; Podman's does not.
+                exec_env = {"HOSTNAME": hostname, **exec_env}
         body: dict[str, Any] = {
             "AttachStdin": False,
             "AttachStdout": True,
@@ -718,8 +736,8 @@ class PodmanDriver:
             "Tty": False,
             "Cmd": list(command),
         }
-        if env:
-            body["Env"] = [f"{k}={v}" for k, v in env.items()]
+        if exec_env:
+            body["Env"] = [f"{k}={v}" for k, v in exec_env.items()]
         if workdir is not None:
             body["WorkingDir"] = workdir
         if user is not None:
@@ -756,11 +774,12 @@ class PodmanDriver:
                         err_ += payload
             info = self._json("GET", f"/exec/{_q(exec_id)}/json", what="exec inspect")
             code = info.get("ExitCode")
-            return ExecResult(
-                exit_code=int(code) if code is not None else -1,
-                stdout=bytes(out),
-                stderr=bytes(err_),
-            )
+            exit_code = int(code) if code is not None else -1
+            stderr = bytes(err_)
+            failed = exec_start_failure(exit_code, stderr)
+            if failed is not None:
+                exit_code, stderr = failed
+            return ExecResult(exit_code=exit_code, stdout=bytes(out), stderr=stderr)
 
     def container_pause(self, id: str) -> None:
         self._call("POST", f"/containers/{_q(id)}/pause")

@@ -24,7 +24,14 @@ from enginekit.errors import (
 )
 from enginekit.transport import Response
 
-__all__ = ["check", "error_for", "init_exec_failure", "map_errors", "message_of"]
+__all__ = [
+    "check",
+    "error_for",
+    "exec_start_failure",
+    "init_exec_failure",
+    "map_errors",
+    "message_of",
+]
 
 # Causes (libpod's error sentinels) and message fragments that mean a state conflict.
 _CONFLICT_TEXTS = (
@@ -60,6 +67,23 @@ def init_exec_failure(line: bytes) -> int | None:
     if m is None:
         return None
     return 127 if b"No such file or directory" in m.group(1) else 126
+
+
+# An exec whose process runc could not start: Podman says so on stderr (exit
+# 127 or 126) and adds a line about the attach socket it closed.
+_EXEC_FAILED = b"Error: runc: exec failed:"
+_ATTACH_NOISE = re.compile(rb"^Error: read unixpacket .*connection reset by peer\n?$", re.M)
+
+
+def exec_start_failure(code: int, stderr: bytes) -> tuple[int, bytes] | None:
+    """``(126, message)`` as Docker reports an exec that could not start, or None.
+
+    Docker answers 126 for every such exec (command not found, not
+    executable, no such working directory); Podman 127 for some of them.
+    """
+    if code not in (126, 127) or not stderr.startswith(_EXEC_FAILED):
+        return None
+    return 126, _ATTACH_NOISE.sub(b"", stderr)
 
 
 def message_of(body: bytes) -> str:
