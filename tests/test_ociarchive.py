@@ -1011,3 +1011,29 @@ def test_live_several_images_and_tags(image: tuple[str, str], workdir: Path) -> 
     # skopeo picks one image of several by its ref name (the tag)
     info = json.loads(run("skopeo", "inspect", f"oci-archive:{path}:v2"))
     assert info["Labels"]["enginekit.other"] == "1"
+
+
+def test_live_podman_multi_image_save(image: tuple[str, str], workdir: Path) -> None:
+    ref, image_id = image
+    name = ref.rpartition(":")[0]
+    saved = workdir / "from-docker.tar"
+    context = workdir / "ctx2"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {ref}\nLABEL enginekit.other=2\n")
+    other_id = run("docker", "build", "-q", "-t", f"{name}-other:v3", str(context)).strip()
+    run("docker", "save", "-o", str(saved), ref, f"{name}-other:v3")
+    oa.normalize(saved, rename=oa.add_localhost)
+    run("podman", "load", "-i", str(saved))
+    run("docker", "rmi", ref, f"{name}-other:v3")
+
+    # podman save -m writes a several-image docker-archive (links, localhost/ names)
+    path = workdir / "multi.tar"
+    run("podman", "save", "-m", "-o", str(path), f"localhost/{ref}", f"localhost/{name}-other:v3")
+    archived = oa.normalize(path, rename=oa.strip_localhost)
+    assert {a.id: a.repo_tags for a in archived} == {
+        image_id: (ref,),
+        other_id: (f"{name}-other:v3",),
+    }
+    run("docker", "load", "-i", str(path))
+    assert docker_id(ref) == image_id
+    assert docker_id(f"{name}-other:v3") == other_id
