@@ -13,7 +13,8 @@ The rules are those of Docker's client (the classic builder's tar upload):
   symbolic link and skips an excluded directory unless an exception pattern names
   something under it literally (``!dir/keep``); the excluded directory itself is then
   not sent, only what is re-included below it. Sockets are never sent. The Dockerfile
-  and ``.dockerignore`` are always sent.
+  and ``.dockerignore`` are always sent; Docker's builder then deletes them from what
+  COPY/ADD see when ``.dockerignore`` excludes them (``for_copy=True`` gives that view).
 - :func:`context_tar` writes that walk as an uncompressed tar: symbolic links stored
   as links, hard links as links, modes and whole-second mtimes kept, owner 0:0.
 - :func:`check_sources` and :func:`validate_build` refuse, before anything is built, a
@@ -51,6 +52,7 @@ __all__ = [
     "context_tar",
     "dockerfile_path",
     "go_match",
+    "has_wildcards",
     "iter_context",
     "load_dockerignore",
     "parse_dockerignore",

@@ -50,7 +50,11 @@ import attrs
 from enginekit.errors import InvalidSpec
 
 __all__ = [
+    "DEFAULT_PATH",
+    "DEFAULT_SHELL",
+    "KEYWORDS",
     "PORTABLE_KEYWORDS",
+    "PREDEFINED_ARGS",
     "BuildState",
     "Dockerfile",
     "EvaluatedStage",
