@@ -875,15 +875,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     goals = goal_lines(results, imports)
+    loadavg = list(os.getloadavg())
+    machine: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_at_end": loadavg}
     if args.json:
         json.dump(
-            {"runid": runid, "engines": results, "import_ms": imports, "goals": goals},
+            {
+                "runid": runid,
+                "machine": machine,
+                "engines": results,
+                "import_ms": imports,
+                "goals": goals,
+            },
             sys.stdout,
             indent=2,
         )
         print()
     else:
         print_table(results, imports, goals)
+        load = ", ".join(f"{x:.1f}" for x in loadavg)
+        print(f"\n(machine: {machine['cpus']} cpus, load average at the end {load})")
     return 1 if failed else 0
 
 
