@@ -44,7 +44,7 @@ import attrs
 
 from enginekit.buildcontext import dockerfile_path, resolve_context
 from enginekit.dockerfile import DEFAULT_SHELL, BuildState, Dockerfile, EvaluatedStage, Step, parse
-from enginekit.errors import BuildFailed, ImageNotFound, InvalidSpec
+from enginekit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec
 from enginekit.models import BuildRequest, Image, Stream
 from enginekit.ociarchive import familiar_name
 
@@ -324,10 +324,15 @@ class _Builder:
                         os.makedirs(target, 0o755)
                     st.dirty = True
                     st.layer_steps.append(step.number)
+        except BuildFailed:
+            raise
         except CopyError as exc:
             raise self.fail(step, str(exc), exc) from exc
         except OSError as exc:
             raise self.fail(step, exc.strerror or str(exc), exc) from exc
+        except EngineError as exc:
+            # An unknown USER, a command LXC could not start: the step failed.
+            raise self.fail(step, str(exc), exc) from exc
 
     def copy(self, st: _Stage, step: Step) -> None:
         chown_spec = step.flag("chown")

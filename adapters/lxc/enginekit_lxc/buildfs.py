@@ -25,6 +25,7 @@ refused.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import errno
 import gzip
 import lzma
@@ -471,7 +472,8 @@ def _decompressed(head: bytes, raw: IO[bytes]) -> IO[bytes]:
     return raw
 
 
-def _open_archive(fd: int) -> IO[bytes] | None:
+@contextlib.contextmanager
+def _open_archive(fd: int) -> Iterator[IO[bytes] | None]:
     """The decompressed stream of a tar archive (plain, gzip, bzip2, xz), or None if the
     file is no archive (it is then copied as it is, as Docker does)."""
     head = os.pread(fd, 6, 0)
@@ -482,9 +484,11 @@ def _open_archive(fd: int) -> IO[bytes] | None:
         except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError):
             ok = False
     if not ok:
-        return None
-    os.lseek(fd, 0, os.SEEK_SET)
-    return _decompressed(head, os.fdopen(os.dup(fd), "rb"))
+        yield None
+        return
+    with os.fdopen(os.dup(fd), "rb") as raw, _decompressed(head, raw) as stream:
+        raw.seek(0)
+        yield stream
 
 
 def _extract(root: str, dest_dir: str, stream: IO[bytes], name: str) -> None:
@@ -619,12 +623,11 @@ def copy_sources(
         if add and entry.kind == "file":
             fd = source.open(entry)
             try:
-                stream = _open_archive(fd)
-                if stream is not None:
-                    with stream:
+                with _open_archive(fd) as stream:
+                    if stream is not None:
                         _makedirs(root, dest, (0, 0))
                         _extract(root, dest, stream, entry.path)
-                    continue
+                        continue
             finally:
                 os.close(fd)
         target = dest

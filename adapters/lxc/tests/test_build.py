@@ -282,7 +282,8 @@ COPY --chown=app:app owned.txt /owned/
 COPY --chown=1234 numeric.txt /owned/numeric.txt
 COPY . /ctx/
 ADD archive.tar.gz /extracted/
-ADD plain.txt /added/
+ADD plain.txt fake.tar.gz /added/
+ADD archive.tar.bz2 archive.tar.xz archive.tar /more/
 ADD ["spaced name.txt", "/added/spaced dest.txt"]
 RUN echo "$GREETING $GREETING_ENV $UNUSED" > /greeting && chmod 640 /greeting
 RUN ["sh", "-c", "echo exec-form; id -u > /exec.txt"]
@@ -296,23 +297,23 @@ CMD ["cmd-arg"]
 """
 
 
-def _tar_gz() -> bytes:
+def _tar_gz(mode: str = "w:gz", prefix: str = "pkg") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        d = tarfile.TarInfo("pkg")
+    with tarfile.open(fileobj=buf, mode=mode) as tar:  # type: ignore[call-overload]
+        d = tarfile.TarInfo(prefix)
         d.type, d.mode, d.uid, d.gid = tarfile.DIRTYPE, 0o750, 7, 8
         tar.addfile(d)
         data = b"inside the archive\n"
-        f = tarfile.TarInfo("pkg/data.txt")
+        f = tarfile.TarInfo(f"{prefix}/data.txt")
         f.size, f.mode, f.uid, f.gid = len(data), 0o604, 7, 8
         tar.addfile(f, io.BytesIO(data))
-        link = tarfile.TarInfo("pkg/link")
+        link = tarfile.TarInfo(f"{prefix}/link")
         link.type, link.linkname = tarfile.SYMTYPE, "data.txt"
         tar.addfile(link)
-        hard = tarfile.TarInfo("pkg/hard")  # its header (0644, 0:0) applies to the file too
-        hard.type, hard.linkname = tarfile.LNKTYPE, "pkg/data.txt"
+        hard = tarfile.TarInfo(f"{prefix}/hard")  # its header (0644, 0:0) applies to the file
+        hard.type, hard.linkname = tarfile.LNKTYPE, f"{prefix}/data.txt"
         tar.addfile(hard)
-        own = tarfile.TarInfo("pkg/own.txt")
+        own = tarfile.TarInfo(f"{prefix}/own.txt")
         own.size, own.mode, own.uid, own.gid = len(data), 0o4755, 7, 8
         tar.addfile(own, io.BytesIO(data))
     return buf.getvalue()
@@ -337,6 +338,10 @@ def all_instructions_context(ctx: Path) -> None:
             "ignored/gone.txt": "ignored\n",
             "ignored/keep.txt": "kept by an exception\n",
             "archive.tar.gz": _tar_gz(),
+            "archive.tar.bz2": _tar_gz("w:bz2", "bz2"),
+            "archive.tar.xz": _tar_gz("w:xz", "xz"),
+            "archive.tar": _tar_gz("w", "plain"),
+            "fake.tar.gz": "not an archive at all\n",
         },
     )
     os.chmod(ctx / "files" / "a.txt", 0o600)
@@ -371,6 +376,8 @@ def test_every_instruction_matches_docker(store: ImageStore, ctx: Path, tmp_path
     assert files["/extracted/pkg/data.txt"][1:4] == ("0o644", 0, 0)
     assert files["/extracted/pkg"][1:4] == ("0o750", 7, 8)
     assert files["/added/plain.txt"][0] == "file"
+    assert files["/added/fake.tar.gz"][0] == "file"
+    assert {"/more/bz2/own.txt", "/more/xz/own.txt", "/more/plain/own.txt"} <= set(files)
     rc, out, err = run_here(store, image, ["sh", "-c", "cat /exec.txt; id -un; cat /greeting"])
     assert (rc, out) == (1, b"0\napp\n"), err
     assert b"Permission denied" in err  # /greeting is 0640 root:root
@@ -592,9 +599,21 @@ def test_layer_commit_mode_does_not_change_the_result(store: ImageStore, ctx: Pa
     assert batched.config == per_step.config
 
 
-def test_engine_errors_stay_enginekit_errors(store: ImageStore, ctx: Path) -> None:
-    write(ctx, {"Dockerfile": "FROM scratch\nRUN true\n"})
-    # No shell in a scratch image: the RUN cannot start. Never a raw OSError.
-    with pytest.raises(EngineError):
-        build(store, ctx, "ek-noshell:1")
-    assert os.listdir(store.tmp_dir) == []
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        "FROM scratch\nRUN true\n",  # no shell in the image: the RUN cannot start
+        "FROM scratch\n" + BUSYBOX + "USER nobody\nRUN true\n",  # no such user
+    ],
+)
+def test_steps_that_cannot_run_fail_the_build(
+    store: ImageStore, ctx: Path, dockerfile: str
+) -> None:
+    write(ctx, {"Dockerfile": dockerfile})
+    before = layout_snapshot(store)
+    with pytest.raises(BuildFailed) as info:
+        build(store, ctx, "ek-cannot:1")
+    assert info.value.step == "RUN true"
+    # A missing program exits 127 (as a shell says); an unknown user is an engine error.
+    assert info.value.exit_code == 127 or isinstance(info.value.__cause__, EngineError)
+    _nothing_left(store, before)
