@@ -60,6 +60,7 @@ __all__ = [
     "parse_time",
     "path_stat",
     "stats",
+    "unix_nanos",
 ]
 
 ENGINE = "docker"
@@ -94,6 +95,19 @@ def parse_time(value: str | None) -> dt.datetime | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.astimezone(dt.UTC)
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)$")
+
+
+def unix_nanos(value: str) -> int | None:
+    """RFC 3339 with nanoseconds -> exact nanoseconds since the epoch (None if not one)."""
+    match = _STAMP.match(value)
+    if match is None:
+        return None
+    zone = match.group(3)
+    base = dt.datetime.fromisoformat(match.group(1) + ("+00:00" if zone in "Zz" else zone))
+    return int(base.timestamp()) * 10**9 + int((match.group(2) or "").ljust(9, "0"))
 
 
 def container_state(status: str | None) -> ContainerState:

@@ -48,6 +48,7 @@ from enginekit.transport import Response, Transport, demux_frames
 from . import convert
 from .build import BuildLog
 from .errors import build_error, check, error_for, map_errors, message_of
+from .locallog import PieceResolver
 from .streams import LogIterator, ResponseStream
 
 __all__ = ["API", "HINT", "DockerDriver"]
@@ -136,6 +137,9 @@ class DockerDriver:
         check(resp, operation=operation)
         resp.read()
         return resp.status
+
+    def _root_dir(self) -> str:
+        return str(self._json("GET", "/info", operation="info").get("DockerRootDir") or "")
 
     def _inspect_raw(self, ref: str) -> Mapping[str, Any]:
         data: Mapping[str, Any] = self._json("GET", f"/containers/{ref}/json", operation="inspect")
@@ -428,6 +432,9 @@ class DockerDriver:
         since: float | None = None,
         tail: int | None = None,
     ) -> Iterator[LogLine]:
+        if not stdout and not stderr:
+            self._inspect_raw(id)  # Docker refuses the call; the answer is no lines
+            return iter(())
         params = {
             "stdout": stdout,
             "stderr": stderr,
@@ -443,7 +450,8 @@ class DockerDriver:
             params=params,
             timeout=None if follow else 60.0,
         )
-        return LogIterator(resp)
+        resolver = PieceResolver(id, lambda: self._inspect_raw(id), self._root_dir)
+        return LogIterator(resp, ends_line=resolver)
 
     def container_exec(
         self,

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from enginekit.errors import EngineError, EngineTimeout
 from enginekit.models import LogLine, Stream
 from enginekit.transport import Response, Transport, demux_frames
 
-from .convert import parse_time
+from .convert import parse_time, unix_nanos
 
-__all__ = ["LogIterator", "ResponseStream", "log_lines"]
+EndsLine = Callable[[str, int, int], bool]
+
+__all__ = ["EndsLine", "LogIterator", "ResponseStream", "log_lines"]
 
 _STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
 _PIECE = 16 * 1024  # Docker cuts a longer line into pieces of this size
-_NONE: Any = object()
 _LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
@@ -51,9 +52,9 @@ class ResponseStream(io.RawIOBase):
 class LogIterator(Iterator[LogLine]):
     """Log lines read from an open response; :meth:`close` (or the end) releases it."""
 
-    def __init__(self, resp: Response) -> None:
+    def __init__(self, resp: Response, *, ends_line: EndsLine | None = None) -> None:
         self._resp = resp
-        self._lines = log_lines(demux_frames(resp.iter_chunks()))
+        self._lines = log_lines(demux_frames(resp.iter_chunks()), ends_line=ends_line)
 
     def __next__(self) -> LogLine:
         try:
@@ -76,21 +77,26 @@ class LogIterator(Iterator[LogLine]):
         self.close()
 
 
-def log_lines(frames: Iterator[tuple[int, bytes]]) -> Generator[LogLine, None, None]:
+def log_lines(
+    frames: Iterator[tuple[int, bytes]], *, ends_line: EndsLine | None = None
+) -> Generator[LogLine, None, None]:
     """Frames ``<RFC3339Nano> <bytes>`` (logs with ``timestamps=1``) -> whole lines.
 
     Containers log through Docker's ``local`` driver, which keeps bytes as
     they were written (``json-file`` replaces invalid UTF-8). Docker cuts a
     line longer than 16 KiB into pieces, each a frame carrying the line's
     timestamp: the pieces of one stream are joined until a ``b"\\n"``. The
-    ``local`` driver drops the newline of such a line's last piece (an empty
-    last piece when the line was a multiple of 16 KiB): a piece that follows
-    a 16 KiB piece of the same line gets it back. Bytes are never decoded. A
-    last line without ``b"\\n"`` comes at the end (one longer than 16 KiB
-    cannot be told from a terminated one, and is given its newline).
+    ``local`` driver's reader drops the newline of a long line's last piece
+    (an empty last piece when the line was a multiple of 16 KiB), and a long
+    unterminated last line looks the same: for a piece that follows 16 KiB
+    pieces of its line without a newline, ``ends_line(source, time_nano,
+    ordinal)`` says whether it ended the line (see :mod:`.locallog`; without
+    it, it did). Bytes are never decoded. A last line without ``b"\\n"``
+    comes at the end.
     """
     pending: dict[int, tuple[dt.datetime | None, bytes]] = {}
-    cut: dict[int, dt.datetime | None] = {}  # stream -> timestamp of its last 16 KiB piece
+    # stream -> (nanoseconds, count) of the 16 KiB pieces of its current line
+    cut: dict[int, tuple[int | None, int]] = {}
     for number, payload in frames:
         stream = _STREAMS.get(number)
         if stream is None:
@@ -98,16 +104,19 @@ def log_lines(frames: Iterator[tuple[int, bytes]]) -> Generator[LogLine, None, N
                 raise EngineError("docker logs: " + payload.decode("utf-8", "replace").strip())
             continue
         stamp, sep, data = payload.partition(b" ")
+        text = stamp.decode("ascii", "replace")
         try:
-            when = parse_time(stamp.decode("ascii")) if sep else None
+            when = parse_time(text) if sep else None
         except ValueError:
             when = None
         if when is None:
             data = payload
-        piece_of = cut.pop(number, _NONE)
+        nanos = unix_nanos(text) if when is not None else None
+        before = cut.pop(number, None)
+        pieces = before[1] if before is not None and before[0] == nanos else 0
         if len(data) == _PIECE and not data.endswith(b"\n"):
-            cut[number] = when
-        elif piece_of is not _NONE and piece_of == when and not data.endswith(b"\n"):
+            cut[number] = (nanos, pieces + 1)
+        elif pieces and not data.endswith(b"\n") and _ends(ends_line, stream, nanos, pieces + 1):
             data += b"\n"
         first, buf = pending.pop(number, (when, b""))
         *lines, rest = (buf + data).split(b"\n")
@@ -119,3 +128,7 @@ def log_lines(frames: Iterator[tuple[int, bytes]]) -> Generator[LogLine, None, N
     for number in sorted(pending, key=lambda n: pending[n][0] or _LATEST):
         first, rest = pending[number]
         yield LogLine(stream=_STREAMS[number], data=rest, timestamp=first)
+
+
+def _ends(ends_line: EndsLine | None, stream: Stream, nanos: int | None, ordinal: int) -> bool:
+    return ends_line is None or nanos is None or ends_line(stream.value, nanos, ordinal)

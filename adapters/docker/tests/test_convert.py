@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from enginekit_docker import convert
 from enginekit_docker.build import BuildLog
+from enginekit_docker.locallog import PieceResolver, read_entries
 from enginekit_docker.streams import log_lines
 
 from enginekit.errors import BuildFailed
@@ -329,6 +330,52 @@ def test_log_lines_interleaved_streams() -> None:
         (Stream.STDERR, b"err\n"),
         (Stream.STDOUT, b"o" * 16384 + b"tail\n"),
     ]
+
+
+def test_unix_nanos_is_exact() -> None:
+    assert convert.unix_nanos("1970-01-01T00:00:01.000000002Z") == 1_000_000_002
+    assert convert.unix_nanos("1970-01-01T01:00:01.5+01:00") == 1_500_000_000
+    assert convert.unix_nanos("not a time") is None
+
+
+def test_log_lines_ask_whether_a_last_piece_ended_its_line() -> None:
+    ts = b"2026-11-29T09:25:14.666541246Z "
+    raw = _frame(1, ts + b"a" * 16384) + _frame(1, ts + b"a" * 16384) + _frame(1, ts + b"tail")
+    asked: list[tuple[str, int, int]] = []
+
+    def unterminated(source: str, nanos: int, ordinal: int) -> bool:
+        asked.append((source, nanos, ordinal))
+        return False
+
+    lines = list(log_lines(demux_frames([raw]), ends_line=unterminated))
+    assert [x.data for x in lines] == [b"a" * 32768 + b"tail"]
+    assert asked == [("stdout", convert.unix_nanos(ts.decode().strip()), 3)]
+    lines = list(log_lines(demux_frames([raw]), ends_line=lambda *_: True))
+    assert [x.data for x in lines] == [b"a" * 32768 + b"tail\n"]
+
+
+def test_local_driver_file_marks(tmp_path: Path) -> None:
+    # Recorded: a 20000-byte stdout line with its newline, then 17000 bytes without one.
+    with open(DATA / "local_container.log", "rb") as f:
+        marks, end = read_entries(f)
+    assert end == (DATA / "local_container.log").stat().st_size
+    ends = sorted((ordinal, last) for (source, _, ordinal), last in marks.items())
+    assert ends == [(1, False), (1, False), (2, False), (2, True)]
+    cid = "c" * 64
+    logs = tmp_path / "containers" / cid / "local-logs"
+    logs.mkdir(parents=True)
+    (logs / "container.log").write_bytes((DATA / "local_container.log").read_bytes())
+    resolve = PieceResolver(
+        cid, lambda: {"HostConfig": {"LogConfig": {"Type": "local"}}}, lambda: str(tmp_path)
+    )
+    by_last = {last: key for key, last in marks.items() if key[2] == 2}
+    assert resolve(*by_last[True]) is True
+    assert resolve(*by_last[False]) is False
+    assert resolve("stdout", 1, 2) is True  # not in the file: a newline is the likelier
+    json_file = PieceResolver(
+        cid, lambda: {"HostConfig": {"LogConfig": {"Type": "json-file"}}}, lambda: "/nonexistent"
+    )
+    assert json_file("stdout", 1, 2) is False  # json-file pieces carry their own newline
 
 
 # -- build stream -------------------------------------------------------------

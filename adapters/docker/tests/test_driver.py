@@ -366,6 +366,30 @@ def test_logs_are_whole_lines_bytes_unchanged(driver: DockerDriver, run: Make) -
     assert [x.data for x in tail] == [b"last"]
 
 
+def test_long_unterminated_last_lines(driver: DockerDriver, run: Make) -> None:
+    cid = run(
+        (
+            "sh",
+            "-c",
+            "head -c 70000 /dev/zero | tr '\\0' e >&2; head -c 20000 /dev/zero | tr '\\0' o",
+        )
+    )
+    assert driver.container_wait(cid, timeout=30) == 0
+    lines = list(driver.container_logs(cid))
+    assert [(x.stream, x.data) for x in lines if x.stream is Stream.STDERR] == [
+        (Stream.STDERR, b"e" * 70000)
+    ]
+    assert [x.data for x in lines if x.stream is Stream.STDOUT] == [b"o" * 20000]
+
+
+def test_logs_of_no_stream(driver: DockerDriver, run: Make) -> None:
+    cid = run(("echo", "x"))
+    driver.container_wait(cid, timeout=30)
+    assert list(driver.container_logs(cid, stdout=False, stderr=False)) == []
+    with pytest.raises(ContainerNotFound):
+        driver.container_logs("a" * 64, stdout=False, stderr=False)
+
+
 def test_logs_since(driver: DockerDriver, run: Make) -> None:
     cid = run(("sh", "-c", "echo early; sleep 1.2; echo late"))
     driver.container_wait(cid, timeout=30)
