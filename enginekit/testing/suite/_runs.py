@@ -87,17 +87,18 @@ def _unlabelled(objs: Iterable[Any]) -> frozenset[str]:
     )
 
 
-def snapshot(engine: Engine) -> Snapshot:
-    """Every container (all states) and every listed image without a test label."""
+def snapshot(engine: Engine, *, images: bool = True) -> Snapshot:
+    """Every container (all states) and, with ``images``, every listed image,
+    leaving out those any enginekit run labelled."""
     return Snapshot(
         containers=_unlabelled(engine.containers.list(all=True)),
-        images=_unlabelled(engine.images.list()),
+        images=_unlabelled(engine.images.list()) if images else frozenset(),
     )
 
 
-def new_objects(engine: Engine, before: Snapshot) -> dict[str, list[str]]:
+def new_objects(engine: Engine, before: Snapshot, *, images: bool = True) -> dict[str, list[str]]:
     """What exists now and did not in ``before`` (empty lists when nothing)."""
-    after = snapshot(engine)
+    after = snapshot(engine, images=images)
     return {
         "containers": sorted(after.containers - before.containers),
         "images": sorted(after.images - before.images),
