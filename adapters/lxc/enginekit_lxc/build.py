@@ -355,9 +355,10 @@ class _Builder:
             for s in step.sources:
                 if "://" in s or s.startswith("git@"):
                     raise self.fail(step, f"remote sources are not supported: {s}")
-        copy_sources(
-            st.rootfs, src, step.sources, step.dest_path, chown=chown, add=step.keyword == "ADD"
-        )
+        dest = step.dest_path
+        if step.dest in (".", "..") or step.dest.endswith(("/.", "/..")):
+            dest = dest.rstrip("/") + "/"  # Docker reads these as directories
+        copy_sources(st.rootfs, src, step.sources, dest, chown=chown, add=step.keyword == "ADD")
         st.dirty = True
         st.layer_steps.append(step.number)
 

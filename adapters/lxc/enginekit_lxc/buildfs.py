@@ -404,13 +404,14 @@ def _put_entry(
     owner: tuple[int, int],
     dir_times: list[tuple[str, float]],
     *,
-    follow_last: bool = False,
+    parent_owner: tuple[int, int],
 ) -> None:
     """Write one source entry at absolute container path ``dest`` (replacing what is
-    there; an existing directory stays and takes the entry's metadata)."""
+    there; an existing directory stays and takes the entry's metadata). Missing
+    parent directories are made 0755 with ``parent_owner``."""
     parent = posixpath.dirname(dest) or "/"
-    _makedirs(root, parent, owner)
-    host = scoped(root, dest, follow_last=follow_last)
+    _makedirs(root, parent, parent_owner)
+    host = scoped(root, dest, follow_last=False)
     if entry.kind == "dir":
         if os.path.islink(host) or (os.path.lexists(host) and not os.path.isdir(host)):
             _clear(host, keep_dir=False)
@@ -454,7 +455,8 @@ def _copy_tree(
     for child in source.children(top):
         rel = child.path[len(prefix) :]
         target = posixpath.join(dest_dir, rel)
-        _put_entry(root, target, child, source, owner or (child.uid, child.gid), dir_times)
+        _put_entry(root, target, child, source, owner or (child.uid, child.gid), dir_times,
+                   parent_owner=owner or (0, 0))  # fmt: skip
     for host, mtime in reversed(dir_times):
         os.utime(host, (mtime, mtime), follow_symlinks=False)
 
@@ -634,7 +636,7 @@ def copy_sources(
         if dest_is_dir or os.path.isdir(scoped(root, dest)):
             target = posixpath.join(dest, posixpath.basename(entry.path))
         owner = chown if chown is not None else (entry.uid, entry.gid)
-        _put_entry(root, target, entry, source, owner, [])
+        _put_entry(root, target, entry, source, owner, [], parent_owner=chown or (0, 0))
 
 
 def check_inside(path: str) -> None:

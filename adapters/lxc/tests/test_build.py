@@ -278,6 +278,8 @@ WORKDIR $APP_HOME/sub
 COPY files/ ./files/
 COPY files/a.txt single.txt
 COPY *.cfg /etc/conf/
+COPY plain.txt /etc/conf
+COPY files/sub/b.txt .
 COPY --chown=app:app owned.txt /owned/
 COPY --chown=1234 numeric.txt /owned/numeric.txt
 COPY . /ctx/
@@ -390,7 +392,8 @@ MULTI_STAGE = """\
 FROM scratch AS tools
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
-RUN mkdir -p /out/d && echo built > /built.txt && echo deep > /out/d/f && ln -s d/f /out/link
+RUN mkdir -p /out/d && echo built > /built.txt && echo deep > /out/d/f && ln -s d/f /out/link \\
+ && chown 1234:5678 /out/d/f && chmod 4750 /out/d/f && chown 42:43 /out/d
 ENV FROM_TOOLS=1
 
 FROM tools AS mid
@@ -402,6 +405,7 @@ COPY --from=tools /bin/busybox /bin/busybox
 COPY --from=mid /mid.txt /built.* /
 COPY --from=0 /out/ /copied/
 COPY --from=mid /out/link /copied-link
+COPY --from=tools /out/d/f /deep/new/
 CMD ["/bin/busybox", "cat", "/mid.txt"]
 """
 
@@ -413,6 +417,9 @@ def test_multi_stage_matches_docker(store: ImageStore, ctx: Path, tmp_path: Path
     assert "/bin/sh" not in files  # only what was copied from the stages
     assert {"/mid.txt", "/built.txt", "/copied/d/f", "/copied/link", "/copied-link"} <= set(files)
     assert files["/copied-link"][0] == "file"  # a top-level source link is followed
+    assert files["/deep/new/f"][1:4] == ("0o4750", 1234, 5678)  # --from keeps owners
+    assert files["/deep/new"][1:4] == ("0o755", 0, 0)
+    assert files["/copied/d"][2:4] == (42, 43)
     assert run_here(store, image, ["/bin/busybox", "cat", "/mid.txt"])[1] == b"mid\n"
     assert store.list() == [image]  # no intermediate stage is kept
 
