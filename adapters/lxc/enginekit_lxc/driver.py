@@ -64,7 +64,7 @@ from . import copyops, logfile
 from .errors import HINT
 from .fsroot import Root
 from .launcher import MonitorLauncher
-from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, helper_argv, render
+from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, render
 from .monitor import mount_overlay, unmount
 from .netalloc import IP_FILE, allocate
 from .store import ContainerStore
@@ -537,10 +537,11 @@ class LxcDriver:
             argv = [
                 "lxc-execute", "-n", lxc_name, "-P", self.lxcpath, "-f", cfg,
                 "-o", os.path.join(cdir, "lxc.log"), "-l", "NOTICE", "-q",
-                "--", *helper_argv(meta["entrypoint"] + meta["command"]),
+                "--",
             ]  # fmt: skip
             plan = {
                 "argv": argv,
+                "command": meta["entrypoint"] + meta["command"],
                 "inherit": inherit,
                 "lower": lower,
                 "upper": os.path.join(cdir, "upper"),

@@ -88,11 +88,10 @@ def _restore_mountpoints(rootfs: str) -> Iterator[None]:
                 os.rmdir(os.path.join(rootfs, d))
 
 
-def _pump(proc: subprocess.Popen[bytes], on_output: OutputCallback | None) -> None:
-    assert proc.stdout is not None and proc.stderr is not None
+def _pump(out_r: int, err_r: int, on_output: OutputCallback | None) -> None:
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ, Stream.STDOUT)
-    sel.register(proc.stderr, selectors.EVENT_READ, Stream.STDERR)
+    sel.register(out_r, selectors.EVENT_READ, Stream.STDOUT)
+    sel.register(err_r, selectors.EVENT_READ, Stream.STDERR)
     open_count = 2
     try:
         while open_count:
@@ -162,31 +161,39 @@ def execute(
             fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
-            cmd = [
-                "lxc-execute", "-n", name, "-P", tmp, "-f", cfg,
-                "-o", log, "-l", "NOTICE", "-q", "--", *helper_argv(argv),
-            ]  # fmt: skip
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
             try:
-                proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=inherit,
-                    start_new_session=True,
-                )
-            except FileNotFoundError as exc:
-                raise EngineUnavailable("lxc-execute not found", hint=HINT) from exc
-            try:
-                _pump(proc, on_output)
-                rc = proc.wait()
-            except BaseException:
-                _abort(proc, name, tmp)
-                raise
+                cmd = [
+                    "lxc-execute", "-n", name, "-P", tmp, "-f", cfg,
+                    "-o", log, "-l", "NOTICE", "-q",
+                    "--", *helper_argv(argv, out_fd=out_w, err_fd=err_w),
+                ]  # fmt: skip
+                with open(os.path.join(tmp, "lxc.out"), "wb") as chatter:
+                    try:
+                        proc = subprocess.Popen(
+                            cmd,
+                            stdin=subprocess.DEVNULL,
+                            stdout=chatter,
+                            stderr=chatter,
+                            env=inherit,
+                            pass_fds=(out_w, err_w),
+                            start_new_session=True,
+                        )
+                    except FileNotFoundError as exc:
+                        raise EngineUnavailable("lxc-execute not found", hint=HINT) from exc
+                    finally:
+                        os.close(out_w)
+                        os.close(err_w)
+                try:
+                    _pump(out_r, err_r, on_output)
+                    rc = proc.wait()
+                except BaseException:
+                    _abort(proc, name, tmp)
+                    raise
             finally:
-                for pipe in (proc.stdout, proc.stderr):
-                    if pipe is not None:
-                        pipe.close()
+                os.close(out_r)
+                os.close(err_r)
             started, errors = lxc_started(log)
             if not started:
                 raise LxcToolError(

@@ -17,7 +17,7 @@ executing the command, so ``env`` shows what it shows on Docker.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Literal
 
 import attrs
@@ -25,6 +25,7 @@ import attrs
 from enginekit.errors import EngineUnavailable, InvalidSpec
 from enginekit.models import Mount
 
+from .helper import ENV_HELPER, helper_argv
 from .users import ExecUser
 
 __all__ = [
@@ -38,8 +39,6 @@ __all__ = [
 ]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#: Where the helper appears inside the container (a tmpfs: nothing lands in the rootfs).
-ENV_HELPER = "/dev/.enginekit/busybox"
 
 # Docker's default capability set.
 _CAPS = (
@@ -108,11 +107,6 @@ def find_helper() -> str:
         address=override or _HELPER_CANDIDATES[0],
         hint="apt-get install busybox-static",
     )
-
-
-def helper_argv(argv: Sequence[str]) -> list[str]:
-    """``argv`` run through the env helper (drops ``container``, then execs ``argv``)."""
-    return [ENV_HELPER, "env", "-u", "container", *argv]
 
 
 def container_env(

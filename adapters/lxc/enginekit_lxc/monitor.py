@@ -37,6 +37,7 @@ import time
 from typing import Any
 
 from . import logfile
+from .helper import helper_argv
 from .store import MONITOR_LOCK, atomic_write
 
 __all__ = ["main", "mount_overlay", "unmount"]
@@ -219,15 +220,17 @@ def run(cdir: str, ready_fd: int | None) -> int:
     # the container's writes then block once a pipe is full instead of
     # killing it with SIGPIPE, and it stays running and stoppable.
     keep = (os.dup(out_r), os.dup(err_r))
+    chatter = os.open(os.path.join(cdir, "lxc.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    argv = plan["argv"] + helper_argv(plan["command"], out_fd=out_w, err_fd=err_w, close=keep)
     try:
         proc = subprocess.Popen(
-            plan["argv"],
+            argv,
             stdin=subprocess.DEVNULL,
-            stdout=out_w,
-            stderr=err_w,
+            stdout=chatter,
+            stderr=chatter,
             env=plan.get("inherit", {}),
             close_fds=True,
-            pass_fds=keep,
+            pass_fds=(out_w, err_w, *keep),
         )
     except OSError as exc:
         for fd in (out_r, err_r):
@@ -237,7 +240,7 @@ def run(cdir: str, ready_fd: int | None) -> int:
         unmount(rootfs)
         return fail(f"cannot run lxc-execute: {exc.strerror}")
     finally:
-        for fd in (out_w, err_w, *keep):
+        for fd in (out_w, err_w, chatter, *keep):
             os.close(fd)
     pidfd = os.pidfd_open(proc.pid)
     os.write(log_fd, logfile.record(logfile.START))
