@@ -390,6 +390,7 @@ class TestCopyRoundTrip:
     @settings(
         max_examples=12,
         deadline=None,
+        database=None,  # the suite runs in other projects: leave no example database
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(tree=file_trees())

@@ -30,6 +30,7 @@ PREFIX_LEN = 13  # "ekp" + 10 hex: unique per example, so drawn names never coll
 PROPERTY_SETTINGS = settings(
     max_examples=12,
     deadline=None,
+    database=None,  # the suite runs in other projects: leave no example database
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 

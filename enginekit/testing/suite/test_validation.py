@@ -118,6 +118,7 @@ class TestInvalidSpecs:
     @settings(
         max_examples=25,
         deadline=None,
+        database=None,  # the suite runs in other projects: leave no example database
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(case=invalid_specs())
