@@ -24,9 +24,9 @@ ARG/ENV substitution, the state after each step) and owns the context rules
 ``progress`` receives Docker's classic-builder lines: ``Step N/M : INSTRUCTION``
 (global ARGs counted, and the build's ``labels`` as a last ``LABEL`` step, as
 Docker does), the RUN output line by line as it comes, ``Successfully built
-<id>`` and ``Successfully tagged <tag>``. As on Docker, an image built ``FROM
-scratch`` starts with ``PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin``.
-Stages that the target does not need are not built (as BuildKit and Buildah).
+<id>`` and ``Successfully tagged <tag>``. Stages that the target does not need
+are not built (as BuildKit and Buildah; Docker's classic builder builds every
+stage up to the target).
 """
 
 from __future__ import annotations
@@ -53,9 +53,8 @@ from .fsroot import open_in_root
 from .images import ImageStore
 from .oci import CONFIG_MEDIA_TYPE, Layout, run_tool
 
-__all__ = ["DEFAULT_PATH", "ExecuteFn", "build_image"]
+__all__ = ["ExecuteFn", "base_state", "build_image", "resolve_base"]
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _TAIL_LINES = 200
 _DOCKERFILE_LIMIT = 16 << 20
 #: One layer per COPY/ADD/RUN/WORKDIR (Docker's shape) instead of one per stage.
@@ -111,7 +110,6 @@ class _Stage:
     index: int
     ref: str
     bundle: str
-    from_scratch: bool
     dirty: bool = False
     layer_steps: list[int] = attrs.field(factory=list)
     manifest: str = ""
@@ -280,14 +278,10 @@ class _Builder:
             index=stage.index,
             ref=f"stage-{stage.index}",
             bundle=os.path.join(self.work, f"bundle-{stage.index}"),
-            from_scratch=False,
         )
         if stage.base_stage is not None:
-            parent = self.stages[stage.base_stage]
-            st.from_scratch = parent.from_scratch
-            self.layout.set_ref(st.ref, parent.manifest)
+            self.layout.set_ref(st.ref, self.stages[stage.base_stage].manifest)
         elif stage.base == "scratch":
-            st.from_scratch = True
             run_tool(["umoci", "new", "--image", f"{self.layout.path}:{st.ref}"],
                      what="start an image from scratch")  # fmt: skip
         else:
@@ -409,11 +403,7 @@ class _Builder:
         config = copy.deepcopy(self.layout.read_json(str(manifest["config"]["digest"])))
         state = stage.state
         section = dict(config.get("config") or {})
-        env = list(state.env)
-        if st.from_scratch:
-            # Docker starts a scratch image with the default PATH, first.
-            path = dict(env).get("PATH", DEFAULT_PATH)
-            env = [("PATH", path), *((k, v) for k, v in env if k != "PATH")]
+        env = list(state.env)  # the evaluation adds Docker's default PATH to a bare base
         labels = dict(state.labels)
         if extra_labels:
             labels.update(extra_labels)

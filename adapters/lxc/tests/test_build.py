@@ -274,6 +274,7 @@ RUN mkdir -p /etc /home/app \\
  && printf 'root:x:0:\\napp:x:1001:\\n' > /etc/group
 ENV APP_HOME=/app GREETING_ENV=${GREETING} MULTI="a b"
 ENV LEGACY legacy form
+ENV PATH=/opt/bin:$PATH
 WORKDIR $APP_HOME/sub
 COPY files/ ./files/
 COPY files/a.txt single.txt
@@ -361,7 +362,7 @@ def test_every_instruction_matches_docker(store: ImageStore, ctx: Path, tmp_path
     assert cfg.exposed_ports == ("53/udp", "8080/tcp")
     assert cfg.stop_signal == "SIGTERM"
     assert dict(cfg.env) == {
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PATH": "/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "APP_HOME": "/app",
         "GREETING_ENV": "hello",
         "MULTI": "a b",
