@@ -399,3 +399,43 @@ def tarfile_open(path: Path) -> Iterator[dict[str, bytes]]:
                 assert f is not None
                 out[member.name] = f.read()
         yield out
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def _build_worker(root: str, ctx: str, n: int, queue: multiprocessing.Queue[str]) -> None:
+    image = build_image(
+        ImageStore(root),
+        BuildRequest(context=ctx, tags=("ek-race:shared", f"ek-race:{n}"), labels=LABEL),
+        progress=None,
+        execute=execute,
+    )
+    queue.put(image.id)
+
+
+def test_concurrent_builds_in_several_processes(store: ImageStore, context_dir: list[Path]) -> None:
+    ctx = make_context({}, BUSYBOX_DOCKERFILE + "RUN echo $RANDOM > /random\n")
+    context_dir.append(ctx)
+    mp = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue[str] = mp.Queue()
+    procs = [
+        mp.Process(target=_build_worker, args=(store.root, str(ctx), n, queue)) for n in range(4)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    ids = {queue.get(timeout=5) for _ in procs}
+    assert len(ids) == 4
+    images = store.list()
+    assert {i.id for i in images} == ids
+    for n in range(4):
+        assert f"ek-race:{n}" in store.inspect(f"ek-race:{n}").tags
+    assert sum("ek-race:shared" in i.tags for i in images) == 1
+    assert os.listdir(store.tmp_dir) == []
+    for image_id in ids:
+        store.remove(image_id, force=True, in_use=lambda _id: False)
+    assert store.layout.entries() == []
+    assert os.listdir(store.layout.blobs) == []
