@@ -207,6 +207,49 @@ def build_context() -> Iterator[str]:
         yield ctx
 
 
+def http_cleanup(raw: RawUnix, runid: str, image: str, *, all_value: str, force: str) -> list[str]:
+    """Remove every container labelled with the run id, then the image; what was left."""
+    problems: list[str] = []
+    filters = json.dumps({"label": [f"enginekit.bench={runid}"]})
+    try:
+
+        def remaining() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = raw.request(
+                "GET", "/containers/json", query=[("all", all_value), ("filters", filters)]
+            )
+            return found
+
+        for _ in range(3):
+            found = remaining()
+            if not found:
+                break
+            for c in found:
+                try:
+                    raw.request(
+                        "DELETE",
+                        f"/containers/{c['Id']}",
+                        query=[("force", force)],
+                        ok=(200, 204, 404),
+                    )
+                except Exception as exc:
+                    problems.append(f"container {c['Id'][:12]}: {exc}")
+        if remaining():
+            problems.append("some labelled containers could not be removed")
+        raw.request("DELETE", f"/images/{image}", query=[("force", force)], ok=(200, 404))
+    except Exception as exc:
+        problems.append(f"cleanup: {exc}")
+    finally:
+        raw.close()
+    return problems
+
+
+def close_all(*closeables: Any) -> None:
+    for obj in closeables:
+        if obj is not None:
+            with contextlib.suppress(Exception):
+                obj.close()
+
+
 def settle_running(state: Callable[[], Any], unpause: Callable[[], object]) -> None:
     """After a glitch: let the engine settle, then make sure the container runs again."""
     for _ in range(50):
@@ -355,28 +398,13 @@ class DockerBench:
         run.add("raw", raw_run)
         return [inspect, listing, pause, run]
 
-    def cleanup(self) -> None:
-        with contextlib.suppress(Exception):
-            found = self.raw.request(
-                "GET",
-                "/containers/json",
-                query=[
-                    ("all", "1"),
-                    ("filters", json.dumps({"label": [f"enginekit.bench={self.runid}"]})),
-                ],
-            )
-            for c in found:
-                with contextlib.suppress(Exception):
-                    self.raw.request("DELETE", f"/containers/{c['Id']}", query=[("force", "1")])
-        with contextlib.suppress(Exception):
-            self.raw.request(
-                "DELETE", f"/images/{self.image}", query=[("force", "1")], ok=(200, 404)
-            )
-        for closer in (self.client, self.engine):
-            with contextlib.suppress(Exception):
-                if closer is not None:
-                    closer.close()
-        self.raw.close()
+    def cleanup(self) -> list[str]:
+        self.raw.close()  # an interrupted request leaves it unusable
+        problems = http_cleanup(
+            RawUnix(DOCKER_SOCK, "/v1.41"), self.runid, self.image, all_value="1", force="1"
+        )
+        close_all(self.client, self.engine)
+        return problems
 
 
 # --------------------------------------------------------------------------- podman
@@ -523,33 +551,17 @@ class PodmanBench:
         run.add("raw", raw_run)
         return [inspect, listing, pause, run]
 
-    def cleanup(self) -> None:
-        with contextlib.suppress(Exception):
-            found = self.raw.request(
-                "GET",
-                "/containers/json",
-                query=[
-                    ("all", "true"),
-                    ("filters", json.dumps({"label": [f"enginekit.bench={self.runid}"]})),
-                ],
-            )
-            for c in found:
-                with contextlib.suppress(Exception):
-                    self.raw.request(
-                        "DELETE",
-                        f"/containers/{c['Id']}",
-                        query=[("force", "true")],
-                        ok=(200, 204, 404),
-                    )
-        with contextlib.suppress(Exception):
-            self.raw.request(
-                "DELETE", f"/images/{self.image}", query=[("force", "true")], ok=(200, 404)
-            )
-        for closer in (self.client, self.engine):
-            with contextlib.suppress(Exception):
-                if closer is not None:
-                    closer.close()
-        self.raw.close()
+    def cleanup(self) -> list[str]:
+        self.raw.close()  # an interrupted request leaves it unusable
+        problems = http_cleanup(
+            RawUnix(PODMAN_SOCK, "/v4.0.0/libpod"),
+            self.runid,
+            self.image,
+            all_value="true",
+            force="true",
+        )
+        close_all(self.client, self.engine)
+        return problems
 
 
 # --------------------------------------------------------------------------- lxc
@@ -660,22 +672,27 @@ class LxcBench:
             )
         return config
 
-    def cleanup(self) -> None:
+    def cleanup(self) -> list[str]:
+        problems: list[str] = []
         if self.engine is not None:
-            with contextlib.suppress(Exception):
+            try:
                 for c in self.engine.containers.list(all=True, labels=self.labels):
-                    with contextlib.suppress(Exception):
+                    try:
                         self.engine.containers.remove(c, force=True)
-            with contextlib.suppress(Exception):
-                self.engine.images.remove(self.image, force=True)
-            with contextlib.suppress(Exception):
-                self.engine.close()
+                    except Exception as exc:
+                        problems.append(f"container {c.id[:12]}: {exc}")
+                if self.engine.images.exists(self.image):
+                    self.engine.images.remove(self.image, force=True)
+            except Exception as exc:
+                problems.append(f"cleanup: {exc}")
+            close_all(self.engine)
         subprocess.run(
             ["lxc-stop", "-k", "-n", self.raw_name, "-P", self.workdir],
             capture_output=True,
             check=False,
         )
         shutil.rmtree(self.workdir, ignore_errors=True)
+        return problems
 
 
 # --------------------------------------------------------------------------- import
@@ -802,7 +819,7 @@ class Bench(Protocol):
 
     def setup(self) -> list[Case]: ...
 
-    def cleanup(self) -> None: ...
+    def cleanup(self) -> list[str]: ...
 
 
 BENCHES: dict[str, Callable[[str, int], Bench]] = {
@@ -840,8 +857,11 @@ def main(argv: list[str] | None = None) -> int:
     engines = args.engine or ["docker"]
     runid = uuid.uuid4().hex[:12]
     signal.signal(signal.SIGTERM, _sigterm)
+    # also when started with SIGINT ignored (a background job of a shell script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     results: dict[str, Any] = {}
     failed = False
+    leftovers = False
     try:
         for name in engines:
             bench = BENCHES[name](runid, args.containers)
@@ -866,13 +886,19 @@ def main(argv: list[str] | None = None) -> int:
                 }
             finally:
                 print(f"{name}: cleaning up", file=sys.stderr)
-                bench.cleanup()
+                # a second Ctrl-C must not cut the clean-up short
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    problems = bench.cleanup()
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+                if problems:
+                    leftovers = True
+                    print(f"{name}: clean-up problems: {'; '.join(problems)}", file=sys.stderr)
         imports = None if args.no_import else import_times(args.import_runs)
     except KeyboardInterrupt:
-        print(
-            "interrupted: everything labelled enginekit.bench=" + runid + " was removed",
-            file=sys.stderr,
-        )
+        outcome = "some objects may be left" if leftovers else "everything it made was removed"
+        print(f"interrupted: {outcome} (label enginekit.bench={runid})", file=sys.stderr)
         return 130
     goals = goal_lines(results, imports)
     loadavg = list(os.getloadavg())
@@ -894,7 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(results, imports, goals)
         load = ", ".join(f"{x:.1f}" for x in loadavg)
         print(f"\n(machine: {machine['cpus']} cpus, load average at the end {load})")
-    return 1 if failed else 0
+    return 1 if failed or leftovers else 0
 
 
 if __name__ == "__main__":
