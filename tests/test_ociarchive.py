@@ -1037,3 +1037,17 @@ def test_live_podman_multi_image_save(image: tuple[str, str], workdir: Path) -> 
     run("docker", "load", "-i", str(path))
     assert docker_id(ref) == image_id
     assert docker_id(f"{name}-other:v3") == other_id
+
+
+def test_live_untagged_image(image: tuple[str, str], workdir: Path) -> None:
+    ref, image_id = image
+    path = workdir / "untagged.tar"
+    run("docker", "save", "-o", str(path), image_id)
+    (archived,) = oa.normalize(path)
+    assert archived.id == image_id
+    assert archived.repo_tags == ()
+    run("podman", "load", "-i", str(path))
+    assert podman_id(image_id[7:]) == image_id
+    run("docker", "rmi", ref)
+    assert image_id in run("docker", "load", "-i", str(path))
+    assert docker_id(image_id) == image_id
