@@ -525,6 +525,34 @@ class TestBuildFailure:
             engine.images.get(tag)
         assert new_objects(engine, before) == {"containers": [], "images": []}
 
+    def test_failing_exec_form_step_in_an_earlier_stage(
+        self,
+        engine: Engine,
+        build_context: Callable[..., Path],
+        make_name: Callable[..., str],
+        labels: dict[str, str],
+    ) -> None:
+        mark = uuid.uuid4().hex[:12]
+        step = f'RUN ["/bin/sh", "-c", "echo exec-{mark}; exit 5"]'
+        ctx = build_context(
+            "FROM scratch AS first\n"
+            "COPY busybox /bin/busybox\n"
+            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+            f"{step}\n"
+            "FROM scratch\n"
+            "COPY --from=first /bin/busybox /bin/busybox\n"
+        )
+        tag = f"{make_name()}:fails-early"
+        before = snapshot(engine)
+        with pytest.raises(BuildFailed) as info:
+            engine.images.build(str(ctx), tag=tag, labels=labels)
+        exc = info.value
+        assert exc.step is not None and "RUN" in exc.step and "exit 5" in exc.step, exc.step
+        assert exc.exit_code == 5
+        assert f"exec-{mark}" in exc.output, exc.output
+        assert not engine.images.exists(tag)
+        assert new_objects(engine, before) == {"containers": [], "images": []}
+
 
 def _escape_cases() -> list[tuple[str, dict[str, Any]]]:
     return [

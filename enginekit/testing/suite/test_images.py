@@ -213,6 +213,7 @@ class TestImageSaveLoad(_OwnImage):
         assert [i.id for i in loaded] == [own_image.image.id]
         assert loaded[0].tags == (own_image.tag,)
         again = engine.images.get(own_image.tag)
+        assert loaded[0] == again
         assert again.id == own_image.image.id
         assert again.config == own_image.image.config
         assert again.labels == own_image.image.labels
