@@ -359,6 +359,25 @@ class ImageStore:
         if remove_rootfs is not None:
             self._drop_rootfs(remove_rootfs)
 
+    def drop_unused_rootfs(self, in_use: Callable[[str], bool]) -> list[str]:
+        """Remove the unpacked rootfs of every image that is gone (removed with
+        ``force`` while a container used it) and that no container uses any more.
+        Returns the image ids whose rootfs went. Call it after removing a container."""
+        if not os.path.isdir(self.rootfs_dir):
+            return []
+        with self.lock(exclusive=False):
+            present = set(self._records())
+        dropped: list[str] = []
+        for name in os.listdir(self.rootfs_dir):
+            if name.startswith("."):
+                continue
+            image_id = "sha256:" + name
+            if image_id in present or in_use(image_id):
+                continue
+            self._drop_rootfs(image_id)
+            dropped.append(image_id)
+        return dropped
+
     def _drop_rootfs(self, image_id: str) -> None:
         hexid = digest_hex(image_id)
         path = os.path.join(self.rootfs_dir, hexid)
