@@ -16,10 +16,12 @@ time both (the form newer Docker versions write)::
                                           "RepoTags": ["name:tag", ...],
                                           "Layers": ["blobs/sha256/<layer>", ...]}]
 
-Docker loads it through ``manifest.json``; Podman through ``index.json``
-(one image) or ``manifest.json`` (several); skopeo and umoci read it as
-``oci-archive:``. The config blob is copied byte for byte, so its digest (the
-image id) is the same on every engine.
+Docker loads it through ``manifest.json``; Podman through ``index.json`` when
+it has one entry (one image with one tag), else through ``manifest.json``;
+skopeo and umoci read it as ``oci-archive:``. The config blob is copied byte
+for byte, so its digest (the image id) is the same on every engine. Layers
+are copied as they are: a gzip layer stays gzip (``...tar+gzip``), and
+Docker 20.10 loads those too.
 
 Entry points:
 
@@ -43,10 +45,10 @@ Names: a tag is given in Docker's familiar form (``busybox:1``,
 qualified form (``docker.io/library/busybox:1``) goes in the
 ``io.containerd.image.name`` annotation. Podman 4.3 calls a local image
 ``localhost/app:v1``, and loads a short name ``app:v1`` as
-``docker.io/library/app:v1`` from a one-image archive (it reads index.json)
-but as ``localhost/app:v1`` from a several-image one (it reads
-manifest.json). Its adapter therefore saves with
-``normalize(path, rename=strip_localhost)`` and loads a copy made with
+``docker.io/library/app:v1`` from a one-entry archive (it reads index.json)
+but as ``localhost/app:v1`` from any other (it reads manifest.json). Its
+adapter therefore saves with ``normalize(path, rename=strip_localhost)`` and
+loads a copy made with
 ``to_combined(src, tmp, rename=add_localhost)``: every image then lands as
 ``localhost/...``, which the contract shows without the prefix.
 
