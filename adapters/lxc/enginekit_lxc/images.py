@@ -359,15 +359,15 @@ class ImageStore:
         if remove_rootfs is not None:
             self._drop_rootfs(remove_rootfs)
 
-    def drop_unused_rootfs(self, in_use: Callable[[str], bool]) -> list[str]:
+    def drop_unused_rootfs(self, in_use: Callable[[str], bool]) -> tuple[str, ...]:
         """Remove the unpacked rootfs of every image that is gone (removed with
         ``force`` while a container used it) and that no container uses any more.
         Returns the image ids whose rootfs went. Call it after removing a container."""
         if not os.path.isdir(self.rootfs_dir):
-            return []
+            return ()
         with self.lock(exclusive=False):
             present = set(self._records())
-        dropped: list[str] = []
+        dropped: tuple[str, ...] = ()
         for name in os.listdir(self.rootfs_dir):
             if name.startswith("."):
                 continue
@@ -375,7 +375,7 @@ class ImageStore:
             if image_id in present or in_use(image_id):
                 continue
             self._drop_rootfs(image_id)
-            dropped.append(image_id)
+            dropped += (image_id,)
         return dropped
 
     def _drop_rootfs(self, image_id: str) -> None:

@@ -247,9 +247,9 @@ def test_force_remove_of_an_image_in_use_keeps_its_rootfs(store: ImageStore, bus
     with pytest.raises(ImageNotFound):
         store.inspect(busybox)
     assert os.path.isfile(os.path.join(rootfs, "bin", "busybox"))
-    assert store.drop_unused_rootfs(lambda _id: True) == []
+    assert store.drop_unused_rootfs(lambda _id: True) == ()
     assert os.path.isdir(rootfs)
-    assert store.drop_unused_rootfs(lambda _id: False) == [busybox]
+    assert store.drop_unused_rootfs(lambda _id: False) == (busybox,)
     assert not os.path.exists(rootfs)
 
 
