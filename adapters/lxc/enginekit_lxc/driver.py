@@ -612,6 +612,7 @@ class LxcDriver:
     # -- wait / logs ---------------------------------------------------------
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.001
         while True:
             state, status = self._state(id)
             if state is ContainerState.EXITED:
@@ -620,7 +621,13 @@ class LxcDriver:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise EngineTimeout(f"container {id[:12]} did not exit within {timeout}s")
-            time.sleep(_POLL if deadline is None else min(_POLL, max(0.0, deadline - now)))
+            if deadline is None and self.store.monitor_alive(id):
+                # The monitor writes the exit, then lets go of its lock.
+                self.store.await_monitor(id)
+                continue
+            left = _POLL if deadline is None else deadline - now
+            time.sleep(max(0.0, min(pause, left)))
+            pause = min(pause * 1.5, 0.02)
 
     def container_logs(
         self,

@@ -177,5 +177,16 @@ class ContainerStore:
             os.close(fd)
         return False
 
+    def await_monitor(self, id: str) -> None:
+        """Block until no monitor holds the container's monitor lock."""
+        try:
+            fd = os.open(self.path(id, MONITOR_LOCK), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        finally:
+            os.close(fd)
+
     def delete(self, id: str) -> None:
         shutil.rmtree(self.dir(id), ignore_errors=True)
