@@ -15,6 +15,7 @@ __all__ = ["BuildLog"]
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STEP = re.compile(r"^Step \d+/\d+ : (.*)$")
 _LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")
+_RUNNING = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")
 _QUIET = (" ---> ", "Removing intermediate container ", "Successfully ")
 _OUTPUT_TAIL = 50
 
@@ -26,7 +27,8 @@ class BuildLog:
     (Docker sends a step header and its newline apart), each handed to
     ``progress`` without colour codes. ``created`` lists the images this
     build made (``" ---> <id>"`` after a step that was not ``FROM`` and not
-    taken from the cache), so that a failed build can remove them.
+    taken from the cache) and ``containers`` the step containers it ran, so
+    that a failed or interrupted build can remove them.
     ``{"errorDetail": ...}`` raises :class:`BuildFailed` with the step, the
     exit code (RUN steps) and the tail of the step's output.
     """
@@ -36,6 +38,7 @@ class BuildLog:
         self.step: str | None = None
         self.output: deque[str] = deque(maxlen=_OUTPUT_TAIL)
         self.created: list[str] = []
+        self.containers: list[str] = []
         self.image_id: str | None = None
         self._cached = False
         self._partial = ""
@@ -76,6 +79,8 @@ class BuildLog:
             self._cached = False
         elif line == " ---> Using cache":
             self._cached = True
+        elif running := _RUNNING.match(line):
+            self.containers.append(running.group(1))
         elif layer := _LAYER.match(line):
             if not self._cached and not (self.step or "").upper().startswith("FROM"):
                 self.created.append(layer.group(1))

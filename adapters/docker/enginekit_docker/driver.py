@@ -215,6 +215,11 @@ class DockerDriver:
                 if log.image_id is None:
                     raise BuildFailed("docker build: the daemon reported no image", step=log.step)
             except BaseException:
+                # Interrupted, the daemon may still be running a step: its
+                # container holds the images below it until removed.
+                for container in log.containers:
+                    with contextlib.suppress(EngineError):
+                        self.container_remove(container, force=True)
                 self._remove_images(reversed(log.created))
                 raise
             self._remove_strays(log.image_id, log.created)

@@ -765,6 +765,28 @@ def test_build_failure_of_a_copy_step(driver: DockerDriver, image: str, tmp_path
     assert descendants(driver, image) == before
 
 
+def test_build_interrupted_by_progress_leaves_nothing(
+    driver: DockerDriver, image: str, tmp_path: Path
+) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        f"FROM {image}\nRUN echo {uuid.uuid4().hex} > /a\nRUN echo stop-here; sleep 2\nRUN true\n"
+    )
+    before = descendants(driver, image)
+
+    def progress(line: str) -> None:
+        if line == "stop-here":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        driver.image_build(BuildRequest(context=str(ctx), labels=LABELS), progress=progress)
+    deadline = time.monotonic() + 15
+    while descendants(driver, image) != before and time.monotonic() < deadline:
+        time.sleep(0.2)  # the daemon cancels the build and removes its container
+    assert descendants(driver, image) == before
+
+
 def test_build_bad_dockerfile(driver: DockerDriver, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
