@@ -390,6 +390,85 @@ class TestBuildFromLocalImage:
             remove_image_quietly(engine, tag)
 
 
+HOSTILE_KINDS = ("dotdot", "absolute", "symlink-absolute", "symlink-relative", "hardlink")
+
+
+def _hostile_tar(path: Path, kind: str, target: Path, victim: Path) -> Path:
+    """A tar with one member (or link + member) of ``kind`` trying to leave the
+    folder it is extracted into, towards ``target`` (a host folder) or
+    ``victim`` (a host file)."""
+    import io
+    import tarfile
+
+    escape = "../" * 30 + str(target).lstrip("/")
+
+    def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        tar.addfile(info, io.BytesIO(data))
+
+    def add_link(tar: tarfile.TarFile, name: str, target_name: str, *, hard: bool) -> None:
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+        info.linkname = target_name
+        tar.addfile(info)
+
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
+        add_file(tar, "ok.txt", b"fine\n")
+        if kind == "dotdot":
+            add_file(tar, escape + "/pwned", b"x")
+        elif kind == "absolute":
+            add_file(tar, "/" + str(target).lstrip("/") + "/pwned", b"x")
+        elif kind == "symlink-absolute":
+            add_link(tar, "esc", str(target), hard=False)
+            add_file(tar, "esc/pwned", b"x")
+        elif kind == "symlink-relative":
+            add_link(tar, "esc", escape, hard=False)
+            add_file(tar, "esc/pwned", b"x")
+        elif kind == "hardlink":
+            add_link(tar, "hard", str(victim), hard=True)
+            add_file(tar, "hard", b"overwritten through a hard link\n")
+        else:
+            raise ValueError(kind)
+    return path
+
+
+@pytest.mark.requires(Capability.BUILD)
+class TestBuildArchiveSafety:
+    @pytest.mark.parametrize("kind", HOSTILE_KINDS)
+    def test_add_of_a_hostile_tar_never_writes_on_the_host(
+        self,
+        engine: Engine,
+        base_image: str,
+        build_context: Callable[..., Path],
+        make_name: Callable[..., str],
+        labels: dict[str, str],
+        tmp_path: Path,
+        kind: str,
+    ) -> None:
+        """ADD extracts a local tar inside the image only: members named with
+        ``..`` or absolute names, or reached through links, never land on the
+        host. The build may refuse the archive or keep it inside the image."""
+        target = tmp_path / "host-target"
+        target.mkdir()
+        victim = tmp_path / "victim.txt"
+        victim.write_text("original\n")
+        ctx = build_context(f"FROM {base_image}\nADD evil.tar /dst/\n", busybox=False)
+        _hostile_tar(ctx / "evil.tar", kind, target, victim)
+        tag = f"{make_name()}:hostile"
+        try:
+            engine.images.build(str(ctx), tag=tag, labels=labels)
+        except (InvalidSpec, BuildFailed):
+            pass
+        finally:
+            remove_image_quietly(engine, tag)
+            leaked = sorted(p.name for p in target.iterdir())
+        assert leaked == [], f"ADD wrote on the host: {leaked}"
+        assert victim.read_text() == "original\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["host-target", "victim.txt"]
+
+
 @pytest.mark.requires(Capability.BUILD)
 class TestBuildContextRules:
     def test_dockerignore(
