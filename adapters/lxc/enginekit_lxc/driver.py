@@ -24,6 +24,7 @@ import platform
 import secrets
 import shutil
 import signal as _signal
+import socket
 import subprocess
 import threading
 import time
@@ -440,7 +441,9 @@ class LxcDriver:
             "workdir": spec.workdir or config.workdir or "/",
             "user": spec.user if spec.user is not None else (config.user or ""),
             "labels": dict(spec.labels),
-            "hostname": spec.hostname or id[:12],
+            # As Docker: the host's name on the host's network, else the short id.
+            "hostname": spec.hostname
+            or (socket.gethostname() if spec.network == "host" else id[:12]),
             "ports": ports,
             "mounts": [
                 {"source": m.source, "target": m.target, "read_only": m.read_only}

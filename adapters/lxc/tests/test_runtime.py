@@ -569,3 +569,19 @@ def test_remove_leaves_nothing(driver: LxcDriver, make: object, storage: str) ->
     assert not os.path.exists(os.path.join(driver.lxcpath, lxc_name))
     assert not os.path.exists(os.path.join(storage, "containers", "names", "ek-rt-gone"))
     assert not Path(f"/sys/fs/cgroup/freezer/lxc.payload.{lxc_name}").exists()
+
+
+def test_monitor_death_then_exit_is_inferred(driver: LxcDriver, make: object) -> None:
+    cid = make(("sleep", "60"))  # type: ignore[operator]
+    driver.container_start(cid)
+    os.kill(driver.container_inspect(cid).raw["status"]["monitor_pid"], signal.SIGKILL)
+    time.sleep(0.05)
+    driver.container_kill(cid, signal="SIGKILL")
+    assert driver.container_wait(cid, timeout=10) == 137  # the signal sent, recorded
+    c = driver.container_inspect(cid)
+    assert c.state is ContainerState.EXITED and c.finished_at and c.pid is None
+
+
+def test_host_network_uses_host_name(driver: LxcDriver, make: object) -> None:
+    cid = _run(driver, make, ("hostname",), network="host")
+    assert _logs(driver, cid)[0] == socket.gethostname().encode() + b"\n"
