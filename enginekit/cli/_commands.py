@@ -338,6 +338,18 @@ def cmd_image(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown image command {sub!r}")  # pragma: no cover
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    with _connect(args) as engine:
+        print(engine.images.pull(args.image).id)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    with _connect(args) as engine:
+        engine.images.push(args.image)
+    return 0
+
+
 def _each(refs: Sequence[str], action: Callable[[str], object], *, done: str = "{}") -> int:
     """Apply ``action`` to every ref (as docker does: go on after a failure);
     the exit code is the first failure's."""
@@ -433,6 +445,14 @@ def cmd_start(args: argparse.Namespace) -> int:
         return _each(args.containers, engine.containers.start)
 
 
+def _fresh(engine: Engine, found: Sequence[Container]) -> list[Container]:
+    out = []
+    for c in found:
+        with contextlib.suppress(NotFound):
+            out.append(engine.containers.get(c))
+    return out
+
+
 def _status(c: Container, now: _dt.datetime) -> str:
     from enginekit import ContainerState
 
@@ -440,7 +460,7 @@ def _status(c: Container, now: _dt.datetime) -> str:
         return "Created"
     if c.state is ContainerState.EXITED:
         return f"Exited ({c.exit_code}) {ago(c.finished_at, now)}"
-    up = "Up " + (duration((now - c.started_at).total_seconds()) if c.started_at else "")
+    up = "Up " + duration((now - c.started_at).total_seconds()) if c.started_at else "Up"
     return up + " (Paused)" if c.state is ContainerState.PAUSED else up
 
 
@@ -462,6 +482,9 @@ def cmd_ps(args: argparse.Namespace) -> int:
             labels=filters.get("label"),
             state=filters.get("status"),
         )
+        if not args.quiet:
+            # A listing may be a sparse snapshot on some engines: show full ones.
+            found = _fresh(engine, found)
     found.sort(key=lambda c: c.created_at or _dt.datetime.min.replace(tzinfo=_dt.UTC), reverse=True)
     if args.json:
         print_json(found)
@@ -728,6 +751,8 @@ HANDLERS: dict[str, Handler] = {
     "images": cmd_images,
     "image": cmd_image,
     "rmi": cmd_rmi,
+    "pull": cmd_pull,
+    "push": cmd_push,
     "run": cmd_run,
     "create": cmd_create,
     "start": cmd_start,

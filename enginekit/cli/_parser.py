@@ -176,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(q)
     q.add_argument("name", nargs="?", help="only images of this repository (or name:tag)")
 
+    p = cmd("pull", "pull an image from a registry")
+    p.add_argument("image")
+    p = cmd("push", "push an image to a registry")
+    p.add_argument("image")
+
     p = cmd("rmi", "remove images (as `enginekit image rm`)")
     p.add_argument("-f", "--force", action="store_true", help="remove even if a container uses it")
     p.add_argument("images", nargs="+", metavar="IMAGE")

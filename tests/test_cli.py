@@ -1,0 +1,708 @@
+"""The ``enginekit`` command, end to end in a subprocess, on every chosen engine.
+
+Engines are chosen as for the contract suite (``--engine NAME`` or
+``ENGINEKIT_TEST_ENGINES``). Everything the commands create carries the run
+label, so the suite's plugin removes whatever a failing test leaves behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from enginekit import Engine
+from enginekit.cli import EXIT_CODES
+from enginekit.testing.session import SuiteRun
+
+CLI = [sys.executable, "-m", "enginekit.cli"]
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    timeout: float = 120,
+    cwd: str | Path | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        check=False,
+    )
+
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def ek(engine_name: str) -> Cli:
+    """``ek(*args, expect=0)``: the command on the engine under test; checks the exit code."""
+
+    def call(*args: str, expect: int | None = 0, timeout: float = 120) -> Any:
+        proc = run_cli(["--engine", engine_name, *args], timeout=timeout)
+        if expect is not None:
+            assert proc.returncode == expect, (args, proc.returncode, proc.stdout, proc.stderr)
+        if proc.returncode not in (0, 1):
+            assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    return call
+
+
+@pytest.fixture
+def label_args(enginekit_run: SuiteRun) -> list[str]:
+    return [arg for k, v in enginekit_run.labels.items() for arg in ("-l", f"{k}={v}")]
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str], cls: str) -> None:
+    """One line on stderr naming the error class, and the class's exit code."""
+    import enginekit.errors
+
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("enginekit: "), proc.stderr
+    shown = lines[0].split(":")[1].strip()
+    assert issubclass(getattr(enginekit.errors, shown), getattr(enginekit.errors, cls)), lines
+    assert proc.returncode == next(
+        EXIT_CODES[c.__name__]
+        for c in getattr(enginekit.errors, cls).__mro__
+        if c.__name__ in EXIT_CODES
+    ), (proc.returncode, proc.stderr)
+
+
+# -- no engine needed --------------------------------------------------------------
+def test_help_is_fast_and_lists_every_command() -> None:
+    t0 = time.perf_counter()
+    proc = run_cli(["--help"])
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 0
+    for word in (
+        "engines",
+        "build",
+        "images",
+        "image",
+        "run",
+        "create",
+        "start",
+        "ps",
+        "inspect",
+        "logs",
+        "exec",
+        "pause",
+        "unpause",
+        "stop",
+        "kill",
+        "restart",
+        "rm",
+        "cp",
+        "stats",
+        "prune",
+        "compare",
+        "118 Unsupported",
+    ):
+        assert word in proc.stdout
+    assert elapsed < 3, elapsed
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, enginekit.cli; print(sorted(m for m in sys.modules if m in "
+        "('argparse', 'attrs', 'enginekit.engine', 'enginekit.config')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run_cli(["no-such-command"]).returncode == 2
+    proc = run_cli(["--engine", "docker", "ps", "--filter", "colour=red"])
+    assert proc.returncode == 2 and proc.stderr.startswith("enginekit: error: bad filter")
+    proc = run_cli(["--engine", "docker", "cp", "/a", "/b"])
+    assert proc.returncode == 2
+
+
+def test_version_flag() -> None:
+    proc = run_cli(["--version"])
+    assert proc.returncode == 0 and proc.stdout.startswith("enginekit ")
+
+
+def test_unknown_adapter_is_an_engine_error() -> None:
+    proc = run_cli(["--engine", "nosuchengine", "ps"])
+    one_line_error(proc, "EngineError")
+    assert "nosuchengine" in proc.stderr
+
+
+@pytest.mark.parametrize("scheme", ["docker", "podman"])
+def test_unreachable_engine_says_where_and_how(scheme: str, tmp_path: Path) -> None:
+    from enginekit import registry
+
+    if scheme not in registry.adapter_names():
+        pytest.skip(f"enginekit-{scheme} is not installed")  # an optional plugin
+    sock = tmp_path / "nothing.sock"
+    proc = run_cli(["--engine", f"{scheme}+unix://{sock}", "ps"])
+    one_line_error(proc, "EngineUnavailable")
+    assert str(sock) in proc.stderr
+
+
+def test_engines_table_and_json(enginekit_run: SuiteRun) -> None:
+    proc = run_cli(["engines"])
+    assert proc.returncode == 0, proc.stderr
+    header = proc.stdout.splitlines()[0].split()
+    assert header[:3] == ["NAME", "REACHABLE", "VERSION"]
+    rows = json.loads(run_cli(["engines", "--json"]).stdout)
+    by_name = {r["name"]: r for r in rows}
+    for row in rows:
+        assert set(row) >= {"name", "reachable", "address", "version", "reason", "capabilities"}
+        assert row["reachable"] or row["reason"]
+    for chosen in enginekit_run.engine_names:
+        if chosen in by_name:
+            assert by_name[chosen]["reachable"], by_name[chosen]
+            assert "build" in by_name[chosen]["capabilities"]
+            assert chosen in proc.stdout
+
+
+# -- per engine ----------------------------------------------------------------------
+def test_version_command(ek: Cli, engine: Engine) -> None:
+    info = json.loads(ek("version", "--json").stdout)
+    assert info["engine"]["name"] == engine.name
+    assert info["engine"]["version"] == engine.info().version
+    assert engine.name in ek("version").stdout
+
+
+def test_build_images_tag_save_load_rm(
+    ek: Cli,
+    engine: Engine,
+    base_image: str,
+    build_context: Any,
+    enginekit_run: SuiteRun,
+    tmp_path: Path,
+) -> None:
+    tag = f"ekcli/{enginekit_run.make_name()}:1"
+    ctx = build_context(
+        f"FROM {base_image}\nARG WHO=nobody\nRUN echo building for $WHO\n"
+        "FROM {base_image} AS final\nLABEL stage=final\n".replace("{base_image}", base_image),
+        busybox=False,
+    )
+    run_label = f"enginekit.test.run={enginekit_run.run_id}"
+    proc = ek(
+        "build",
+        "-t",
+        tag,
+        "--build-arg",
+        "WHO=cli",
+        "--label",
+        run_label,
+        "--label",
+        "extra=yes",
+        str(ctx),
+    )
+    image_id = proc.stdout.strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71, proc.stdout
+    assert "building for cli" in proc.stderr  # progress, streamed to stderr
+    # --json, -f and --target
+    (ctx / "Other.dockerfile").write_text(
+        f"FROM {base_image} AS one\nLABEL which=one\nFROM {base_image} AS two\nLABEL which=two\n"
+    )
+    built = json.loads(
+        ek(
+            "build",
+            "-q",
+            "--json",
+            "-f",
+            "Other.dockerfile",
+            "--target",
+            "one",
+            "--label",
+            run_label,
+            str(ctx),
+        ).stdout
+    )
+    assert built["labels"]["which"] == "one" and built["id"].startswith("sha256:")
+
+    listed = json.loads(ek("images", "--json", "--filter", f"label={run_label}").stdout)
+    assert tag in [t for img in listed for t in img["tags"]]
+    table = ek("images", tag.split(":")[0]).stdout.splitlines()
+    assert table[0].split()[:2] == ["REPOSITORY", "TAG"]
+    assert any(line.split()[:3] == [tag.split(":")[0], "1", image_id[7:19]] for line in table)
+    assert image_id[7:19] in ek("images", "-q", tag).stdout.split()
+
+    shown = json.loads(ek("image", "inspect", "--json", tag).stdout)[0]
+    assert shown["id"] == image_id and shown["labels"]["extra"] == "yes"
+    assert "stage" in ek("image", "inspect", tag).stdout
+
+    other = f"{tag.split(':')[0]}:2"
+    ek("image", "tag", tag, other)
+    assert json.loads(ek("inspect", "--json", "--type", "image", other).stdout)[0]["id"] == image_id
+
+    archive = tmp_path / "image.tar"
+    ek("image", "save", "-o", str(archive), other)
+    assert archive.stat().st_size > 0
+    ek("image", "rm", other)
+    loaded = ek("image", "load", "-i", str(archive)).stdout
+    assert other in loaded
+    ek("rmi", other)
+    missing = ek("image", "rm", other, expect=None)
+    assert missing.returncode == EXIT_CODES["NotFound"]
+    assert missing.stderr.startswith("enginekit: ImageNotFound: ")
+    ek("image", "rm", tag)
+    assert ek("images", "-q", tag).stdout.strip() == ""
+
+
+def test_build_failure(ek: Cli, base_image: str, build_context: Any) -> None:
+    ctx = build_context(f"FROM {base_image}\nRUN echo about to fail; exit 3\n", busybox=False)
+    proc = ek("build", str(ctx), expect=EXIT_CODES["BuildFailed"])
+    first = [x for x in proc.stderr.splitlines() if x.startswith("enginekit:")]
+    assert len(first) == 1 and first[0].startswith("enginekit: BuildFailed: "), proc.stderr
+    assert "exit code: 3" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    bad = ek("build", str(ctx / "missing"), expect=EXIT_CODES["InvalidSpec"])
+    one_line_error(bad, "InvalidSpec")
+
+
+def test_run_foreground_exit_code_streams_and_rm(
+    ek: Cli, base_image: str, label_args: list[str], make_name: Callable[..., str]
+) -> None:
+    name = make_name("fg")
+    proc = ek(
+        "run",
+        "--rm",
+        "--name",
+        name,
+        *label_args,
+        "-e",
+        "WHO=cli",
+        "-w",
+        "/tmp",
+        base_image,
+        "sh",
+        "-c",
+        'echo "out $WHO $(pwd)"; echo err >&2; exit 7',
+        expect=7,
+    )
+    assert proc.stdout == "out cli /tmp\n"
+    assert proc.stderr == "err\n"
+    assert ek("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip() == ""
+    # without --rm the container stays, exited, with its code
+    name2 = make_name("fg2")
+    ek("run", "--name", name2, *label_args, base_image, "sh", "-c", "exit 0")
+    got = json.loads(ek("inspect", "--json", name2).stdout)[0]
+    assert got["state"] == "exited" and got["exit_code"] == 0
+    ek("rm", name2)
+
+
+def test_run_detached_lifecycle(
+    ek: Cli,
+    engine: Engine,
+    base_image: str,
+    label_args: list[str],
+    make_name: Callable[..., str],
+) -> None:
+    from enginekit import Capability
+
+    name = make_name("life")
+    extra: list[str] = []
+    caps = engine.capabilities
+    if Capability.MEMORY_LIMIT in caps:
+        extra += ["--memory", "64m"]
+    if Capability.CPU_LIMIT in caps:
+        extra += ["--cpus", "0.5"]
+    if Capability.PORTS in caps:
+        extra += ["-p", "127.0.0.1::8080"]
+    cid = ek(
+        "run",
+        "-d",
+        "--name",
+        name,
+        *label_args,
+        "-l",
+        "role=worker",
+        "-e",
+        "SECRET=s3cr3t",
+        "-u",
+        "1000",
+        "-w",
+        "/tmp",
+        "--hostname",
+        "clihost",
+        *extra,
+        base_image,
+        "sh",
+        "-c",
+        "echo started; trap 'exit 0' TERM; while true; do sleep 0.1; done",
+    ).stdout.strip()
+    assert len(cid) == 64
+    table = ek("ps", "--filter", "label=role=worker", "--filter", f"name={name}").stdout
+    rows = table.splitlines()
+    assert rows[0].split()[:2] == ["CONTAINER", "ID"] and len(rows) == 2
+    assert cid[:12] in rows[1] and name in rows[1] and "Up" in rows[1]
+    listed = json.loads(ek("ps", "--json", "--filter", f"name={name}").stdout)
+    assert [c["id"] for c in listed] == [cid]
+
+    shown = json.loads(ek("inspect", "--json", name).stdout)[0]
+    assert shown["state"] == "running" and shown["labels"]["role"] == "worker"
+    assert shown["hostname"] == "clihost" and shown["workdir"] == "/tmp"
+    assert "s3cr3t" not in ek("inspect", "--json", name).stdout  # env values hidden
+    assert "s3cr3t" not in ek("inspect", name).stdout
+    assert (
+        json.loads(ek("inspect", "--json", "--show-env", name).stdout)[0]["env"]["SECRET"]
+        == "s3cr3t"
+    )
+    if Capability.MEMORY_LIMIT in caps:
+        assert shown["resources"]["memory"] == 64 * 1024 * 1024
+    if Capability.PORTS in caps:
+        assert shown["ports"][0]["container_port"] == 8080 and shown["ports"][0]["host_port"]
+
+    ex = ek(
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/",
+        name,
+        "sh",
+        "-c",
+        'echo "$X $(id -u) $(pwd)"; echo e >&2; exit 5',
+        expect=5,
+    )
+    assert ex.stdout == "1 1000 /\n" and ex.stderr == "e\n"
+    assert ek("exec", "-u", "0", name, "id", "-u").stdout == "0\n"
+
+    if Capability.PAUSE in caps:
+        assert ek("pause", name).stdout.strip() == name
+        assert "Paused" in ek("ps", "--filter", f"name={name}").stdout
+        one_line_error(ek("exec", name, "true", expect=None), "Conflict")
+        one_line_error(ek("pause", name, expect=None), "Conflict")
+        ek("unpause", name)
+        ek("unpause", name)  # idempotent
+
+    if Capability.STATS in caps:
+        stats = json.loads(ek("stats", "--json", name).stdout)[0]
+        assert stats["id"] == cid and stats["memory_bytes"] > 0
+        assert name in ek("stats", "--no-stream", name).stdout
+
+    one_line_error(ek("rm", name, expect=None), "Conflict")
+    one_line_error(ek("wait", "--timeout", "0.5", name, expect=None), "EngineTimeout")
+
+    ek("stop", "-t", "5", name)
+    assert ek("wait", name).stdout.strip() == "0"
+    assert ek("logs", name).stdout == "started\n"
+    ek("restart", "-t", "1", name)
+    assert json.loads(ek("inspect", "--json", name).stdout)[0]["state"] == "running"
+    ek("kill", name)
+    assert ek("wait", name).stdout.strip() == "137"
+    ek("kill", name)  # idempotent on an exited container
+    assert "Exited (137)" in ek("ps", "-a", "--filter", f"name={name}").stdout
+    assert ek("ps", "-q", "--filter", f"name={name}").stdout.strip() == ""
+    ek("rm", name)
+    gone = ek("rm", name, expect=EXIT_CODES["NotFound"])
+    assert gone.stderr.startswith("enginekit: ContainerNotFound: ")
+
+
+def test_create_start_attach_and_logs(
+    ek: Cli, base_image: str, label_args: list[str], make_name: Callable[..., str]
+) -> None:
+    name = make_name("cs")
+    cid = ek(
+        "create",
+        "--name",
+        name,
+        *label_args,
+        base_image,
+        "sh",
+        "-c",
+        "echo one; echo two >&2; sleep 1; echo three; exit 2",
+    ).stdout.strip()
+    assert json.loads(ek("inspect", "--json", cid).stdout)[0]["state"] == "created"
+    assert "Created" in ek("ps", "-a", "--filter", f"name={name}").stdout
+    assert (
+        json.loads(
+            ek("ps", "--json", "--filter", "status=created", "--filter", f"name={name}").stdout
+        )[0]["id"]
+        == cid
+    )
+    proc = ek("start", "-a", name, expect=2)
+    assert proc.stdout == "one\nthree\n" and proc.stderr == "two\n"
+    logs = ek("logs", name)
+    assert logs.stdout == "one\nthree\n" and logs.stderr == "two\n"
+    assert ek("logs", "--tail", "1", name).stdout == "three\n"
+    stamped = ek("logs", "-t", name).stdout.splitlines()
+    assert stamped[0].endswith("Z one") and stamped[0][:4].isdigit()
+    # logs -f ends when the container exits
+    ek("start", name)
+    t0 = time.monotonic()
+    followed = ek("logs", "-f", name, timeout=60)
+    assert followed.stdout == "one\nthree\none\nthree\n", followed.stdout
+    assert time.monotonic() - t0 < 30
+    ek("rm", name)
+
+
+def test_cp_both_ways(
+    ek: Cli,
+    base_image: str,
+    label_args: list[str],
+    make_name: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    name = make_name("cp")
+    ek("run", "-d", "--name", name, *label_args, base_image, "sleep", "60")
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f.txt").write_text("hello\n")
+    ek("cp", str(src), f"{name}:/tmp/")
+    assert ek("exec", name, "cat", "/tmp/in/sub/f.txt").stdout == "hello\n"
+    ek("exec", name, "sh", "-c", "echo made > /tmp/made.txt")
+    out = tmp_path / "out.txt"
+    ek("cp", f"{name}:/tmp/made.txt", str(out))
+    assert out.read_text() == "made\n"
+    ek("stop", "-t", "1", name)
+    back = tmp_path / "back"
+    ek("cp", f"{name}:/tmp/in", str(back))  # from a stopped container too
+    assert (back / "sub" / "f.txt").read_text() == "hello\n"
+    missing = ek("cp", f"{name}:/no/such/file", str(tmp_path / "x"), expect=None)
+    assert missing.returncode == EXIT_CODES["NotFound"], missing.stderr
+    ek("rm", "-f", name)
+
+
+def test_prune_only_what_the_filter_names(
+    ek: Cli,
+    base_image: str,
+    label_args: list[str],
+    make_name: Callable[..., str],
+    enginekit_run: SuiteRun,
+) -> None:
+    done = ek("run", "--name", make_name("p1"), *label_args, "-l", "prune=me", base_image, "true")
+    assert done.returncode == 0
+    keep = make_name("p2")
+    ek("run", "--name", keep, *label_args, base_image, "true")
+    removed = json.loads(ek("prune", "--json", "--filter", "label=prune=me").stdout)
+    assert len(removed) == 1
+    assert ek("ps", "-a", "-q", "--filter", f"name={keep}").stdout.strip()
+    text = ek("prune", "-f", "--filter", f"label=enginekit.test.run={enginekit_run.run_id}").stdout
+    assert text.startswith("Deleted Containers:")
+
+
+def test_error_classes_and_exit_codes(
+    ek: Cli,
+    engine: Engine,
+    base_image: str,
+    label_args: list[str],
+) -> None:
+    from enginekit import Capability
+
+    one_line_error(ek("inspect", "ekt-no-such-thing", expect=None), "NotFound")
+    assert ek("logs", "ekt-no-such-thing", expect=None).returncode == EXIT_CODES["NotFound"]
+    one_line_error(
+        ek("run", *label_args, "--name", "bad/name", base_image, "true", expect=None), "InvalidSpec"
+    )
+    one_line_error(
+        ek("run", *label_args, "--memory", "lots", base_image, "true", expect=None), "InvalidSpec"
+    )
+    assert (
+        ek("run", *label_args, "ekcli/no-such-image:1", "true", expect=None).returncode
+        == EXIT_CODES["NotFound"]
+    )
+    if Capability.PULL not in engine.capabilities:
+        one_line_error(ek("pull", "busybox:latest", expect=None), "Unsupported")
+
+
+def test_run_interrupted_with_rm_removes_the_container(
+    engine_name: str,
+    base_image: str,
+    label_args: list[str],
+    make_name: Callable[..., str],
+    ek: Cli,
+) -> None:
+    name = make_name("int")
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "--engine",
+            engine_name,
+            "run",
+            "--rm",
+            "--name",
+            name,
+            *label_args,
+            base_image,
+            "sh",
+            "-c",
+            "echo ready; sleep 60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert ek("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip() == ""
+
+
+def test_logs_follow_ends_on_ctrl_c(
+    engine_name: str,
+    base_image: str,
+    label_args: list[str],
+    make_name: Callable[..., str],
+    ek: Cli,
+) -> None:
+    name = make_name("lf")
+    ek("run", "-d", "--name", name, *label_args, base_image, "sh", "-c", "echo ready; sleep 60")
+    proc = subprocess.Popen(
+        [*CLI, "--engine", engine_name, "logs", "-f", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err
+    ek("rm", "-f", name)
+
+
+def test_compare_on_this_engine(
+    engine_name: str,
+    engine: Engine,
+    busybox_path: Path,
+    tmp_path: Path,
+    enginekit_run: SuiteRun,
+) -> None:
+    import shutil
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    shutil.copy2(busybox_path, ctx / "busybox")
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["echo", "same"]\n'
+    )
+    tag = f"ekcli-compare/{enginekit_run.make_name()}:1"
+    proc = run_cli(["compare", "--engine", engine_name, "--build", str(ctx), "--", tag])
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "all 1 engines agree" in proc.stdout and "same" in proc.stdout
+    assert "\x1b[" not in proc.stdout  # no colour on a pipe
+    assert not engine.images.exists(tag)
+    assert not engine.containers.list(all=True, labels={"enginekit.compare": None})
+
+    # The same engine twice (by name and by config): a random output differs.
+    twice = run_cli(
+        [
+            "compare",
+            "--json",
+            "--engine",
+            engine_name,
+            "--engine",
+            f"{engine.name}+{engine.address}"
+            if "://" in engine.address
+            else f"{engine.name}://{engine.address}",
+            "--build",
+            str(ctx),
+            "--",
+            tag,
+            "cat",
+            "/proc/sys/kernel/random/uuid",
+        ]
+    )
+    result = json.loads(twice.stdout)
+    assert twice.returncode == 1, twice.stderr
+    assert result["differences"] == ["stdout"] and not result["same"]
+    assert not engine.images.exists(tag)
+
+
+def test_compare_every_chosen_engine(
+    engines: dict[str, Engine],
+    busybox_path: Path,
+    tmp_path: Path,
+    enginekit_run: SuiteRun,
+) -> None:
+    import shutil
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    shutil.copy2(busybox_path, ctx / "busybox")
+    (ctx / "Dockerfile").write_text(
+        "FROM scratch\nCOPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nWORKDIR /srv\n'
+    )
+    tag = f"ekcli-compare/{enginekit_run.make_name()}:1"
+    args = [a for name in engines for a in ("--engine", name)]
+    proc = run_cli(
+        [
+            "compare",
+            *args,
+            "--build",
+            str(ctx),
+            "-e",
+            "A=1",
+            "--",
+            tag,
+            "sh",
+            "-c",
+            'echo "$A $(pwd)"; echo warn >&2; exit 4',
+        ]
+    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    header = proc.stdout.splitlines()[0].split()
+    assert header == list(engines)
+    data = json.loads(
+        run_cli(
+            [
+                "compare",
+                "--json",
+                *args,
+                "--build",
+                str(ctx),
+                "--",
+                tag,
+                "sh",
+                "-c",
+                "echo $A; exit 4",
+            ]
+        ).stdout
+    )
+    for seen in data["engines"].values():
+        assert seen["exit code"] == 4 and seen["state"] == "EXITED" and seen["stdout"] == "\n"
+    for eng in engines.values():
+        assert not eng.images.exists(tag)
+
+
+def test_engine_from_environment_and_config_file(
+    engine_name: str, engine: Engine, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINEKIT_")}
+    proc = run_cli(
+        ["version", "--json"], env={**env, "ENGINEKIT_ENGINE": engine_name}, cwd=tmp_path
+    )
+    assert json.loads(proc.stdout)["engine"]["name"] == engine.name
+    (tmp_path / "enginekit.toml").write_text(f'engine = "{engine_name}"\n')
+    proc = run_cli(["version", "--json"], env=env, cwd=tmp_path)
+    assert json.loads(proc.stdout)["engine"]["name"] == engine.name
