@@ -667,8 +667,11 @@ def _merge(images: Iterable[_ImageSrc]) -> list[_ImageSrc]:
         if seen.manifest is None and image.manifest is not None:
             seen.manifest, seen.manifest_digest = image.manifest, image.manifest_digest
         for mine, theirs in zip(seen.layers, image.layers, strict=True):
-            mine.media_type = mine.media_type or theirs.media_type
-            mine.digest = mine.digest or theirs.digest
+            # Facts about the other side's blob hold for ours only if it is the same file.
+            if _clean_member(mine.member) == _clean_member(theirs.member):
+                mine.media_type = mine.media_type or theirs.media_type
+                mine.digest = mine.digest or theirs.digest
+                mine.size = mine.size if mine.size is not None else theirs.size
     # A tag names one image: the first that claims it keeps it.
     owner: dict[str, str] = {}
     for image in merged.values():

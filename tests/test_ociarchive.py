@@ -1051,3 +1051,22 @@ def test_live_untagged_image(image: tuple[str, str], workdir: Path) -> None:
     run("docker", "rmi", ref)
     assert image_id in run("docker", "load", "-i", str(path))
     assert docker_id(image_id) == image_id
+
+
+def test_combined_with_different_blobs_on_each_side(workdir: Path) -> None:
+    # docker side: uncompressed layer.tar files; OCI side: gzip blobs of the same layers
+    images = two_images()
+    docker_part = workdir / "d.tar"
+    write_docker_archive(docker_part, images)
+    layout = workdir / "layout"
+    write_oci_layout(layout, images, compress=True)
+    path = workdir / "both.tar"
+    with tarfile.open(path, "w:") as tar:
+        for name, data in members(docker_part).items():
+            add(tar, name, data)
+        for child in sorted(layout.iterdir()):
+            tar.add(child, arcname=child.name)
+    result = oa.normalize(path)
+    assert [r.id for r in result] == [i.id for i in images]
+    assert {layer.media_type for r in result for layer in r.layers} == {oa.MEDIA_LAYER_TAR}
+    check_combined(path)
