@@ -183,6 +183,11 @@ class TestCopyFrom(_CopyFixtures):
             engine.containers.copy_from(stopped, "/src/no-such-file", tmp_path)
         assert list(tmp_path.iterdir()) == []
 
+    def test_path_through_a_file(self, engine: Engine, stopped: Container, tmp_path: Path) -> None:
+        with pytest.raises(NotFound):
+            engine.containers.copy_from(stopped, "/src/one.txt/x", tmp_path)
+        assert list(tmp_path.iterdir()) == []
+
     def test_missing_container(self, engine: Engine, tmp_path: Path) -> None:
         with pytest.raises(NotFound):
             engine.containers.copy_from(
@@ -261,6 +266,8 @@ class TestCopyTo(_CopyFixtures):
         (tmp_path / "f.txt").write_bytes(b"x")
         with pytest.raises(NotFound):
             engine.containers.copy_to(running, tmp_path / "f.txt", "/no/such/folder/f.txt")
+        with pytest.raises(NotFound):
+            engine.containers.copy_to(running, tmp_path / "f.txt", "/src/one.txt/f.txt")
 
 
 def _dir_listing(path: Path) -> dict[str, tuple[int, int]]:
@@ -410,3 +417,47 @@ class TestCopyRoundTrip:
         back = root / "back"
         engine.containers.copy_from(round_trip_container, target, back)
         assert FileTree.read(str(back)) == dict(tree.entries)
+
+
+@pytest.mark.requires(Capability.COPY)
+class TestCopyPathsResolveInsideTheContainer:
+    """A container path is resolved inside the container: a link in it that
+    names a host path never leads to the host's file system, either way."""
+
+    @pytest.mark.parametrize("running_state", [True, False], ids=["running", "stopped"])
+    def test_links_to_host_paths(
+        self,
+        engine: Engine,
+        base_image: str,
+        labels: dict[str, str],
+        tmp_path: Path,
+        running_state: bool,
+    ) -> None:
+        host_only = tmp_path / "host-only"
+        host_only.mkdir()
+        (host_only / "secret.txt").write_bytes(b"HOST SECRET\n")
+        dest = tmp_path / "dest"
+        dest.mkdir()
+        payload = tmp_path / "payload.txt"
+        payload.write_bytes(b"payload\n")
+        setup = (
+            f"ln -s '{host_only}' /hostdir && "
+            f"ln -s '{host_only}/secret.txt' /hostsecret && "
+            f"mkdir -p /box && ln -s '{host_only}' /box/link"
+        )
+        make = _running if running_state else _stopped
+        c = make(engine, base_image, setup, labels)
+        try:
+            for path in ("/hostdir/secret.txt", "/box/link/secret.txt", "/hostsecret", "/hostdir"):
+                with contextlib.suppress(NotFound, InvalidSpec):
+                    engine.containers.copy_from(c, path, dest)
+                for found in dest.rglob("*"):
+                    if found.is_file() and not found.is_symlink():
+                        assert b"HOST SECRET" not in found.read_bytes(), (path, found)
+            for path in ("/hostdir", "/hostdir/", "/hostdir/x.txt", "/box/link/y.txt"):
+                with contextlib.suppress(NotFound, InvalidSpec):
+                    engine.containers.copy_to(c, payload, path)
+                assert sorted(p.name for p in host_only.iterdir()) == ["secret.txt"], path
+            assert (host_only / "secret.txt").read_bytes() == b"HOST SECRET\n"
+        finally:
+            engine.containers.remove(c, force=True)
