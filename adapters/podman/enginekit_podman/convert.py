@@ -77,6 +77,7 @@ __all__ = [
     "engine_image_ref",
     "image_from_inspect",
     "parse_time",
+    "path_mtime",
     "path_stat",
     "signal_name",
     "signal_number",
@@ -124,7 +125,10 @@ def engine_image_ref(ref: str) -> str:
 
     Ids and id prefixes, and names that already carry a registry, stay as they are.
     """
-    if ref.startswith("sha256:") or _HEX_RE.fullmatch(ref):
+    if ref.startswith("sha256:"):
+        # Podman takes a full id with the prefix, a short one only without.
+        return ref if len(ref) == 71 else ref.removeprefix("sha256:")
+    if _HEX_RE.fullmatch(ref):
         return ref
     first, slash, _ = ref.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost"):
@@ -431,6 +435,13 @@ def stats_from_libpod(data: Mapping[str, Any], *, host_memory: int | None = None
         memory_limit=None if unlimited else limit,
         pids=int(pids) if pids is not None else None,
     )
+
+
+def path_mtime(header: str) -> int:
+    """Whole seconds of the ``mtime`` in an ``X-Docker-Container-Path-Stat`` header."""
+    data = json.loads(base64.b64decode(header))
+    stamp = parse_time(data.get("mtime"))
+    return int(stamp.timestamp()) if stamp is not None else 0
 
 
 def path_stat(header: str, path: str) -> PathStat:

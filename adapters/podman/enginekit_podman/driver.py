@@ -23,6 +23,7 @@ import contextlib
 import io
 import math
 import os
+import posixpath
 import tarfile
 import tempfile
 import threading
@@ -239,7 +240,7 @@ class PodmanDriver:
     def image_list(
         self, *, name: str | None = None, labels: Mapping[str, str | None] | None = None
     ) -> list[Image]:
-        rows = self._json("GET", "/images/json", params={"all": False}, what="image list")
+        rows = self._list_images()
         ids: list[str] = []
         with map_errors("image list"):
             for row in rows or ():
@@ -253,6 +254,21 @@ class PodmanDriver:
         images = self._map_parallel(ids, self._image_or_none)
         out = [img for img in images if img is not None]
         return sorted(out, key=lambda i: (i.tags, i.id))
+
+    def _list_images(self) -> Any:
+        return self._list("/images/json", {"all": False}, "image list")
+
+    def _list(self, path: str, params: Mapping[str, Any], what: str) -> Any:
+        """A list endpoint, read again when it fails because an object went
+        away while it was being listed (another client at work)."""
+        for attempt in range(5):
+            try:
+                return self._json("GET", path, params=params, what=what)
+            except NotFound:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        return []  # pragma: no cover
 
     def _image_or_none(self, image_id: str) -> Image | None:
         try:
@@ -318,11 +334,10 @@ class PodmanDriver:
         )
 
     def _containers_using(self, image_id: str) -> list[str]:
-        rows = self._json(
-            "GET",
+        rows = self._list(
             "/containers/json",
-            params={"all": True, "filters": {"ancestor": [image_id]}},
-            what="container list",
+            {"all": True, "filters": {"ancestor": [image_id]}},
+            "container list",
         )
         with map_errors("container list"):
             return [str(r["Id"]) for r in rows or () if str(r.get("ImageID", "")) == image_id]
@@ -600,10 +615,13 @@ class PodmanDriver:
         filters: dict[str, list[str]] = {}
         if labels:
             filters["label"] = [k if v is None else f"{k}={v}" for k, v in labels.items()]
-        params: dict[str, Any] = {"all": bool(all)}
+        if not all:
+            # libpod's list without `all` leaves paused containers out.
+            filters["status"] = ["running", "paused"]
+        params: dict[str, Any] = {"all": True}
         if filters:
             params["filters"] = filters
-        rows = self._json("GET", "/containers/json", params=params, what="container list")
+        rows = self._list("/containers/json", params, "container list")
         with map_errors("container list"):
             ids = [
                 str(r["Id"])
@@ -674,6 +692,9 @@ class PodmanDriver:
         since: float | None = None,
         tail: int | None = None,
     ) -> Iterator[LogLine]:
+        if not stdout and not stderr:
+            self._container_raw(id)  # ContainerNotFound still applies
+            return iter(())
         params: dict[str, Any] = {
             "stdout": stdout,
             "stderr": stderr,
@@ -814,6 +835,11 @@ class PodmanDriver:
 
     # -- files -----------------------------------------------------------------
     def container_stat_path(self, id: str, path: str) -> PathStat | None:
+        stat = self._stat_raw(id, path)
+        return stat[0] if stat is not None else None
+
+    def _stat_raw(self, id: str, path: str) -> tuple[PathStat, int] | None:
+        """The path's stat and its mtime (seconds), or None if absent."""
         with map_errors("stat path"):
             resp = self._request("HEAD", f"/containers/{_q(id)}/archive", params={"path": path})
             resp.read()
@@ -824,7 +850,49 @@ class PodmanDriver:
             header = resp.headers.get(_PATH_STAT_HEADER)
             if not header:
                 raise EngineError("podman: no path stat in the answer")
-            return convert.path_stat(header, path)
+            return convert.path_stat(header, path), convert.path_mtime(header)
+
+    def _link_archive(self, id: str, path: str, stat: PathStat, mtime: int) -> IO[bytes]:
+        """A tar holding the symbolic link ``path`` itself, as Docker sends it."""
+        target = self._link_text(id, path, stat)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            entry = tarfile.TarInfo(stat.name)
+            entry.type = tarfile.SYMTYPE
+            entry.linkname = target
+            entry.mode = 0o777
+            entry.mtime = mtime
+            tar.addfile(entry)
+        buf.seek(0)
+        return buf
+
+    def _link_text(self, id: str, path: str, stat: PathStat) -> str:
+        """What the link at ``path`` says (``readlink``).
+
+        libpod reports the resolved target and, as the size, the length of
+        the link's text: when the absolute target or the target relative to
+        the link's folder has that length, that is the text. Otherwise the
+        link's folder is read until the link is found.
+        """
+        folder = posixpath.dirname(path.rstrip("/")) or "/"
+        absolute = stat.link_target
+        relative = posixpath.relpath(absolute, folder) if absolute.startswith("/") else ""
+        if absolute and len(absolute.encode()) == stat.size:
+            return absolute
+        if relative and len(relative.encode()) == stat.size:
+            return relative
+        with map_errors("get archive"):
+            resp = self._request("GET", f"/containers/{_q(id)}/archive", params={"path": folder})
+            check(resp)
+            with resp, tarfile.open(fileobj=resp.fp, mode="r|") as tar:
+                top = ""
+                for member in tar:
+                    if not top:
+                        top = member.name.rstrip("/")
+                        continue
+                    if member.name == f"{top}/{stat.name}" and member.issym():
+                        return member.linkname
+        return absolute
 
     def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
         stat = self.container_stat_path(id, path)
@@ -843,6 +911,11 @@ class PodmanDriver:
         )
 
     def container_get_archive(self, id: str, path: str) -> IO[bytes]:
+        stat = self._stat_raw(id, path)
+        if stat is not None and stat[0].is_symlink:
+            # libpod archives what a link points to; Docker (and the
+            # contract) give the link itself.
+            return self._link_archive(id, path, *stat)
         with map_errors("get archive"):
             resp = self._request("GET", f"/containers/{_q(id)}/archive", params={"path": path})
             if resp.status == 404:
