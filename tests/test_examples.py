@@ -1,0 +1,110 @@
+"""Every program in examples/ runs as it is, on every chosen engine, and says what it did.
+
+Engines are chosen as for the contract suite (``--engine NAME`` or
+``ENGINEKIT_TEST_ENGINES``); each example runs in a subprocess with the
+engine on its command line (or in ``ENGINEKIT_ENGINE``), and must leave
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from enginekit import Engine
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+LABEL = "enginekit.example"
+
+
+def run_example(args: list[str], *, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=EXAMPLES.parent,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+def assert_nothing_left(engine: Engine) -> None:
+    assert engine.containers.list(all=True, labels={LABEL: None}) == []
+    assert engine.images.list(labels={LABEL: None}) == []
+
+
+def test_build_and_run(engine_name: str, engine: Engine) -> None:
+    out = run_example([str(EXAMPLES / "build_and_run.py"), engine_name])
+    assert f"engine: {engine.name}" in out
+    assert "default command exited with 0" in out
+    assert "stdout: ['hello from enginekit', 'user 0:0 in /work', 'args: ']" in out
+    assert "stderr: ['a line on stderr']" in out
+    assert "own command exited with 3\nstdout: 42\nstate EXITED, exit code 3" in out
+    assert_nothing_left(engine)
+
+
+def test_pause_resume(engine_name: str, engine: Engine) -> None:
+    out = run_example([str(EXAMPLES / "pause_resume.py"), engine_name])
+    assert "paused (PAUSED)" in out and "resumed (RUNNING)" in out
+    assert "stopped: EXITED, exit code 143" in out
+    assert_nothing_left(engine)
+
+
+def test_exec_and_copy(engine_name: str, engine: Engine) -> None:
+    out = run_example([str(EXAMPLES / "exec_and_copy.py"), engine_name])
+    assert "exec ls -> exit 0: ['a.txt', 'b.txt']" in out
+    assert "exec wc -> exit 0, stderr b'done\\n'" in out
+    assert "a failing exec -> exit 9" in out
+    assert "3 total" in out
+    assert "from the stopped container: ['a.txt', 'b.txt']" in out
+    assert_nothing_left(engine)
+
+
+def test_stream_logs(engine_name: str, engine: Engine) -> None:
+    out = run_example([str(EXAMPLES / "stream_logs.py"), engine_name])
+    lines = out.splitlines()
+    assert sum("[stdout] step" in x for x in lines) == 5
+    assert sum("[stderr] warn" in x for x in lines) == 5
+    assert "6 stdout lines, 5 stderr lines, exit code 0" in out
+    assert_nothing_left(engine)
+
+
+def test_choose_engine_by_environment_and_config(engine_name: str, engine: Engine) -> None:
+    out = run_example([str(EXAMPLES / "choose_engine.py"), engine_name])
+    assert f"ENGINEKIT_ENGINE={engine_name} -> {engine.name}" in out
+    assert "(chosen from the environment)" in out
+    assert f"project/enginekit.toml says {engine_name!r} -> {engine.name}" in out
+    assert "ran a container there: hi from Linux" in out
+    assert_nothing_left(engine)
+
+
+def test_an_example_takes_the_engine_from_the_environment(engine_name: str, engine: Engine) -> None:
+    env = {**os.environ, "ENGINEKIT_ENGINE": engine_name}
+    out = run_example([str(EXAMPLES / "build_and_run.py")], env=env)
+    assert f"engine: {engine.name}" in out
+    assert_nothing_left(engine)
+
+
+def test_own_project_with_the_plugin(engine_name: str, engine: Engine) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ENGINEKIT_TEST_ENGINES"}
+    out = run_example(
+        [
+            "-m",
+            "pytest",
+            str(EXAMPLES / "own_project"),
+            "-p",
+            "enginekit.testing",
+            "--engine",
+            engine_name,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        env=env,
+    )
+    assert "4 passed" in out, out
