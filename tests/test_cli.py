@@ -194,8 +194,7 @@ def test_build_images_tag_save_load_rm(
 ) -> None:
     tag = f"ekcli/{enginekit_run.make_name()}:1"
     ctx = build_context(
-        f"FROM {base_image}\nARG WHO=nobody\nRUN echo building for $WHO\n"
-        "FROM {base_image} AS final\nLABEL stage=final\n".replace("{base_image}", base_image),
+        f"FROM {base_image}\nARG WHO=nobody\nRUN echo building for $WHO\nLABEL stage=final\n",
         busybox=False,
     )
     run_label = f"enginekit.test.run={enginekit_run.run_id}"
