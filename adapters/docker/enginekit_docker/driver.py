@@ -128,15 +128,12 @@ class DockerDriver:
         with map_errors(operation):
             return self._call(method, path, operation=operation, **kwargs).json()
 
-    def _empty(self, method: str, path: str, *, operation: str, **kwargs: Any) -> int:
-        """A call whose answer has no body we need; returns the status (204, 304...)."""
+    def _empty(self, method: str, path: str, *, operation: str, **kwargs: Any) -> None:
+        """A call whose answer carries nothing we need; 304 (already so) is a success."""
         resp = self.transport.request(method, API + path, **kwargs)
-        if resp.status == 304:
-            resp.read()
-            return 304
-        check(resp, operation=operation)
+        if resp.status != 304:
+            check(resp, operation=operation)
         resp.read()
-        return resp.status
 
     def _root_dir(self) -> str:
         return str(self._json("GET", "/info", operation="info").get("DockerRootDir") or "")
@@ -312,9 +309,10 @@ class DockerDriver:
         refs: list[str] = []
         with map_errors("load"), tempfile.TemporaryDirectory(prefix="enginekit-load-") as tmp:
             # Docker 20.10 reads only docker-archives: rewrite any archive
-            # (OCI, Podman's) into the combined form it reads.
+            # (OCI, Podman's) into the combined form it reads; Podman's
+            # ``localhost/`` names are local names here.
             combined = os.path.join(tmp, "image.tar")
-            to_combined(path, combined)
+            to_combined(path, combined, rename=_local_name)
             with open(combined, "rb") as body:
                 resp = self._call(
                     "POST",
@@ -572,7 +570,7 @@ class DockerDriver:
         resp = self._call(
             "GET", f"/containers/{id}/archive", operation="get archive", params={"path": path}
         )
-        return io.BufferedReader(ResponseStream(resp, self.transport), buffer_size=65536)
+        return io.BufferedReader(ResponseStream(resp, self.address), buffer_size=65536)
 
     def container_stats(self, id: str) -> Stats:
         limited = bool((self._inspect_raw(id).get("HostConfig") or {}).get("Memory"))
@@ -584,6 +582,10 @@ class DockerDriver:
         )
         with map_errors("stats"):
             return convert.stats(data, limited=limited)
+
+
+def _local_name(tag: str) -> str:
+    return tag.removeprefix("localhost/")
 
 
 def _matches_name(tag: str, name: str) -> bool:

@@ -7,9 +7,9 @@ import io
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
-from enginekit.errors import EngineError, EngineTimeout
+from enginekit.errors import EngineError, EngineTimeout, EngineUnavailable
 from enginekit.models import LogLine, Stream
-from enginekit.transport import Response, Transport, demux_frames
+from enginekit.transport import Response, demux_frames
 
 from .convert import parse_time, unix_nanos
 
@@ -25,10 +25,10 @@ _LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 class ResponseStream(io.RawIOBase):
     """A response body as a readable raw file; closing it releases the connection."""
 
-    def __init__(self, resp: Response, transport: Transport) -> None:
+    def __init__(self, resp: Response, address: str) -> None:
         super().__init__()
         self._resp = resp
-        self._transport = transport
+        self._address = address
 
     def readable(self) -> bool:
         return True
@@ -41,7 +41,10 @@ class ResponseStream(io.RawIOBase):
             raise EngineTimeout("docker: the stream stalled") from exc
         except OSError as exc:
             self.close()
-            raise self._transport._unavailable(exc) from exc
+            raise EngineUnavailable(
+                f"docker: the stream broke off ({exc.strerror or type(exc).__name__})",
+                address=self._address,
+            ) from exc
 
     def close(self) -> None:
         if not self.closed:
