@@ -405,10 +405,15 @@ def _put_entry(
     dir_times: list[tuple[str, float]],
     *,
     parent_owner: tuple[int, int],
+    reown: bool,
 ) -> None:
     """Write one source entry at absolute container path ``dest`` (replacing what is
     there; an existing directory stays and takes the entry's metadata). Missing
-    parent directories are made 0755 with ``parent_owner``."""
+    parent directories are made 0755 with ``parent_owner``.
+
+    ``reown``: the copy sets owners (a context source, ``--chown``): Docker then
+    changes the owner after the mode, and the kernel drops set-user-ID and
+    set-group-ID bits on that ``chown``; done the same way here."""
     parent = posixpath.dirname(dest) or "/"
     _makedirs(root, parent, parent_owner)
     host = scoped(root, dest, follow_last=False)
@@ -418,6 +423,8 @@ def _put_entry(
         if not os.path.isdir(host):
             os.mkdir(host, 0o755)
         _apply_meta(host, entry.mode, owner, None)
+        if reown:
+            os.chown(host, owner[0], owner[1], follow_symlinks=False)
         dir_times.append((host, entry.mtime))
         return
     _clear(host, keep_dir=False)
@@ -436,6 +443,8 @@ def _put_entry(
     else:
         return  # sockets are never copied
     _apply_meta(host, entry.mode, owner, entry.mtime)
+    if reown:
+        os.chown(host, owner[0], owner[1], follow_symlinks=False)
 
 
 def _copy_tree(
@@ -456,7 +465,7 @@ def _copy_tree(
         rel = child.path[len(prefix) :]
         target = posixpath.join(dest_dir, rel)
         _put_entry(root, target, child, source, owner or (child.uid, child.gid), dir_times,
-                   parent_owner=owner or (0, 0))  # fmt: skip
+                   parent_owner=owner or (0, 0), reown=owner is not None)  # fmt: skip
     for host, mtime in reversed(dir_times):
         os.utime(host, (mtime, mtime), follow_symlinks=False)
 
@@ -636,7 +645,8 @@ def copy_sources(
         if dest_is_dir or os.path.isdir(scoped(root, dest)):
             target = posixpath.join(dest, posixpath.basename(entry.path))
         owner = chown if chown is not None else (entry.uid, entry.gid)
-        _put_entry(root, target, entry, source, owner, [], parent_owner=chown or (0, 0))
+        _put_entry(root, target, entry, source, owner, [], parent_owner=chown or (0, 0),
+                   reown=chown is not None)  # fmt: skip
 
 
 def check_inside(path: str) -> None:

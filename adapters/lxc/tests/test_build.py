@@ -27,9 +27,12 @@ import pytest
 from enginekit_lxc.build import build_image
 from enginekit_lxc.execute import execute
 from enginekit_lxc.images import ImageStore
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from enginekit.errors import BuildFailed, EngineError, InvalidSpec
 from enginekit.models import BuildRequest, Image, Stream
+from enginekit.testing import strategies
 
 RUN_ID = uuid.uuid4().hex[:10]
 LABEL_VALUE = f"lxc-build-{RUN_ID}"
@@ -348,6 +351,12 @@ def all_instructions_context(ctx: Path) -> None:
         },
     )
     os.chmod(ctx / "files" / "a.txt", 0o600)
+    for mode in (0o4755, 0o2755, 0o1755, 0o2644):  # Docker drops set-id bits on COPY
+        path = ctx / "files" / "modes" / f"m{mode:o}"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("mode\n")
+        os.chmod(path, mode)
+    os.chmod(ctx / "files" / "modes", 0o2775)
     os.symlink("a.txt", ctx / "files" / "alias")
 
 
@@ -625,3 +634,37 @@ def test_steps_that_cannot_run_fail_the_build(
     # A missing program exits 127 (as a shell says); an unknown user is an engine error.
     assert info.value.exit_code == 127 or isinstance(info.value.__cause__, EngineError)
     _nothing_left(store, before)
+
+
+# ------------------------------------------------------------------- property: COPY/ADD trees
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # a shrink costs minutes of builds
+)
+@given(
+    files=strategies.file_trees(max_files=6),
+    modes=st.lists(st.sampled_from([0o644, 0o600, 0o755, 0o4755, 0o700, 0o444]), min_size=6),
+)
+def test_copied_trees_match_docker(store: ImageStore, files: Any, modes: list[int]) -> None:
+    with tempfile.TemporaryDirectory(prefix="ek-lxc-prop-", dir="/var/tmp") as tmp:
+        ctx = Path(tmp, "ctx")
+        tree_dir = ctx / "tree"
+        tree_dir.mkdir(parents=True)
+        files.write(str(tree_dir))
+        plain = [p for p in files.entries if not p.endswith("/")]
+        for rel, mode in zip(plain, modes, strict=False):
+            os.chmod(tree_dir / rel, mode)
+        with tarfile.open(ctx / "tree.tar.gz", "w:gz") as tar:
+            tar.add(tree_dir, arcname="packed")
+        write(
+            ctx,
+            {
+                "Dockerfile": "FROM scratch\nCOPY tree/ /dst/\nCOPY tree /dst2\n"
+                "ADD tree.tar.gz /unpacked/\n",
+            },
+        )
+        compare_with_docker(store, ctx, Path(tmp))
