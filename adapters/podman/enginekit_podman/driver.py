@@ -20,6 +20,7 @@ from Docker, the adapter makes up for it here (see the module docs of
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import math
 import os
@@ -107,11 +108,11 @@ class _ArchiveStream(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         try:
             data = self._fp.read(len(buffer))
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self.close()
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise EngineUnavailable(
-                f"reading an archive failed ({exc.strerror or type(exc).__name__})",
-                address=self._address,
+                f"reading an archive failed ({reason})", address=self._address
             ) from exc
         n = len(data)
         buffer[:n] = data

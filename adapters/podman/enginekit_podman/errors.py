@@ -150,8 +150,9 @@ def map_errors(what: str) -> Iterator[None]:
         yield
     except EngineError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise EngineError(f"podman: unexpected answer to {what} ({type(exc).__name__})") from exc
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise EngineError(f"podman: {what} failed ({reason})") from exc
+    except Exception as exc:
+        # A body that is not what libpod documents (JSON, tar, HTTP framing).
+        raise EngineError(f"podman: unexpected answer to {what} ({type(exc).__name__})") from exc

@@ -559,8 +559,16 @@ def test_build_failure_leaves_nothing(
     assert err.value.step == "RUN echo some-output; exit 3"
     assert "some-output" in err.value.output
     assert {i.id for i in driver.image_list()} == before
-    left = [c for c in driver.container_list(all=True) if "buildah" in c.name]
-    assert left == []
+    # No build container left (buildah's are "external": `podman ps -a --external`).
+    resp = driver.transport.request(
+        "GET", "/v4.0.0/libpod/containers/json", params={"all": True, "external": True}
+    )
+    mine = [
+        c
+        for c in resp.json()
+        if c.get("IsExternal") and RUN in f"{c.get('Names')} {c.get('Image')}"
+    ]
+    assert mine == []
 
 
 def test_save_and_load(driver: PodmanDriver, base_image: Image, tmp_path: object) -> None:
