@@ -4,6 +4,7 @@ live progress, failing steps and sources that escape the context."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import attrs
 import pytest
 
 from enginekit.capabilities import Capability
-from enginekit.errors import BuildFailed, ImageNotFound, InvalidSpec
+from enginekit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec
 
 from ._runs import (
     go_arch,
@@ -467,6 +468,67 @@ class TestBuildArchiveSafety:
         assert leaked == [], f"ADD wrote on the host: {leaked}"
         assert victim.read_text() == "original\n"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["host-target", "victim.txt"]
+
+    def test_copy_through_links_in_the_image_stays_in_the_image(
+        self,
+        engine: Engine,
+        base_image: str,
+        build_context: Callable[..., Path],
+        make_name: Callable[..., str],
+        labels: dict[str, str],
+        tmp_path: Path,
+    ) -> None:
+        """A link made by a RUN step names a path of the image, never of the
+        host: COPY, ADD and WORKDIR through it write inside the image."""
+        target = tmp_path / "host-target"
+        target.mkdir()
+        rel = "../" * 30 + str(target).lstrip("/")
+        ctx = build_context(
+            f"FROM {base_image}\n"
+            f"RUN ln -s '{target}' /abs-link && ln -s '{rel}' /rel-link\n"
+            "COPY f.txt /abs-link/\n"
+            "COPY f.txt /rel-link/copied-rel.txt\n"
+            "ADD t.tar /abs-link/\n"
+            f"WORKDIR /abs-link/wd\n"
+            "RUN echo from-run > made-by-run.txt\n",
+            {"f.txt": "copied\n"},
+            busybox=False,
+        )
+        write_tar(ctx / "t.tar", {"from-tar.txt": b"tar\n"})
+        tag = f"{make_name()}:links"
+        try:
+            try:
+                engine.images.build(str(ctx), tag=tag, labels=labels)
+            except (InvalidSpec, BuildFailed):
+                built = False
+            else:
+                built = True
+            leaked = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
+            assert leaked == [], f"the build wrote on the host: {leaked}"
+            if built:
+                # Starting containers whose working directory goes through the
+                # link (the image's, and one given in the spec) must not make
+                # it on the host either.
+                res = run_to_end(
+                    engine,
+                    tag,
+                    ["sh", "-c", f"cd '{target}' && find . | sort"],
+                    labels=labels,
+                )
+                with contextlib.suppress(EngineError):
+                    run_to_end(engine, tag, ["pwd"], labels=labels, workdir="/abs-link/spec-wd")
+                leaked = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
+                assert leaked == [], f"running the image wrote on the host: {leaked}"
+                assert res.stdout.decode().split() == [
+                    ".",
+                    "./copied-rel.txt",
+                    "./f.txt",
+                    "./from-tar.txt",
+                    "./wd",
+                    "./wd/made-by-run.txt",
+                ], res
+        finally:
+            remove_image_quietly(engine, tag)
 
 
 @pytest.mark.requires(Capability.BUILD)
