@@ -25,6 +25,7 @@ import secrets
 import shutil
 import signal as _signal
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -77,11 +78,6 @@ DEFAULT_STORAGE_ROOT = "/var/lib/enginekit/lxc"
 ENGINE = "lxc"
 
 _STATES = {"created": ContainerState.CREATED, "exited": ContainerState.EXITED}
-# Runs an exec'd command in its working directory (lxc-attach has no --cwd).
-_EXEC_SCRIPT = (
-    'cd -- "$1" || exit 126; HOME=$2; export HOME; shift 2; '
-    f'exec {ENV_HELPER} env -u container "$@"'
-)
 _POLL = 0.01
 _START_TIMEOUT = 60.0
 _HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_", "PYTHON")
@@ -543,6 +539,7 @@ class LxcDriver:
                 "--",
             ]  # fmt: skip
             plan = {
+                "lxc_name": lxc_name,
                 "argv": argv,
                 "command": meta["entrypoint"] + meta["command"],
                 "inherit": inherit,
@@ -699,11 +696,22 @@ class LxcDriver:
         if state is not ContainerState.RUNNING:
             raise Conflict(f"container {id[:12]} is not running ({state.value})")
         pid = status.get("pid")
+        cwd = workdir or meta["workdir"]
         try:
             with Root(f"/proc/{pid}/root") as root:
                 who = resolve_user(root, user if user is not None else meta["user"])
+                try:
+                    cwd_ok = stat.S_ISDIR(root.stat(cwd).st_mode)
+                except OSError:
+                    cwd_ok = False
         except FileNotFoundError as exc:
             raise Conflict(f"container {id[:12]} is not running") from exc
+        if not cwd_ok:
+            # What Docker answers for an exec whose working directory is missing.
+            return ExecResult(
+                exit_code=126,
+                stderr=f"chdir to cwd ({cwd!r}) failed: no such file or directory\n".encode(),
+            )
         full = container_env(
             image_env=meta["env"], env=env or {}, hostname=meta["hostname"], home=who.home
         )
@@ -722,20 +730,26 @@ class LxcDriver:
         ]
         child_env: dict[str, str] = {}
         for key, value in full.items():
-            if key.startswith(_HOST_SENSITIVE_PREFIXES):
+            if key.startswith(_HOST_SENSITIVE_PREFIXES) or not value:
+                # Empty values do not survive --keep-var; nor may these names
+                # reach the host-side lxc-attach: set inside instead.
                 argv += ["-v", f"{key}={value}"]
             else:
                 argv += ["--keep-var", key]
                 child_env[key] = value
+        # lxc-attach has no --cwd: busybox's nsenter (entering no namespace)
+        # changes directory; lxc-attach sets HOME itself, so it is set again.
         argv += [
             "--",
             ENV_HELPER,
-            "sh",
-            "-c",
-            _EXEC_SCRIPT,
-            "sh",
-            workdir or meta["workdir"],
-            full["HOME"],
+            "nsenter",
+            "-F",
+            f"-w{cwd}",
+            ENV_HELPER,
+            "env",
+            "-u",
+            "container",
+            f"HOME={full['HOME']}",
             *command,
         ]
         try:
@@ -828,11 +842,30 @@ class LxcDriver:
             return
         self._kill_hard(id)
 
+    def _kill_all(self, id: str, status: Mapping[str, Any]) -> None:
+        """SIGKILL the command, then every other process of the container but
+        LXC's init (which then exits with the command's 137), as the kernel
+        does to a pid namespace whose PID 1 dies on Docker and Podman."""
+        self._signal(id, status, _signal.SIGKILL)
+        init = status.get("pid")
+        for ctrl in ("pids", "freezer", "memory"):
+            base = (status.get("cgroups") or {}).get(ctrl)
+            if not base:
+                continue
+            procs = _read_first(os.path.join(base, "cgroup.procs"))
+            if procs is None:
+                continue
+            for pid in procs.split():
+                if int(pid) != init:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), _signal.SIGKILL)
+            break
+
     def _kill_hard(self, id: str) -> None:
         state, status = self._state(id)
         if state in (ContainerState.EXITED, ContainerState.CREATED):
             return
-        self._signal(id, status, _signal.SIGKILL)
+        self._kill_all(id, status)
         if state is ContainerState.PAUSED:
             self._thaw(status)
         if self._await_exit(id, 10):
@@ -853,9 +886,12 @@ class LxcDriver:
         if state not in (ContainerState.RUNNING, ContainerState.PAUSED):
             raise Conflict(f"container {id[:12]} is not running")
         signum = _signal_number(signal)
-        self._signal(id, status, signum)
-        if signum == _signal.SIGKILL and state is ContainerState.PAUSED:
-            self._thaw(status)
+        if signum == _signal.SIGKILL:
+            self._kill_all(id, status)
+            if state is ContainerState.PAUSED:
+                self._thaw(status)
+        else:
+            self._signal(id, status, signum)
 
     def container_restart(self, id: str, *, timeout: float) -> None:
         with contextlib.suppress(Conflict):

@@ -25,7 +25,8 @@ from enginekit.models import Stream
 
 from .errors import HINT, LxcToolError
 from .fsroot import Root
-from .lxcconf import LxcSettings, container_env, helper_argv, render
+from .helper import NoiseFilter, helper_argv
+from .lxcconf import LxcSettings, container_env, render
 from .users import resolve_user
 
 __all__ = ["OutputCallback", "execute", "lxc_started", "run_lxc_tool"]
@@ -88,7 +89,7 @@ def _restore_mountpoints(rootfs: str) -> Iterator[None]:
                 os.rmdir(os.path.join(rootfs, d))
 
 
-def _pump(out_r: int, err_r: int, on_output: OutputCallback | None) -> None:
+def _pump(out_r: int, err_r: int, on_output: OutputCallback | None, noise: NoiseFilter) -> None:
     sel = selectors.DefaultSelector()
     sel.register(out_r, selectors.EVENT_READ, Stream.STDOUT)
     sel.register(err_r, selectors.EVENT_READ, Stream.STDERR)
@@ -101,7 +102,9 @@ def _pump(out_r: int, err_r: int, on_output: OutputCallback | None) -> None:
                     sel.unregister(key.fileobj)
                     open_count -= 1
                     continue
-                if on_output is not None:
+                if key.data is Stream.STDERR:
+                    chunk = noise.feed(chunk)
+                if on_output is not None and chunk:
                     on_output(key.data, chunk)
     finally:
         sel.close()
@@ -161,39 +164,31 @@ def execute(
             fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
-            out_r, out_w = os.pipe()
-            err_r, err_w = os.pipe()
+            cmd = [
+                "lxc-execute", "-n", name, "-P", tmp, "-f", cfg,
+                "-o", log, "-l", "NOTICE", "-q", "--", *helper_argv(argv),
+            ]  # fmt: skip
             try:
-                cmd = [
-                    "lxc-execute", "-n", name, "-P", tmp, "-f", cfg,
-                    "-o", log, "-l", "NOTICE", "-q",
-                    "--", *helper_argv(argv, out_fd=out_w, err_fd=err_w),
-                ]  # fmt: skip
-                with open(os.path.join(tmp, "lxc.out"), "wb") as chatter:
-                    try:
-                        proc = subprocess.Popen(
-                            cmd,
-                            stdin=subprocess.DEVNULL,
-                            stdout=chatter,
-                            stderr=chatter,
-                            env=inherit,
-                            pass_fds=(out_w, err_w),
-                            start_new_session=True,
-                        )
-                    except FileNotFoundError as exc:
-                        raise EngineUnavailable("lxc-execute not found", hint=HINT) from exc
-                    finally:
-                        os.close(out_w)
-                        os.close(err_w)
-                try:
-                    _pump(out_r, err_r, on_output)
-                    rc = proc.wait()
-                except BaseException:
-                    _abort(proc, name, tmp)
-                    raise
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=inherit,
+                    start_new_session=True,
+                )
+            except FileNotFoundError as exc:
+                raise EngineUnavailable("lxc-execute not found", hint=HINT) from exc
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                _pump(proc.stdout.fileno(), proc.stderr.fileno(), on_output, NoiseFilter(name))
+                rc = proc.wait()
+            except BaseException:
+                _abort(proc, name, tmp)
+                raise
             finally:
-                os.close(out_r)
-                os.close(err_r)
+                proc.stdout.close()
+                proc.stderr.close()
             started, errors = lxc_started(log)
             if not started:
                 raise LxcToolError(

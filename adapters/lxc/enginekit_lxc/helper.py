@@ -1,4 +1,4 @@
-"""The command line that runs a container's command through the in-container helper.
+"""How a container's command is run inside it, and LXC's noise kept out of its output.
 
 Standard library only: the monitor imports it.
 """
@@ -7,23 +7,48 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["ENV_HELPER", "helper_argv"]
+__all__ = ["ENV_HELPER", "NoiseFilter", "helper_argv"]
 
 #: Where the helper appears inside the container (a tmpfs: nothing lands in the rootfs).
 ENV_HELPER = "/dev/.enginekit/busybox"
 
 
-def helper_argv(
-    argv: Sequence[str], *, out_fd: int, err_fd: int, close: Sequence[int] = ()
-) -> list[str]:
-    """``argv`` run through the helper inside the container.
+def helper_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` run through the helper: ``container=lxc`` (which LXC always
+    sets) is dropped from the environment, every other variable is passed on
+    byte for byte, then ``argv`` is executed (looked up in the container's PATH)."""
+    return [ENV_HELPER, "env", "-u", "container", *argv]
 
-    The command's stdout and stderr are the inherited descriptors ``out_fd``
-    and ``err_fd`` (``lxc-execute``'s own stdout and stderr then carry only
-    LXC's messages, never mixed into the container's output); ``close`` are
-    more inherited descriptors the command must not see. ``container=lxc``
-    is dropped from the environment, then ``argv`` is executed.
+
+class NoiseFilter:
+    """Drops the lines LXC itself writes to the container's stderr.
+
+    ``lxc-execute`` hands its own stdout and stderr to the container, and a
+    few warnings (``... Continuing...``) are printed there even with ``-q``.
+    Each is one write of one whole line starting with ``lxc-execute: NAME: ``
+    (NAME being the container's unique LXC name), so a line that starts so
+    is LXC's and never the command's.
     """
-    closes = " ".join(f"{fd}>&-" for fd in (out_fd, err_fd, *close))
-    script = f'exec 1>&{out_fd} 2>&{err_fd} {closes}; exec {ENV_HELPER} env -u container "$@"'
-    return [ENV_HELPER, "sh", "-c", script, "sh", *argv]
+
+    def __init__(self, lxc_name: str) -> None:
+        self.prefix = f"lxc-execute: {lxc_name}: ".encode()
+        self.at_line_start = True
+        self.dropping = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        out = bytearray()
+        pos = 0
+        while pos < len(chunk):
+            if self.at_line_start and chunk.startswith(self.prefix, pos):
+                self.dropping = True
+            nl = chunk.find(b"\n", pos)
+            end = len(chunk) if nl < 0 else nl + 1
+            if not self.dropping:
+                out += chunk[pos:end]
+            if nl < 0:
+                self.at_line_start = False
+            else:
+                self.at_line_start = True
+                self.dropping = False
+            pos = end
+        return bytes(out)

@@ -170,6 +170,9 @@ def render(s: LxcSettings) -> tuple[str, dict[str, str]]:
         "lxc.autodev = 1",
         "lxc.console.path = none",
         "lxc.tty.max = 0",
+        # No session keyring per container: the kernel's key quota runs out
+        # with many containers, and LXC then complains on the container's stderr.
+        "lxc.keyring.session = 0",
         f"lxc.cap.keep = {_CAPS}",
         "lxc.cgroup.devices.deny = a",
         *(f"lxc.cgroup.devices.allow = {d}" for d in _DEVICES),

@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 from . import logfile
-from .helper import helper_argv
+from .helper import NoiseFilter, helper_argv
 from .store import MONITOR_LOCK, atomic_write
 
 __all__ = ["main", "mount_overlay", "unmount"]
@@ -216,21 +216,16 @@ def run(cdir: str, ready_fd: int | None) -> int:
         os.unlink(lxc_log)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    # lxc-execute keeps a read end of each pipe open: if this monitor dies,
-    # the container's writes then block once a pipe is full instead of
-    # killing it with SIGPIPE, and it stays running and stoppable.
-    keep = (os.dup(out_r), os.dup(err_r))
-    chatter = os.open(os.path.join(cdir, "lxc.out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    argv = plan["argv"] + helper_argv(plan["command"], out_fd=out_w, err_fd=err_w, close=keep)
+    noise = NoiseFilter(plan["lxc_name"])
+    argv = plan["argv"] + helper_argv(plan["command"])
     try:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=chatter,
-            stderr=chatter,
+            stdout=out_w,
+            stderr=err_w,
             env=plan.get("inherit", {}),
             close_fds=True,
-            pass_fds=(out_w, err_w, *keep),
         )
     except OSError as exc:
         for fd in (out_r, err_r):
@@ -240,8 +235,8 @@ def run(cdir: str, ready_fd: int | None) -> int:
         unmount(rootfs)
         return fail(f"cannot run lxc-execute: {exc.strerror}")
     finally:
-        for fd in (out_w, err_w, chatter, *keep):
-            os.close(fd)
+        os.close(out_w)
+        os.close(err_w)
     pidfd = os.pidfd_open(proc.pid)
     os.write(log_fd, logfile.record(logfile.START))
 
@@ -321,7 +316,10 @@ def run(cdir: str, ready_fd: int | None) -> int:
                     sel.unregister(key.fileobj)
                     open_pipes -= 1
                 else:
-                    os.write(log_fd, logfile.record(data, chunk))
+                    if data == logfile.STDERR:
+                        chunk = noise.feed(chunk)
+                    if chunk:
+                        os.write(log_fd, logfile.record(data, chunk))
             elif what == "oom":
                 with contextlib.suppress(OSError):
                     os.read(key.fd, 8)
@@ -361,6 +359,8 @@ def run(cdir: str, ready_fd: int | None) -> int:
         _report(ready_fd, {"ok": True, "pid": init_pid})
     os.write(log_fd, logfile.record(logfile.END))
     os.close(log_fd)
+    if code == 1 and _read(os.path.join(cdir, "signal")) == "9":
+        code = 137  # LXC's init itself was SIGKILLed (lxc-stop -k): lxc-execute says 1
     status.update(
         state="exited",
         exit_code=137 if oom and code in (1, 137) else code,
@@ -371,6 +371,14 @@ def run(cdir: str, ready_fd: int | None) -> int:
     atomic_write(status_path, json.dumps(status).encode())
     os.close(lock_fd)
     return 0
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
 
 
 def _children(pid: int) -> list[int]:

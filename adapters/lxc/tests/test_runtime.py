@@ -151,9 +151,11 @@ def _logs(driver: LxcDriver, cid: str, **kw: object) -> tuple[bytes, bytes]:
     return out, err
 
 
-def _await_output(driver: LxcDriver, cid: str, want: bytes) -> None:
+def _await_output(driver: LxcDriver, cid: str, want: bytes | None) -> None:
+    """Until stdout is ``want`` (None: anything)."""
     for _ in range(500):
-        if _logs(driver, cid)[0] == want:
+        out = _logs(driver, cid)[0]
+        if out == want or (want is None and out):
             return
         time.sleep(0.01)
     raise AssertionError(f"output never became {want!r}")
@@ -585,3 +587,33 @@ def test_monitor_death_then_exit_is_inferred(driver: LxcDriver, make: object) ->
 def test_host_network_uses_host_name(driver: LxcDriver, make: object) -> None:
     cid = _run(driver, make, ("hostname",), network="host")
     assert _logs(driver, cid)[0] == socket.gethostname().encode() + b"\n"
+
+
+def test_odd_env_names_and_empty_values(driver: LxcDriver, make: object) -> None:
+    env = {"DOTTED.NAME": "d", "DASHED-NAME": "x", "EMPTY": "", "SP": "  a  ", "NL": "a\nb"}
+    cid = make(("sh", "-c", "cat /proc/$$/environ; echo; sleep 60"), env=env)  # type: ignore[operator]
+    driver.container_start(cid)
+    for _ in range(500):
+        if _logs(driver, cid)[0].endswith(b"\0\n"):
+            break
+        time.sleep(0.01)
+    seen = dict(item.split(b"=", 1) for item in _logs(driver, cid)[0].split(b"\0") if b"=" in item)
+    for key, value in env.items():
+        assert seen[key.encode()] == value.encode(), key
+    r = driver.container_exec(cid, ("cat", "/proc/self/environ"), env={"E.X": "", "F-Y": "1"})
+    got = dict(item.split(b"=", 1) for item in r.stdout.split(b"\0") if b"=" in item)
+    assert got[b"E.X"] == b"" and got[b"F-Y"] == b"1" and got[b"DOTTED.NAME"] == b"d"
+    assert b"container" not in got
+    r = driver.container_exec(cid, ("pwd",), workdir="/no/such/dir")
+    assert r.exit_code == 126
+
+
+def test_stop_kills_every_process(driver: LxcDriver, make: object) -> None:
+    cid = make(("sh", "-c", 'trap "" TERM; echo ready; sleep 100; echo after'))  # type: ignore[operator]
+    driver.container_start(cid)
+    _await_output(driver, cid, b"ready\n")
+    t0 = time.monotonic()
+    driver.container_stop(cid, timeout=1)
+    assert time.monotonic() - t0 < 5
+    assert driver.container_inspect(cid).exit_code == 137
+    assert _logs(driver, cid)[0] == b"ready\n"
