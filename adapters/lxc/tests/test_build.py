@@ -658,13 +658,17 @@ def test_copied_trees_match_docker(store: ImageStore, files: Any, modes: list[in
         plain = [p for p in files.entries if not p.endswith("/")]
         for rel, mode in zip(plain, modes, strict=False):
             os.chmod(tree_dir / rel, mode)
+        if plain:  # a relative link to a file, and a dangling one
+            os.symlink(os.path.relpath(tree_dir / plain[0], tree_dir), tree_dir / "link-to-file")
+        os.symlink("no/such/target", tree_dir / "dangling")
         with tarfile.open(ctx / "tree.tar.gz", "w:gz") as tar:
             tar.add(tree_dir, arcname="packed")
         write(
             ctx,
             {
-                "Dockerfile": "FROM scratch\nCOPY tree/ /dst/\nCOPY tree /dst2\n"
-                "ADD tree.tar.gz /unpacked/\n",
+                "Dockerfile": "FROM scratch AS one\nCOPY tree/ /dst/\nCOPY tree /dst2\n"
+                "ADD tree.tar.gz /unpacked/\nCOPY --chown=1234:5678 tree /owned/\n"
+                "FROM one\nCOPY --from=one /dst /from-stage/\n",
             },
         )
         compare_with_docker(store, ctx, Path(tmp))
