@@ -40,6 +40,7 @@ from enginekit.models import (
     ContainerSpec,
     ContainerState,
     EngineInfo,
+    FrozenDict,
     Image,
     ImageConfig,
     Mount,
@@ -75,7 +76,9 @@ _STATES: dict[str, ContainerState] = {
     "removing": ContainerState.EXITED,
 }
 
-_ZERO_TIME = "0001-01-01T00:00:00Z"
+# Shared immutable defaults: a list of hundreds of containers builds no copies.
+_NO_ENV: FrozenDict[str, str] = FrozenDict()
+_NO_LIMITS = Resources()
 _FRACTION = re.compile(r"\.(\d+)")
 # The list endpoint's ``Status`` carries the exit code: "Exited (137) 2 seconds ago".
 _STATUS_EXIT = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
@@ -253,8 +256,10 @@ def container_from_list(data: Mapping[str, Any]) -> Container:
         exit_code=exit_code,
         created_at=dt.datetime.fromtimestamp(created, dt.UTC) if created else None,
         labels=data.get("Labels") or {},
-        ports=sorted(ports, key=_port_key),
-        mounts=_bind_mounts(data.get("Mounts")),
+        ports=sorted(ports, key=_port_key) if ports else (),
+        mounts=_bind_mounts(data.get("Mounts")) if data.get("Mounts") else (),
+        env=_NO_ENV,
+        resources=_NO_LIMITS,
         network=_network((data.get("HostConfig") or {}).get("NetworkMode")),
         engine=ENGINE,
         raw=data,
