@@ -29,6 +29,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import datetime as _dt
+import fcntl
 import gzip
 import lzma
 import os
@@ -36,6 +37,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
@@ -64,6 +66,7 @@ DEFAULT_ROOT = "/var/lib/enginekit/lxc"
 ENGINE = "lxc"
 
 ImageList = list[Image]
+_IN_USE = ".in-use"
 _ID_RE = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
 
 
@@ -142,6 +145,7 @@ class ImageStore:
         self.sizes_dir = os.path.join(self.images_dir, "sizes")
         self.tmp_dir = os.path.join(root, "tmp")
         self._lock_path = os.path.join(self.images_dir, "lock")
+        self._swept = False
 
     # -- plumbing -------------------------------------------------------------
     @contextlib.contextmanager
@@ -155,13 +159,55 @@ class ImageStore:
 
     @contextlib.contextmanager
     def tempdir(self, prefix: str) -> Iterator[str]:
-        """A fresh directory under ``root/tmp``, removed afterwards whatever happens."""
+        """A fresh directory under ``root/tmp``, removed afterwards whatever happens.
+
+        The directory holds a locked ``.in-use`` file while it lives, so that the
+        leftovers of a process that was killed (and could not clean up) are
+        recognised and removed by the next store that makes a directory there."""
         os.makedirs(self.tmp_dir, exist_ok=True)
+        if not self._swept:
+            self._swept = True
+            self.sweep_tmp()
         path = tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir)
+        fd = os.open(os.path.join(path, _IN_USE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+            os.close(fd)
+
+    def sweep_tmp(self, *, grace: float = 60.0) -> list[str]:
+        """Remove what killed processes left in ``root/tmp``; the paths removed."""
+        removed: list[str] = []
+        try:
+            names = os.listdir(self.tmp_dir)
+        except FileNotFoundError:
+            return removed
+        for name in names:
+            path = os.path.join(self.tmp_dir, name)
+            try:
+                fd = os.open(os.path.join(path, _IN_USE), os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                # Just made by another process (not locked yet), or not ours at all.
+                with contextlib.suppress(OSError):
+                    if time.time() - os.lstat(path).st_mtime > grace and os.path.isdir(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                        removed.append(path)
+                continue
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # its process is alive
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            finally:
+                os.close(fd)
+        return removed
 
     def _records(self) -> dict[str, _Record]:
         """Every image of the layout by id (caller holds the lock)."""

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -443,3 +444,36 @@ def test_concurrent_builds_in_several_processes(store: ImageStore, context_dir: 
         store.remove(image_id, force=True, in_use=lambda _id: False)
     assert store.layout.entries() == []
     assert os.listdir(store.layout.blobs) == []
+
+
+def test_leftovers_of_killed_processes_are_swept(store: ImageStore) -> None:
+    os.makedirs(store.tmp_dir)
+    dead = os.path.join(store.tmp_dir, "build-dead")
+    os.makedirs(os.path.join(dead, "bundle", "rootfs"))
+    Path(dead, ".in-use").touch()
+    fresh = os.path.join(store.tmp_dir, "build-just-made")
+    os.makedirs(fresh)
+    mp = multiprocessing.get_context("fork")
+    ready, release = mp.Event(), mp.Event()
+
+    def hold() -> None:
+        with store.tempdir("alive-") as path:
+            Path(path, "marker").touch()
+            ready.set()
+            release.wait(30)
+
+    holder = mp.Process(target=hold)
+    holder.start()
+    try:
+        assert ready.wait(30)
+        (alive,) = [n for n in os.listdir(store.tmp_dir) if n.startswith("alive-")]
+        with ImageStore(store.root).tempdir("new-"):
+            names = set(os.listdir(store.tmp_dir))
+        assert "build-dead" not in names
+        assert {"build-just-made", alive} <= names
+    finally:
+        release.set()
+        holder.join(30)
+    assert sorted(os.listdir(store.tmp_dir)) == ["build-just-made"]
+    os.utime(fresh, (time.time() - 3600, time.time() - 3600))
+    assert store.sweep_tmp() == [fresh]
