@@ -395,6 +395,14 @@ class DockerDriver:
         return containers
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
+        try:
+            return self._wait(id, timeout)
+        except EngineTimeout as exc:
+            raise EngineTimeout(
+                f"docker wait: container {id[:12]} did not exit within {timeout} s"
+            ) from exc
+
+    def _wait(self, id: str, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         with map_errors("wait"):
             state = self._inspect_raw(id)["State"]
