@@ -415,6 +415,8 @@ class ImageStore:
             present = set(self._records())
         dropped: tuple[str, ...] = ()
         for name in os.listdir(self.rootfs_dir):
+            if name.startswith(".gone-"):  # a removal that was killed half-way
+                shutil.rmtree(os.path.join(self.rootfs_dir, name), ignore_errors=True)
             if name.startswith("."):
                 continue
             image_id = "sha256:" + name

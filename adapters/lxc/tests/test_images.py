@@ -317,11 +317,13 @@ def test_image_saved_by_docker_loads_here_and_runs(
         _cli("docker", "build", "-q", "--label", f"enginekit.test={LABEL['enginekit.test']}",
              "-t", tag, str(ctx))  # fmt: skip
         docker_id = _cli("docker", "image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
+        docker_size = int(_cli("docker", "image", "inspect", "-f", "{{.Size}}", tag).stdout)
         _cli("docker", "tag", tag, tag.replace(":v1", ":v2"))
         _cli("docker", "save", "-o", str(archive), tag, tag.replace(":v1", ":v2"))
     loaded = store.load(str(archive))
     assert [i.id for i in loaded] == [docker_id]  # the config is kept byte for byte
     assert loaded[0].tags == (tag, tag.replace(":v1", ":v2"))
+    assert loaded[0].size == docker_size  # the same size rule as Docker's
     assert store.inspect(tag).config.env["GREETING"] == "from-docker"
     rc, out, err = run_here(store, docker_id, ["sh", "-c", 'echo "$GREETING"; ls /bin/ls'])
     assert (rc, out, err) == (0, b"from-docker\n/bin/ls\n", b"")
