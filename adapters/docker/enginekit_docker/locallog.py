@@ -185,7 +185,7 @@ class PieceResolver:
                 stream.seek(self._offset)
                 marks, self._offset = read_entries(stream, start=self._offset)
                 self._marks.update(marks)
-        except OSError:
+        except (OSError, ValueError, IndexError):  # unreadable here: keep the default
             return
         if key in self._marks or self._rotated_read:
             return
@@ -194,5 +194,5 @@ class PieceResolver:
             try:
                 with gzip.open(path) if path.endswith(".gz") else open(path, "rb") as stream:
                     self._marks.update(read_entries(stream)[0])
-            except (OSError, EOFError):
+            except (OSError, EOFError, ValueError, IndexError):
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import io
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
@@ -39,10 +40,11 @@ class ResponseStream(io.RawIOBase):
         except TimeoutError as exc:
             self.close()
             raise EngineTimeout("docker: the stream stalled") from exc
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self.close()
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise EngineUnavailable(
-                f"docker: the stream broke off ({exc.strerror or type(exc).__name__})",
+                f"docker: the stream broke off ({reason})",
                 address=self._address,
             ) from exc
 
