@@ -39,6 +39,8 @@ the same as on Docker):
   and any limit <= 0 is reported as None;
 - the init (``/run/podman-init --``) in front of the command: ``entrypoint``
   is what comes between it and ``Config.Cmd``.
+
+And what Podman leaves out: ``oom_killed`` (see :func:`oom_killed_from_events`).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ __all__ = [
     "container_state",
     "engine_image_ref",
     "image_from_inspect",
+    "oom_killed_from_events",
     "parse_time",
     "path_mtime",
     "path_stat",
@@ -415,6 +418,40 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
         engine=engine,
         raw=data,
     )
+
+
+# --------------------------------------------------------------------------- OOM
+
+
+_SIGNALLED = frozenset({"kill", "stop", "restart"})
+_STARTED = frozenset({"start", "restart"})
+
+
+def oom_killed_from_events(events: Sequence[Mapping[str, Any]]) -> tuple[bool, bool]:
+    """Whether the container's last run ended in an OOM kill, from its libpod events.
+
+    Podman 4.3's conmon does not record OOM kills on this kind of host
+    (cgroup v1): ``State.OOMKilled`` stays false. A container with a memory
+    limit that exited with 137 (SIGKILL) and received no ``kill``, ``stop``
+    or ``restart`` through the engine since its last start was killed by
+    the kernel's OOM killer. (A SIGKILL sent from inside the container, or
+    by hand on the host, would be taken for one too.)
+
+    Returns ``(oom_killed, final)``; ``final`` is True once the ``died``
+    event is there (the answer will not change).
+    """
+    started = False
+    signalled = False
+    died = False
+    for event in events:
+        status = str(event.get("status") or event.get("Action") or "")
+        if status in _STARTED:
+            started, signalled, died = True, status == "restart", False
+        elif status in _SIGNALLED:
+            signalled = True
+        elif status == "died":
+            died = True
+    return started and not signalled, died
 
 
 # --------------------------------------------------------------------------- stats, paths

@@ -20,6 +20,7 @@ from Docker, the adapter makes up for it here (see the module docs of
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import http.client
 import io
 import math
@@ -138,6 +139,10 @@ class PodmanDriver:
         self._transport = Transport(address, hint=HINT, pool_size=pool_size)
         self._host_memory: int | None = None
         self._lock = threading.Lock()
+        self._oom_cache: dict[tuple[str, dt.datetime | None], bool] = {}
+        # When this driver last sent a container a stop or a signal (libpod
+        # does not always record a `stop` event).
+        self._signalled: dict[str, dt.datetime] = {}
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -581,7 +586,55 @@ class PodmanDriver:
             code = self._exit_code(container.id, 1)
             if code != 1:
                 container = attrs.evolve(container, exit_code=code)
+        elif (
+            container.exit_code == 137
+            and container.resources.memory
+            and not container.oom_killed
+            and self._oom_killed(container)
+        ):
+            container = attrs.evolve(container, oom_killed=True)
         return container
+
+    def _oom_killed(self, container: Container) -> bool:
+        """OOM kill of an exited container, from its events (cached once final)."""
+        key = (container.id, container.finished_at)
+        with self._lock:
+            if key in self._oom_cache:
+                return self._oom_cache[key]
+            signalled = self._signalled.get(container.id)
+        if signalled is not None and (
+            container.started_at is None or signalled >= container.started_at
+        ):
+            return False  # this driver stopped or killed it
+        # A `stop` event can land just after the container is seen stopped;
+        # the `died` event (written by the cleanup, ~0.2 s after the exit)
+        # comes after it: wait for that before answering.
+        deadline = time.monotonic() + 2.0
+        while True:
+            try:
+                with map_errors("events"):
+                    resp = self._request(
+                        "GET",
+                        "/events",
+                        params={
+                            "stream": False,
+                            "filters": {"container": [container.id], "type": ["container"]},
+                        },
+                    )
+                    check(resp)
+                    events = list(resp.iter_json())
+            except EngineError:
+                return False
+            oom, final = convert.oom_killed_from_events(events)
+            if final or not oom or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if final:
+            with self._lock:
+                if len(self._oom_cache) > 1024:
+                    self._oom_cache.clear()
+                self._oom_cache[key] = oom
+        return oom
 
     def _exit_code(self, cid: str, code: int) -> int:
         """The exit code as Docker reports it.
@@ -809,7 +862,14 @@ class PodmanDriver:
     def container_unpause(self, id: str) -> None:
         self._call("POST", f"/containers/{_q(id)}/unpause")
 
+    def _note_signal(self, id: str) -> None:
+        with self._lock:
+            if len(self._signalled) > 4096:
+                self._signalled.clear()
+            self._signalled[id] = dt.datetime.now(dt.UTC)
+
     def container_stop(self, id: str, *, timeout: float) -> None:
+        self._note_signal(id)
         self._call(
             "POST",
             f"/containers/{_q(id)}/stop",
@@ -818,9 +878,11 @@ class PodmanDriver:
         )
 
     def container_kill(self, id: str, *, signal: str) -> None:
+        self._note_signal(id)
         self._call("POST", f"/containers/{_q(id)}/kill", params={"signal": signal})
 
     def container_restart(self, id: str, *, timeout: float) -> None:
+        self._note_signal(id)
         self._call(
             "POST",
             f"/containers/{_q(id)}/restart",

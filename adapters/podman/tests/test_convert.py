@@ -256,3 +256,18 @@ def test_build_log_success_image_id() -> None:
     log.finish()
     assert log.image_id == "sha256:5752490f4a0f4b37b9612b65382b52e80b7c654f6f90db7454442c2700e66b0f"
     assert log.committed == ["5752490f4a0"]
+
+
+def test_oom_from_events() -> None:
+    def ev(*names: str) -> list[dict[str, str]]:
+        return [{"status": n} for n in names]
+
+    assert convert.oom_killed_from_events(ev("create", "init", "start", "died")) == (True, True)
+    assert convert.oom_killed_from_events(ev("create", "start")) == (True, False)
+    assert convert.oom_killed_from_events(ev("start", "kill", "died")) == (False, True)
+    assert convert.oom_killed_from_events(ev("start", "stop", "died")) == (False, True)
+    assert convert.oom_killed_from_events(ev("start", "kill", "died", "start", "died")) == (
+        True,
+        True,
+    )
+    assert convert.oom_killed_from_events([]) == (False, False)

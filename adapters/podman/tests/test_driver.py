@@ -284,9 +284,16 @@ def test_wait_on_created_waits_for_start(driver: PodmanDriver, make: Make) -> No
 def test_oom_kill_is_137(driver: PodmanDriver, make: Make) -> None:
     cid = make(["tail", "/dev/zero"], memory=32 * 1024 * 1024)
     assert driver.container_wait(cid, timeout=60) == 137
-    # Podman 4.3 (conmon 2.1.6) on this cgroup v1 host does not record the
-    # OOM kill (State.OOMKilled stays false even for `podman run`), so
-    # oom_killed is not asserted here; see the adapter's report.
+    assert driver.container_inspect(cid).oom_killed
+    # Killed through the engine: not an OOM kill.
+    killed = make(["sleep", "100"], memory=32 * 1024 * 1024)
+    driver.container_kill(killed, signal="SIGKILL")
+    assert driver.container_wait(killed, timeout=10) == 137
+    assert not driver.container_inspect(killed).oom_killed
+    stopped = make(["sleep", "100"], memory=32 * 1024 * 1024, stop_signal="SIGKILL")
+    driver.container_stop(stopped, timeout=1)
+    c = driver.container_inspect(stopped)
+    assert c.exit_code == 137 and not c.oom_killed
 
 
 def test_stats(driver: PodmanDriver, make: Make) -> None:
