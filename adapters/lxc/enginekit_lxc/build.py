@@ -34,7 +34,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
+import json
 import os
+import re
 import shlex
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -44,13 +46,13 @@ import attrs
 
 from enginekit.buildcontext import dockerfile_path, resolve_context
 from enginekit.dockerfile import DEFAULT_SHELL, BuildState, Dockerfile, EvaluatedStage, Step, parse
-from enginekit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec
+from enginekit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec, Unsupported
 from enginekit.models import BuildRequest, Image, Stream
 from enginekit.ociarchive import familiar_name
 
 from .buildfs import ContextSource, CopyError, RootfsSource, copy_sources, resolve_chown, scoped
 from .fsroot import open_in_root
-from .images import ImageStore
+from .images import ENGINE, ImageStore
 from .oci import CONFIG_MEDIA_TYPE, Layout, run_tool
 
 __all__ = ["ExecuteFn", "base_state", "build_image", "resolve_base"]
@@ -113,6 +115,8 @@ class _Stage:
     dirty: bool = False
     layer_steps: list[int] = attrs.field(factory=list)
     manifest: str = ""
+    #: Set by a HEALTHCHECK step (Docker's config form); None keeps the base's.
+    healthcheck: dict[str, Any] | None = None
 
     @property
     def rootfs(self) -> str:
@@ -142,6 +146,64 @@ def base_state(config: Mapping[str, Any]) -> BuildState:
         stop_signal=cfg.get("StopSignal") or None,
         volumes=tuple(sorted(cfg.get("Volumes") or {})),
     )
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
+            "h": 3600 * 10**9}  # fmt: skip
+
+
+def _go_duration(text: str) -> int:
+    """Nanoseconds of a Go duration (``30s``, ``1m30s``, ``0``); ``InvalidSpec`` if none."""
+    if text == "0":
+        return 0
+    pos, total = 0, 0.0
+    while pos < len(text):
+        m = _DURATION.match(text, pos)
+        if m is None:
+            raise InvalidSpec(f"invalid duration {text!r}")
+        total += float(m.group(1)) * _UNIT_NS[m.group(2)]
+        pos = m.end()
+    if not text:
+        raise InvalidSpec("empty duration")
+    return int(total)
+
+
+def healthcheck_config(step: Step) -> dict[str, Any]:
+    """A HEALTHCHECK step as Docker writes it into the image config."""
+    kind, _, rest = step.instruction.args[0].strip().partition(" ")
+    if kind.upper() == "NONE":
+        return {"Test": ["NONE"]}
+    rest = rest.strip()
+    try:
+        argv = json.loads(rest)
+    except ValueError:
+        argv = None
+    if isinstance(argv, list) and all(isinstance(a, str) for a in argv):
+        test = ["CMD", *argv]
+    else:
+        test = ["CMD-SHELL", rest]
+    out: dict[str, Any] = {"Test": test}
+    for flag, key in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start-period", "StartPeriod"),
+        ("start-interval", "StartInterval"),
+    ):
+        value = step.flag(flag)
+        if value:
+            ns = _go_duration(value)
+            if 0 < ns < 10**6:
+                raise InvalidSpec(f"HEALTHCHECK --{flag} cannot be less than 1ms")
+            if ns:
+                out[key] = ns
+    retries = step.flag("retries")
+    if retries:
+        if not retries.isdigit():
+            raise InvalidSpec(f"HEALTHCHECK --retries must be a number: {retries!r}")
+        if int(retries):
+            out["Retries"] = int(retries)
+    return out
 
 
 def resolve_base(store: ImageStore, ref: str) -> str:
@@ -291,6 +353,11 @@ class _Builder:
                 raise self.fail(from_step, str(exc), exc) from exc
             self.store.export_to(self.layout, image_id, st.ref)
             self.emit(f" ---> {image_id.removeprefix('sha256:')[:12]}")
+        base_config = self.layout.read_json(
+            str(self.layout.read_json(self.layout.manifest_of(st.ref))["config"]["digest"])
+        )
+        if (base_config.get("config") or {}).get("OnBuild") and stage.base_stage is None:
+            raise Unsupported(ENGINE, "build", f"{stage.base} has ONBUILD triggers to run")
         run_tool(
             ["umoci", "unpack", "--image", f"{self.layout.path}:{st.ref}", st.bundle],
             what=f"unpack the base of stage {stage.index}",
@@ -311,6 +378,8 @@ class _Builder:
                 self.copy(st, step)
             elif kw == "RUN":
                 self.run_step(st, step)
+            elif kw == "HEALTHCHECK":
+                st.healthcheck = healthcheck_config(step)
             elif kw == "WORKDIR":
                 target = scoped(st.rootfs, step.args[0])
                 if not os.path.isdir(target):
@@ -417,6 +486,11 @@ class _Builder:
         section["StopSignal"] = state.stop_signal
         section["Volumes"] = {v: {} for v in state.volumes} or None
         section["Shell"] = list(state.shell) if tuple(state.shell) != DEFAULT_SHELL else None
+        section["OnBuild"] = list(state.onbuild) or None
+        if st.healthcheck is not None:
+            section["Healthcheck"] = st.healthcheck
+        if state.maintainer is not None:
+            config["author"] = state.maintainer
         config["config"] = {k: v for k, v in section.items() if v not in (None, "")}
         now = _now()
         config["created"] = now

@@ -30,7 +30,7 @@ from enginekit_lxc.images import ImageStore
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from enginekit.errors import BuildFailed, EngineError, InvalidSpec
+from enginekit.errors import BuildFailed, EngineError, InvalidSpec, Unsupported
 from enginekit.models import BuildRequest, Image, Stream
 from enginekit.testing import strategies
 
@@ -469,6 +469,51 @@ def test_from_and_copy_from_a_local_image(store: ImageStore, ctx: Path) -> None:
     assert run_here(store, derived, ["/bin/busybox", "cat", "/derived.txt"])[1] == b"derived\n"
     # the base image kept its own config
     assert store.inspect("ek-base:1").config.workdir == "/w"
+
+
+NON_PORTABLE = """\
+FROM scratch
+MAINTAINER someone <someone@example.com>
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+SHELL ["/bin/sh", "-ec"]
+VOLUME /data ["/cache"]
+ONBUILD RUN echo triggered
+HEALTHCHECK --interval=5s --timeout=1m30s --start-period=500ms --retries=4 CMD test -d /data
+STOPSIGNAL SIGUSR1
+FROM 0 AS second
+HEALTHCHECK CMD ["true", "x"]
+"""
+
+
+@pytest.mark.parametrize("target", ["0", "second"])
+def test_non_portable_instructions_match_docker(
+    store: ImageStore, ctx: Path, tmp_path: Path, target: str
+) -> None:
+    import json
+
+    dockerfile = NON_PORTABLE.replace("FROM 0 AS second", "FROM scratch AS second")
+    if target == "0":
+        dockerfile = dockerfile.split("FROM scratch AS second")[0]
+    write(ctx, {"Dockerfile": dockerfile})
+    tag = f"ek-lxc-nonportable-{RUN_ID}:{target}"
+    image = build(store, ctx, tag)
+    keys = ("Healthcheck", "OnBuild", "Volumes", "Shell", "StopSignal")
+    with docker_cleanup():
+        docker_build(ctx, tag)
+        data = json.loads(_docker("image", "inspect", tag).stdout)[0]
+    config = store.config_json(image.id)
+    assert {k: config["config"].get(k) for k in keys} == {k: data["Config"].get(k) for k in keys}
+    assert config.get("author", "") == data["Author"]
+
+
+def test_base_image_onbuild_triggers_are_refused(store: ImageStore, ctx: Path) -> None:
+    write(ctx, {"Dockerfile": "FROM scratch\n" + BUSYBOX + "ONBUILD RUN echo hi\n"})
+    build(store, ctx, "ek-onbuild:1")
+    write(ctx, {"Dockerfile": "FROM ek-onbuild:1\nRUN true\n"})
+    with pytest.raises(Unsupported):
+        build(store, ctx, "ek-onbuild-child:1")
+    assert os.listdir(store.tmp_dir) == []
 
 
 def test_shell_instruction_and_stop_signal(store: ImageStore, ctx: Path) -> None:
