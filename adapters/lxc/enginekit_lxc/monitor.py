@@ -260,8 +260,8 @@ def run(cdir: str, ready_fd: int | None) -> int:
 
     def became_running() -> None:
         nonlocal memdir
-        assert init_pid is not None
-        cgroups = _cgroups(init_pid)
+        # init_pid is None when the command came and went between two looks.
+        cgroups = _cgroups(init_pid) if init_pid is not None else {}
         memdir = cgroups.get("memory")
         if plan.get("memory_limited") and memdir:
             with contextlib.suppress(OSError):
@@ -275,7 +275,7 @@ def run(cdir: str, ready_fd: int | None) -> int:
         status.update(
             state="running",
             pid=init_pid,
-            pid_start=_proc_starttime(init_pid),
+            pid_start=_proc_starttime(init_pid) if init_pid is not None else None,
             main_pid=main_pid,
             main_start=_proc_starttime(main_pid) if main_pid else None,
             monitor_pid=os.getpid(),
