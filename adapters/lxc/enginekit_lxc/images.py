@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import copy
 import datetime as _dt
 import fcntl
 import gzip
@@ -264,7 +265,7 @@ class ImageStore:
             os=str(config.get("os") or ""),
             config=image_config,
             engine=ENGINE,
-            raw={"manifest": manifest, "config": config},
+            raw=copy.deepcopy({"manifest": manifest, "config": config}),
         )
 
     def _layer_size(self, digest: str) -> int:
@@ -343,7 +344,8 @@ class ImageStore:
         """The image's config document as stored (a copy)."""
         with self.lock(exclusive=False):
             record = self._find(self._records(), image_id)
-            return dict(self.layout.read_json(record.id))
+            config: dict[str, Any] = copy.deepcopy(self.layout.read_json(record.id))
+            return config
 
     # -- changes --------------------------------------------------------------
     def tag(self, ref: str, new_ref: str) -> None:
