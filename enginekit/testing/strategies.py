@@ -108,9 +108,14 @@ def invalid_names() -> st.SearchStrategy[str]:
 
 
 def label_keys() -> st.SearchStrategy[str]:
-    """Label keys as Docker's guidelines shape them (reverse-DNS-ish, lower case)."""
-    return st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,30}\Z", fullmatch=True).filter(
-        lambda k: not k.startswith("enginekit.test")
+    """Label keys: mostly reverse-DNS-ish as Docker's guidelines shape them, and
+    any printable text the core accepts (no ``=``, no white space at either end)."""
+    conventional = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,30}\Z", fullmatch=True)
+    anything = printable_text(min_size=1, max_size=20).filter(
+        lambda k: "=" not in k and k == k.strip()
+    )
+    return st.one_of(conventional, conventional, anything).filter(
+        lambda k: not k.startswith("enginekit.")
     )
 
 
