@@ -215,6 +215,18 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 # -- images ----------------------------------------------------------------------
+# Build output lines that stay on screen; the rest share one rewritten line.
+_KEPT = ("Step ", "STEP ", "[", "Successfully ")
+
+
+def _columns(stream: Any) -> int:
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        columns = 0
+    return columns or 100
+
+
 class _Progress:
     """Build output as it happens: every line on a pipe; on a terminal, step
     headers stay and a step's own output shows on one line that is rewritten."""
@@ -228,11 +240,11 @@ class _Progress:
         text = line.rstrip("\n")
         if not self.tty:
             self.stream.write(text + "\n")
-        elif text.startswith("Step ") or text.startswith("STEP "):
+        elif text.startswith(_KEPT):
             self._clear()
             self.stream.write(text + "\n")
         else:
-            width = max(os.get_terminal_size(self.stream.fileno()).columns - 4, 20)
+            width = max(_columns(self.stream) - 4, 20)
             shown = text.replace("\r", " ").replace("\t", " ")
             shown = shown if len(shown) <= width else shown[: width - 1] + "…"
             self.stream.write("\r\x1b[K  \x1b[2m" + shown + "\x1b[0m")

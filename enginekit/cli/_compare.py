@@ -123,16 +123,15 @@ def _render(names: list[str], results: dict[str, dict[str, Any]], differ: list[s
             lines = cells[f][n]
             if tty and len(lines) > _MAX_LINES:
                 cells[f][n] = [*lines[:_MAX_LINES], f"… {len(lines) - _MAX_LINES} more lines"]
+    natural = {
+        n: max([len(n), *(len(line) for f in fields for line in cells[f][n])]) for n in names
+    }
+    col_w: int | None = None
+    widths = natural
     if tty:
         total = shutil.get_terminal_size((120, 24)).columns
-        fixed = max((total - label_w) // len(names) - 2, 12)
-        col_w: int | None = fixed
-        widths: dict[str, int] = {n: fixed for n in names}
-    else:
-        col_w = None
-        widths = {
-            n: max([len(n), *(len(line) for f in fields for line in cells[f][n])]) for n in names
-        }
+        col_w = max((total - label_w) // len(names) - 2, 12)
+        widths = {n: min(col_w, natural[n]) for n in names}
     sys.stdout.write(
         " " * label_w + "  ".join(bold + n.ljust(widths[n]) + reset for n in names).rstrip() + "\n"
     )
