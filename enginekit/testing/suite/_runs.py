@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     from enginekit import Engine
 
 __all__ = [
+    "EXAMPLES_ENV",
     "PROBE_SCRIPT",
     "Probe",
     "RunResult",
     "Snapshot",
+    "examples",
     "go_arch",
     "new_objects",
     "parse_probe",
@@ -41,6 +43,22 @@ __all__ = [
 ]
 
 WAIT_TIMEOUT = 120.0
+#: Scales the hypothesis examples of the property tests (e.g. 10 for a long hunt).
+EXAMPLES_ENV = "ENGINEKIT_TEST_EXAMPLES_SCALE"
+
+
+def examples(default: int) -> int:
+    """``default`` hypothesis examples, times ``$ENGINEKIT_TEST_EXAMPLES_SCALE`` if set."""
+    import os
+
+    raw = os.environ.get(EXAMPLES_ENV, "").strip()
+    try:
+        scale = float(raw) if raw else 1.0
+    except ValueError:
+        scale = 1.0
+    return max(1, round(default * scale))
+
+
 _TEST_LABEL_PREFIX = "enginekit."  # test runs, benchmarks, experiments
 
 

@@ -19,6 +19,8 @@ from enginekit.errors import InvalidSpec, NotFound
 from enginekit.models import ContainerState
 from enginekit.testing.strategies import FileTree, file_trees
 
+from ._runs import examples
+
 if TYPE_CHECKING:
     from enginekit import Engine
     from enginekit.models import Container
@@ -395,7 +397,7 @@ class TestCopyRoundTrip:
             engine.containers.remove(c, force=True)
 
     @settings(
-        max_examples=12,
+        max_examples=examples(12),
         deadline=None,
         database=None,  # the suite runs in other projects: leave no example database
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -20,7 +20,7 @@ from enginekit.testing.strategies import (
     valid_specs,
 )
 
-from ._runs import parse_probe, probe_command
+from ._runs import examples, parse_probe, probe_command
 
 if TYPE_CHECKING:
     from enginekit import Engine
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 PREFIX_LEN = 13  # "ekp" + 10 hex: unique per example, so drawn names never collide
 
 PROPERTY_SETTINGS = settings(
-    max_examples=12,
+    max_examples=examples(12),
     deadline=None,
     database=None,  # the suite runs in other projects: leave no example database
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -16,7 +16,7 @@ from enginekit.errors import ContainerNotFound, ImageNotFound, InvalidSpec, NotF
 from enginekit.models import Mount
 from enginekit.testing.strategies import InvalidCase, invalid_specs
 
-from ._runs import new_objects, snapshot
+from ._runs import examples, new_objects, snapshot
 
 if TYPE_CHECKING:
     from enginekit import Engine
@@ -116,7 +116,7 @@ class TestInvalidSpecs:
         _check_refused(engine, base_image, command, spec, labels)
 
     @settings(
-        max_examples=25,
+        max_examples=examples(25),
         deadline=None,
         database=None,  # the suite runs in other projects: leave no example database
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
