@@ -140,31 +140,45 @@ class ContextSource:
             path=e.path, kind=e.kind, mode=e.mode, mtime=e.mtime, link_target=e.link_target or ""
         )
 
-    def _follow(self, path: str) -> str:
-        seen = 0
-        while path in self._entries and self._entries[path].kind == "symlink":
-            seen += 1
-            if seen > _MAX_LINKS:
-                raise CopyError(f"too many levels of symbolic links at {path!r}")
-            target = self._entries[path].link_target or ""
-            base = "" if target.startswith("/") else path.rpartition("/")[0]
-            joined = posixpath.normpath(posixpath.join("/", base, target))
-            path = _clean(joined)
-        return path
+    def _resolve(self, path: str) -> str:
+        """``path`` with its symbolic links followed inside the context (``..`` and
+        absolute targets stop at the context's root), as Docker resolves a source."""
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        done: list[str] = []
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            entry = self._entries.get("/".join([*done, part]))
+            if entry is not None and entry.kind == "symlink":
+                hops += 1
+                if hops > _MAX_LINKS:
+                    raise CopyError(f"too many levels of symbolic links in {path!r}")
+                target = entry.link_target or ""
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                continue
+            done.append(part)
+        return "/".join(done)
 
     def lookup(self, pattern: str) -> list[SourceEntry]:
         check_inside(pattern.lstrip("/"))
         clean = _clean(pattern)
-        if has_wildcards(clean):
-            hits = sorted(p for p in self._entries if go_match(clean, p))
-        elif clean == "" or clean in self._entries:
-            hits = [clean]
-        else:
-            hits = []
+        hits = (
+            sorted(p for p in self._entries if go_match(clean, p))
+            if has_wildcards(clean)
+            else [clean]
+        )
         out: list[SourceEntry] = []
         for hit in hits:
-            real = self._follow(hit)
+            real = self._resolve(hit)
             if real != "" and real not in self._entries:
+                if hit == clean and not has_wildcards(clean) and hit not in self._entries:
+                    return []  # not in the context (or excluded): the caller says so
                 raise CopyError(f"{pattern}: symbolic link to a file not in the build context")
             entry = self._entry(real)
             # The name a file lands under is the one written, not the link's target.
@@ -179,7 +193,7 @@ class ContextSource:
                 yield from self.children(child)
 
     def open(self, entry: SourceEntry) -> int:
-        real = self._follow(entry.path)
+        real = self._resolve(entry.path)
         try:
             fd = open_in_root(self._fd, real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:

@@ -287,6 +287,8 @@ COPY files/sub/b.txt .
 COPY --chown=app:app owned.txt /owned/
 COPY --chown=1234 numeric.txt /owned/numeric.txt
 COPY . /ctx/
+COPY linkdir/sub/b.txt /via-link.txt
+COPY linkdir /via-link-dir/
 ADD archive.tar.gz /extracted/
 ADD plain.txt fake.tar.gz /added/
 ADD archive.tar.bz2 archive.tar.xz archive.tar /more/
@@ -358,6 +360,7 @@ def all_instructions_context(ctx: Path) -> None:
         os.chmod(path, mode)
     os.chmod(ctx / "files" / "modes", 0o2775)
     os.symlink("a.txt", ctx / "files" / "alias")
+    os.symlink("files", ctx / "linkdir")
 
 
 def test_every_instruction_matches_docker(store: ImageStore, ctx: Path, tmp_path: Path) -> None:
