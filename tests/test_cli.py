@@ -705,3 +705,110 @@ def test_engine_from_environment_and_config_file(
     (tmp_path / "enginekit.toml").write_text(f'engine = "{engine_name}"\n')
     proc = run_cli(["version", "--json"], env=env, cwd=tmp_path)
     assert json.loads(proc.stdout)["engine"]["name"] == engine.name
+
+
+def test_mounts_entrypoint_network_and_limits(
+    ek: Cli,
+    engine: Engine,
+    base_image: str,
+    label_args: list[str],
+    make_name: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    from enginekit import Capability
+
+    caps = engine.capabilities
+    args = ["--entrypoint", "sh", "--stop-signal", "SIGINT"]
+    if Capability.BIND_MOUNTS in caps:
+        (tmp_path / "data.txt").write_text("from the host\n")
+        args += ["-v", f"{tmp_path}:/data:ro"]
+    if Capability.NETWORK_NONE in caps:
+        args += ["--network", "none"]
+    if Capability.PIDS_LIMIT in caps:
+        args += ["--pids-limit", "64"]
+    name = make_name("mnt")
+    script = "cat /data/data.txt 2>/dev/null; touch /data/x 2>/dev/null || echo read-only"
+    proc = ek("run", "--name", name, *label_args, *args, base_image, "-c", script)
+    shown = json.loads(ek("inspect", "--json", name).stdout)[0]
+    assert shown["entrypoint"] == ["sh"] and shown["stop_signal"] == "SIGINT"
+    if Capability.BIND_MOUNTS in caps:
+        assert proc.stdout == "from the host\nread-only\n"
+        assert shown["mounts"] == [{"source": str(tmp_path), "target": "/data", "read_only": True}]
+    if Capability.NETWORK_NONE in caps:
+        assert shown["network"] == "none"
+    if Capability.PIDS_LIMIT in caps:
+        assert shown["resources"]["pids_limit"] == 64
+    ek("rm", name)
+
+
+# -- argument parsing, without an engine -------------------------------------------------
+def test_parse_ports() -> None:
+    from enginekit.cli._commands import parse_ports
+
+    assert parse_ports(["80", "8080:80/udp", "0.0.0.0:9000:90", "127.0.0.1::91"]) == {
+        "80/tcp": ("127.0.0.1", None),
+        "80/udp": ("127.0.0.1", 8080),
+        "90/tcp": ("0.0.0.0", 9000),
+        "91/tcp": ("127.0.0.1", None),
+    }
+    from enginekit.cli._app import UsageError
+
+    for bad in ("http", "a:80", "1:2:3:4"):
+        with pytest.raises(UsageError):
+            parse_ports([bad])
+
+
+def test_parse_pairs_and_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    from enginekit.cli._app import UsageError
+    from enginekit.cli._commands import parse_filters, parse_pairs
+
+    monkeypatch.setenv("EK_FROM_HOST", "x=y")
+    monkeypatch.delenv("EK_NOT_SET", raising=False)
+    assert parse_pairs(
+        ["A=1", "B=", "C=a=b", "EK_FROM_HOST", "EK_NOT_SET"], "env", from_env=True
+    ) == {
+        "A": "1",
+        "B": "",
+        "C": "a=b",
+        "EK_FROM_HOST": "x=y",
+    }
+    assert parse_pairs(["k", "v=1"], "label") == {"k": "", "v": "1"}
+    with pytest.raises(UsageError):
+        parse_pairs(["=1"], "label")
+    got = parse_filters(["label=a", "label=b=c", "name=n"], ("label", "name"))
+    assert got == {"label": {"a": None, "b": "c"}, "name": "n"}
+    with pytest.raises(UsageError):
+        parse_filters(["status=running"], ("label",))
+
+
+def test_human_units() -> None:
+    import datetime as dt
+
+    from enginekit.cli._format import ago, duration, human_size, jsonable
+
+    assert [human_size(n) for n in (0, 999, 1000, 2_132_190, None)] == [
+        "0B",
+        "999B",
+        "1kB",
+        "2.13MB",
+        "-",
+    ]
+    assert [duration(s) for s in (0.2, 1, 59, 61, 600, 3700, 7200, 200000)] == [
+        "Less than a second",
+        "1 second",
+        "59 seconds",
+        "About a minute",
+        "10 minutes",
+        "About an hour",
+        "2 hours",
+        "2 days",
+    ]
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert ago(now - dt.timedelta(seconds=5), now) == "5 seconds ago"
+    from enginekit import Container, ContainerState
+
+    c = Container(id="a" * 64, name="n", image="i", state=ContainerState.EXITED, env={"K": "v"})
+    data = jsonable(c)
+    assert data["env"] == {"K": "<hidden>"} and data["state"] == "exited"
+    assert "raw" not in data
+    assert jsonable(c, show_env=True)["env"] == {"K": "v"}
