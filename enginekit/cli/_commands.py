@@ -199,8 +199,7 @@ def cmd_version(args: argparse.Namespace) -> int:
                 }
             )
             return 0
-        print_table(
-            ("", ""),
+        _kv(
             [
                 ("enginekit", enginekit.__version__),
                 ("engine", info.name),
@@ -209,7 +208,7 @@ def cmd_version(args: argparse.Namespace) -> int:
                 ("address", engine.address),
                 ("os/arch", f"{info.os}/{info.arch}"),
                 ("storage", info.storage_root or "-"),
-            ],
+            ]
         )
     return 0
 
