@@ -556,7 +556,17 @@ class DockerDriver:
             self._inspect_raw(id)
             return None
         if not resp.ok:
-            raise error_for(resp.status, "", operation="stat")
+            # Again as GET, whose answer says why.
+            again = self.transport.request(
+                "GET", f"{API}/containers/{id}/archive", params={"path": path}
+            )
+            if again.ok:
+                again.close()
+                raise error_for(resp.status, "", operation="stat")
+            error = error_for(again.status, message_of(again), operation="stat")
+            if type(error) is NotFound:  # no such path (not: no such container)
+                return None
+            raise error
         header = resp.headers.get("X-Docker-Container-Path-Stat")
         if not header:
             raise EngineError("docker stat: no path stat in the answer")

@@ -42,7 +42,11 @@ _CONFLICT_TEXTS = (
     "removal of container",
     "is already in progress",
 )
-_INVALID_TEXTS = ("not a directory", "invalid mount config", "invalid reference format")
+# A path that runs through a file ("lstat /x/file/y: not a directory") does not
+# exist; extracting into a file is another matter.
+_PATH_THROUGH_FILE = "not a directory"
+_INTO_A_FILE = "extraction point is not a directory"
+_INVALID_TEXTS = (_INTO_A_FILE, "invalid mount config", "invalid reference format")
 
 
 def message_of(resp: Response) -> str:
@@ -73,6 +77,8 @@ def error_for(
             if needle in text:
                 return cls(detail)
         return missing(detail)
+    if _PATH_THROUGH_FILE in text and _INTO_A_FILE not in text:
+        return NotFound(detail)
     if status == 409 or any(needle in text for needle in _CONFLICT_TEXTS):
         return Conflict(detail)
     if status == 400 or any(needle in text for needle in _INVALID_TEXTS):
