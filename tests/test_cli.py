@@ -519,7 +519,10 @@ def test_error_classes_and_exit_codes(
         one_line_error(ek("pull", "busybox:latest", expect=None), "Unsupported")
 
 
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_run_interrupted_with_rm_removes_the_container(
+    signum: int,
+    code: int,
     engine_name: str,
     base_image: str,
     label_args: list[str],
@@ -549,13 +552,13 @@ def test_run_interrupted_with_rm_removes_the_container(
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "Traceback" not in err
     assert ek("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip() == ""
 

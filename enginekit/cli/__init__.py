@@ -23,6 +23,7 @@ code  meaning
 124   ``EngineTimeout``: an operation's deadline passed
 125   any other ``EngineError`` (as ``docker``'s 125)
 130   interrupted (Ctrl-C)
+143   terminated (SIGTERM); cleanup ran as after Ctrl-C
 ====  ==========================================================
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE
 
@@ -12,6 +12,30 @@ __all__ = ["UsageError", "exit_code_for", "run"]
 
 class UsageError(Exception):
     """Bad command-line input found after parsing (exit code 2)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so that cleanup (``run --rm``, ``compare``) runs."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _handle_sigterm() -> Callable[[], None]:
+    """Install the SIGTERM handler (main thread, default handler only); return its undo."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return lambda: None
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    return undo
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -47,6 +71,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     from . import _commands
 
+    undo = _handle_sigterm()
     try:
         return _commands.dispatch(args)
     except UsageError as exc:
@@ -62,6 +87,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         text = " ".join(str(exc).split()) or type(exc).__name__
         _error(f"{type(exc).__name__}: {text}")
         return exit_code_for(exc)
+    except Terminated:
+        _error("terminated")
+        return 128 + 15
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
@@ -75,3 +103,5 @@ def run(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _error(f"error: {exc.strerror or exc}")
         return EXIT_CODES["EngineError"]
+    finally:
+        undo()
