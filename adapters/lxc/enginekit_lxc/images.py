@@ -500,6 +500,19 @@ class ImageStore:
             self._set_tags(manifest, tags)
             return self._image(self._find(self._records(), image_id))
 
+    # -- registries -----------------------------------------------------------
+    def pull(self, ref: str) -> Image:
+        """Pull ``registry/name:tag`` with skopeo (see :mod:`enginekit_lxc.registry`)."""
+        from .registry import pull
+
+        return pull(self, ref)
+
+    def push(self, ref: str) -> None:
+        """Push tag ``registry/name:tag`` with skopeo (see :mod:`enginekit_lxc.registry`)."""
+        from .registry import push
+
+        push(self, ref)
+
     # -- archives -------------------------------------------------------------
     def save(self, ref: str, path: str) -> None:
         """Write image ``ref`` as an archive Docker, Podman and skopeo load.

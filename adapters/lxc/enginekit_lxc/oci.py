@@ -43,6 +43,7 @@ __all__ = [
     "MANIFEST_MEDIA_TYPE",
     "REF_ANNOTATION",
     "Layout",
+    "ToolError",
     "decode_ref",
     "encode_ref",
     "file_lock",
@@ -121,8 +122,16 @@ def digest_hex(digest: str) -> str:
     return hexpart
 
 
+class ToolError(EngineError):
+    """An image tool exited non-zero; ``output`` is the tail of what it said."""
+
+    def __init__(self, message: str, *, output: str) -> None:
+        super().__init__(message)
+        self.output = output
+
+
 def run_tool(argv: Sequence[str], *, what: str, timeout: float | None = None) -> str:
-    """Run an image tool (umoci, skopeo); its stdout, or ``EngineError`` with its stderr."""
+    """Run an image tool (umoci, skopeo); its stdout, or ``ToolError`` with its stderr."""
     try:
         proc = subprocess.run(
             list(argv), capture_output=True, text=True, timeout=timeout, check=False
@@ -135,7 +144,7 @@ def run_tool(argv: Sequence[str], *, what: str, timeout: float | None = None) ->
         raise EngineError(f"{argv[0]} failed to {what}: {exc}") from exc
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
-        raise EngineError(f"{argv[0]} failed to {what} (exit {proc.returncode}): {tail}")
+        raise ToolError(f"{argv[0]} failed to {what} (exit {proc.returncode}): {tail}", output=tail)
     return proc.stdout
 
 
