@@ -15,7 +15,8 @@ enginekit.toml or [tool.enginekit] in pyproject.toml, else the first reachable e
 EPILOG = """\
 exit codes: 0 ok; 1 compare found differences; 2 usage; 118 Unsupported; 119 BuildFailed;
 120 InvalidSpec; 121 Conflict; 122 NotFound; 123 EngineUnavailable; 124 EngineTimeout;
-125 other engine error; 130 interrupted; 143 terminated. `run` and `exec` exit with the container's code.
+125 other engine error; 130 interrupted; 143 terminated.
+`run`, `start -a` and `exec` exit with the container's (command's) own exit code.
 """
 
 
