@@ -14,4 +14,13 @@ echo "[test] ruff" >&2
 echo "[test] mypy" >&2
 "$VPY" -m mypy --strict enginekit $(for a in adapters/*/; do [ -d "$a" ] && ls -d "$a"enginekit_* ; done)
 echo "[test] pytest on engines: $ENGINEKIT_TEST_ENGINES" >&2
-exec "$VPY" -m pytest -q tests $(for a in adapters/*/tests; do [ -d "$a" ] && echo "$a"; done) "$@"
+# Each chosen engine's adapter tests too (their test_contract.py is the same suite as
+# tests/test_contract.py, already run on every chosen engine).
+adapter_tests=()
+IFS=',' read -ra chosen <<<"$ENGINEKIT_TEST_ENGINES"
+for e in "${chosen[@]}"; do
+  e=${e%%+*}; e=${e%%:*}
+  [ -d "adapters/$e/tests" ] && adapter_tests+=("adapters/$e/tests")
+done
+exec "$VPY" -m pytest -q --import-mode=importlib \
+  --ignore-glob='adapters/*/tests/test_contract.py' tests "${adapter_tests[@]}" "$@"
