@@ -108,3 +108,10 @@ def test_own_project_with_the_plugin(engine_name: str, engine: Engine) -> None:
         env=env,
     )
     assert "4 passed" in out, out
+
+
+def test_publish_port(engine_name: str, engine: Engine) -> None:
+    out = run_example([str(EXAMPLES / "publish_port.py"), engine_name])
+    assert "container port 8080/tcp is on 127.0.0.1:" in out
+    assert "-> 200: hello over http" in out
+    assert_nothing_left(engine)
