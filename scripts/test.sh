@@ -14,13 +14,18 @@ echo "[test] ruff" >&2
 echo "[test] mypy" >&2
 "$VPY" -m mypy --strict enginekit $(for a in adapters/*/; do [ -d "$a" ] && ls -d "$a"enginekit_* ; done)
 echo "[test] pytest on engines: $ENGINEKIT_TEST_ENGINES" >&2
-# Each chosen engine's adapter tests too (their test_contract.py is the same suite as
-# tests/test_contract.py, already run on every chosen engine).
-adapter_tests=()
+# Each chosen engine's adapter tests too, in their own pytest run (their
+# test_contract.py is the same suite as tests/test_contract.py, run once below).
+status=0
 IFS=',' read -ra chosen <<<"$ENGINEKIT_TEST_ENGINES"
 for e in "${chosen[@]}"; do
   e=${e%%+*}; e=${e%%:*}
-  [ -d "adapters/$e/tests" ] && adapter_tests+=("adapters/$e/tests")
+  if [ -d "adapters/$e/tests" ]; then
+    echo "[test] adapters/$e/tests" >&2
+    "$VPY" -m pytest -q -p no:cacheprovider --ignore="adapters/$e/tests/test_contract.py" \
+      "adapters/$e/tests" || status=1
+  fi
 done
-exec "$VPY" -m pytest -q --import-mode=importlib \
-  --ignore-glob='adapters/*/tests/test_contract.py' tests "${adapter_tests[@]}" "$@"
+echo "[test] core tests and the contract suite" >&2
+"$VPY" -m pytest -q -p no:cacheprovider tests "$@" || status=1
+exit $status
