@@ -73,6 +73,7 @@ __all__ = [
     "ANNOTATION_IMAGE",
     "ANNOTATION_RANDOM_PORTS",
     "ANNOTATION_UNSET",
+    "ANNOTATION_WORKDIR",
     "ENGINE_LABELS",
     "container_from_inspect",
     "container_state",
@@ -95,6 +96,8 @@ ANNOTATION_HIDE_ENV = "io.enginekit.hide-env"
 #: Fields left to the engine's default that Docker reports as unset
 #: (``workdir``, ``stop_signal``), comma-separated.
 ANNOTATION_UNSET = "io.enginekit.unset"
+#: The working directory as asked (Podman is given it with links resolved).
+ANNOTATION_WORKDIR = "io.enginekit.workdir"
 #: Published ports (``80/tcp``) whose host port the engine picked.
 ANNOTATION_RANDOM_PORTS = "io.enginekit.random-ports"
 #: Labels the engine adds on its own to every image it builds.
@@ -377,7 +380,7 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
     if ANNOTATION_HIDE_ENV not in annotations:
         hidden = {"HOME", "HOSTNAME"}
     unset = _csv(annotations.get(ANNOTATION_UNSET))
-    workdir = cfg.get("WorkingDir") or None
+    workdir = annotations.get(ANNOTATION_WORKDIR) or cfg.get("WorkingDir") or None
     if "workdir" in unset and workdir == "/":
         workdir = None
     stop_signal = None if "stop_signal" in unset else signal_name(cfg.get("StopSignal"))

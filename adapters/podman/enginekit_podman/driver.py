@@ -499,8 +499,8 @@ class PodmanDriver:
             body["entrypoint"] = list(spec.entrypoint) if spec.entrypoint else [""]
             if spec.command is None:
                 body["command"] = []
-        if spec.workdir is not None:
-            body["work_dir"] = spec.workdir
+        if spec.workdir is not None or image_cfg.get("WorkingDir"):
+            body["work_dir"] = spec.workdir or image_cfg.get("WorkingDir")
         if user is not None:
             body["user"] = user
         if spec.hostname is not None:
@@ -527,31 +527,80 @@ class PodmanDriver:
                 }
                 for m in spec.mounts
             ]
+        workdir = spec.workdir or image_cfg.get("WorkingDir") or "/"
+        if workdir != "/":
+            body["annotations"][convert.ANNOTATION_WORKDIR] = workdir
+        cid = self._create(body)
+        if workdir == "/":
+            return cid
+        try:
+            resolved = self._prepare_workdir(cid, workdir)
+            if resolved != workdir:
+                # The path goes through a symbolic link. Podman resolves the
+                # working directory on the host (and would create it there,
+                # following an absolute link out of the container): give it
+                # the path as resolved inside the container instead.
+                self.container_remove(cid, force=True)
+                body["work_dir"] = resolved
+                cid = self._create(body)
+                if self._prepare_workdir(cid, resolved) != resolved:
+                    raise InvalidSpec(
+                        f"the working directory {workdir!r} cannot be resolved in the container"
+                    )
+        except BaseException:
+            with contextlib.suppress(EngineError):
+                self.container_remove(cid, force=True)
+            raise
+        return cid
+
+    def _create(self, body: Mapping[str, Any]) -> str:
         data = self._json(
             "POST", "/containers/create", json=body, missing=ImageNotFound, what="container create"
         )
         with map_errors("container create"):
-            cid = str(data["Id"])
-        if spec.workdir is not None:
-            try:
-                self._make_workdir(cid, spec.workdir)
-            except BaseException:
-                with contextlib.suppress(EngineError):
-                    self.container_remove(cid, force=True)
-                raise
-        return cid
+            return str(data["Id"])
 
-    def _make_workdir(self, cid: str, workdir: str) -> None:
-        """Create a missing working directory as Docker does: owned by root, mode 0755.
+    def _resolve_in_container(self, cid: str, path: str) -> tuple[str, list[str]]:
+        """``path`` with every symbolic link resolved inside the container.
 
-        (Podman's own ``create_working_dir`` makes it owned by the container's user.)
+        Returns the existing part (resolved) and the components that do not exist.
         """
-        parts = [p for p in workdir.split("/") if p and p != "."]
-        missing: list[str] = []
-        while parts and self.container_stat_path(cid, "/" + "/".join(parts)) is None:
-            missing.insert(0, parts.pop())
+        parts = [p for p in path.split("/") if p not in ("", ".")]
+        current = "/"
+        hops = 0
+        for i, part in enumerate(parts):
+            if part == "..":
+                current = posixpath.dirname(current) or "/"
+                continue
+            candidate = posixpath.join(current, part)
+            stat = self.container_stat_path(cid, candidate)
+            if stat is None:
+                rest = posixpath.normpath("/".join(parts[i:]))
+                if rest.startswith(".."):
+                    # ".." past the missing part: resolve what it names instead.
+                    return self._resolve_in_container(cid, posixpath.join(current, rest))
+                return current, [p for p in rest.split("/") if p not in ("", ".")]
+            if stat.is_symlink:
+                hops += 1
+                if hops > 40:
+                    raise InvalidSpec(f"too many levels of symbolic links in {path!r}")
+                target = stat.link_target
+                current = (
+                    posixpath.normpath(posixpath.join(current, target)) if target else candidate
+                )
+            else:
+                current = candidate
+        return current, []
+
+    def _prepare_workdir(self, cid: str, workdir: str) -> str:
+        """Make sure the working directory exists; return it free of links.
+
+        A missing one is created as Docker does: owned by root, mode 0755
+        (Podman's own ``create_working_dir`` gives it to the container's user).
+        """
+        existing, missing = self._resolve_in_container(cid, workdir)
         if not missing:
-            return
+            return existing
         buf = io.BytesIO()
         now = int(time.time())
         with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -564,10 +613,14 @@ class PodmanDriver:
         self._call(
             "PUT",
             f"/containers/{_q(cid)}/archive",
-            params={"path": "/" + "/".join(parts), "copyUIDGID": False},
+            params={"path": existing, "copyUIDGID": False},
             body=buf.getvalue(),
             headers={"Content-Type": "application/x-tar"},
         )
+        existing, missing = self._resolve_in_container(cid, workdir)
+        if missing:
+            raise EngineError(f"podman: could not create the working directory {workdir!r}")
+        return existing
 
     def container_start(self, id: str) -> None:
         self._call("POST", f"/containers/{_q(id)}/start", timeout=None)
