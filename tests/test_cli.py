@@ -239,6 +239,7 @@ def test_build_images_tag_save_load_rm(
     assert table[0].split()[:2] == ["REPOSITORY", "TAG"]
     assert any(line.split()[:3] == [tag.split(":")[0], "1", image_id[7:19]] for line in table)
     assert image_id[7:19] in ek("images", "-q", tag).stdout.split()
+    assert json.loads(ek("image", "ls", "--json", tag).stdout)[0]["id"] == image_id
 
     shown = json.loads(ek("image", "inspect", "--json", tag).stdout)[0]
     assert shown["id"] == image_id and shown["labels"]["extra"] == "yes"
@@ -517,6 +518,8 @@ def test_error_classes_and_exit_codes(
     )
     if Capability.PULL not in engine.capabilities:
         one_line_error(ek("pull", "busybox:latest", expect=None), "Unsupported")
+    if Capability.PUSH not in engine.capabilities:
+        one_line_error(ek("push", base_image, expect=None), "Unsupported")
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
