@@ -720,3 +720,23 @@ def test_copied_trees_match_docker(store: ImageStore, files: Any, modes: list[in
             },
         )
         compare_with_docker(store, ctx, Path(tmp))
+
+
+def test_a_failing_progress_callback_aborts_cleanly(store: ImageStore, ctx: Path) -> None:
+    write(ctx, {"Dockerfile": "FROM scratch\n" + BUSYBOX + "RUN echo tick; sleep 30\n"})
+    before = layout_snapshot(store)
+
+    def progress(line: str) -> None:
+        if line == "tick":
+            raise RuntimeError("the caller gave up")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="gave up"):
+        build_image(
+            store,
+            BuildRequest(context=str(ctx), tags=("ek-abort:1",), labels=LABELS),
+            progress=progress,
+            execute=execute,
+        )
+    assert time.monotonic() - started < 20  # the RUN was stopped, not waited for
+    _nothing_left(store, before)
