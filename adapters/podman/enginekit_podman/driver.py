@@ -143,6 +143,8 @@ class PodmanDriver:
         # When this driver last sent a container a stop or a signal (libpod
         # does not always record a `stop` event).
         self._signalled: dict[str, dt.datetime] = {}
+        # (image id, working directory) -> (existing part, resolved; missing parts)
+        self._workdirs: dict[tuple[str, str], tuple[str, list[str]]] = {}
 
     # -- plumbing ------------------------------------------------------------
     @property
@@ -528,14 +530,18 @@ class PodmanDriver:
                 for m in spec.mounts
             ]
         workdir = spec.workdir or image_cfg.get("WorkingDir") or "/"
-        if workdir != "/":
-            body["annotations"][convert.ANNOTATION_WORKDIR] = workdir
-        cid = self._create(body)
         if workdir == "/":
-            return cid
+            return self._create(body)
+        body["annotations"][convert.ANNOTATION_WORKDIR] = workdir
+        image_id = str(image["Id"])
+        with self._lock:
+            known = self._workdirs.get((image_id, workdir))
+        if known is not None:
+            body["work_dir"] = posixpath.join(known[0], *known[1])
+        cid = self._create(body)
         try:
-            resolved = self._prepare_workdir(cid, workdir)
-            if resolved != workdir:
+            resolved = self._prepare_workdir(cid, image_id, workdir)
+            if resolved != body["work_dir"]:
                 # The path goes through a symbolic link. Podman resolves the
                 # working directory on the host (and would create it there,
                 # following an absolute link out of the container): give it
@@ -543,10 +549,7 @@ class PodmanDriver:
                 self.container_remove(cid, force=True)
                 body["work_dir"] = resolved
                 cid = self._create(body)
-                if self._prepare_workdir(cid, resolved) != resolved:
-                    raise InvalidSpec(
-                        f"the working directory {workdir!r} cannot be resolved in the container"
-                    )
+                self._prepare_workdir(cid, image_id, workdir)
         except BaseException:
             with contextlib.suppress(EngineError):
                 self.container_remove(cid, force=True)
@@ -592,13 +595,25 @@ class PodmanDriver:
                 current = candidate
         return current, []
 
-    def _prepare_workdir(self, cid: str, workdir: str) -> str:
+    def _prepare_workdir(self, cid: str, image_id: str, workdir: str) -> str:
         """Make sure the working directory exists; return it free of links.
 
         A missing one is created as Docker does: owned by root, mode 0755
         (Podman's own ``create_working_dir`` gives it to the container's user).
+        How a path resolves in a new container depends only on its image: it
+        is worked out once per image (each look costs a mount of the
+        container's file system) and remembered.
         """
-        existing, missing = self._resolve_in_container(cid, workdir)
+        key = (image_id, workdir)
+        with self._lock:
+            known = self._workdirs.get(key)
+        if known is None:
+            known = self._resolve_in_container(cid, workdir)
+            with self._lock:
+                if len(self._workdirs) > 1024:
+                    self._workdirs.clear()
+                self._workdirs[key] = known
+        existing, missing = known
         if not missing:
             return existing
         buf = io.BytesIO()
@@ -617,10 +632,7 @@ class PodmanDriver:
             body=buf.getvalue(),
             headers={"Content-Type": "application/x-tar"},
         )
-        existing, missing = self._resolve_in_container(cid, workdir)
-        if missing:
-            raise EngineError(f"podman: could not create the working directory {workdir!r}")
-        return existing
+        return posixpath.join(existing, *missing)
 
     def container_start(self, id: str) -> None:
         self._call("POST", f"/containers/{_q(id)}/start", timeout=None)
