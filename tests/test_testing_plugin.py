@@ -234,3 +234,29 @@ def test_engines_fixture_and_engine_name(tmp_path: pathlib.Path, fake_site: path
     proc = _pytest(tmp_path, {"test_a.py": test}, "--engine", "ektfake", site=fake_site)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 passed" in proc.stdout
+
+
+def test_timeout_fails_the_test_not_the_run(
+    tmp_path: pathlib.Path, fake_site: pathlib.Path
+) -> None:
+    test = """
+    import time
+
+    def test_hangs(engine):
+        time.sleep(60)
+
+    def test_next(engine):
+        pass
+    """
+    proc = _pytest(
+        tmp_path,
+        {"test_a.py": test},
+        "--engine",
+        "ektfake",
+        "--enginekit-timeout",
+        "1",
+        site=fake_site,
+    )
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout + proc.stderr
+    assert "1 failed, 1 passed" in proc.stdout
+    assert "call took longer than --enginekit-timeout=1s" in proc.stdout

@@ -25,6 +25,7 @@ never register it twice.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -47,7 +48,7 @@ from .fixtures import (
 from .session import RUN_LABEL, EngineNotReachable, SuiteRun, parse_engine_choice
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Generator, Iterator
 
 __all__ = [
     "ENTRY_POINT_NAME",
@@ -72,6 +73,8 @@ ENTRY_POINT_NAME = "enginekit"
 RUN_KEY = pytest.StashKey[SuiteRun]()
 _DESELECTED_KEY = pytest.StashKey[int]()
 _ENGINE_FIXTURES = ("engine", "engines")
+#: Seconds a test's setup or call may take before it fails (``--enginekit-timeout``).
+DEFAULT_TIMEOUT = 300.0
 
 pytest.register_assert_rewrite("enginekit.testing.suite")
 
@@ -94,6 +97,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=(
             "run the enginekit contract suite on this engine (adapter name or URL); "
             "repeatable; default: $ENGINEKIT_TEST_ENGINES (comma-separated)"
+        ),
+    )
+    _add_timeout_option(group)
+
+
+def _add_timeout_option(group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--enginekit-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        dest="enginekit_timeout",
+        metavar="SECONDS",
+        help=(
+            "fail a test using an engine whose setup or call runs longer than this "
+            f"(default {DEFAULT_TIMEOUT:g}; 0 disables)"
         ),
     )
 
@@ -194,8 +212,14 @@ def _engines_of(item: pytest.Item, run: SuiteRun) -> list[str]:
     return []
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    _check_requirements(item)  # before any fixture is set up
+    with _deadline(item, "setup"):
+        return (yield)
+
+
+def _check_requirements(item: pytest.Item) -> None:
     wanted = [cap for mark in item.iter_markers("requires") for cap in mark.args]
     if not wanted:
         return
@@ -211,6 +235,48 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 pytest.skip(f"engine {name} declares no {', '.join(missing)}")
             continue
         pytest.fail(message, pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _deadline(item, "call"):
+        return (yield)
+
+
+@contextlib.contextmanager
+def _deadline(node: pytest.Item | pytest.Collector | Any, what: str) -> Iterator[None]:
+    """Fail the current test (never hang the run) if ``what`` outlives
+    ``--enginekit-timeout``: SIGALRM interrupts even a blocked engine call, in
+    the main thread, and the test's teardown and the run's cleanup still run."""
+    import signal
+    import threading
+
+    seconds = float(node.config.getoption("enginekit_timeout", default=0) or 0)
+    if (
+        seconds <= 0
+        or not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+        or not _uses_engine(getattr(node, "fixturenames", ()))
+        or signal.getitimer(signal.ITIMER_REAL)[0] > 0  # an outer deadline is running
+    ):
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        import faulthandler
+        import sys
+
+        with contextlib.suppress(Exception):  # stderr may be captured without a file
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        pytest.fail(f"{what} took longer than --enginekit-timeout={seconds:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(autouse=True)
