@@ -620,6 +620,7 @@ def test_archive_round_trip_on_a_stopped_container(driver: DockerDriver, make: M
     link = driver.container_stat_path(cid, "/bin/sh")
     assert link is not None and link.is_symlink and link.link_target == "/bin/busybox"
     assert driver.container_stat_path(cid, "/nope") is None
+    assert driver.container_stat_path(cid, "/bin/dir/hello.txt/x") is None  # through a file
     with (
         driver.container_get_archive(cid, "/bin/dir") as stream,
         tarfile.open(fileobj=stream, mode="r|") as tar,
@@ -628,6 +629,8 @@ def test_archive_round_trip_on_a_stopped_container(driver: DockerDriver, make: M
     assert found == {"dir": None, "dir/hello.txt": b"hi\n"}
     with pytest.raises(NotFound):
         driver.container_get_archive(cid, "/nope")
+    with pytest.raises(NotFound):
+        driver.container_get_archive(cid, "/bin/dir/hello.txt/x")
     with pytest.raises(NotFound):
         driver.container_put_archive(cid, "/nope", _tar({"x": b""}))
 
