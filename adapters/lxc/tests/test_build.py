@@ -437,6 +437,30 @@ def test_multi_stage_matches_docker(store: ImageStore, ctx: Path, tmp_path: Path
     assert store.list() == [image]  # no intermediate stage is kept
 
 
+DELETIONS = """\
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN mkdir -p /data/gone/deep /data/opaque /data/keep && touch /data/gone/deep/f /data/opaque/old \\
+ && touch /data/file /data/keep/k && ln -s /data/keep /data/link
+
+FROM base
+RUN rm -rf /data/gone /data/file /data/link && rm -rf /data/opaque && mkdir /data/opaque \\
+ && touch /data/opaque/new && rm /bin/vi && echo changed > /data/keep/k
+"""
+
+
+def test_deletions_in_later_layers_match_docker(
+    store: ImageStore, ctx: Path, tmp_path: Path
+) -> None:
+    write(ctx, {"Dockerfile": DELETIONS})
+    image = compare_with_docker(store, ctx, tmp_path)
+    files = tree(store.rootfs(image.id))
+    assert "/data/gone" not in files and "/data/file" not in files and "/bin/vi" not in files
+    assert "/data/opaque/old" not in files and "/data/opaque/new" in files
+    assert len(store.config_json(image.id)["rootfs"]["diff_ids"]) == 2
+
+
 def test_target_builds_only_up_to_the_stage(store: ImageStore, ctx: Path, tmp_path: Path) -> None:
     write(ctx, {"Dockerfile": MULTI_STAGE})
     image = compare_with_docker(store, ctx, tmp_path, target="mid")
