@@ -296,6 +296,11 @@ class ImageStore:
     def _gc(self) -> None:
         """Drop blobs no index entry needs (caller holds the exclusive lock)."""
         run_tool(["umoci", "gc", "--layout", self.layout.path], what="collect unused blobs")
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(self.sizes_dir):
+                if not os.path.exists(os.path.join(self.layout.blobs, name)):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(self.sizes_dir, name))
 
     # -- queries --------------------------------------------------------------
     def resolve(self, ref: str) -> str:

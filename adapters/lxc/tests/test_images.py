@@ -239,6 +239,7 @@ def test_remove_untags_then_removes(store: ImageStore, busybox: str) -> None:
         store.inspect(busybox)
     assert store.layout.entries() == []
     assert os.listdir(store.layout.blobs) == []  # umoci gc ran
+    assert os.listdir(store.sizes_dir) == []
     assert not os.path.exists(rootfs)
 
 
