@@ -434,7 +434,8 @@ class LxcDriver:
             "entrypoint": list(entrypoint),
             "command": list(command),
             "env": env,
-            "workdir": spec.workdir or config.workdir or "/",
+            # None when neither the spec nor the image sets one (as Docker shows it).
+            "workdir": spec.workdir or config.workdir or None,
             "user": spec.user if spec.user is not None else (config.user or ""),
             "labels": dict(spec.labels),
             # As Docker: the host's name on the host's network, else the short id.
@@ -497,7 +498,7 @@ class LxcDriver:
             with Root(rootfs) as root:
                 user = resolve_user(root, meta["user"])
                 try:
-                    root.makedirs(meta["workdir"])
+                    root.makedirs(meta["workdir"] or "/")
                 except OSError as exc:
                     raise InvalidSpec(
                         f"cannot create the working directory {meta['workdir']}: {exc.strerror}"
@@ -513,7 +514,7 @@ class LxcDriver:
                 rootfs=rootfs,
                 hostname=meta["hostname"],
                 env=runtime_env,
-                workdir=meta["workdir"],
+                workdir=meta["workdir"] or "/",
                 user=user,
                 network=meta["network"],
                 bridge=self.bridge,
@@ -696,7 +697,7 @@ class LxcDriver:
         if state is not ContainerState.RUNNING:
             raise Conflict(f"container {id[:12]} is not running ({state.value})")
         pid = status.get("pid")
-        cwd = workdir or meta["workdir"]
+        cwd = workdir or meta["workdir"] or "/"
         try:
             with Root(f"/proc/{pid}/root") as root:
                 who = resolve_user(root, user if user is not None else meta["user"])

@@ -51,39 +51,30 @@ def iter_records(
         return
     try:
         buf = b""
-        last_kind = 0
         while True:
             chunk = fh.read(1 << 16)
-            if chunk:
-                buf += chunk
-                pos = 0
-                while len(buf) - pos >= _HEADER.size:
-                    kind, ts, length = _HEADER.unpack_from(buf, pos)
-                    end = pos + _HEADER.size + length
-                    if end > len(buf):
-                        break
-                    last_kind = kind
-                    yield kind, ts, buf[pos + _HEADER.size : end]
-                    pos = end
-                buf = buf[pos:]
-                continue
-            if not follow:
-                return
-            if buf:  # a record being written: wait for the rest
-                time.sleep(poll)
-                continue
-            running = still_running() if still_running is not None else False
-            if not running:
-                # One more read: output written just before the state changed.
-                more = fh.read(1 << 16)
-                if more:
-                    buf += more
+            if not chunk:
+                if not follow:
+                    return
+                # At the end (perhaps inside a record being written).
+                if still_running is None or not still_running():
+                    # One more read: output written just before the state changed.
+                    chunk = fh.read(1 << 16)
+                    if not chunk:
+                        return  # a record cut short by a dead writer is dropped
+                else:
+                    time.sleep(poll)
                     continue
-                return
-            if last_kind == END:
-                # Ended here, yet running again: a restart, keep following.
-                pass
-            time.sleep(poll)
+            buf += chunk
+            pos = 0
+            while len(buf) - pos >= _HEADER.size:
+                kind, ts, length = _HEADER.unpack_from(buf, pos)
+                end = pos + _HEADER.size + length
+                if end > len(buf):
+                    break
+                yield kind, ts, buf[pos + _HEADER.size : end]
+                pos = end
+            buf = buf[pos:]
     finally:
         fh.close()
 
