@@ -438,11 +438,14 @@ class ImageStore:
         path = os.path.join(self.rootfs_dir, hexid)
         if not os.path.exists(path):
             return
-        with file_lock(os.path.join(self.rootfs_dir, f".{hexid}.lock")):
+        lock = os.path.join(self.rootfs_dir, f".{hexid}.lock")
+        with file_lock(lock):
             if os.path.exists(path):
                 doomed = os.path.join(self.rootfs_dir, f".gone-{hexid}-{os.getpid()}")
                 os.rename(path, doomed)
                 shutil.rmtree(doomed, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
 
     # -- root filesystems -----------------------------------------------------
     def rootfs(self, image_id: str) -> str:
@@ -470,7 +473,13 @@ class ImageStore:
                         ["umoci", "raw", "unpack", "--image", f"{view}:image", target],
                         what=f"unpack image {image_id[7:19]}",
                     )
-                os.rename(target, path)
+                try:
+                    os.rename(target, path)
+                except OSError:
+                    # Made meanwhile by a caller that held another generation of
+                    # the lock file (see _drop_rootfs): theirs is as good.
+                    if not os.path.isdir(path):
+                        raise
         return path
 
     def layout_view(self, scratch: str, manifest: str) -> str:

@@ -241,6 +241,7 @@ def test_remove_untags_then_removes(store: ImageStore, busybox: str) -> None:
     assert os.listdir(store.layout.blobs) == []  # umoci gc ran
     assert os.listdir(store.sizes_dir) == []
     assert not os.path.exists(rootfs)
+    assert os.listdir(store.rootfs_dir) == []
 
 
 def test_force_remove_of_an_image_in_use_keeps_its_rootfs(store: ImageStore, busybox: str) -> None:
