@@ -170,9 +170,11 @@ class ImageStore:
             self._swept = True
             self.sweep_tmp()
         path = tempfile.mkdtemp(prefix=prefix, dir=self.tmp_dir)
-        fd = os.open(os.path.join(path, _IN_USE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Locked before it gets its name: a sweeper never sees it unlocked.
+        fd = os.open(os.path.join(path, ".new"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(os.path.join(path, ".new"), os.path.join(path, _IN_USE))
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
