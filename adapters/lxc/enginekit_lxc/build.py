@@ -17,9 +17,14 @@ ARG/ENV substitution, the state after each step) and owns the context rules
 - the file-system changes of a stage are committed with ``umoci repack`` as one
   layer at the end of the stage (a repack hashes the whole rootfs, so one per
   step costs a rootfs walk per step for nothing a container could tell apart);
-  the config (ENV, CMD, ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL,
-  VOLUME, SHELL) is then written into the image config with one history entry
-  per instruction, and the manifest re-hashed.
+  (measured: 50 MB COPY + 8 RUNs took 1.6-3.2 s this way, 4.8-6.8 s with a
+  layer per step; ``LAYER_PER_STEP`` switches); the config (ENV, CMD,
+  ENTRYPOINT, WORKDIR, USER, LABEL, EXPOSE, STOPSIGNAL, VOLUME, SHELL,
+  HEALTHCHECK, ONBUILD, MAINTAINER) is then written into the image config as
+  Docker writes it, with one history entry per instruction, and the manifest
+  re-hashed.
+- RUN has no network but loopback (``network="none"``); Docker's RUN has the
+  default bridge. A base image with ONBUILD triggers is refused (``Unsupported``).
 
 ``progress`` receives Docker's classic-builder lines: ``Step N/M : INSTRUCTION``
 (global ARGs counted, and the build's ``labels`` as a last ``LABEL`` step, as
