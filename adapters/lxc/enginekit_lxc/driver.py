@@ -52,6 +52,7 @@ from enginekit.models import (
     ContainerState,
     EngineInfo,
     ExecResult,
+    FrozenDict,
     Image,
     LogLine,
     Mount,
@@ -101,11 +102,17 @@ def _proc_starttime(pid: int) -> int | None:
 
 
 def _read_first(path: str) -> str | None:
+    """A small file's text, stripped (None if unreadable); cheap: inspect uses it."""
     try:
-        with open(path) as fh:
-            return fh.read().strip()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        return os.read(fd, 65536).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _signal_number(name: str) -> int:
@@ -139,6 +146,7 @@ class LxcDriver:
         self._lxcpath: str | None = self._address
         self._images: Any = None
         self._meta_cache: dict[str, dict[str, Any]] = {}
+        self._static_cache: dict[str, dict[str, Any]] = {}
         self._version: str | None = None
         self._launcher = MonitorLauncher()
 
@@ -217,6 +225,7 @@ class LxcDriver:
     def close(self) -> None:
         self._launcher.close()
         self._meta_cache.clear()
+        self._static_cache.clear()
 
     # -- images (the image store does the work) -------------------------------
     def image_build(
@@ -275,9 +284,8 @@ class LxcDriver:
         return meta
 
     def _resolve(self, ref: str) -> str:
-        root = self.store.root
-        if len(ref) == 64 and os.path.isfile(os.path.join(root, ref, "meta.json")):
-            return ref
+        if len(ref) == 64 and (ref in self._meta_cache or self.store.exists(ref)):
+            return ref  # a removed container then fails on its status
         owner = self.store.name_owner(ref) if "/" not in ref and ref not in (".", "..") else None
         if owner and self.store.exists(owner):
             return owner
@@ -294,6 +302,7 @@ class LxcDriver:
             return self.store.read_status(id)
         except FileNotFoundError as exc:
             self._meta_cache.pop(id, None)
+            self._static_cache.pop(id, None)
             raise ContainerNotFound(f"no such container: {id}") from exc
         except (OSError, ValueError) as exc:
             raise EngineError(f"cannot read the state of container {id[:12]}: {exc}") from exc
@@ -302,13 +311,9 @@ class LxcDriver:
         """The state of a container whose status says running (recovering a dead monitor)."""
         if self.store.monitor_alive(id) or self._init_alive(status):
             freezer = (status.get("cgroups") or {}).get("freezer")
-            if freezer and _read_first(os.path.join(freezer, "freezer.state")) in (
-                "FROZEN",
-                "FREEZING",
-            ):
+            if freezer and _read_first(freezer + "/freezer.state") in ("FROZEN", "FREEZING"):
                 return ContainerState.PAUSED, status
-            if self.store.monitor_alive(id) or self._init_alive(status):
-                return ContainerState.RUNNING, status
+            return ContainerState.RUNNING, status
         status = self._recover(id)
         return _STATES.get(status.get("state", ""), ContainerState.EXITED), status
 
@@ -347,6 +352,32 @@ class LxcDriver:
             return self._live_state(id, status)
         return _STATES.get(status.get("state", ""), ContainerState.EXITED), status
 
+    def _static(self, id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """The parts of a snapshot that never change, built once per container."""
+        fixed = self._static_cache.get(id)
+        if fixed is None:
+            fixed = {
+                "id": id,
+                "name": meta["name"],
+                "image": meta["image"],
+                "image_id": meta["image_id"],
+                "created_at": _parse_time(meta["created_at"]),
+                "labels": FrozenDict(meta["labels"]),
+                "command": tuple(meta["command"] or ()),
+                "entrypoint": tuple(meta["entrypoint"] or ()),
+                "env": FrozenDict(meta["env"]),
+                "workdir": meta["workdir"],
+                "user": meta["user"] or None,
+                "hostname": meta["hostname"],
+                "mounts": tuple(Mount(**m) for m in meta["mounts"]),
+                "resources": Resources(**meta["resources"]),
+                "network": meta["network"],
+                "stop_signal": meta["stop_signal"],
+                "engine": ENGINE,
+            }
+            self._static_cache[id] = fixed
+        return fixed
+
     def _container(
         self, id: str, meta: dict[str, Any], state: ContainerState, status: dict[str, Any]
     ) -> Container:
@@ -354,24 +385,13 @@ class LxcDriver:
         exited = state is ContainerState.EXITED
         ports_src = status.get("ports") if live else meta["ports"]
         return Container(
-            id=id,
-            name=meta["name"],
-            image=meta["image"],
-            image_id=meta["image_id"],
+            **self._static(id, meta),
             state=state,
             exit_code=status.get("exit_code") if exited else None,
             oom_killed=bool(status.get("oom_killed")),
-            created_at=_parse_time(meta["created_at"]),
             started_at=_parse_time(status.get("started_at")),
             finished_at=_parse_time(status.get("finished_at")) if exited else None,
             pid=status.get("pid") if live else None,
-            labels=meta["labels"],
-            command=meta["command"] or (),
-            entrypoint=meta["entrypoint"] or (),
-            env=meta["env"],
-            workdir=meta["workdir"],
-            user=meta["user"] or None,
-            hostname=meta["hostname"],
             ports=tuple(
                 PortBinding(
                     container_port=p["container_port"],
@@ -381,11 +401,6 @@ class LxcDriver:
                 )
                 for p in ports_src or ()
             ),
-            mounts=tuple(Mount(**m) for m in meta["mounts"]),
-            resources=Resources(**meta["resources"]),
-            network=meta["network"],
-            stop_signal=meta["stop_signal"],
-            engine=ENGINE,
             raw={"meta": meta, "status": status},
         )
 
@@ -928,6 +943,7 @@ class LxcDriver:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.store.path(id, "meta.json"))
         self._meta_cache.pop(id, None)
+        self._static_cache.pop(id, None)
         self.store.delete(id)
 
     # -- copy ----------------------------------------------------------------

@@ -65,7 +65,7 @@ class ContainerStore:
         return os.path.join(self.root, id)
 
     def path(self, id: str, name: str) -> str:
-        return os.path.join(self.root, id, name)
+        return f"{self.root}/{id}/{name}"
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -154,7 +154,12 @@ class ContainerStore:
         return data
 
     def read_status(self, id: str) -> dict[str, Any]:
-        data: dict[str, Any] = read_json(self.path(id, STATUS))
+        fd = os.open(f"{self.root}/{id}/{STATUS}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, 1 << 20)
+        finally:
+            os.close(fd)
+        data: dict[str, Any] = json.loads(raw)
         return data
 
     def write_status(self, id: str, status: dict[str, Any]) -> None:
