@@ -179,6 +179,8 @@ def run(cdir: str, ready_fd: int | None) -> int:
         previous = _load(status_path)
 
     def fail(message: str) -> int:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(cdir, "ip"))
         keep = dict(previous)
         keep["error"] = message
         atomic_write(status_path, json.dumps(keep).encode())
