@@ -64,7 +64,7 @@ from enginekit.models import (
 )
 
 from . import copyops, logfile
-from .errors import HINT
+from .errors import HINT, tool_path
 from .fsroot import Root
 from .launcher import MonitorLauncher
 from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, render
@@ -550,7 +550,7 @@ class LxcDriver:
                 fh.write(text)
             os.replace(cfg + ".tmp", cfg)
             argv = [
-                "lxc-execute", "-n", lxc_name, "-P", self.lxcpath, "-f", cfg,
+                tool_path("lxc-execute"), "-n", lxc_name, "-P", self.lxcpath, "-f", cfg,
                 "-o", os.path.join(cdir, "lxc.log"), "-l", "NOTICE", "-q",
                 "--",
             ]  # fmt: skip
@@ -732,7 +732,7 @@ class LxcDriver:
             image_env=meta["env"], env=env or {}, hostname=meta["hostname"], home=who.home
         )
         argv = [
-            "lxc-attach",
+            tool_path("lxc-attach"),
             "-n",
             meta["lxc_name"],
             "-P",
@@ -889,7 +889,7 @@ class LxcDriver:
         # The command is gone but the container lingers: LXC tears it down.
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
-                ["lxc-stop", "-k", "-n", self._meta(id)["lxc_name"], "-P", self.lxcpath],
+                [tool_path("lxc-stop"), "-k", "-n", self._meta(id)["lxc_name"], "-P", self.lxcpath],
                 capture_output=True,
                 timeout=30,
                 check=False,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import shutil
 from collections.abc import Iterator
 
 from enginekit.errors import Conflict, EngineError, EngineUnavailable, NotFound
 
-__all__ = ["LxcToolError", "map_os_errors", "tool_error"]
+__all__ = ["LxcToolError", "map_os_errors", "tool_error", "tool_path"]
 
 HINT = "install LXC 5 (`apt-get install lxc`) and make sure the lxc-* tools are on PATH"
 
@@ -47,3 +49,20 @@ def map_os_errors(what: str) -> Iterator[None]:
         if exc.errno in (errno.EBUSY,):
             raise Conflict(f"{what}: {exc.strerror}") from exc
         raise EngineError(f"{what}: {exc.strerror or exc}") from exc
+
+
+@functools.cache
+def _which(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def tool_path(name: str) -> str:
+    """The absolute path of the lxc-* tool ``name`` (found once, on the host's PATH).
+
+    Tools run with a container's environment must not be looked up in it.
+    """
+    path = _which(name)
+    if path is None:
+        _which.cache_clear()
+        raise EngineUnavailable(f"{name} not found on PATH", hint=HINT)
+    return path

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from enginekit.errors import EngineError, EngineUnavailable, InvalidSpec
 from enginekit.models import Stream
 
-from .errors import HINT, LxcToolError
+from .errors import HINT, LxcToolError, tool_path
 from .fsroot import Root
 from .helper import NoiseFilter, helper_argv
 from .lxcconf import LxcSettings, container_env, render
@@ -165,7 +165,7 @@ def execute(
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
             cmd = [
-                "lxc-execute", "-n", name, "-P", tmp, "-f", cfg,
+                tool_path("lxc-execute"), "-n", name, "-P", tmp, "-f", cfg,
                 "-o", log, "-l", "NOTICE", "-q", "--", *helper_argv(argv),
             ]  # fmt: skip
             try:
@@ -206,7 +206,7 @@ def _abort(proc: subprocess.Popen[bytes], name: str, lxcpath: str) -> None:
     """Kill a run whose caller gave up (an exception, KeyboardInterrupt)."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         subprocess.run(
-            ["lxc-stop", "-k", "-n", name, "-P", lxcpath],
+            [tool_path("lxc-stop"), "-k", "-n", name, "-P", lxcpath],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=10,
