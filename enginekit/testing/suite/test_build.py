@@ -633,6 +633,52 @@ class TestBuildProgress:
             remove_image_quietly(engine, tag)
 
 
+FINGERPRINT = "ek-build-fingerprint"
+
+
+def _fingerprinted(dockerfile: str, mark: str) -> str:
+    """``dockerfile`` with a LABEL after every FROM line: every image and build
+    container a build of it makes carries ``FINGERPRINT=mark``, which tells
+    them apart from what other clients of a shared engine make meanwhile."""
+    out = []
+    for line in dockerfile.splitlines():
+        out.append(line)
+        if line.strip().upper().startswith("FROM"):
+            out.append(f"LABEL {FINGERPRINT}={mark}")
+    return "\n".join(out) + "\n"
+
+
+def _ours(engine: Engine, appeared: dict[str, list[str]], mark: str) -> list[str]:
+    """Of the objects that appeared, those a fingerprinted build made: images
+    with the fingerprint, containers with it or made from such an image."""
+    from enginekit.errors import NotFound
+
+    def image_is_ours(ref: str) -> bool:
+        try:
+            return engine.images.get(ref).labels.get(FINGERPRINT) == mark
+        except NotFound:
+            return False
+
+    found = [i for i in appeared["images"] if image_is_ours(i)]
+    for cid in appeared["containers"]:
+        try:
+            c = engine.containers.get(cid)
+        except NotFound:
+            continue
+        if c.labels.get(FINGERPRINT) == mark or (c.image_id and image_is_ours(c.image_id)):
+            found.append(cid)
+    return found
+
+
+def _left_behind(engine: Engine, mark: str) -> dict[str, list[str]]:
+    """Images and containers (any state) a build of a fingerprinted Dockerfile left."""
+    wanted = {FINGERPRINT: mark}
+    return {
+        "containers": sorted(c.id for c in engine.containers.list(all=True, labels=wanted)),
+        "images": sorted(i.id for i in engine.images.list(labels=wanted)),
+    }
+
+
 @pytest.mark.requires(Capability.BUILD)
 class TestBuildFailure:
     def test_failing_step(
@@ -645,11 +691,14 @@ class TestBuildFailure:
         mark = uuid.uuid4().hex[:12]
         step = f"RUN echo out-{mark}; echo err-{mark} >&2; exit 3"
         ctx = build_context(
-            "FROM scratch\n"
-            "COPY busybox /bin/busybox\n"
-            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-            f"{step}\n"
-            "RUN echo never\n"
+            _fingerprinted(
+                "FROM scratch\n"
+                "COPY busybox /bin/busybox\n"
+                'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+                f"{step}\n"
+                "RUN echo never\n",
+                mark,
+            )
         )
         tag = f"{make_name()}:fails"
         before = snapshot(engine)
@@ -664,7 +713,11 @@ class TestBuildFailure:
         assert not engine.images.exists(tag)
         with pytest.raises(ImageNotFound):
             engine.images.get(tag)
-        assert new_objects(engine, before) == {"containers": [], "images": []}
+        assert _left_behind(engine, mark) == {"containers": [], "images": []}
+        # What else appeared meanwhile (other clients of a shared engine may add
+        # objects): nothing of it may come from this build.
+        appeared = new_objects(engine, before)
+        assert _ours(engine, appeared, mark) == [], appeared
 
     def test_failing_exec_form_step_in_an_earlier_stage(
         self,
@@ -676,12 +729,15 @@ class TestBuildFailure:
         mark = uuid.uuid4().hex[:12]
         step = f'RUN ["/bin/sh", "-c", "echo exec-{mark}; exit 5"]'
         ctx = build_context(
-            "FROM scratch AS first\n"
-            "COPY busybox /bin/busybox\n"
-            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-            f"{step}\n"
-            "FROM scratch\n"
-            "COPY --from=first /bin/busybox /bin/busybox\n"
+            _fingerprinted(
+                "FROM scratch AS first\n"
+                "COPY busybox /bin/busybox\n"
+                'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+                f"{step}\n"
+                "FROM scratch\n"
+                "COPY --from=first /bin/busybox /bin/busybox\n",
+                mark,
+            )
         )
         tag = f"{make_name()}:fails-early"
         before = snapshot(engine)
@@ -692,7 +748,11 @@ class TestBuildFailure:
         assert exc.exit_code == 5
         assert f"exec-{mark}" in exc.output, exc.output
         assert not engine.images.exists(tag)
-        assert new_objects(engine, before) == {"containers": [], "images": []}
+        assert _left_behind(engine, mark) == {"containers": [], "images": []}
+        # What else appeared meanwhile (other clients of a shared engine may add
+        # objects): nothing of it may come from this build.
+        appeared = new_objects(engine, before)
+        assert _ours(engine, appeared, mark) == [], appeared
 
 
 def _escape_cases() -> list[tuple[str, dict[str, Any]]]:
@@ -761,7 +821,8 @@ class TestBuildRefusals:
         ctx.mkdir()
         (ctx / "sub").mkdir()
         shutil.copy2(busybox_path, ctx / "busybox")
-        (ctx / "Dockerfile").write_text(params["dockerfile_text"])
+        mark = uuid.uuid4().hex[:12]
+        (ctx / "Dockerfile").write_text(_fingerprinted(params["dockerfile_text"], mark))
         (tmp_path / "outside.txt").write_text("outside the context\n")
         (tmp_path / "Dockerfile.outside").write_text("FROM scratch\nCOPY busybox /b\n")
         if "link" in params:
@@ -778,4 +839,8 @@ class TestBuildRefusals:
         assert isinstance(info.value, ValueError)
         assert "outside the context\n" not in str(info.value)
         assert not engine.images.exists(tag)
-        assert new_objects(engine, before) == {"containers": [], "images": []}
+        assert _left_behind(engine, mark) == {"containers": [], "images": []}
+        # What else appeared meanwhile (other clients of a shared engine may add
+        # objects): nothing of it may come from this build.
+        appeared = new_objects(engine, before)
+        assert _ours(engine, appeared, mark) == [], appeared
