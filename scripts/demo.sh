@@ -10,4 +10,8 @@ bash scripts/bootstrap.sh
 engines=()
 for name in "$@"; do engines+=(--engine "$name"); done
 cp -f "$(command -v busybox || echo /bin/busybox)" examples/hello/busybox
+# First the lifecycle (build, run, pause, exec, stop, inspect) on each engine...
+"$ROOT/.venv/bin/python" examples/demo.py "$@"
+echo
+# ...then one container on every engine, compared field by field.
 exec "$ROOT/.venv/bin/enginekit" compare "${engines[@]}" --build examples/hello -- enginekit-hello:demo
