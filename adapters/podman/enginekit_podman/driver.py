@@ -272,7 +272,11 @@ class PodmanDriver:
         for attempt in range(5):
             try:
                 return self._json("GET", path, params=params, what=what)
-            except NotFound:
+            except (EngineUnavailable, EngineTimeout):
+                raise
+            except EngineError:
+                # "image not known", "layer not known": an object went away
+                # while the list was being read. Reading is safe to repeat.
                 if attempt == 4:
                     raise
                 time.sleep(0.05 * (attempt + 1))
