@@ -66,6 +66,7 @@ from enginekit.models import (
 from . import copyops, logfile
 from .errors import HINT, tool_path
 from .fsroot import Root
+from .helper import helper_argv, not_found_argv
 from .launcher import MonitorLauncher
 from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, render
 from .monitor import mount_overlay, unmount
@@ -510,6 +511,7 @@ class LxcDriver:
             raise EngineError(f"cannot mount the container's rootfs: {exc.strerror}") from exc
         handed_over = False
         try:
+            command = meta["entrypoint"] + meta["command"]
             with Root(rootfs) as root:
                 user = resolve_user(root, meta["user"])
                 try:
@@ -518,8 +520,14 @@ class LxcDriver:
                     raise InvalidSpec(
                         f"cannot create the working directory {meta['workdir']}: {exc.strerror}"
                     ) from exc
-            runtime_env = container_env(
-                image_env=meta["env"], env={}, hostname=meta["hostname"], home=user.home
+                runtime_env = container_env(
+                    image_env=meta["env"], env={}, hostname=meta["hostname"], home=user.home
+                )
+                program = root.which(command[0], runtime_env["PATH"], meta["workdir"] or "/")
+            inner = (
+                helper_argv([program, *command[1:]])
+                if program is not None
+                else not_found_argv(command[0])
             )
             ip = gateway = None
             if meta["network"] == "bridge":
@@ -557,7 +565,7 @@ class LxcDriver:
             plan = {
                 "lxc_name": lxc_name,
                 "argv": argv,
-                "command": meta["entrypoint"] + meta["command"],
+                "inner": inner,
                 "inherit": inherit,
                 "lower": lower,
                 "upper": os.path.join(cdir, "upper"),
@@ -720,6 +728,10 @@ class LxcDriver:
                     cwd_ok = stat.S_ISDIR(root.stat(cwd).st_mode)
                 except OSError:
                     cwd_ok = False
+                full = container_env(
+                    image_env=meta["env"], env=env or {}, hostname=meta["hostname"], home=who.home
+                )
+                program = root.which(command[0], full.get("PATH", ""), cwd) if command else None
         except FileNotFoundError as exc:
             raise Conflict(f"container {id[:12]} is not running") from exc
         if not cwd_ok:
@@ -728,9 +740,12 @@ class LxcDriver:
                 exit_code=126,
                 stderr=f"chdir to cwd ({cwd!r}) failed: no such file or directory\n".encode(),
             )
-        full = container_env(
-            image_env=meta["env"], env=env or {}, hostname=meta["hostname"], home=who.home
-        )
+        if program is None:
+            name = command[0] if command else ""
+            return ExecResult(
+                exit_code=127,
+                stderr=f'exec: "{name}": executable file not found in $PATH\n'.encode(),
+            )
         argv = [
             tool_path("lxc-attach"),
             "-n",
@@ -766,7 +781,8 @@ class LxcDriver:
             "-u",
             "container",
             f"HOME={full['HOME']}",
-            *command,
+            program,
+            *command[1:],
         ]
         try:
             proc = subprocess.run(

@@ -143,11 +143,22 @@ def execute(
             with Root(rootfs) as root:
                 exec_user = resolve_user(root, user)
                 root.makedirs(workdir or "/")
+                full_env = container_env(
+                    image_env={}, env=env, hostname=hostname, home=exec_user.home
+                )
+                program = root.which(argv[0], full_env["PATH"], workdir or "/")
         except InvalidSpec:
             raise
         except OSError as exc:
             raise EngineError(f"cannot prepare rootfs {rootfs}: {exc.strerror}") from exc
-        full_env = container_env(image_env={}, env=env, hostname=hostname, home=exec_user.home)
+        if program is None:
+            # As Docker: the command is looked up in the container's PATH first.
+            if on_output is not None:
+                on_output(
+                    Stream.STDERR,
+                    f'exec: "{argv[0]}": executable file not found in $PATH\n'.encode(),
+                )
+            return 127
         settings = LxcSettings(
             rootfs=rootfs,
             hostname=hostname,
@@ -166,7 +177,7 @@ def execute(
                 fh.write(text)
             cmd = [
                 tool_path("lxc-execute"), "-n", name, "-P", tmp, "-f", cfg,
-                "-o", log, "-l", "NOTICE", "-q", "--", *helper_argv(argv),
+                "-o", log, "-l", "NOTICE", "-q", "--", *helper_argv([program, *argv[1:]]),
             ]  # fmt: skip
             try:
                 proc = subprocess.Popen(

@@ -118,6 +118,25 @@ class Root:
         finally:
             os.close(fd)
 
+    def which(self, name: str, path_env: str, cwd: str = "/") -> str | None:
+        """Where ``name`` is found as the container would find it (Docker's
+        LookPath inside the root): a name with a ``/`` is taken as it is;
+        else the first executable regular file in ``path_env``'s directories."""
+        if "/" in name:
+            return name
+        for entry in path_env.split(":"):
+            base = entry or "."
+            candidate = posixpath.join(
+                base if base.startswith("/") else posixpath.join(cwd, base), name
+            )
+            try:
+                st = self.stat(candidate)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+                return candidate if entry.startswith("/") else posixpath.join(entry or ".", name)
+        return None
+
     def makedirs(self, path: str, mode: int = 0o755, *, uid: int = 0, gid: int = 0) -> None:
         """``mkdir -p`` inside the root; new directories get ``uid``:``gid``."""
         parts = [p for p in posixpath.normpath("/" + path).split("/") if p]

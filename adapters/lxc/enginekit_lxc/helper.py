@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["ENV_HELPER", "NoiseFilter", "helper_argv"]
+__all__ = ["ENV_HELPER", "NoiseFilter", "helper_argv", "not_found_argv"]
 
 #: Where the helper appears inside the container (a tmpfs: nothing lands in the rootfs).
 ENV_HELPER = "/dev/.enginekit/busybox"
@@ -16,8 +16,20 @@ ENV_HELPER = "/dev/.enginekit/busybox"
 def helper_argv(argv: Sequence[str]) -> list[str]:
     """``argv`` run through the helper: ``container=lxc`` (which LXC always
     sets) is dropped from the environment, every other variable is passed on
-    byte for byte, then ``argv`` is executed (looked up in the container's PATH)."""
+    byte for byte, then ``argv`` is executed.
+
+    ``argv[0]`` must already be a path (see :func:`resolved_argv`): given a
+    bare name that is also one of its applets, busybox would run its own
+    applet instead of the container's program.
+    """
     return [ENV_HELPER, "env", "-u", "container", *argv]
+
+
+def not_found_argv(name: str) -> list[str]:
+    """What runs when the command is not in the container's PATH: Docker's
+    message on stderr and exit code 127."""
+    script = 'printf \'exec: "%s": executable file not found in $PATH\\n\' "$0" >&2; exit 127'
+    return [ENV_HELPER, "sh", "-c", script, name]
 
 
 class NoiseFilter:

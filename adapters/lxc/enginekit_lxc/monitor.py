@@ -37,7 +37,7 @@ import time
 from typing import Any
 
 from . import logfile
-from .helper import NoiseFilter, helper_argv
+from .helper import NoiseFilter
 from .store import MONITOR_LOCK, atomic_write
 
 __all__ = ["main", "mount_overlay", "unmount"]
@@ -219,7 +219,7 @@ def run(cdir: str, ready_fd: int | None) -> int:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     noise = NoiseFilter(plan["lxc_name"])
-    argv = plan["argv"] + helper_argv(plan["command"])
+    argv = plan["argv"] + plan["inner"]
     try:
         proc = subprocess.Popen(
             argv,

@@ -617,3 +617,30 @@ def test_stop_kills_every_process(driver: LxcDriver, make: object) -> None:
     assert time.monotonic() - t0 < 5
     assert driver.container_inspect(cid).exit_code == 137
     assert _logs(driver, cid)[0] == b"ready\n"
+
+
+def test_commands_are_the_containers_own(driver: LxcDriver, make: object) -> None:
+    """A command named like a busybox applet is still looked up in the container's PATH."""
+    cid = make(("ls",), env={"PATH": "/opt/bin:/bin"})  # type: ignore[operator]
+    driver.container_put_archive(cid, "/", _tar({"opt/bin/ls": b"#!/bin/sh\necho mine\n"}))
+    # _tar makes files 0644: make it executable through a second archive entry mode.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("opt/bin/ls")
+        data = b"#!/bin/sh\necho mine\n"
+        info.size, info.mode = len(data), 0o755
+        tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    driver.container_put_archive(cid, "/", buf)
+    driver.container_start(cid)
+    assert driver.container_wait(cid, timeout=30) == 0
+    assert _logs(driver, cid)[0] == b"mine\n"
+    cid = _run(driver, make, ("no-such-program",))
+    assert driver.container_inspect(cid).exit_code == 127
+    assert b"executable file not found" in _logs(driver, cid)[1]
+    cid = make(("sleep", "60"))  # type: ignore[operator]
+    driver.container_start(cid)
+    r = driver.container_exec(cid, ("no-such-program",))
+    assert r.exit_code == 127 and b"not found" in r.stderr
+    r = driver.container_exec(cid, ("ls", "/opt"), env={"PATH": "/nowhere"})
+    assert r.exit_code == 127
