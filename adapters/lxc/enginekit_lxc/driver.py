@@ -11,6 +11,21 @@ States: CREATED (never started), RUNNING (the monitor holds a running LXC
 container), PAUSED (its freezer cgroup is FROZEN), EXITED (stopped after a
 start, exit code known). LXC's STOPPED maps to CREATED or EXITED, FROZEN to
 PAUSED; a monitor that died is noticed and its container's state recovered.
+
+Known differences from Docker (kept small on purpose, each one deliberate):
+
+* an ``exec``'d process has no supplementary groups (``lxc-attach`` sets
+  none); the main process has Docker's (the primary gid and the groups that
+  list the user);
+* no ``/etc/hosts``, ``/etc/hostname`` or ``/etc/resolv.conf`` are provided
+  (the hostname itself is set, as ``hostname`` shows);
+* if a monitor is killed, the container runs on, but what it writes then has
+  no reader (as with a dead conmon) and its exit code is inferred:
+  ``128 + n`` for the last signal sent through the driver, else 255;
+* environment values with a newline or trailing blanks are carried through
+  ``lxc-execute``'s environment, which a few names (``LD_*``, ``LXC_*``, ...)
+  must never enter: such a value under such a name is refused (``InvalidSpec``);
+* only tcp ports are published (a relay in the monitor), udp is ``Unsupported``.
 """
 
 from __future__ import annotations
