@@ -21,6 +21,9 @@ Docker          enginekit
 for ``RUNNING``/``PAUSED``. Docker's zero time ``0001-01-01T00:00:00Z`` is
 None. Docker merges the image's ``Env`` and ``Labels`` into the container's:
 ``Container.env``/``labels`` report that merged view, as the process sees it.
+Labels a builder puts on every image it makes (``io.buildah.version``, on an
+image built by Podman and loaded here) are not shown, as the Podman adapter
+does not show them.
 
 A container built from the list endpoint (:func:`container_from_list`)
 carries fewer fields than one built from inspect; see that method.
@@ -51,6 +54,7 @@ from enginekit.models import (
 )
 
 __all__ = [
+    "BUILDER_LABELS",
     "ENGINE",
     "container_from_inspect",
     "container_from_list",
@@ -76,6 +80,8 @@ _STATES: dict[str, ContainerState] = {
     "removing": ContainerState.EXITED,
 }
 
+#: Labels a builder adds on its own to every image it makes.
+BUILDER_LABELS = frozenset({"io.buildah.version"})
 # Shared immutable defaults: a list of hundreds of containers builds no copies.
 _NO_ENV: FrozenDict[str, str] = FrozenDict()
 _NO_LIMITS = Resources()
@@ -124,6 +130,14 @@ def _env(items: Iterable[str] | None) -> dict[str, str]:
         key, _, value = item.partition("=")
         env[key] = value
     return env
+
+
+def _labels(raw: Mapping[str, str] | None) -> Mapping[str, str]:
+    if not raw:
+        return {}
+    if BUILDER_LABELS.isdisjoint(raw):
+        return raw
+    return {k: v for k, v in raw.items() if k not in BUILDER_LABELS}
 
 
 def _none_if_empty(value: str | None) -> str | None:
@@ -202,7 +216,7 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         started_at=parse_time(state_data.get("StartedAt")),
         finished_at=parse_time(state_data.get("FinishedAt")) if exited else None,
         pid=(state_data.get("Pid") or None) if live else None,
-        labels=config.get("Labels") or {},
+        labels=_labels(config.get("Labels")),
         command=config.get("Cmd") or (),
         entrypoint=config.get("Entrypoint") or (),
         env=_env(config.get("Env")),
@@ -255,7 +269,7 @@ def container_from_list(data: Mapping[str, Any]) -> Container:
         state=state,
         exit_code=exit_code,
         created_at=dt.datetime.fromtimestamp(created, dt.UTC) if created else None,
-        labels=data.get("Labels") or {},
+        labels=_labels(data.get("Labels")),
         ports=sorted(ports, key=_port_key) if ports else (),
         mounts=_bind_mounts(data.get("Mounts")) if data.get("Mounts") else (),
         env=_NO_ENV,
@@ -269,7 +283,7 @@ def container_from_list(data: Mapping[str, Any]) -> Container:
 def image_from_inspect(data: Mapping[str, Any]) -> Image:
     """``GET /images/{ref}/json`` -> Image."""
     config = data.get("Config") or {}
-    labels = config.get("Labels") or {}
+    labels = _labels(config.get("Labels"))
     return Image(
         id=data["Id"],
         tags=[t for t in data.get("RepoTags") or () if t != "<none>:<none>"],

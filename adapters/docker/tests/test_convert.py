@@ -190,6 +190,16 @@ def test_image() -> None:
     assert image.labels == cfg.labels and image.labels["a.b"] == "c"
 
 
+def test_builder_labels_are_not_shown() -> None:
+    data = load("image_inspect.json")
+    data["Config"]["Labels"] = {"io.buildah.version": "1.28.2", "mine": "1"}
+    image = convert.image_from_inspect(data)
+    assert dict(image.labels) == dict(image.config.labels) == {"mine": "1"}
+    container = load("container_running.json")
+    container["Config"]["Labels"]["io.buildah.version"] = "1.28.2"
+    assert "io.buildah.version" not in convert.container_from_inspect(container).labels
+
+
 def test_image_hides_none_tags() -> None:
     data = dict(load("image_inspect.json"), RepoTags=["<none>:<none>"])
     assert convert.image_from_inspect(data).tags == ()
