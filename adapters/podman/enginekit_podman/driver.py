@@ -322,8 +322,12 @@ class PodmanDriver:
         if users:
             if not force:
                 raise Conflict(f"image {ref} is in use by {len(users)} container(s)")
-            # `docker rmi -f` of an image a container uses: the tags go, the
-            # image stays for the container. Podman would remove the containers.
+            if not by_name and self._containers_using(image_id, running=True):
+                raise Conflict(f"image {ref} is in use by a running container (cannot be forced)")
+            # `docker rmi -f` of an image a stopped container uses removes
+            # it and leaves the container; Podman cannot keep a container
+            # without its image (it would remove the containers): the tags
+            # go and the image stays, untagged, for the container.
             for n in names if not by_name else [convert.engine_image_ref(ref)]:
                 self._untag(image_id, n)
             return
@@ -345,12 +349,11 @@ class PodmanDriver:
             missing=ImageNotFound,
         )
 
-    def _containers_using(self, image_id: str) -> list[str]:
-        rows = self._list(
-            "/containers/json",
-            {"all": True, "filters": {"ancestor": [image_id]}},
-            "container list",
-        )
+    def _containers_using(self, image_id: str, *, running: bool = False) -> list[str]:
+        filters: dict[str, list[str]] = {"ancestor": [image_id]}
+        if running:
+            filters["status"] = ["running", "paused"]
+        rows = self._list("/containers/json", {"all": True, "filters": filters}, "container list")
         with map_errors("container list"):
             return [str(r["Id"]) for r in rows or () if str(r.get("ImageID", "")) == image_id]
 
