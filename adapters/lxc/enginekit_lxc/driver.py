@@ -17,8 +17,9 @@ Known differences from Docker (kept small on purpose, each one deliberate):
 * an ``exec``'d process has no supplementary groups (``lxc-attach`` sets
   none); the main process has Docker's (the primary gid and the groups that
   list the user);
-* no ``/etc/hosts``, ``/etc/hostname`` or ``/etc/resolv.conf`` are provided
-  (the hostname itself is set, as ``hostname`` shows);
+* ``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` are bind-mounted
+  while the container runs, as on Docker, but a copy from a stopped container
+  sees the empty files under them;
 * if a monitor is killed, the container runs on, but what it writes then has
   no reader (as with a dead conmon) and its exit code is inferred:
   ``128 + n`` for the last signal sent through the driver, else 255;
@@ -548,6 +549,7 @@ class LxcDriver:
             if meta["network"] == "bridge":
                 ip, gateway = allocate(self.store, id, self.bridge)
             res = meta["resources"]
+            etc_mounts = self._etc_files(cdir, meta, ip)
             settings = LxcSettings(
                 rootfs=rootfs,
                 hostname=meta["hostname"],
@@ -559,7 +561,7 @@ class LxcDriver:
                 ipv4=ip,
                 gateway=gateway,
                 hwaddr="02:00:" + ":".join(secrets.token_hex(4)[i : i + 2] for i in range(0, 8, 2)),
-                mounts=tuple(Mount(**m) for m in meta["mounts"]),
+                mounts=etc_mounts + tuple(Mount(**m) for m in meta["mounts"]),
                 memory=res["memory"],
                 memsw=os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
                 cpus=res["cpus"],
@@ -607,6 +609,31 @@ class LxcDriver:
                     os.unlink(self.store.path(id, IP_FILE))
         if "error" in message:
             raise EngineError(f"cannot start container {id[:12]}: {message['error']}")
+
+    @staticmethod
+    def _etc_files(cdir: str, meta: Mapping[str, Any], ip: str | None) -> tuple[Mount, ...]:
+        """``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` bind-mounted
+        from the container's directory, as Docker provides them."""
+        hostname = meta["hostname"]
+        if meta["network"] == "host":
+            hosts = _read_first("/etc/hosts") or "127.0.0.1\tlocalhost"
+        else:
+            hosts = (
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\n"
+                "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters"
+            )
+            if ip:
+                hosts += f"\n{ip.split('/')[0]}\t{hostname}"
+        resolv = _read_first("/etc/resolv.conf") or ""
+        files = {"hostname": hostname, "hosts": hosts, "resolv.conf": resolv}
+        mounts = []
+        for name, text in files.items():
+            path = os.path.join(cdir, name)
+            with open(path, "w") as fh:
+                fh.write(text + "\n" if text else "")
+            mounts.append(Mount(source=path, target=f"/etc/{name}"))
+        return tuple(mounts)
 
     # -- inspect / list ------------------------------------------------------
     def container_inspect(self, ref: str) -> Container:
