@@ -764,3 +764,68 @@ def test_a_failing_progress_callback_aborts_cleanly(store: ImageStore, ctx: Path
         )
     assert time.monotonic() - started < 20  # the RUN was stopped, not waited for
     _nothing_left(store, before)
+
+
+def _dq(value: str) -> str:
+    """``value`` as a double-quoted Dockerfile word (escapes for \\, " and $)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+_LABEL_KEYS = st.from_regex(r"\A[a-z][a-z0-9._-]{0,12}\Z", fullmatch=True)
+_ONE_LINE = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=20
+)
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(
+    env=st.dictionaries(strategies.env_names(), _ONE_LINE, max_size=4),
+    labels=st.dictionaries(_LABEL_KEYS, _ONE_LINE, max_size=3),
+    workdirs=st.lists(st.sampled_from(["/a", "b", "../c", "/d/e/", "f g"]), max_size=3),
+    user=st.sampled_from(["", "1000", "1000:1000", "app", "app:grp"]),
+    ports=st.lists(st.sampled_from(["80", "53/udp", "8000-8002", "443/tcp"]), max_size=3),
+    cmd=st.lists(_ONE_LINE, max_size=3),
+    shell_form=st.booleans(),
+)
+def test_config_instructions_match_docker(
+    store: ImageStore,
+    env: dict[str, str],
+    labels: dict[str, str],
+    workdirs: list[str],
+    user: str,
+    ports: list[str],
+    cmd: list[str],
+    shell_form: bool,
+) -> None:
+    import json
+
+    lines = ["FROM scratch"]
+    lines += [f"ENV {k}={_dq(v)}" for k, v in env.items()]
+    lines += [f"LABEL {k}={_dq(v)}" for k, v in labels.items()]
+    lines += [f"WORKDIR {_dq(w)}" for w in workdirs]
+    if user:
+        lines.append(f"USER {user}")
+    if ports:
+        lines.append("EXPOSE " + " ".join(ports))
+    if cmd:
+        text = " ".join(cmd).strip()
+        lines.append(f"CMD {text}" if shell_form and text else "CMD " + json.dumps(cmd))
+    with tempfile.TemporaryDirectory(prefix="ek-lxc-cfg-", dir="/var/tmp") as tmp:
+        ctx = Path(tmp)
+        write(ctx, {"Dockerfile": "\n".join(lines) + "\n"})
+        tag = f"ek-lxc-cfg-{RUN_ID}:{uuid.uuid4().hex[:6]}"
+        image = build(store, ctx, tag)
+        with docker_cleanup():
+            docker_build(ctx, tag)
+            expected = docker_config(tag)
+            docker_tree: dict[str, tuple[Any, ...]] = {}
+            if workdirs:  # a build that makes no layer cannot be saved by Docker
+                other = ImageStore(os.path.join(tmp, "docker-side"))
+                docker_tree = tree(other.rootfs(docker_image_in(other, tag, ctx).id))
+        assert lxc_config(store, image) == expected
+        assert tree(store.rootfs(image.id)) == docker_tree  # the WORKDIRs made
