@@ -56,6 +56,35 @@ class Driver:
 
 def connect(address=None, **options):
     return Driver()
+
+
+class StuckDriver(Driver):
+    # Lists one labelled container that can never be removed.
+
+    name = "ektstuck"
+
+    def _stuck(self, labels):
+        from enginekit.models import Container, ContainerState
+
+        return Container(
+            id="ab" * 32, name="ekt-stuck", image="x:y", state=ContainerState.EXITED,
+            labels={k: v or "" for k, v in (labels or {}).items()}, engine="ektstuck",
+        )
+
+    def container_list(self, *, all=False, labels=None, name=None):
+        return [self._stuck(labels)]
+
+    def container_inspect(self, ref):
+        return self._stuck({})
+
+    def container_remove(self, id, *, force=False):
+        from enginekit.errors import Conflict
+
+        raise Conflict("this container cannot be removed")
+
+
+def connect_stuck(address=None, **options):
+    return StuckDriver()
 """
 
 
@@ -98,6 +127,7 @@ def fake_site(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: ektfake-adapter\nVersion: 0\n")
     (info / "entry_points.txt").write_text(
         "[enginekit.adapters]\nektfake = ektfake_adapter:connect\n"
+        "ektstuck = ektfake_adapter:connect_stuck\n"
     )
     return site
 
@@ -260,3 +290,15 @@ def test_timeout_fails_the_test_not_the_run(
     assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout + proc.stderr
     assert "1 failed, 1 passed" in proc.stdout
     assert "call took longer than --enginekit-timeout=1s" in proc.stdout
+
+
+def test_leftovers_make_the_session_error(tmp_path: pathlib.Path, fake_site: pathlib.Path) -> None:
+    test = """
+    def test_uses_engine(engine):
+        pass
+    """
+    proc = _pytest(tmp_path, {"test_a.py": test}, "--engine", "ektstuck", site=fake_site)
+    assert proc.returncode == pytest.ExitCode.TESTS_FAILED, proc.stdout + proc.stderr
+    assert "1 passed, 1 error" in proc.stdout
+    assert "cleanup of the run's containers and images failed" in proc.stdout
+    assert "left behind: container ekt-stuck" in proc.stdout
