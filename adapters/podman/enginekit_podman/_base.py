@@ -1,0 +1,155 @@
+"""Plumbing shared by the driver's parts: the transport, JSON calls, lookups."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from enginekit.errors import (
+    ContainerNotFound,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    ImageNotFound,
+    NotFound,
+)
+from enginekit.transport import Response, Transport
+
+from . import convert
+from .errors import (
+    check,
+    map_errors,
+)
+
+__all__ = ["API", "DEFAULT_ADDRESS", "HINT", "Base", "labels_match", "quote"]
+
+DEFAULT_ADDRESS = "unix:///run/podman/podman.sock"
+HINT = (
+    "start it with `podman system service --time=0 unix:///run/podman/podman.sock` "
+    "(or `bash scripts/setup-engines.sh`)"
+)
+API = "/v4.0.0/libpod"
+_LIST_WORKERS = 8
+
+
+def quote(value: str) -> str:
+    """``value`` as one URL path segment."""
+    return urllib.parse.quote(value, safe="")
+
+
+_q = quote
+
+
+class Base:
+    """The connection and the calls every part of the driver makes."""
+
+    name = "podman"
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, pool_size: int = 8) -> None:
+        self.address = address
+        self._transport = Transport(address, hint=HINT, pool_size=pool_size)
+        self._host_memory: int | None = None
+        self._lock = threading.Lock()
+        self._oom_cache: dict[tuple[str, dt.datetime | None], bool] = {}
+        # When this driver last sent a container a stop or a signal (libpod
+        # does not always record a `stop` event).
+        self._signalled: dict[str, dt.datetime] = {}
+        # (image id, working directory) -> (existing part, resolved; missing parts)
+        self._workdirs: dict[tuple[str, str], tuple[str, list[str]]] = {}
+
+    @property
+    def transport(self) -> Transport:
+        """The HTTP transport (engine-specific extra, not part of the portable API)."""
+        return self._transport
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+        return self._transport.request(method, API + path, **kwargs)
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        missing: type[NotFound] = ContainerNotFound,
+        what: str = "",
+        **kwargs: Any,
+    ) -> Any:
+        with map_errors(what or f"{method} {path}"):
+            resp = self._request(method, path, **kwargs)
+            check(resp, missing=missing)
+            return resp.json()
+
+    def _call(
+        self, method: str, path: str, *, missing: type[NotFound] = ContainerNotFound, **kw: Any
+    ) -> int:
+        """A request whose body does not matter; returns the status (2xx or 304)."""
+        with map_errors(f"{method} {path}"):
+            resp = self._request(method, path, **kw)
+            check(resp, missing=missing)
+            resp.read()
+            return resp.status
+
+    def _list(self, path: str, params: Mapping[str, Any], what: str) -> Any:
+        """A list endpoint, read again when it fails because an object went
+        away while it was being listed (another client at work)."""
+        for attempt in range(5):
+            try:
+                return self._json("GET", path, params=params, what=what)
+            except (EngineUnavailable, EngineTimeout):
+                raise
+            except EngineError:
+                # "image not known", "layer not known": an object went away
+                # while the list was being read. Reading is safe to repeat.
+                if attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        return []  # pragma: no cover
+
+    def _map_parallel(self, keys: list[str], fn: Callable[[str], Any]) -> list[Any]:
+        if len(keys) <= 2:
+            return [fn(k) for k in keys]
+        with ThreadPoolExecutor(max_workers=min(_LIST_WORKERS, len(keys))) as pool:
+            return list(pool.map(fn, keys))
+
+    def _image_raw(self, ref: str) -> dict[str, Any]:
+        return self._image_lookup(ref)[0]
+
+    def _image_lookup(self, ref: str) -> tuple[dict[str, Any], str]:
+        """``GET /images/{ref}/json``, trying Podman's ``localhost/`` name first.
+
+        Returns the image data and the name that found it.
+        """
+        candidates = [convert.engine_image_ref(ref)]
+        if candidates[0] != ref:
+            candidates.append(ref)
+        last: NotFound | None = None
+        for cand in candidates:
+            try:
+                data = self._json("GET", f"/images/{_q(cand)}/json", missing=ImageNotFound)
+            except NotFound as exc:
+                last = exc
+                continue
+            if not isinstance(data, dict):
+                raise EngineError("podman: unexpected answer to image inspect")
+            return data, cand
+        raise ImageNotFound(f"no image {ref!r}") from last
+
+    def _container_raw(self, ref: str) -> dict[str, Any]:
+        data = self._json("GET", f"/containers/{_q(ref)}/json", what="container inspect")
+        if not isinstance(data, dict):
+            raise EngineError("podman: unexpected answer to container inspect")
+        return data
+
+
+def labels_match(have: Mapping[str, str], wanted: Mapping[str, str | None]) -> bool:
+    for key, value in wanted.items():
+        if key not in have:
+            return False
+        if value is not None and have[key] != value:
+            return False
+    return True

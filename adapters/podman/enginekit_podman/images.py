@@ -1,0 +1,242 @@
+"""Images: inspect, list, tag, remove, save, load and build."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from enginekit import ociarchive
+from enginekit.errors import (
+    Conflict,
+    EngineError,
+    ImageNotFound,
+    Unsupported,
+)
+from enginekit.models import (
+    BuildRequest,
+    Image,
+)
+
+from . import convert
+from ._base import Base, labels_match
+from ._base import quote as _q
+from .build import BuildLog
+from .errors import (
+    check,
+    map_errors,
+)
+
+__all__ = ["ImagesMixin"]
+
+
+class ImagesMixin(Base):
+    """The image half of the driver."""
+
+    def image_inspect(self, ref: str) -> Image:
+        data = self._image_raw(ref)
+        with map_errors("image inspect"):
+            return convert.image_from_inspect(data, engine=self.name)
+
+    def image_list(
+        self, *, name: str | None = None, labels: Mapping[str, str | None] | None = None
+    ) -> list[Image]:
+        rows = self._list_images()
+        ids: list[str] = []
+        with map_errors("image list"):
+            for row in rows or ():
+                tags = [convert.user_image_name(t) for t in row.get("RepoTags") or ()]
+                tags = [t for t in tags if not t.startswith("<none>")]
+                if name is not None and not _name_matches(name, tags):
+                    continue
+                if labels and not labels_match(row.get("Labels") or {}, labels):
+                    continue
+                ids.append(str(row["Id"]))
+        images = self._map_parallel(ids, self._image_or_none)
+        out = [img for img in images if img is not None]
+        return sorted(out, key=lambda i: (i.tags, i.id))
+
+    def _list_images(self) -> Any:
+        return self._list("/images/json", {"all": False}, "image list")
+
+    def _image_or_none(self, image_id: str) -> Image | None:
+        try:
+            return self.image_inspect(image_id)
+        except ImageNotFound:
+            return None
+
+    def image_tag(self, ref: str, new_ref: str) -> None:
+        source = self._image_raw(ref)
+        target = convert.engine_image_ref(new_ref)
+        repo, _, tag = target.rpartition(":")
+        if "/" in tag or not repo:
+            repo, tag = target, "latest"
+        self._call(
+            "POST",
+            f"/images/{_q(str(source['Id']))}/tag",
+            params={"repo": repo, "tag": tag},
+            missing=ImageNotFound,
+        )
+
+    def image_remove(self, ref: str, *, force: bool = False) -> None:
+        data = self._image_raw(ref)
+        image_id = str(data["Id"])
+        names = [str(n) for n in data.get("RepoTags") or ()]
+        by_name = not (ref.startswith("sha256:") or image_id.startswith(ref))
+        if by_name:
+            wanted = convert.engine_image_ref(ref)
+            name = wanted if wanted in names else ref
+            if len(names) > 1:
+                # Only that tag goes, the image stays (as `docker rmi name:tag`).
+                self._untag(image_id, name)
+                return
+        elif len(names) > 1 and not force:
+            raise Conflict(
+                f"image {ref} is referenced by several tags ({len(names)}); remove them by name "
+                "or use force"
+            )
+        users = self._containers_using(image_id)
+        if users:
+            if not force:
+                raise Conflict(f"image {ref} is in use by {len(users)} container(s)")
+            if not by_name and self._containers_using(image_id, running=True):
+                raise Conflict(f"image {ref} is in use by a running container (cannot be forced)")
+            # `docker rmi -f` of an image a stopped container uses removes
+            # it and leaves the container; Podman cannot keep a container
+            # without its image (it would remove the containers): the tags
+            # go and the image stays, untagged, for the container.
+            for n in names if not by_name else [convert.engine_image_ref(ref)]:
+                self._untag(image_id, n)
+            return
+        self._call(
+            "DELETE",
+            f"/images/{_q(image_id)}",
+            params={"force": bool(force)},
+            missing=ImageNotFound,
+        )
+
+    def _untag(self, image_id: str, name: str) -> None:
+        repo, _, tag = name.rpartition(":")
+        if "/" in tag or not repo:
+            repo, tag = name, "latest"
+        self._call(
+            "POST",
+            f"/images/{_q(image_id)}/untag",
+            params={"repo": repo, "tag": tag},
+            missing=ImageNotFound,
+        )
+
+    def _containers_using(self, image_id: str, *, running: bool = False) -> list[str]:
+        filters: dict[str, list[str]] = {"ancestor": [image_id]}
+        if running:
+            filters["status"] = ["running", "paused"]
+        rows = self._list("/containers/json", {"all": True, "filters": filters}, "container list")
+        with map_errors("container list"):
+            return [str(r["Id"]) for r in rows or () if str(r.get("ImageID", "")) == image_id]
+
+    def image_save(self, ref: str, path: str) -> None:
+        data = self._image_raw(ref)
+        name = convert.engine_image_ref(ref)
+        wanted = name if name in (data.get("RepoTags") or ()) else str(data["Id"])
+        with map_errors("image save"):
+            resp = self._request(
+                "GET",
+                f"/images/{_q(wanted)}/get",
+                params={"format": "docker-archive"},
+                timeout=None,
+            )
+            check(resp, missing=ImageNotFound)
+            with resp, open(path, "wb") as out:
+                for chunk in resp.iter_chunks():
+                    out.write(chunk)
+            ociarchive.normalize(path, rename=ociarchive.strip_localhost)
+
+    def image_load(self, path: str) -> list[Image]:
+        with map_errors("image load"), tempfile.TemporaryDirectory(prefix="ek-podman-") as tmp:
+            staged = os.path.join(tmp, "image.tar")
+            ociarchive.to_combined(path, staged, rename=ociarchive.add_localhost)
+            with open(staged, "rb") as body:
+                data = self._json(
+                    "POST",
+                    "/images/load",
+                    body=body,
+                    headers={"Content-Type": "application/x-tar"},
+                    timeout=None,
+                    missing=ImageNotFound,
+                    what="image load",
+                )
+            names = [str(n) for n in (data or {}).get("Names") or ()]
+        seen: dict[str, Image] = {}
+        for n in names:
+            image = self.image_inspect(n)
+            seen.setdefault(image.id, image)
+        return sorted(seen.values(), key=lambda i: (i.tags, i.id))
+
+    def image_pull(self, ref: str) -> Image:
+        raise Unsupported(self.name, "image pull", "no registry is configured for this adapter")
+
+    def image_push(self, ref: str) -> None:
+        raise Unsupported(self.name, "image push", "no registry is configured for this adapter")
+
+    def image_build(
+        self, request: BuildRequest, *, progress: Callable[[str], None] | None = None
+    ) -> Image:
+        from enginekit.buildcontext import context_tar
+
+        params: list[tuple[str, Any]] = [
+            ("dockerfile", request.dockerfile),
+            ("rm", True),
+            ("forcerm", True),
+            ("layers", False),
+            ("pull", False),
+        ]
+        params += [("t", convert.engine_image_ref(t)) for t in request.tags]
+        if request.build_args:
+            params.append(("buildargs", dict(request.build_args)))
+        if request.labels:
+            params.append(("labels", dict(request.labels)))
+        if request.target:
+            params.append(("target", request.target))
+        log = BuildLog(progress=progress)
+        with map_errors("image build"), context_tar(request.context, request.dockerfile) as body:
+            resp = self._request(
+                "POST",
+                "/build",
+                params=params,
+                body=body,
+                headers={"Content-Type": "application/x-tar"},
+                timeout=None,
+            )
+            check(resp, missing=ImageNotFound)
+            with resp:
+                for item in resp.iter_json():
+                    log.feed(item)
+        try:
+            log.finish()
+        except EngineError:
+            self._remove_leftovers(log.committed)
+            raise
+        if log.committed[:-1]:
+            self._remove_leftovers(log.committed[:-1])
+        ref = request.tags[0] if request.tags else log.image_id
+        if ref is None:
+            raise EngineError("podman: the build ended without an image id")
+        return self.image_inspect(ref)
+
+    def _remove_leftovers(self, short_ids: list[str]) -> None:
+        """Remove untagged images a build committed on its way (stage images)."""
+        for short in reversed(short_ids):
+            try:
+                data = self._json("GET", f"/images/{_q(short)}/json", missing=ImageNotFound)
+                if data.get("RepoTags") or self._containers_using(str(data["Id"])):
+                    continue
+                self._call("DELETE", f"/images/{_q(str(data['Id']))}", missing=ImageNotFound)
+            except EngineError:
+                continue
+
+
+def _name_matches(name: str, tags: list[str]) -> bool:
+    if ":" in name.rsplit("/", 1)[-1]:
+        return name in tags
+    return any(t.rpartition(":")[0] == name for t in tags)
