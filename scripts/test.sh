@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The test command: set-up (engines, .venv), lint and type checks, then the core
 # tests and the contract suite on the engines in ENGINEKIT_TEST_ENGINES
-# (default: every engine whose adapter is part of CI, see below).
+# (default: docker,podman,lxc).
 # Extra arguments go to pytest.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 bash scripts/bootstrap.sh
 VPY="$ROOT/.venv/bin/python"
-export ENGINEKIT_TEST_ENGINES=${ENGINEKIT_TEST_ENGINES:-docker}
+export ENGINEKIT_TEST_ENGINES=${ENGINEKIT_TEST_ENGINES:-docker,podman,lxc}
 echo "[test] ruff" >&2
 "$VPY" -m ruff check enginekit adapters tests
 echo "[test] mypy" >&2
