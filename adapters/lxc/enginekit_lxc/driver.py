@@ -86,7 +86,7 @@ from .helper import helper_argv, not_found_argv
 from .launcher import MonitorLauncher
 from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, render
 from .monitor import mount_overlay, unmount
-from .netalloc import IP_FILE, allocate
+from .netalloc import allocate, release
 from .store import ContainerStore
 from .users import resolve_user
 
@@ -358,8 +358,7 @@ class LxcDriver:
             )
             with contextlib.suppress(OSError):
                 unmount(self.store.path(id, "rootfs"))
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.store.path(id, IP_FILE))
+            release(status.get("lease"), self.store.dir(id))
             self.store.write_status(id, status)
             return status
 
@@ -526,6 +525,7 @@ class LxcDriver:
         except OSError as exc:
             raise EngineError(f"cannot mount the container's rootfs: {exc.strerror}") from exc
         handed_over = False
+        lease: str | None = None
         try:
             command = meta["entrypoint"] + meta["command"]
             with Root(rootfs) as root:
@@ -547,7 +547,7 @@ class LxcDriver:
             )
             ip = gateway = None
             if meta["network"] == "bridge":
-                ip, gateway = allocate(self.store, id, self.bridge)
+                ip, gateway, lease = allocate(cdir, self.bridge)
             res = meta["resources"]
             etc_mounts = self._etc_files(cdir, meta, ip)
             settings = LxcSettings(
@@ -590,6 +590,7 @@ class LxcDriver:
                 "rootfs": rootfs,
                 "ports": meta["ports"],
                 "ip": ip.split("/")[0] if ip else None,
+                "lease": lease,
                 "memory_limited": res["memory"] is not None,
             }
             fd = os.open(
@@ -605,8 +606,7 @@ class LxcDriver:
             if not handed_over:
                 with contextlib.suppress(OSError):
                     unmount(rootfs)
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.store.path(id, IP_FILE))
+                release(lease, cdir)
         if "error" in message:
             raise EngineError(f"cannot start container {id[:12]}: {message['error']}")
 

@@ -179,8 +179,7 @@ def run(cdir: str, ready_fd: int | None) -> int:
         previous = _load(status_path)
 
     def fail(message: str) -> int:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(cdir, "ip"))
+        _release(plan.get("lease"), cdir)
         keep = dict(previous)
         keep["error"] = message
         atomic_write(status_path, json.dumps(keep).encode())
@@ -287,6 +286,7 @@ def run(cdir: str, ready_fd: int | None) -> int:
             oom_killed=False,
             ports=ports_out,
             ip=plan.get("ip"),
+            lease=plan.get("lease"),
             cgroups=cgroups,
             run=int(previous.get("run", 0)) + 1,
         )
@@ -345,8 +345,7 @@ def run(cdir: str, ready_fd: int | None) -> int:
     for fd in (pidfd, out_r, err_r, *oom_fds):
         with contextlib.suppress(OSError):
             os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(cdir, "ip"))
+    _release(plan.get("lease"), cdir)
     with contextlib.suppress(OSError):
         unmount(rootfs)
     started, errors = _lxc_log(lxc_log)
@@ -373,6 +372,13 @@ def run(cdir: str, ready_fd: int | None) -> int:
     atomic_write(status_path, json.dumps(status).encode())
     os.close(lock_fd)
     return 0
+
+
+def _release(lease: str | None, cdir: str) -> None:
+    """Give the bridge address back (see ``enginekit_lxc.netalloc``)."""
+    if lease and _read(lease) == cdir:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lease)
 
 
 def _read(path: str) -> str | None:

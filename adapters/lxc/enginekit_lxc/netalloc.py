@@ -1,15 +1,19 @@
 """Addresses on the LXC bridge for containers with ``network="bridge"``.
 
-LXC containers made by enginekit run no DHCP client: each start takes a free
-address of the bridge's subnet (from the top down, away from the low
-addresses LXC's own dnsmasq hands out first) and frees it when the container
-stops. The allocation lives in ``<container dir>/ip`` and is taken under the
-store lock; an address counts as held while its container's monitor lives,
-or for a minute after it was taken (a start under way).
+LXC containers made by enginekit run no DHCP client: each start leases a
+free address of the bridge's subnet (from the top down, away from the low
+addresses LXC's own dnsmasq hands out first) and the monitor gives it back
+when the container stops. Leases are machine-wide, whatever the storage root
+(two drivers on one bridge must never hand out one address twice): one file
+per address under ``/run/enginekit/lxc-net/<bridge>/`` holding the owning
+container's directory, taken under a lock. A lease counts as held while the
+owner's monitor lives (its ``monitor.lock``), or for a minute after it was
+taken (a start under way); ``/run`` is emptied at boot, as the containers are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import os
@@ -19,11 +23,9 @@ import time
 
 from enginekit.errors import EngineError, EngineUnavailable
 
-from .store import ContainerStore
+__all__ = ["LEASE_ROOT", "allocate", "bridge_network", "release"]
 
-__all__ = ["IP_FILE", "allocate", "bridge_network"]
-
-IP_FILE = "ip"
+LEASE_ROOT = "/run/enginekit/lxc-net"
 _SIOCGIFADDR = 0x8915
 _SIOCGIFNETMASK = 0x891B
 _HOLD_WHILE_STARTING = 60.0
@@ -45,35 +47,64 @@ def bridge_network(bridge: str) -> ipaddress.IPv4Interface:
     return ipaddress.IPv4Interface(f"{socket.inet_ntoa(addr)}/{socket.inet_ntoa(mask)}")
 
 
-def _held(store: ContainerStore, id: str) -> str | None:
-    path = store.path(id, IP_FILE)
+def _owner(lease: str) -> str | None:
     try:
-        with open(path) as fh:
-            ip = fh.read().strip()
-        age = time.time() - os.stat(path).st_mtime
+        with open(lease) as fh:
+            return fh.read().strip() or None
     except OSError:
         return None
-    if store.monitor_alive(id) or age < _HOLD_WHILE_STARTING:
-        return ip
-    return None
 
 
-def allocate(store: ContainerStore, id: str, bridge: str) -> tuple[str, str]:
-    """A free ``address/prefix`` for container ``id`` and the gateway."""
+def _monitor_alive(cdir: str) -> bool:
+    try:
+        fd = os.open(os.path.join(cdir, "monitor.lock"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _held(lease: str, owner: str) -> bool:
+    try:
+        age = time.time() - os.stat(lease).st_mtime
+    except OSError:
+        return False
+    return age < _HOLD_WHILE_STARTING or _monitor_alive(owner)
+
+
+def allocate(cdir: str, bridge: str) -> tuple[str, str, str]:
+    """Lease a free address for the container in ``cdir``:
+    (``address/prefix``, gateway, the lease file to give back)."""
     net = bridge_network(bridge)
-    with store.lock():
-        used = {net.ip}
-        for other in store.ids():
-            if other == id:
+    leases = os.path.join(LEASE_ROOT, bridge)
+    os.makedirs(leases, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(leases, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for candidate in reversed(list(net.network.hosts())):
+            if candidate == net.ip:
                 continue
-            ip = _held(store, other)
-            if ip:
-                used.add(ipaddress.IPv4Interface(ip).ip)
-        hosts = list(net.network.hosts())
-        for candidate in reversed(hosts):
-            if candidate not in used:
-                value = f"{candidate}/{net.network.prefixlen}"
-                with open(store.path(id, IP_FILE), "w") as fh:
-                    fh.write(value)
-                return value, str(net.ip)
+            lease = os.path.join(leases, str(candidate))
+            owner = _owner(lease)
+            if owner is not None and owner != cdir and _held(lease, owner):
+                continue
+            tmp = f"{lease}.{os.getpid()}.tmp"
+            with open(tmp, "w") as fh:
+                fh.write(cdir)
+            os.replace(tmp, lease)
+            return f"{candidate}/{net.network.prefixlen}", str(net.ip), lease
+    finally:
+        os.close(fd)
     raise EngineError(f"no free address left on {bridge} ({net.network})")
+
+
+def release(lease: str | None, cdir: str) -> None:
+    """Give the lease back, if the container in ``cdir`` still holds it."""
+    if lease and _owner(lease) == cdir:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lease)

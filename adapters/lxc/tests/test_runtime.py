@@ -644,3 +644,33 @@ def test_commands_are_the_containers_own(driver: LxcDriver, make: object) -> Non
     assert r.exit_code == 127 and b"not found" in r.stderr
     r = driver.container_exec(cid, ("ls", "/opt"), env={"PATH": "/nowhere"})
     assert r.exit_code == 127
+
+
+def test_bridge_addresses_are_unique_across_storage_roots(
+    driver: LxcDriver, make: object, tmp_path: Path
+) -> None:
+    other = LxcDriver(storage_root=str(tmp_path / "other"))
+    try:
+        # The same image in the other store, through an archive.
+        archive = str(tmp_path / "img.tar")
+        driver.image_save(IMAGE, archive)
+        other.image_load(archive)
+        a = make(("sleep", "60"), network="bridge")  # type: ignore[operator]
+        b = other.container_create(
+            ContainerSpec(image=IMAGE, command=("sleep", "60"), labels=LABELS, network="bridge")
+        )
+        driver.container_start(a)
+        other.container_start(b)
+        ip_a = driver.container_inspect(a).raw["status"]["ip"]
+        ip_b = other.container_inspect(b).raw["status"]["ip"]
+        assert ip_a and ip_b and ip_a != ip_b
+        lease = other.container_inspect(b).raw["status"]["lease"]
+        assert os.path.exists(lease)
+        other.container_remove(b, force=True)
+        assert not os.path.exists(lease)
+    finally:
+        for c in other.container_list(all=True):
+            other.container_remove(c.id, force=True)
+        for img in other.image_list():
+            other.image_remove(img.id, force=True)
+        other.close()
