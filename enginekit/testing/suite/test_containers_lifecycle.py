@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from enginekit.testing.fixtures import ContainerFactory
 
 SLEEP = ["sleep", "100"]
+#: Longer than any transport read timeout (enginekit.transport's default is 60 s).
+LONG = 65
 
 
 class TestContainerStates:
@@ -407,6 +410,26 @@ class TestContainerWait:
         t0 = time.monotonic()
         assert call_within(60, engine.containers.wait, c, timeout=None) == 6
         assert time.monotonic() - t0 >= 2
+
+    def test_deadlines_outlive_transport_timeouts(
+        self, engine: Engine, run_container: ContainerFactory
+    ) -> None:
+        # A deadline belongs to the operation: a stop whose grace period and a
+        # wait whose container both outlast a transport's read timeout (60 s in
+        # enginekit.transport) still complete. Both run at once to save time.
+        long_stop = run_container(["sh", "-c", 'trap "" TERM; echo ready; sleep 1000'])
+        long_run = run_container(["sh", "-c", f"sleep {LONG}; exit 3"])
+        poll(lambda: engine.containers.logs(long_stop) == b"ready\n", message="trap set")
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            t0 = time.monotonic()
+            stopping = pool.submit(engine.containers.stop, long_stop, timeout=LONG)
+            assert engine.containers.wait(long_run, timeout=None) == 3
+            waited = time.monotonic() - t0
+            stopped = stopping.result(timeout=60)
+            stop_took = time.monotonic() - t0
+        assert waited >= LONG - 5
+        assert stopped.exit_code == 137
+        assert LONG - 1 <= stop_took < LONG + 30
 
     def test_wait_on_created_waits_for_start(
         self, engine: Engine, create_container: ContainerFactory
