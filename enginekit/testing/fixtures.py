@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
-from .session import EngineNotReachable, SuiteRun
+from . import baseimage
+from .session import RUN_LABEL, EngineNotReachable, SuiteRun
 
 if TYPE_CHECKING:
     from enginekit import Container, Engine
@@ -56,21 +57,10 @@ __all__ = [
 #: Where the static busybox copied into test images comes from (override with this variable).
 BUSYBOX_ENV = "ENGINEKIT_TEST_BUSYBOX"
 
-ETC_PASSWD = (
-    "root:x:0:0:root:/root:/bin/sh\n"
-    "app:x:1000:1000:app:/home/app:/bin/sh\n"
-    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-)
-ETC_GROUP = "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n"
-
-_SETUP = "mkdir -p /tmp /root /home/app && chmod 1777 /tmp && chown 1000:1000 /home/app"
-BASE_DOCKERFILE = (
-    "FROM scratch\n"
-    "COPY busybox /bin/busybox\n"
-    'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-    "COPY passwd group /etc/\n"
-    f'RUN ["/bin/busybox", "sh", "-c", "{_SETUP}"]\n'
-)
+#: The base image's Dockerfile and /etc files (see :mod:`enginekit.testing.baseimage`).
+BASE_DOCKERFILE = baseimage.DOCKERFILE
+ETC_PASSWD = baseimage.ETC_PASSWD
+ETC_GROUP = baseimage.ETC_GROUP
 
 
 def _run(config: pytest.Config) -> SuiteRun:
@@ -165,10 +155,7 @@ def _write_files(root: pathlib.Path, files: Mapping[str, str | bytes]) -> None:
 
 def write_base_context(root: pathlib.Path, busybox: pathlib.Path) -> pathlib.Path:
     """Write the base image's build context (Dockerfile, busybox, passwd, group) into ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(busybox, root / "busybox")
-    _write_files(root, {"Dockerfile": BASE_DOCKERFILE, "passwd": ETC_PASSWD, "group": ETC_GROUP})
-    return root
+    return baseimage.write_context(root, busybox)
 
 
 @pytest.fixture
@@ -202,12 +189,32 @@ def build_context(
 def _build_base(
     run: SuiteRun, name: str, eng: Engine, tmp: pytest.TempPathFactory, busybox: pathlib.Path
 ) -> str:
-    if name not in run.base_images:
-        root = write_base_context(tmp.mktemp("base-image"), busybox)
-        image = eng.images.build(str(root), tag=run.base_image_ref, labels=run.labels)
-        assert image.id.startswith("sha256:"), image
-        run.base_images[name] = run.base_image_ref
-    return run.base_images[name]
+    """Make the run's busybox image on ``eng``: built where the engine declares
+    BUILD, else loaded from an archive where it declares IMAGE_LOAD."""
+    from enginekit import Capability
+
+    if name in run.base_images:
+        return run.base_images[name]
+    ref = run.base_image_ref
+    if Capability.BUILD in eng.capabilities:
+        root = baseimage.write_context(tmp.mktemp("base-image"), busybox)
+        image = eng.images.build(str(root), tag=ref, labels=run.labels)
+    elif Capability.IMAGE_LOAD in eng.capabilities:
+        archive = baseimage.write_archive(
+            tmp.mktemp("base-image") / "busybox.tar", busybox, tag=ref, labels=run.labels
+        )
+        eng.images.load(str(archive))
+        image = eng.images.get(ref)
+    else:
+        pytest.fail(
+            f"engine {name} declares neither build nor image_load: the contract suite "
+            "cannot make its test image there",
+            pytrace=False,
+        )
+    assert image.id.startswith("sha256:"), image
+    assert image.labels.get(RUN_LABEL) == run.run_id, image
+    run.base_images[name] = ref
+    return ref
 
 
 @pytest.fixture(scope="session")
