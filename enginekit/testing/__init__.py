@@ -8,6 +8,12 @@ holds no more than::
     from enginekit.testing.suite import *  # noqa: F403
 
 and is run with ``pytest tests/test_contract.py --engine NAME``.
+
+Fixtures (see :mod:`enginekit.testing.fixtures`): ``engine``, ``engines``,
+``engine_name``, ``labels``, ``make_name``, ``base_image``, ``base_images``,
+``build_context``, ``create_container``, ``run_container``, ``run_id``.
+Mark a test with ``@pytest.mark.requires(Capability.X, ...)``: it is skipped
+only on an engine whose ``capabilities`` lack one of them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,12 @@ such tests were selected, the run stops with a usage error instead.
 Every container and image a test makes carries ``labels`` (the run label);
 each test's leftover containers are removed after it, and at the end of the
 session every labelled container and image is removed from every engine; if
-anything labelled is left, the session errors.
+anything labelled is left, the session errors. SIGTERM ends the run as
+Ctrl-C does, through that cleanup.
+
+``--enginekit-timeout SECONDS`` (default 300, 0 disables) fails a test whose
+setup or call takes longer (SIGALRM interrupts a blocked engine call), so a
+hang costs one test, not the run.
 
 Loading: installed, the entry point registers this module as ``enginekit``;
 ``-p enginekit.testing`` and ``-p enginekit.testing.plugin`` work too, and
