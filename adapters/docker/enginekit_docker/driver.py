@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import signal
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -48,6 +49,7 @@ from enginekit.transport import Response, Transport, demux_frames
 from . import convert
 from .build import BuildLog
 from .errors import build_error, check, error_for, map_errors, message_of
+from .initsignals import signal_number, wait_until_ready
 from .locallog import PieceResolver
 from .streams import LogIterator, ResponseStream
 
@@ -514,7 +516,22 @@ class DockerDriver:
     def container_unpause(self, id: str) -> None:
         self._empty("POST", f"/containers/{id}/unpause", operation="unpause")
 
+    def _init_ready(self, id: str, signal_name: str | None) -> None:
+        """Let the init of a just started container get ready for ``signal_name``
+        (the stop signal if None) before it is sent: see :mod:`.initsignals`."""
+        if not self.address.startswith(("unix:", "/")):
+            return  # the daemon's pids are not this machine's
+        data = self._inspect_raw(id)
+        state = data.get("State") or {}
+        if not (data.get("HostConfig") or {}).get("Init") or not state.get("Running"):
+            return
+        name = signal_name or (data.get("Config") or {}).get("StopSignal") or "SIGTERM"
+        number = signal_number(str(name))
+        if state.get("Pid") and number not in (None, signal.SIGKILL, signal.SIGSTOP):
+            wait_until_ready(int(state["Pid"]))
+
     def container_stop(self, id: str, *, timeout: float) -> None:
+        self._init_ready(id, None)
         seconds = _seconds(timeout)
         try:
             self._empty(
@@ -529,9 +546,11 @@ class DockerDriver:
             self.container_wait(id, timeout=_STOP_MARGIN)
 
     def container_kill(self, id: str, *, signal: str) -> None:
+        self._init_ready(id, signal)
         self._empty("POST", f"/containers/{id}/kill", operation="kill", params={"signal": signal})
 
     def container_restart(self, id: str, *, timeout: float) -> None:
+        self._init_ready(id, None)
         seconds = _seconds(timeout)
         self._empty(
             "POST",

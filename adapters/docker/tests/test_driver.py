@@ -197,6 +197,21 @@ def test_start_stop_gives_143_through_init(driver: DockerDriver, run: Make) -> N
     driver.container_stop(cid, timeout=10)  # already stopped (304): fine
 
 
+def test_signals_right_after_start_are_not_lost(driver: DockerDriver, make: Make) -> None:
+    def one(i: int) -> tuple[str, int | None]:
+        cid = make(SLEEP, stop_signal="SIGINT" if i % 2 else None)
+        driver.container_start(cid)
+        if i % 2:
+            driver.container_stop(cid, timeout=10)
+            return "stop", driver.container_inspect(cid).exit_code
+        driver.container_kill(cid, signal="SIGTERM")
+        return "kill", driver.container_wait(cid, timeout=20)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = set(pool.map(one, range(16)))
+    assert results == {("stop", 130), ("kill", 143)}
+
+
 def test_stop_timeout_then_sigkill(driver: DockerDriver, run: Make) -> None:
     cid = run(("sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"))
     time.sleep(0.3)
