@@ -540,6 +540,11 @@ class LxcDriver:
                     image_env=meta["env"], env={}, hostname=meta["hostname"], home=user.home
                 )
                 program = root.which(command[0], runtime_env["PATH"], meta["workdir"] or "/")
+                linked = set()
+                for name in ("hostname", "hosts", "resolv.conf"):
+                    with contextlib.suppress(OSError):
+                        if stat.S_ISLNK(root.lstat(f"/etc/{name}").st_mode):
+                            linked.add(name)
             inner = (
                 helper_argv([program, *command[1:]])
                 if program is not None
@@ -549,7 +554,7 @@ class LxcDriver:
             if meta["network"] == "bridge":
                 ip, gateway, lease = allocate(cdir, self.bridge)
             res = meta["resources"]
-            etc_mounts = self._etc_files(cdir, meta, ip)
+            etc_mounts = self._etc_files(cdir, meta, ip, skip=linked)
             settings = LxcSettings(
                 rootfs=rootfs,
                 hostname=meta["hostname"],
@@ -611,9 +616,12 @@ class LxcDriver:
             raise EngineError(f"cannot start container {id[:12]}: {message['error']}")
 
     @staticmethod
-    def _etc_files(cdir: str, meta: Mapping[str, Any], ip: str | None) -> tuple[Mount, ...]:
+    def _etc_files(
+        cdir: str, meta: Mapping[str, Any], ip: str | None, *, skip: set[str]
+    ) -> tuple[Mount, ...]:
         """``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` bind-mounted
-        from the container's directory, as Docker provides them."""
+        from the container's directory, as Docker provides them (not over a
+        symlink of the image's: LXC mounts over no symlink)."""
         hostname = meta["hostname"]
         if meta["network"] == "host":
             hosts = _read_first("/etc/hosts") or "127.0.0.1\tlocalhost"
@@ -629,6 +637,8 @@ class LxcDriver:
         files = {"hostname": hostname, "hosts": hosts, "resolv.conf": resolv}
         mounts = []
         for name, text in files.items():
+            if name in skip:
+                continue
             path = os.path.join(cdir, name)
             with open(path, "w") as fh:
                 fh.write(text + "\n" if text else "")
