@@ -268,6 +268,7 @@ def _put_entry(
     *,
     parent_owner: tuple[int, int],
     reown: bool,
+    follow_last: bool = False,
 ) -> None:
     """Write one source entry at absolute container path ``dest`` (replacing what is
     there; an existing directory stays and takes the entry's metadata). Missing
@@ -275,10 +276,15 @@ def _put_entry(
 
     ``reown``: the copy sets owners (a context source, ``--chown``): Docker then
     changes the owner after the mode, and the kernel drops set-user-ID and
-    set-group-ID bits on that ``chown``; done the same way here."""
+    set-group-ID bits on that ``chown``; done the same way here.
+    ``follow_last``: a symbolic link at ``dest`` is followed (inside ``root``) and
+    its target written, as Docker does for the destination of a single file."""
     parent = posixpath.dirname(dest) or "/"
     makedirs(root, parent, parent_owner)
-    host = scoped(root, dest, follow_last=False)
+    host = scoped(root, dest, follow_last=follow_last)
+    if follow_last:
+        # The link may lead where directories are still missing.
+        makedirs(root, "/" + os.path.relpath(os.path.dirname(host), root), parent_owner)
     if entry.kind == "dir":
         if os.path.islink(host) or (os.path.lexists(host) and not os.path.isdir(host)):
             clear(host, keep_dir=False)
@@ -381,7 +387,7 @@ def copy_sources(
             target = posixpath.join(dest, posixpath.basename(entry.path))
         owner = chown if chown is not None else (entry.uid, entry.gid)
         _put_entry(root, target, entry, source, owner, [], parent_owner=chown or (0, 0),
-                   reown=chown is not None)  # fmt: skip
+                   reown=chown is not None, follow_last=True)  # fmt: skip
 
 
 def check_inside(path: str) -> None:

@@ -670,6 +670,32 @@ def test_writes_follow_image_symlinks_inside_the_rootfs_only(store: ImageStore, 
     assert "/etc-a.txt" in files
 
 
+def test_destinations_that_are_links_match_docker(
+    store: ImageStore, ctx: Path, tmp_path: Path
+) -> None:
+    # A single file follows a link at its destination (inside the rootfs); files and
+    # directories copied as part of a directory replace the links they meet.
+    write(
+        ctx,
+        {
+            "Dockerfile": "FROM scratch\n" + BUSYBOX
+            + "RUN mkdir -p /real /tree-dst && ln -s /real/file /file-link && ln -s /real /dir-link"
+            " && ln -s /nowhere/x /dangling && ln -s /real /tree-dst/inner"
+            " && ln -s /real/ff /tree-dst/f.txt\n"
+            "COPY a.txt /file-link\nCOPY a.txt /dir-link\nCOPY a.txt /dangling\n"
+            "COPY tree/ /tree-dst/\n",
+            "a.txt": "a\n",
+            "tree/inner/s.txt": "s\n",
+            "tree/f.txt": "f\n",
+        },
+    )  # fmt: skip
+    image = compare_with_docker(store, ctx, tmp_path)
+    files = tree(store.rootfs(image.id))
+    assert files["/file-link"][0] == "link" and files["/real/file"][0] == "file"
+    assert files["/nowhere/x"][0] == "file" and files["/dir-link"][0] == "link"
+    assert files["/tree-dst/inner"][0] == "dir" and files["/tree-dst/f.txt"][0] == "file"
+
+
 def test_layer_commit_mode_does_not_change_the_result(store: ImageStore, ctx: Path) -> None:
     import enginekit_lxc.build as build_module
 
