@@ -5,8 +5,9 @@ Sources come from the build context (only what ``iter_context`` yields: the
 ``openat2(RESOLVE_IN_ROOT)`` under the context) or from another rootfs
 (``COPY --from``). Destinations are resolved inside the target rootfs the way a
 chroot would see them (:func:`~enginekit_lxc.fsops.scoped`): an image's symbolic
-links are followed within it and never lead a write out of it; the last
-component is replaced, not followed.
+links are followed within it and never lead a write out of it. As Docker: a
+single file's destination that is a link is followed (inside the rootfs); what
+a directory copy meets at its own names is replaced.
 
 Docker's rules kept here: a source directory copies its *contents*; a
 destination ending in ``/``, or an existing directory, receives sources under
