@@ -101,11 +101,13 @@ def _extract_member(
     owner = (member.uid, member.gid)
     mode = member.mode
     if member.isdir():
-        host = scoped(root, target)
-        if os.path.lexists(host) and not os.path.isdir(host):
+        # As Docker: what is in the way, a link to a directory included, is replaced.
+        makedirs(root, posixpath.dirname(target), (0, 0))
+        host = scoped(root, target, follow_last=False)
+        if os.path.islink(host) or (os.path.lexists(host) and not os.path.isdir(host)):
             clear(host, keep_dir=False)
         if not os.path.isdir(host):
-            makedirs(root, target, (0, 0))
+            os.mkdir(host, 0o755)
         apply_meta(host, stat.S_IFDIR | mode, owner, None)
         dir_times.append((host, member.mtime))
         return

@@ -696,6 +696,27 @@ def test_destinations_that_are_links_match_docker(
     assert files["/tree-dst/inner"][0] == "dir" and files["/tree-dst/f.txt"][0] == "file"
 
 
+def test_archive_members_replace_links_as_docker(
+    store: ImageStore, ctx: Path, tmp_path: Path
+) -> None:
+    inner = _member("inner", tarfile.DIRTYPE)
+    inner.mode = 0o750
+    write(
+        ctx,
+        {
+            "Dockerfile": "FROM scratch\n" + BUSYBOX
+            + "RUN mkdir -p /real /dst && ln -s /real /dst/inner && ln -s /real/y /dst/y"
+            " && ln -s /dst /dst-link\n"
+            "ADD t.tar /dst/\nADD t.tar /dst-link/again/\n",
+            "t.tar": _tar([inner, _member("inner/x"), _member("y")]),
+        },
+    )  # fmt: skip
+    image = compare_with_docker(store, ctx, tmp_path)
+    files = tree(store.rootfs(image.id))
+    assert files["/dst/inner"][0] == "dir" and files["/dst/y"][0] == "file"
+    assert "/dst/again/inner/x" in files
+
+
 def test_layer_commit_mode_does_not_change_the_result(store: ImageStore, ctx: Path) -> None:
     import enginekit_lxc.build as build_module
 
