@@ -72,6 +72,17 @@ class MonitorLauncher:
 
     def launch(self, cdir: str, *, timeout: float = 60.0) -> dict[str, Any]:
         """Start the monitor of ``cdir``; its first message (``ok`` or ``error``)."""
+        msg, server = self._launch_once(cdir, timeout)
+        if msg is None and server is not None and _ended(server):
+            # Nobody held the ready pipe and the server that got the request
+            # is gone: it died before it forked a monitor (nothing was
+            # started). Once more, with a new server.
+            msg, _ = self._launch_once(cdir, timeout)
+        return msg or {"error": "the monitor ended without a word"}
+
+    def _launch_once(
+        self, cdir: str, timeout: float
+    ) -> tuple[dict[str, Any] | None, subprocess.Popen[bytes] | None]:
         r, w = os.pipe()
         try:
             with self._lock:
@@ -80,6 +91,7 @@ class MonitorLauncher:
                 except OSError:
                     self._close_locked()
                     socket.send_fds(self._server(), [cdir.encode()], [w])
+                server = self._proc
         finally:
             os.close(w)
         data = b""
@@ -99,12 +111,12 @@ class MonitorLauncher:
         finally:
             os.close(r)
         if not data:
-            return {"error": "the monitor ended without a word"}
+            return None, server
         try:
             msg: dict[str, Any] = json.loads(data.splitlines()[0])
         except ValueError:
-            return {"error": "the monitor sent no readable answer"}
-        return msg
+            return {"error": "the monitor sent no readable answer"}, server
+        return msg, server
 
     def close(self) -> None:
         """End the server (monitors it started run on). Idempotent."""
@@ -122,3 +134,13 @@ class MonitorLauncher:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+
+
+def _ended(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether ``proc`` has ended or ends very soon (its descriptors close a
+    moment before it can be reaped)."""
+    try:
+        proc.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
