@@ -143,7 +143,7 @@ class LxcDriver:
     """The Driver for LXC (see the module)."""
 
     name = ENGINE
-    capabilities: frozenset[Capability] = ALL_CAPABILITIES - {Capability.PULL, Capability.PUSH}
+    capabilities: frozenset[Capability] = ALL_CAPABILITIES
 
     def __init__(
         self,
@@ -275,10 +275,11 @@ class LxcDriver:
         return self.images.load(path)  # type: ignore[no-any-return]
 
     def image_pull(self, ref: str) -> Image:
-        raise Unsupported(ENGINE, "pull", "the LXC adapter keeps local images only")
+        image: Image = self.images.pull(ref)
+        return image
 
     def image_push(self, ref: str) -> None:
-        raise Unsupported(ENGINE, "push", "the LXC adapter keeps local images only")
+        self.images.push(ref)
 
     def _image_in_use(self, image_id: str) -> bool:
         for cid in self.store.ids():
