@@ -24,7 +24,8 @@ the same as on Docker):
 
 - ``localhost/`` on local image names (``localhost/app:1`` is ``app:1``) and
   ``docker.io/library/`` (``busybox:1``, as Docker writes it);
-- the ``io.buildah.version`` label the builder puts on every image;
+- the ``io.buildah.version`` label the builder puts on images built
+  elsewhere with Podman (builds through this adapter have none);
 - env keys the adapter records in the ``io.enginekit.hide-env`` annotation
   (``HOSTNAME`` and ``HOME``, which Podman writes into the container's env
   where Docker only sets them in the process);

@@ -190,6 +190,9 @@ class ImagesMixin(Base):
             ("forcerm", True),
             ("layers", False),
             ("pull", False),
+            # No builder identity label: the image must carry only what the
+            # Dockerfile and the caller gave it, wherever it is loaded later.
+            ("identitylabel", False),
         ]
         params += [("t", convert.engine_image_ref(t)) for t in request.tags]
         if request.build_args:
