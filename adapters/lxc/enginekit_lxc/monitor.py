@@ -1,7 +1,8 @@
 """The per-container monitor: what conmon does for Podman, for LXC.
 
-Started by the driver as ``python -I -S -c ... CONTAINER_DIR READY_FD`` in a
-new session, it forks once more (so it is nobody's child but init's), takes
+Forked, detached (new session, double fork, no descriptor of its parent's
+kept), by the fork server of :mod:`enginekit_lxc.launcher`, or run by hand as
+``python -m enginekit_lxc.monitor CONTAINER_DIR READY_FD``, it takes
 the container's ``monitor.lock`` for its whole life, mounts the container's
 overlay rootfs, opens the published ports on the host, and runs the container
 in the foreground with ``lxc-execute`` (LXC's init as PID 1). It then:
