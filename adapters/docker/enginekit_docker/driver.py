@@ -1,68 +1,57 @@
 """DockerDriver: the enginekit Driver over Docker's Engine API (HTTP on the unix socket).
 
 Every call goes through :class:`enginekit.transport.Transport` on the pinned
-``/v1.41`` prefix; answers are turned into models by :mod:`.convert` and
-errors by :mod:`.errors`. The driver keeps no per-call state: one instance
-serves many threads.
+``/v1.41`` prefix (:mod:`.api`); answers are turned into models by
+:mod:`.convert` and errors by :mod:`.errors`. The image operations live in
+:mod:`.images`, the container operations here. The driver keeps no per-call
+state: one instance serves many threads.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
-import os
 import re
 import signal
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from enginekit.capabilities import Capability
-from enginekit.driver import ProgressCallback
 from enginekit.errors import (
-    BuildFailed,
-    ContainerNotFound,
     EngineError,
     EngineTimeout,
     EngineUnavailable,
     ImageNotFound,
     NotFound,
-    Unsupported,
 )
 from enginekit.models import (
-    BuildRequest,
     Container,
     ContainerSpec,
     ContainerState,
     EngineInfo,
     ExecResult,
-    Image,
     LogLine,
     PathStat,
     Stats,
 )
-from enginekit.transport import Response, Transport, demux_frames
+from enginekit.transport import demux_frames
 
 from . import convert
-from .build import BuildLog
-from .errors import build_error, check, error_for, map_errors, message_of
+from .api import API, HINT, label_filters
+from .errors import error_for, map_errors, message_of
+from .images import ImageOps
 from .initsignals import signal_number, wait_until_ready
 from .locallog import PieceResolver
 from .streams import LogIterator, ResponseStream
 
 __all__ = ["API", "HINT", "DockerDriver"]
 
-API = "/v1.41"
-HINT = "start it with `dockerd` (or `bash scripts/setup-engines.sh`)"
-
 # A stop or restart may take its ``t`` seconds and then the kill: the HTTP
 # call gets that long plus this margin.
 _STOP_MARGIN = 30.0
 _PING_TIMEOUT = 5.0
-_LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)$")
 
 
 def _seconds(timeout: float) -> int:
@@ -79,70 +68,17 @@ def _remaining(deadline: float | None) -> float | None:
     return left
 
 
-def _label_filters(labels: Mapping[str, str | None] | None) -> list[str]:
-    return [k if v is None else f"{k}={v}" for k, v in (labels or {}).items()]
-
-
-def _split_ref(ref: str) -> tuple[str, str]:
-    """``name:tag`` -> (name, tag); the tag is after the last ``:`` past the last ``/``."""
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        return ref[:colon], ref[colon + 1 :]
-    return ref, "latest"
-
-
-class DockerDriver:
+class DockerDriver(ImageOps):
     """The enginekit Driver for Docker (Engine API v1.41).
 
     Extras outside the portable API: :attr:`transport` (the HTTP transport
     to dockerd) and :meth:`build_tar` (build from an already made context tar).
     """
 
-    name = "docker"
     capabilities = frozenset(Capability) - {Capability.PULL, Capability.PUSH}
-
-    def __init__(self, address: str, *, pool_size: int = 8) -> None:
-        self.address = address
-        self.transport = Transport(address, hint=HINT, pool_size=pool_size)
 
     def __repr__(self) -> str:
         return f"DockerDriver(address={self.address!r})"
-
-    # -- plumbing -------------------------------------------------------------
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        missing: type[NotFound] = ContainerNotFound,
-        **kwargs: Any,
-    ) -> Response:
-        """Send a request; a non-2xx answer raises its enginekit error."""
-        return check(
-            self.transport.request(method, API + path, **kwargs),
-            operation=operation,
-            missing=missing,
-        )
-
-    def _json(self, method: str, path: str, *, operation: str, **kwargs: Any) -> Any:
-        with map_errors(operation):
-            return self._call(method, path, operation=operation, **kwargs).json()
-
-    def _empty(self, method: str, path: str, *, operation: str, **kwargs: Any) -> None:
-        """A call whose answer carries nothing we need; 304 (already so) is a success."""
-        resp = self.transport.request(method, API + path, **kwargs)
-        if resp.status != 304:
-            check(resp, operation=operation)
-        resp.read()
-
-    def _root_dir(self) -> str:
-        return str(self._json("GET", "/info", operation="info").get("DockerRootDir") or "")
-
-    def _inspect_raw(self, ref: str) -> Mapping[str, Any]:
-        data: Mapping[str, Any] = self._json("GET", f"/containers/{ref}/json", operation="inspect")
-        return data
 
     # -- engine ---------------------------------------------------------------
     def ping(self) -> None:
@@ -170,184 +106,6 @@ class DockerDriver:
 
     def close(self) -> None:
         self.transport.close()
-
-    # -- images ---------------------------------------------------------------
-    def image_build(
-        self, request: BuildRequest, *, progress: ProgressCallback | None = None
-    ) -> Image:
-        from enginekit.buildcontext import context_tar
-
-        with context_tar(request.context, request.dockerfile) as tar:
-            return self.build_tar(tar, request, progress=progress)
-
-    def build_tar(
-        self, tar: IO[bytes], request: BuildRequest, *, progress: ProgressCallback | None = None
-    ) -> Image:
-        """Build from ``tar``, the context already packed (``request.context`` unused)."""
-        params: list[tuple[str, Any]] = [("t", tag) for tag in request.tags]
-        params += [("dockerfile", request.dockerfile), ("rm", "1"), ("forcerm", "1")]
-        params += [("version", "1")]
-        if request.build_args:
-            params.append(("buildargs", dict(request.build_args)))
-        if request.labels:
-            params.append(("labels", dict(request.labels)))
-        if request.target:
-            params.append(("target", request.target))
-        log = BuildLog(progress)
-        with map_errors("build"):
-            resp = self.transport.request(
-                "POST",
-                API + "/build",
-                params=params,
-                body=tar,
-                headers={"Content-Type": "application/x-tar"},
-                timeout=None,
-            )
-            if not resp.ok:
-                raise build_error(resp.status, message_of(resp))
-            try:
-                with resp:
-                    for message in resp.iter_json():
-                        if isinstance(message, Mapping):
-                            log.feed(message)
-                log.flush()
-                if log.image_id is None:
-                    raise BuildFailed("docker build: the daemon reported no image", step=log.step)
-            except BaseException:
-                # Interrupted, the daemon may still be running a step: its
-                # container holds the images below it until removed.
-                for container in log.containers:
-                    with contextlib.suppress(EngineError):
-                        self.container_remove(container, force=True)
-                self._remove_images(reversed(log.created))
-                raise
-            self._remove_strays(log.image_id, log.created)
-        return self.image_inspect(log.image_id)
-
-    def _remove_images(self, ids: Any) -> None:
-        for image_id in ids:
-            # In use by a later image, or gone already: leave it.
-            with contextlib.suppress(EngineError):
-                self._empty("DELETE", f"/images/{image_id}", operation="rmi")
-
-    def _remove_strays(self, final_id: str, created: list[str]) -> None:
-        """Drop what this build made that the final image does not stand on
-        (the last images of earlier stages), as no half-made image may stay."""
-        history = self._json("GET", f"/images/{final_id}/history", operation="history")
-        ancestors = {str(h.get("Id", "")).removeprefix("sha256:") for h in history}
-        strays = [i for i in created if not any(a.startswith(i) for a in ancestors)]
-        self._remove_images(reversed(strays))
-
-    def image_inspect(self, ref: str) -> Image:
-        data = self._json(
-            "GET", f"/images/{ref}/json", operation="image inspect", missing=ImageNotFound
-        )
-        with map_errors("image inspect"):
-            return convert.image_from_inspect(data)
-
-    def image_list(
-        self, *, name: str | None = None, labels: Mapping[str, str | None] | None = None
-    ) -> list[Image]:
-        filters: dict[str, list[str]] = {}
-        if labels:
-            filters["label"] = _label_filters(labels)
-        if name:
-            filters["reference"] = [name]
-        entries = self._json(
-            "GET", "/images/json", operation="image list", params={"filters": filters or None}
-        )
-        images: list[Image] = []
-        for entry in entries:
-            tags = [t for t in entry.get("RepoTags") or () if t != "<none>:<none>"]
-            if name and not any(_matches_name(t, name) for t in tags):
-                continue
-            try:
-                images.append(self.image_inspect(entry["Id"]))
-            except ImageNotFound:
-                continue  # removed since the list was taken
-        return images
-
-    def image_tag(self, ref: str, new_ref: str) -> None:
-        repo, tag = _split_ref(new_ref)
-        with map_errors("tag"):
-            self._call(
-                "POST",
-                f"/images/{ref}/tag",
-                operation="tag",
-                missing=ImageNotFound,
-                params={"repo": repo, "tag": tag},
-            ).read()
-
-    def image_remove(self, ref: str, *, force: bool = False) -> None:
-        with map_errors("rmi"):
-            self._call(
-                "DELETE",
-                f"/images/{ref}",
-                operation="rmi",
-                missing=ImageNotFound,
-                params={"force": force},
-            ).read()
-
-    def image_save(self, ref: str, path: str) -> None:
-        from enginekit.ociarchive import normalize
-
-        with map_errors("save"):
-            resp = self._call(
-                "GET", "/images/get", operation="save", missing=ImageNotFound, params={"names": ref}
-            )
-            try:
-                with resp, open(path, "wb") as out:
-                    for chunk in resp.iter_chunks():
-                        out.write(chunk)
-                normalize(path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                raise
-
-    def image_load(self, path: str) -> list[Image]:
-        from enginekit.ociarchive import to_combined
-
-        refs: list[str] = []
-        with map_errors("load"), tempfile.TemporaryDirectory(prefix="enginekit-load-") as tmp:
-            # Docker 20.10 reads only docker-archives: rewrite any archive
-            # (OCI, Podman's) into the combined form it reads; Podman's
-            # ``localhost/`` names are local names here.
-            combined = os.path.join(tmp, "image.tar")
-            to_combined(path, combined, rename=_local_name)
-            with open(combined, "rb") as body:
-                resp = self._call(
-                    "POST",
-                    "/images/load",
-                    operation="load",
-                    params={"quiet": "1"},
-                    body=body,
-                    headers={"Content-Type": "application/x-tar"},
-                    timeout=None,
-                )
-                with resp:
-                    for message in resp.iter_json():
-                        if not isinstance(message, Mapping):
-                            continue
-                        if "errorDetail" in message or "error" in message:
-                            detail = message.get("errorDetail") or {}
-                            text = detail.get("message") or message.get("error") or ""
-                            raise error_for(500, str(text), operation="load")
-                        for line in str(message.get("stream") or "").splitlines():
-                            loaded = _LOADED.match(line.strip())
-                            if loaded:
-                                refs.append(loaded.group(1))
-        images: dict[str, Image] = {}
-        for ref in refs:
-            image = self.image_inspect(ref)
-            images.setdefault(image.id, image)
-        return list(images.values())
-
-    def image_pull(self, ref: str) -> Image:
-        raise Unsupported(self.name, "pull", "no registry support in this adapter yet")
-
-    def image_push(self, ref: str) -> None:
-        raise Unsupported(self.name, "push", "no registry support in this adapter yet")
 
     # -- containers -----------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
@@ -381,7 +139,7 @@ class DockerDriver:
         """See :func:`.convert.container_from_list` for the fields a list entry carries."""
         filters: dict[str, list[str]] = {}
         if labels:
-            filters["label"] = _label_filters(labels)
+            filters["label"] = label_filters(labels)
         if name:
             filters["name"] = ["^/" + re.escape(name) + "$"]
         entries = self._json(
@@ -619,14 +377,3 @@ class DockerDriver:
         )
         with map_errors("stats"):
             return convert.stats(data, limited=limited)
-
-
-def _local_name(tag: str) -> str:
-    return tag.removeprefix("localhost/")
-
-
-def _matches_name(tag: str, name: str) -> bool:
-    """``name`` keeps tags of repository ``name``; ``name:tag`` that tag only."""
-    if name.rfind(":") > name.rfind("/"):
-        return tag == name
-    return _split_ref(tag)[0] == name

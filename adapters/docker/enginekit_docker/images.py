@@ -1,0 +1,237 @@
+"""The image half of the Docker driver: build, inspect, list, tag, remove, save, load."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from typing import IO, Any
+
+from enginekit.driver import ProgressCallback
+from enginekit.errors import (
+    BuildFailed,
+    EngineError,
+    ImageNotFound,
+    Unsupported,
+)
+from enginekit.models import (
+    BuildRequest,
+    Image,
+)
+
+from . import convert
+from .api import API, Api, label_filters
+from .build import BuildLog
+from .errors import build_error, error_for, map_errors, message_of
+
+__all__ = ["ImageOps"]
+
+_LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)$")
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    """``name:tag`` -> (name, tag); the tag is after the last ``:`` past the last ``/``."""
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1 :]
+    return ref, "latest"
+
+
+class ImageOps(Api):
+    """Driver methods on images (see :class:`enginekit.driver.Driver`)."""
+
+    def image_build(
+        self, request: BuildRequest, *, progress: ProgressCallback | None = None
+    ) -> Image:
+        from enginekit.buildcontext import context_tar
+
+        with context_tar(request.context, request.dockerfile) as tar:
+            return self.build_tar(tar, request, progress=progress)
+
+    def build_tar(
+        self, tar: IO[bytes], request: BuildRequest, *, progress: ProgressCallback | None = None
+    ) -> Image:
+        """Build from ``tar``, the context already packed (``request.context`` unused)."""
+        params: list[tuple[str, Any]] = [("t", tag) for tag in request.tags]
+        params += [("dockerfile", request.dockerfile), ("rm", "1"), ("forcerm", "1")]
+        params += [("version", "1")]
+        if request.build_args:
+            params.append(("buildargs", dict(request.build_args)))
+        if request.labels:
+            params.append(("labels", dict(request.labels)))
+        if request.target:
+            params.append(("target", request.target))
+        log = BuildLog(progress)
+        with map_errors("build"):
+            resp = self.transport.request(
+                "POST",
+                API + "/build",
+                params=params,
+                body=tar,
+                headers={"Content-Type": "application/x-tar"},
+                timeout=None,
+            )
+            if not resp.ok:
+                raise build_error(resp.status, message_of(resp))
+            try:
+                with resp:
+                    for message in resp.iter_json():
+                        if isinstance(message, Mapping):
+                            log.feed(message)
+                log.flush()
+                if log.image_id is None:
+                    raise BuildFailed("docker build: the daemon reported no image", step=log.step)
+            except BaseException:
+                # Interrupted, the daemon may still be running a step: its
+                # container holds the images below it until removed.
+                for container in log.containers:
+                    with contextlib.suppress(EngineError):
+                        self._empty(
+                            "DELETE",
+                            f"/containers/{container}",
+                            operation="remove",
+                            params={"force": True, "v": True},
+                        )
+                self._remove_images(reversed(log.created))
+                raise
+            self._remove_strays(log.image_id, log.created)
+        return self.image_inspect(log.image_id)
+
+    def _remove_images(self, ids: Any) -> None:
+        for image_id in ids:
+            # In use by a later image, or gone already: leave it.
+            with contextlib.suppress(EngineError):
+                self._empty("DELETE", f"/images/{image_id}", operation="rmi")
+
+    def _remove_strays(self, final_id: str, created: list[str]) -> None:
+        """Drop what this build made that the final image does not stand on
+        (the last images of earlier stages), as no half-made image may stay."""
+        history = self._json("GET", f"/images/{final_id}/history", operation="history")
+        ancestors = {str(h.get("Id", "")).removeprefix("sha256:") for h in history}
+        strays = [i for i in created if not any(a.startswith(i) for a in ancestors)]
+        self._remove_images(reversed(strays))
+
+    def image_inspect(self, ref: str) -> Image:
+        data = self._json(
+            "GET", f"/images/{ref}/json", operation="image inspect", missing=ImageNotFound
+        )
+        with map_errors("image inspect"):
+            return convert.image_from_inspect(data)
+
+    def image_list(
+        self, *, name: str | None = None, labels: Mapping[str, str | None] | None = None
+    ) -> list[Image]:
+        filters: dict[str, list[str]] = {}
+        if labels:
+            filters["label"] = label_filters(labels)
+        if name:
+            filters["reference"] = [name]
+        entries = self._json(
+            "GET", "/images/json", operation="image list", params={"filters": filters or None}
+        )
+        images: list[Image] = []
+        for entry in entries:
+            tags = [t for t in entry.get("RepoTags") or () if t != "<none>:<none>"]
+            if name and not any(_matches_name(t, name) for t in tags):
+                continue
+            try:
+                images.append(self.image_inspect(entry["Id"]))
+            except ImageNotFound:
+                continue  # removed since the list was taken
+        return images
+
+    def image_tag(self, ref: str, new_ref: str) -> None:
+        repo, tag = _split_ref(new_ref)
+        with map_errors("tag"):
+            self._call(
+                "POST",
+                f"/images/{ref}/tag",
+                operation="tag",
+                missing=ImageNotFound,
+                params={"repo": repo, "tag": tag},
+            ).read()
+
+    def image_remove(self, ref: str, *, force: bool = False) -> None:
+        with map_errors("rmi"):
+            self._call(
+                "DELETE",
+                f"/images/{ref}",
+                operation="rmi",
+                missing=ImageNotFound,
+                params={"force": force},
+            ).read()
+
+    def image_save(self, ref: str, path: str) -> None:
+        from enginekit.ociarchive import normalize
+
+        with map_errors("save"):
+            resp = self._call(
+                "GET", "/images/get", operation="save", missing=ImageNotFound, params={"names": ref}
+            )
+            try:
+                with resp, open(path, "wb") as out:
+                    for chunk in resp.iter_chunks():
+                        out.write(chunk)
+                normalize(path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                raise
+
+    def image_load(self, path: str) -> list[Image]:
+        from enginekit.ociarchive import to_combined
+
+        refs: list[str] = []
+        with map_errors("load"), tempfile.TemporaryDirectory(prefix="enginekit-load-") as tmp:
+            # Docker 20.10 reads only docker-archives: rewrite any archive
+            # (OCI, Podman's) into the combined form it reads; Podman's
+            # ``localhost/`` names are local names here.
+            combined = os.path.join(tmp, "image.tar")
+            to_combined(path, combined, rename=_local_name)
+            with open(combined, "rb") as body:
+                resp = self._call(
+                    "POST",
+                    "/images/load",
+                    operation="load",
+                    params={"quiet": "1"},
+                    body=body,
+                    headers={"Content-Type": "application/x-tar"},
+                    timeout=None,
+                )
+                with resp:
+                    for message in resp.iter_json():
+                        if not isinstance(message, Mapping):
+                            continue
+                        if "errorDetail" in message or "error" in message:
+                            detail = message.get("errorDetail") or {}
+                            text = detail.get("message") or message.get("error") or ""
+                            raise error_for(500, str(text), operation="load")
+                        for line in str(message.get("stream") or "").splitlines():
+                            loaded = _LOADED.match(line.strip())
+                            if loaded:
+                                refs.append(loaded.group(1))
+        images: dict[str, Image] = {}
+        for ref in refs:
+            image = self.image_inspect(ref)
+            images.setdefault(image.id, image)
+        return list(images.values())
+
+    def image_pull(self, ref: str) -> Image:
+        raise Unsupported(self.name, "pull", "no registry support in this adapter yet")
+
+    def image_push(self, ref: str) -> None:
+        raise Unsupported(self.name, "push", "no registry support in this adapter yet")
+
+
+def _local_name(tag: str) -> str:
+    return tag.removeprefix("localhost/")
+
+
+def _matches_name(tag: str, name: str) -> bool:
+    """``name`` keeps tags of repository ``name``; ``name:tag`` that tag only."""
+    if name.rfind(":") > name.rfind("/"):
+        return tag == name
+    return _split_ref(tag)[0] == name
