@@ -103,15 +103,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_get(port: int, path: str = "/", *, attempts: int = 30, interval: float = 0.1) -> bytes:
+def http_get(port: int, path: str = "/", *, within: float = 10.0, interval: float = 0.1) -> bytes:
     """One successful HTTP GET of ``path`` on ``127.0.0.1:port`` (only there).
 
-    Connection failures are retried (the server may still be starting) at most
-    ``attempts`` times, ``interval`` seconds apart. Returns the body of a 200.
+    A failed attempt (the server may still be starting) is retried every
+    ``interval`` seconds until ``within`` seconds have passed since the first
+    one: a published port must answer within that time of ``run`` returning.
+    Returns the body of a 200.
     """
+    deadline = time.monotonic() + within
+    attempts = 0
     last: Exception | None = None
-    for _ in range(attempts):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    while True:
+        attempts += 1
+        remaining = deadline - time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=max(0.2, min(2.0, remaining)))
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -123,8 +129,13 @@ def http_get(port: int, path: str = "/", *, attempts: int = 30, interval: float 
             last = exc
         finally:
             conn.close()
+        if time.monotonic() + interval > deadline:
+            break
         time.sleep(interval)
-    pytest.fail(f"GET http://127.0.0.1:{port}{path} failed {attempts} times; last: {last!r}")
+    pytest.fail(
+        f"GET http://127.0.0.1:{port}{path}: no answer within {within}s "
+        f"({attempts} attempts; last: {last!r})"
+    )
 
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
