@@ -23,7 +23,6 @@ records (``source``=1, ``time_nano``=2, ``line``=3, ``partial``=4,
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
 from collections.abc import Callable, Iterator, Mapping
@@ -190,6 +189,8 @@ class PieceResolver:
         if key in self._marks or self._rotated_read:
             return
         self._rotated_read = True
+        import gzip  # rarely needed: not at import time
+
         for path in _rotated(self._directory):
             try:
                 with gzip.open(path) if path.endswith(".gz") else open(path, "rb") as stream:
