@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -382,6 +383,17 @@ def test_local_driver_file_marks(tmp_path: Path) -> None:
     assert resolve(*by_last[True]) is True
     assert resolve(*by_last[False]) is False
     assert resolve("stdout", 1, 2) is True  # not in the file: a newline is the likelier
+    rotated = tmp_path / "rotated"
+    old = rotated / "containers" / cid / "local-logs"
+    old.mkdir(parents=True)
+    (old / "container.log").write_bytes(b"")
+    with gzip.open(old / "container.log.1.gz", "wb") as gz:
+        gz.write((DATA / "local_container.log").read_bytes())
+    from_rotated = PieceResolver(
+        cid, lambda: {"HostConfig": {"LogConfig": {"Type": "local"}}}, lambda: str(rotated)
+    )
+    assert from_rotated(*by_last[False]) is False
+    assert from_rotated(*by_last[True]) is True
     json_file = PieceResolver(
         cid, lambda: {"HostConfig": {"LogConfig": {"Type": "json-file"}}}, lambda: "/nonexistent"
     )
