@@ -120,6 +120,40 @@ class TestContainerStates:
         assert 0.8 <= elapsed < 9, f"stop(timeout=1) took {elapsed:.2f}s"
         assert engine.containers.logs(c) == b"ready\n"
 
+    def test_stop_timeout_zero_kills_at_once(
+        self, engine: Engine, run_container: ContainerFactory
+    ) -> None:
+        c = run_container(["sh", "-c", 'trap "" TERM; echo ready; sleep 100'])
+        poll(lambda: engine.containers.logs(c) == b"ready\n", message="the trap to be set")
+        t0 = time.monotonic()
+        assert engine.containers.stop(c, timeout=0).exit_code == 137
+        assert time.monotonic() - t0 < 8
+
+    def test_restart_honours_timeout(self, engine: Engine, run_container: ContainerFactory) -> None:
+        c = run_container(["sh", "-c", 'trap "" TERM; echo ready; sleep 100'])
+        poll(lambda: engine.containers.logs(c) == b"ready\n", message="the trap to be set")
+        t0 = time.monotonic()
+        restarted = engine.containers.restart(c, timeout=1)
+        elapsed = time.monotonic() - t0
+        assert restarted.state is ContainerState.RUNNING
+        assert 0.8 <= elapsed < 9, f"restart(timeout=1) took {elapsed:.2f}s"
+
+    def test_kill_with_handled_signal_keeps_running(
+        self, engine: Engine, run_container: ContainerFactory
+    ) -> None:
+        c = run_container(
+            ["sh", "-c", 'trap "echo got-usr1" USR1; echo ready; while :; do usleep 50000; done']
+        )
+        poll(lambda: engine.containers.logs(c) == b"ready\n", message="the trap to be set")
+        after = call_within(15, engine.containers.kill, c, signal="SIGUSR1")
+        assert after.state is ContainerState.RUNNING
+        assert after.exit_code is None
+        poll(
+            lambda: engine.containers.logs(c) == b"ready\ngot-usr1\n",
+            message="the signal to reach the command",
+        )
+        assert engine.containers.get(c).state is ContainerState.RUNNING
+
     def test_stop_signal_from_spec(self, engine: Engine, run_container: ContainerFactory) -> None:
         c = run_container(SLEEP, stop_signal="SIGINT")
         assert engine.containers.get(c).stop_signal == "SIGINT"
