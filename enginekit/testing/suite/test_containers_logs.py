@@ -127,6 +127,31 @@ class TestContainerLogs:
         stamps = [assert_utc(line.timestamp, "LogLine.timestamp") for line in lines]
         assert stamps == sorted(stamps)
 
+    def test_streams_interleaved_in_time_order(
+        self, engine: Engine, run_container: ContainerFactory
+    ) -> None:
+        script = (
+            "echo a; usleep 200000; echo b >&2; usleep 200000; echo c; usleep 200000; echo d >&2"
+        )
+        c = run_container(["sh", "-c", script])
+        _finished(engine, c)
+        lines = _lines(engine, c, follow=False)
+        assert [(line.stream, line.data) for line in lines] == [
+            (Stream.STDOUT, b"a\n"),
+            (Stream.STDERR, b"b\n"),
+            (Stream.STDOUT, b"c\n"),
+            (Stream.STDERR, b"d\n"),
+        ]
+
+    def test_much_output_complete(self, engine: Engine, run_container: ContainerFactory) -> None:
+        c = run_container(["seq", "1", "100000"])
+        _finished(engine, c)
+        want = b"".join(b"%d\n" % i for i in range(1, 100001))
+        assert engine.containers.logs(c) == want
+        lines = _lines(engine, c, follow=False)
+        assert len(lines) == 100000
+        assert b"".join(line.data for line in lines) == want
+
     def test_follow_ends_when_container_exits(
         self, engine: Engine, run_container: ContainerFactory
     ) -> None:
