@@ -12,7 +12,7 @@ import enum
 __all__ = ["ALL_CAPABILITIES", "Capability"]
 
 
-class Capability(enum.Enum):
+class Capability(enum.StrEnum):
     BUILD = "build"
     IMAGE_SAVE = "image_save"
     IMAGE_LOAD = "image_load"

@@ -103,8 +103,11 @@ def utc(value: _dt.datetime | None) -> _dt.datetime | None:
     return value.astimezone(_dt.UTC)
 
 
-class ContainerState(enum.Enum):
-    """The four states every engine's states map onto (see the per-engine tables)."""
+class ContainerState(enum.StrEnum):
+    """The four states every engine's states map onto (see the per-engine tables).
+
+    A ``str`` enum: ``state == "running"`` holds for ``ContainerState.RUNNING``.
+    """
 
     CREATED = "created"
     RUNNING = "running"
@@ -115,7 +118,9 @@ class ContainerState(enum.Enum):
         return f"ContainerState.{self.name}"
 
 
-class Stream(enum.Enum):
+class Stream(enum.StrEnum):
+    """Which output a :class:`LogLine` came from (``Stream.STDOUT == "stdout"``)."""
+
     STDOUT = "stdout"
     STDERR = "stderr"
 
@@ -123,7 +128,7 @@ class Stream(enum.Enum):
         return f"Stream.{self.name}"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class PortBinding:
     """``container_port``/``protocol`` published on ``host_ip``:``host_port``."""
 
@@ -133,7 +138,7 @@ class PortBinding:
     host_port: int | None = None  # None or 0 in a spec: the engine picks a free port
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Mount:
     """A bind mount of host ``source`` at ``target`` in the container."""
 
@@ -224,7 +229,7 @@ class Container:
         return self.state is ContainerState.RUNNING
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class ExecResult:
     exit_code: int
     stdout: bytes = b""
@@ -235,7 +240,7 @@ class ExecResult:
         return self.stdout + self.stderr
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class LogLine:
     """One line of a container's output, ``data`` ending in ``\\n`` unless it is the last."""
 
@@ -244,7 +249,7 @@ class LogLine:
     timestamp: _dt.datetime | None = attrs.field(default=None, converter=utc)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Stats:
     cpu_seconds: float
     memory_bytes: int

@@ -57,3 +57,19 @@ def test_frozendict() -> None:
 
 def test_image_tags_sorted() -> None:
     assert Image(id="sha256:" + "c" * 64, tags=["b:1", "a:2"]).tags == ("a:2", "b:1")
+
+
+def test_small_values_take_contract_order() -> None:
+    from enginekit.models import ExecResult, LogLine, Mount, PortBinding, Stats, Stream
+
+    assert Mount("/h", "/c", True) == Mount(source="/h", target="/c", read_only=True)
+    assert PortBinding(80, "tcp", "127.0.0.1", 8080).host_port == 8080
+    assert ExecResult(3, b"o", b"e").output == b"oe"
+    assert LogLine(Stream.STDERR, b"x\n").stream == "stderr"
+    assert Stats(1.5, 10, None, 2).pids == 2
+
+
+def test_states_compare_as_text() -> None:
+    assert ContainerState.RUNNING == "running"
+    assert ContainerState("exited") is ContainerState.EXITED
+    assert str(ContainerState.PAUSED) == "paused"
