@@ -70,6 +70,6 @@ def test_small_values_take_contract_order() -> None:
 
 
 def test_states_compare_as_text() -> None:
-    assert ContainerState.RUNNING == "running"
+    assert ContainerState.RUNNING == "running"  # type: ignore[comparison-overlap]
     assert ContainerState("exited") is ContainerState.EXITED
     assert str(ContainerState.PAUSED) == "paused"
