@@ -203,10 +203,7 @@ class LxcDriver:
                 raise EngineUnavailable(
                     f"{tool} not found on PATH", address=self.address, hint=HINT
                 )
-        if not os.path.isdir(self.lxcpath):
-            raise EngineUnavailable(
-                f"the LXC path {self.lxcpath} does not exist", address=self.lxcpath, hint=HINT
-            )
+        self._check_lxcpath()
         find_helper()
         try:
             self.store.ensure()
@@ -217,7 +214,16 @@ class LxcDriver:
                 hint="run as root, or pass storage_root= a writable directory",
             ) from exc
 
+    def _check_lxcpath(self) -> None:
+        # LXC has no daemon to refuse a wrong address: a missing LXC path is
+        # this engine's "not reachable", on every call that would use it.
+        if not os.path.isdir(self.lxcpath):
+            raise EngineUnavailable(
+                f"the LXC path {self.lxcpath} does not exist", address=self.lxcpath, hint=HINT
+            )
+
     def info(self) -> EngineInfo:
+        self._check_lxcpath()
         if self._version is None:
             try:
                 out = subprocess.run(
@@ -423,6 +429,7 @@ class LxcDriver:
 
     # -- create --------------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
+        self._check_lxcpath()
         image_id = self.images.resolve(spec.image)
         config = self.images.config(image_id)
         if spec.entrypoint is not None:
@@ -663,6 +670,7 @@ class LxcDriver:
         labels: Mapping[str, str | None] | None = None,
         name: str | None = None,
     ) -> list[Container]:
+        self._check_lxcpath()
         out: list[Container] = []
         ids = self.store.ids()
         if name is not None:
