@@ -50,6 +50,7 @@ from .fixtures import (
     run_container,
     run_id,
 )
+from .registry import registry
 from .session import RUN_LABEL, EngineNotReachable, SuiteRun, parse_engine_choice
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ __all__ = [
     "engines",
     "labels",
     "make_name",
+    "registry",
     "run_container",
     "run_id",
 ]
