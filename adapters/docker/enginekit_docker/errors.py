@@ -21,7 +21,7 @@ from enginekit.errors import (
 )
 from enginekit.transport import Response
 
-__all__ = ["build_error", "check", "error_for", "map_errors", "message_of"]
+__all__ = ["build_error", "check", "error_for", "map_errors", "message_of", "registry_error"]
 
 # Docker texts that name the missing thing better than the endpoint does.
 _MISSING: tuple[tuple[str, type[NotFound]], ...] = (
@@ -93,6 +93,30 @@ def check(
     if resp.ok:
         return resp
     raise error_for(resp.status, message_of(resp), operation=operation, missing=missing)
+
+
+# What a registry (or the daemon about a local image to push) says when the
+# image is not there; anything else a pull or push meets is an EngineError.
+_NOT_IN_REGISTRY = (
+    "manifest unknown",
+    "name unknown",
+    "not found",
+    "repository does not exist",
+)
+_NOT_LOCAL = ("does not exist locally", "tag does not exist", "no such image")
+
+
+def registry_error(message: str, *, operation: str) -> EngineError:
+    """The enginekit error for a failed ``pull`` or ``push`` (``ImageNotFound``
+    when the image is missing, in the registry or locally)."""
+    text = message.lower()
+    detail = f"docker {operation}: {message}" if message else f"docker {operation} failed"
+    markers = _NOT_IN_REGISTRY if operation == "pull" else _NOT_LOCAL
+    if any(needle in text for needle in markers):
+        return ImageNotFound(detail)
+    if "invalid reference format" in text:
+        return InvalidSpec(detail)
+    return EngineError(detail)
 
 
 def build_error(status: int, message: str) -> BuildFailed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -14,21 +15,36 @@ from enginekit.errors import (
     BuildFailed,
     EngineError,
     ImageNotFound,
-    Unsupported,
+    InvalidSpec,
 )
 from enginekit.models import (
     BuildRequest,
     Image,
 )
+from enginekit.transport import Response
 
 from . import convert
 from .api import API, Api, label_filters
 from .build import BuildLog
-from .errors import build_error, error_for, map_errors, message_of
+from .errors import build_error, error_for, map_errors, message_of, registry_error
 
 __all__ = ["ImageOps"]
 
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)$")
+# No credentials: the daemon's own configuration applies (it wants the header).
+_NO_AUTH = base64.b64encode(b"{}").decode("ascii")
+_ID = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
+
+
+def registry_of(ref: str) -> str | None:
+    """The registry ``ref`` names (``127.0.0.1:5000/app:1`` -> ``127.0.0.1:5000``);
+    None for a name without one (Docker would go to Docker Hub) and for an id."""
+    if _ID.fullmatch(ref):
+        return None
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first
+    return None
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
@@ -220,10 +236,50 @@ class ImageOps(Api):
         return list(images.values())
 
     def image_pull(self, ref: str) -> Image:
-        raise Unsupported(self.name, "pull", "no registry support in this adapter yet")
+        # A name without a registry would be looked for on Docker Hub: only
+        # registries a reference names are asked.
+        if registry_of(ref) is None:
+            raise ImageNotFound(f"docker pull: {ref} names no registry (give registry/name:tag)")
+        repo, tag = _split_ref(ref)
+        with map_errors("pull"):
+            resp = self.transport.request(
+                "POST",
+                API + "/images/create",
+                params={"fromImage": repo, "tag": tag},
+                headers={"X-Registry-Auth": _NO_AUTH},
+                timeout=None,
+            )
+            if not resp.ok:
+                raise registry_error(message_of(resp), operation="pull")
+            _read_progress(resp, "pull")
+        return self.image_inspect(ref)
 
     def image_push(self, ref: str) -> None:
-        raise Unsupported(self.name, "push", "no registry support in this adapter yet")
+        self.image_inspect(ref)  # ImageNotFound before anything is sent
+        if registry_of(ref) is None:
+            raise InvalidSpec(f"docker push: {ref} names no registry (give registry/name:tag)")
+        repo, tag = _split_ref(ref)
+        with map_errors("push"):
+            resp = self.transport.request(
+                "POST",
+                f"{API}/images/{repo}/push",
+                params={"tag": tag},
+                headers={"X-Registry-Auth": _NO_AUTH},
+                timeout=None,
+            )
+            if not resp.ok:
+                raise registry_error(message_of(resp), operation="push")
+            _read_progress(resp, "push")
+
+
+def _read_progress(resp: Response, operation: str) -> None:
+    """Read a pull's or push's progress stream to its end; an error in it raises."""
+    with resp:
+        for message in resp.iter_json():
+            if isinstance(message, Mapping) and ("errorDetail" in message or "error" in message):
+                detail = message.get("errorDetail") or {}
+                text = detail.get("message") if isinstance(detail, Mapping) else None
+                raise registry_error(str(text or message.get("error") or ""), operation=operation)
 
 
 def _local_name(tag: str) -> str:

@@ -111,7 +111,7 @@ def test_ping_info_capabilities(driver: DockerDriver) -> None:
     assert info.name == "docker" and info.api_version == "1.41"
     assert info.version and info.os == "linux" and info.arch and info.storage_root
     assert driver.name == "docker"
-    assert driver.capabilities == frozenset(Capability) - {Capability.PULL, Capability.PUSH}
+    assert driver.capabilities == frozenset(Capability)
 
 
 # -- create / inspect ---------------------------------------------------------
@@ -863,11 +863,55 @@ def test_image_remove_in_use(driver: DockerDriver, image: str, make: Make) -> No
     driver.image_remove(tag, force=True)
 
 
-def test_pull_push_are_unsupported(driver: DockerDriver, image: str) -> None:
-    with pytest.raises(Unsupported):
-        driver.image_pull(image)
-    with pytest.raises(Unsupported):
-        driver.image_push(image)
+def test_push_then_pull_through_a_local_registry(
+    driver: DockerDriver, image: str, registry: str, tmp_path: Path
+) -> None:
+    ref = f"{registry}/ekd/pushed:{RUN}"
+    dockerfile = f"FROM {image}\nRUN echo {RUN} > /marker\n"
+    built = driver.image_build(
+        BuildRequest(context=str(busybox_context(tmp_path, dockerfile)), tags=(ref,), labels=LABELS)
+    )
+    driver.image_push(ref)
+    driver.image_remove(ref)  # its only tag: the image and its own layer go
+    with pytest.raises(ImageNotFound):
+        driver.image_inspect(built.id)
+    pulled = driver.image_pull(ref)
+    assert pulled.id == built.id and pulled.tags == (ref,)
+    assert pulled.labels == built.labels
+    driver.image_remove(ref)
+
+
+def test_pull_and_push_errors(driver: DockerDriver, image: str, registry: str) -> None:
+    with pytest.raises(ImageNotFound, match="manifest unknown"):
+        driver.image_pull(f"{registry}/ekd/never-pushed:{RUN}")
+    with pytest.raises(ImageNotFound):
+        driver.image_push(f"{registry}/ekd/not-here:{RUN}")
+    with pytest.raises(InvalidSpec, match="names no registry"):
+        driver.image_push(image)  # a local name: Docker would push it to Docker Hub
+    closed = f"127.0.0.1:{_closed_port()}/ekd/x:{RUN}"
+    with pytest.raises(EngineError, match="refused") as info:
+        driver.image_pull(closed)
+    assert type(info.value) is EngineError
+    driver.image_tag(image, closed)
+    try:
+        with pytest.raises(EngineError, match="refused") as info:
+            driver.image_push(closed)
+        assert type(info.value) is EngineError
+    finally:
+        driver.image_remove(closed)
+
+
+def test_pull_of_a_name_without_registry_asks_nobody(tmp_path: Path) -> None:
+    d = connect(f"unix://{tmp_path}/no.sock")  # nothing listens: any call would fail
+    for ref in ("busybox:latest", "library/busybox:1", "a" * 64):
+        with pytest.raises(ImageNotFound, match="names no registry"):
+            d.image_pull(ref)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens once it is closed
 
 
 def test_only_enginekit_errors_leave(driver: DockerDriver) -> None:
