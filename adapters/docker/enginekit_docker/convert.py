@@ -53,6 +53,8 @@ from enginekit.models import (
     Stats,
 )
 
+from . import names
+
 __all__ = [
     "BUILDER_LABELS",
     "ENGINE",
@@ -204,9 +206,10 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         ports = _ports_from_map((data.get("NetworkSettings") or {}).get("Ports"))
     else:
         ports = _ports_from_map(host.get("PortBindings"))
+    name, labels = names.user_view(data.get("Name", "").lstrip("/"), _labels(config.get("Labels")))
     return Container(
         id=data["Id"],
-        name=data.get("Name", "").lstrip("/"),
+        name=name,
         image=config.get("Image", ""),
         image_id=data.get("Image", ""),
         state=state,
@@ -216,7 +219,7 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         started_at=parse_time(state_data.get("StartedAt")),
         finished_at=parse_time(state_data.get("FinishedAt")) if exited else None,
         pid=(state_data.get("Pid") or None) if live else None,
-        labels=_labels(config.get("Labels")),
+        labels=labels,
         command=config.get("Cmd") or (),
         entrypoint=config.get("Entrypoint") or (),
         env=_env(config.get("Env")),

@@ -16,10 +16,13 @@ import re
 import signal
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from enginekit.capabilities import Capability
 from enginekit.errors import (
+    Conflict,
+    ContainerNotFound,
     EngineError,
     EngineTimeout,
     EngineUnavailable,
@@ -38,7 +41,7 @@ from enginekit.models import (
 )
 from enginekit.transport import demux_frames
 
-from . import convert
+from . import convert, names
 from .api import API, HINT, label_filters
 from .errors import error_for, map_errors, message_of
 from .images import ImageOps
@@ -77,6 +80,9 @@ class DockerDriver(ImageOps):
 
     capabilities = frozenset(Capability)
 
+    #: Inspects a ``container_list`` runs at once (the transport keeps as many idle connections).
+    list_workers = 8
+
     def __repr__(self) -> str:
         return f"DockerDriver(address={self.address!r})"
 
@@ -109,24 +115,64 @@ class DockerDriver(ImageOps):
 
     # -- containers -----------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
-        with map_errors("create"):
-            params = {"name": spec.name} if spec.name else None
-            data = self._call(
-                "POST",
-                "/containers/create",
-                operation="create",
-                missing=ImageNotFound,
-                params=params,
-                json=convert.create_body(spec),
-            ).json()
-            return str(data["Id"])
+        """A one-character name is stored as :func:`.names.engine_name` (see :mod:`.names`)."""
+        body = convert.create_body(spec)
+        params = {"name": names.engine_name(spec.name)} if spec.name else None
+        if spec.name and names.is_mapped(spec.name):
+            if self._find(spec.name) is not None:
+                raise Conflict(f"docker create: the name {spec.name!r} is already in use")
+            body["Labels"][names.NAME_LABEL] = spec.name
+        try:
+            with map_errors("create"):
+                data = self._call(
+                    "POST",
+                    "/containers/create",
+                    operation="create",
+                    missing=ImageNotFound,
+                    params=params,
+                    json=body,
+                ).json()
+                return str(data["Id"])
+        except Conflict as exc:
+            if spec.name and names.is_mapped(spec.name):  # created meanwhile
+                raise Conflict(f"docker create: the name {spec.name!r} is already in use") from exc
+            raise
 
     def container_start(self, id: str) -> None:
         self._empty("POST", f"/containers/{id}/start", operation="start")
 
     def container_inspect(self, ref: str) -> Container:
+        """A one-character ``ref`` is a name only (never an id prefix); the
+        Docker name a one-character name is stored under is not a ref."""
+        if names.is_mapped(ref):
+            found = self._find(ref)
+            if found is None:
+                raise ContainerNotFound(f"docker inspect: no container named {ref!r}")
+            return found
         data = self._inspect_raw(ref)
         with map_errors("inspect"):
+            container = convert.container_from_inspect(data)
+        if ref != container.name and ref == str(data.get("Name", "")).lstrip("/"):
+            raise ContainerNotFound(f"docker inspect: no such container: {ref}")
+        return container
+
+    def _find(self, name: str) -> Container | None:
+        """The container named ``name`` (one character), if there is one."""
+        try:
+            data = self._inspect_raw(names.engine_name(name))
+        except ContainerNotFound:
+            return None
+        with map_errors("inspect"):
+            container = convert.container_from_inspect(data)
+        return container if container.name == name else None
+
+    def _inspect_listed(self, id: str) -> Container | None:
+        """Inspect a listed container; None if it was removed since."""
+        try:
+            data = self._inspect_raw(id)
+        except ContainerNotFound:
+            return None
+        with map_errors("list"):
             return convert.container_from_inspect(data)
 
     def container_list(
@@ -136,12 +182,16 @@ class DockerDriver(ImageOps):
         labels: Mapping[str, str | None] | None = None,
         name: str | None = None,
     ) -> list[Container]:
-        """See :func:`.convert.container_from_list` for the fields a list entry carries."""
+        """Each container as :meth:`container_inspect` gives it.
+
+        One list call with the filters, then the entries inspected concurrently
+        over the pooled connections; a container removed in between is left out.
+        """
         filters: dict[str, list[str]] = {}
         if labels:
             filters["label"] = label_filters(labels)
         if name:
-            filters["name"] = ["^/" + re.escape(name) + "$"]
+            filters["name"] = ["^/" + re.escape(names.engine_name(name)) + "$"]
         entries = self._json(
             "GET",
             "/containers/json",
@@ -149,10 +199,13 @@ class DockerDriver(ImageOps):
             params={"all": all, "filters": filters or None},
         )
         with map_errors("list"):
-            containers = [convert.container_from_list(e) for e in entries]
-        if name:
-            containers = [c for c in containers if c.name == name]
-        return containers
+            ids = [str(e["Id"]) for e in entries]
+        if len(ids) <= 1:
+            found = [self._inspect_listed(i) for i in ids]
+        else:
+            with ThreadPoolExecutor(min(self.list_workers, len(ids))) as pool:
+                found = list(pool.map(self._inspect_listed, ids))
+        return [c for c in found if c is not None and (not name or c.name == name)]
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         try:
