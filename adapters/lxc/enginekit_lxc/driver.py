@@ -476,7 +476,8 @@ class LxcDriver:
             # None when neither the spec nor the image sets one (as Docker shows it).
             "workdir": spec.workdir or config.workdir or None,
             "user": spec.user if spec.user is not None else (config.user or ""),
-            "labels": dict(spec.labels),
+            # As Docker: the image's labels, with the spec's on top.
+            "labels": {**config.labels, **spec.labels},
             # As Docker: the host's name on the host's network, else the short id.
             "hostname": spec.hostname
             or (socket.gethostname() if spec.network == "host" else id[:12]),

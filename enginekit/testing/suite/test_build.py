@@ -270,6 +270,18 @@ class TestBuildInstructions:
         assert res.stdout.decode() == EXPECTED_INSPECT.decode()
         assert res.exit_code == 0
 
+    def test_container_carries_the_image_labels(self, engine: Engine, rich: Built) -> None:
+        # As `docker run`: a container's labels are its image's, with the spec's on top.
+        labels = {k: v for k, v in rich.labels.items() if k.startswith("enginekit.test.run")}
+        own = {**labels, "ekt.only-on-container": "yes"}
+        c = engine.containers.create(rich.tags[0], ["true"], labels=own)
+        try:
+            expected = {**EXPECTED_LABELS_FROM_FILE, **rich.labels, **own}
+            assert dict(c.labels) == expected
+            assert dict(engine.containers.get(c.id).labels) == expected
+        finally:
+            engine.containers.remove(c, force=True)
+
     def test_entrypoint_and_cmd(self, engine: Engine, rich: Built) -> None:
         labels = {k: v for k, v in rich.labels.items() if k.startswith("enginekit.test.run")}
         default = run_to_end(engine, rich.tags[1], None, labels=labels)
