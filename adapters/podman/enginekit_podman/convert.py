@@ -84,6 +84,7 @@ __all__ = [
     "parse_time",
     "path_mtime",
     "path_stat",
+    "registry_of",
     "signal_name",
     "signal_number",
     "stats_from_libpod",
@@ -141,6 +142,17 @@ def engine_image_ref(ref: str) -> str:
     if slash and ("." in first or ":" in first or first == "localhost"):
         return ref
     return "localhost/" + ref
+
+
+def registry_of(ref: str) -> str | None:
+    """The registry ``ref`` names (``127.0.0.1:5000/app:1`` -> ``127.0.0.1:5000``);
+    None for an id and for a name without one (``app:1``, a local name here)."""
+    if ref.startswith("sha256:") or _HEX_RE.fullmatch(ref):
+        return None
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
 
 
 def user_image_name(name: str) -> str:

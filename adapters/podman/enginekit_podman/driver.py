@@ -89,10 +89,7 @@ class PodmanDriver(ImagesMixin, FilesMixin):
     """A :class:`enginekit.driver.Driver` for Podman 4.x's libpod API."""
 
     name = "podman"
-    capabilities: frozenset[Capability] = frozenset(Capability) - {
-        Capability.PULL,
-        Capability.PUSH,
-    }
+    capabilities: frozenset[Capability] = frozenset(Capability)
 
     # -- engine --------------------------------------------------------------
     def ping(self) -> None:

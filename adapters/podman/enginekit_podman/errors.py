@@ -31,6 +31,7 @@ __all__ = [
     "init_exec_failure",
     "map_errors",
     "message_of",
+    "registry_error",
 ]
 
 # Causes (libpod's error sentinels) and message fragments that mean a state conflict.
@@ -130,6 +131,23 @@ def error_for(
     if any(t in low for t in _INVALID_TEXTS):
         return InvalidSpec(message)
     return EngineError(f"podman: {message} (HTTP {status})")
+
+
+# What a registry says of an image it does not have (pull), and what libpod
+# says of a local image it does not know (push).
+_NOT_IN_REGISTRY = ("manifest unknown", "name unknown", "not found", "repository does not exist")
+
+
+def registry_error(message: str, *, operation: str) -> EngineError:
+    """The enginekit error for a failed ``pull`` or ``push`` (``ImageNotFound``
+    when the image is missing, in the registry or locally)."""
+    low = message.lower()
+    markers = _NOT_IN_REGISTRY if operation == "pull" else _IMAGE_MISSING_TEXTS
+    if any(t in low for t in markers):
+        return ImageNotFound(f"podman {operation}: {message}")
+    if any(t in low for t in _INVALID_TEXTS):
+        return InvalidSpec(f"podman {operation}: {message}")
+    return EngineError(f"podman {operation}: {message}")
 
 
 def check(resp: Response, *, missing: type[NotFound] = ContainerNotFound) -> None:

@@ -12,12 +12,13 @@ from enginekit.errors import (
     Conflict,
     EngineError,
     ImageNotFound,
-    Unsupported,
+    InvalidSpec,
 )
 from enginekit.models import (
     BuildRequest,
     Image,
 )
+from enginekit.transport import Response
 
 from . import convert
 from ._base import Base, labels_match
@@ -26,6 +27,8 @@ from .build import BuildLog
 from .errors import (
     check,
     map_errors,
+    message_of,
+    registry_error,
 )
 
 __all__ = ["ImagesMixin"]
@@ -174,10 +177,26 @@ class ImagesMixin(Base):
         return sorted(seen.values(), key=lambda i: (i.tags, i.id))
 
     def image_pull(self, ref: str) -> Image:
-        raise Unsupported(self.name, "image pull", "no registry is configured for this adapter")
+        # A name without a registry would go through Podman's short-name
+        # search (Docker Hub and others): only registries a ref names are asked.
+        host = convert.registry_of(ref)
+        if host is None:
+            raise ImageNotFound(f"podman pull: {ref} names no registry (give registry/name:tag)")
+        params: dict[str, Any] = {"reference": ref, "quiet": False, **_tls(host)}
+        with map_errors("image pull"):
+            resp = self._request("POST", "/images/pull", params=params, timeout=None)
+            _read_progress(resp, "pull")
+        return self.image_inspect(ref)
 
     def image_push(self, ref: str) -> None:
-        raise Unsupported(self.name, "image push", "no registry is configured for this adapter")
+        _, name = self._image_lookup(ref)  # ImageNotFound before anything is sent
+        host = convert.registry_of(ref)
+        if host is None:
+            raise InvalidSpec(f"podman push: {ref} names no registry (give registry/name:tag)")
+        params: dict[str, Any] = {"destination": ref, "quiet": False, **_tls(host)}
+        with map_errors("image push"):
+            resp = self._request("POST", f"/images/{_q(name)}/push", params=params, timeout=None)
+            _read_progress(resp, "push")
 
     def image_build(
         self, request: BuildRequest, *, progress: Callable[[str], None] | None = None
@@ -237,6 +256,25 @@ class ImagesMixin(Base):
                 self._call("DELETE", f"/images/{_q(str(data['Id']))}", missing=ImageNotFound)
             except EngineError:
                 continue
+
+
+def _tls(host: str) -> dict[str, Any]:
+    """A registry on a loopback address is spoken to over plain HTTP, as Docker
+    does; any other keeps TLS verification (Podman's default)."""
+    bare = host[: host.index("]") + 1] if host.startswith("[") else host.partition(":")[0]
+    if bare in ("localhost", "[::1]") or bare.startswith("127."):
+        return {"tlsVerify": False}
+    return {}
+
+
+def _read_progress(resp: Response, operation: str) -> None:
+    """Read a pull's or push's answer to its end; an error in it raises."""
+    with resp:
+        if not resp.ok:
+            raise registry_error(message_of(resp.read()), operation=operation)
+        for item in resp.iter_json():
+            if isinstance(item, Mapping) and item.get("error"):
+                raise registry_error(str(item["error"]), operation=operation)
 
 
 def _name_matches(name: str, tags: list[str]) -> bool:

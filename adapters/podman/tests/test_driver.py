@@ -21,9 +21,11 @@ from enginekit.errors import (
     BuildFailed,
     Conflict,
     ContainerNotFound,
+    EngineError,
     EngineTimeout,
     EngineUnavailable,
     ImageNotFound,
+    InvalidSpec,
     NotFound,
     Unsupported,
 )
@@ -599,3 +601,50 @@ def test_save_and_load(driver: PodmanDriver, base_image: Image, tmp_path: object
     assert loaded_tag in img.tags
     assert all(not t.startswith("localhost/") for t in img.tags)
     driver.image_remove(loaded_tag)
+
+
+def test_push_then_pull_through_a_local_registry(
+    driver: PodmanDriver, base_image: Image, registry: str, tmp_path: object
+) -> None:
+    ref = f"{registry}/ekpm/pushed:{RUN}"
+    dockerfile = f"FROM {BASE_TAG}\nRUN echo {RUN} > /marker\n"
+    ctx = write_context(tmp_path / "ctx", dockerfile)  # type: ignore[operator]
+    built = driver.image_build(BuildRequest(context=ctx, tags=(ref,), labels=LABELS))
+    assert built.tags == (ref,)  # a registry name gets no localhost/
+    driver.image_push(ref)
+    driver.image_remove(ref)
+    with pytest.raises(ImageNotFound):
+        driver.image_inspect(built.id)
+    pulled = driver.image_pull(ref)
+    assert pulled.id == built.id and pulled.tags == (ref,)
+    assert pulled.labels == built.labels
+    driver.image_remove(ref)
+
+
+def test_pull_and_push_errors(driver: PodmanDriver, base_image: Image, registry: str) -> None:
+    with pytest.raises(ImageNotFound, match="manifest unknown"):
+        driver.image_pull(f"{registry}/ekpm/never-pushed:{RUN}")
+    with pytest.raises(ImageNotFound):
+        driver.image_push(f"{registry}/ekpm/not-here:{RUN}")
+    with pytest.raises(InvalidSpec, match="names no registry"):
+        driver.image_push(BASE_TAG)  # a local name (localhost/...) is no registry's
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}/ekpm/x:{RUN}"
+    with pytest.raises(EngineError, match="refused") as info:
+        driver.image_pull(closed)
+    assert type(info.value) is EngineError
+    driver.image_tag(BASE_TAG, closed)
+    try:
+        with pytest.raises(EngineError, match="refused") as info:
+            driver.image_push(closed)
+        assert type(info.value) is EngineError
+    finally:
+        driver.image_remove(closed)
+
+
+def test_pull_of_a_name_without_registry_asks_nobody() -> None:
+    d = connect("unix:///nonexistent/podman.sock")  # any call would fail
+    for ref in ("busybox:latest", "library/busybox:1", "a" * 64):
+        with pytest.raises(ImageNotFound, match="names no registry"):
+            d.image_pull(ref)
