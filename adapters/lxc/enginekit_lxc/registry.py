@@ -7,9 +7,11 @@ of any blob) and writes an OCI manifest for it around the very same config
 blob: an image pulled here keeps the id it has on the registry, whether it was
 pushed as an OCI or a Docker image.
 
-As Docker does, a registry on a loopback address (``localhost``, ``127.*``,
-``[::1]``) is spoken to over plain HTTP without TLS verification; any other
-over verified HTTPS. Nothing is sent anywhere but the registry the reference
+Only a registry the reference names is asked: a name without one (``app:1``,
+which Docker would look for on Docker Hub) is not pulled (``ImageNotFound``)
+nor pushed (``InvalidSpec``). As Docker does, a registry on a loopback address
+(``localhost``, ``127.*``, ``[::1]``) is spoken to over plain HTTP without TLS
+verification; any other over verified HTTPS. Nothing is sent anywhere but the registry the reference
 names. Credentials are not handled here (``skopeo``'s own auth files apply).
 """
 
@@ -30,7 +32,7 @@ from .oci import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Layout, ToolError, id_r
 if TYPE_CHECKING:
     from .images import ImageStore
 
-__all__ = ["pull", "push", "registry_host"]
+__all__ = ["named_registry", "pull", "push", "registry_host"]
 
 _OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 _OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -50,6 +52,15 @@ def registry_host(ref: str) -> str:
     return qualified_name(ref).split("/", 1)[0]
 
 
+def named_registry(ref: str) -> str | None:
+    """The registry ``ref`` itself names (``127.0.0.1:5000/app:1`` -> ``127.0.0.1:5000``);
+    None for a name without one (``app:1``) and for an id."""
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first
+    return None
+
+
 def _tls_flag(ref: str, side: str) -> list[str]:
     host = registry_host(ref)
     host = host[: host.index("]") + 1] if host.startswith("[") else host.split(":")[0]
@@ -63,7 +74,10 @@ def push(store: ImageStore, ref: str) -> None:
         records = store._records()
         record = next((r for r in records.values() if ref in r.tags), None)
         if record is None:
-            raise ImageNotFound(f"no such image: {ref} (push takes a tag)")
+            store._find(records, ref)  # ImageNotFound unless ref is an image's id
+            raise InvalidSpec(f"push takes registry/name:tag, not an image id: {ref}")
+        if named_registry(ref) is None:
+            raise InvalidSpec(f"{ref} names no registry (push takes registry/name:tag)")
         source = f"oci:{store.layout.path}:{id_ref(record.id)}"
         if id_ref(record.id) not in {Layout.ref_name(e) for e in store.layout.entries()}:
             raise EngineError(f"image {record.id[7:19]} has no id entry in the layout")
@@ -100,6 +114,8 @@ def _oci_manifest(raw: dict[str, Any], dirpath: str) -> dict[str, Any]:
 
 def pull(store: ImageStore, ref: str) -> Image:
     """Pull ``ref`` (``registry/name:tag``) into the store, tagged ``ref``."""
+    if named_registry(ref) is None:
+        raise ImageNotFound(f"{ref} names no registry (pull takes registry/name:tag)")
     with store.tempdir("pull-") as scratch:
         dirpath = os.path.join(scratch, "dir")
         try:

@@ -22,7 +22,7 @@ from enginekit_lxc.build import build_image
 from enginekit_lxc.execute import execute
 from enginekit_lxc.images import ImageStore
 
-from enginekit.errors import ImageNotFound
+from enginekit.errors import ImageNotFound, InvalidSpec
 from enginekit.models import BuildRequest, Image, Stream
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -180,7 +180,15 @@ def test_pushed_by_docker_pulls_here_with_the_same_id(
 def test_missing_images_and_untagged_pushes(registry: str, store: ImageStore, ctx: Path) -> None:
     with pytest.raises(ImageNotFound):
         store.pull(f"{registry}/ek-lxc/never-pushed:{RUN_ID}")
-    image = build_image(store, BuildRequest(context=str(ctx)), progress=None, execute=execute)
     with pytest.raises(ImageNotFound):
+        store.push(f"{registry}/ek-lxc/not-here:{RUN_ID}")
+    request = BuildRequest(context=str(ctx), tags=("ek-lxc-local:1",))
+    image = build_image(store, request, progress=None, execute=execute)
+    with pytest.raises(InvalidSpec, match="not an image id"):
         store.push(image.id)
+    with pytest.raises(InvalidSpec, match="names no registry"):
+        store.push("ek-lxc-local:1")  # Docker would push it to Docker Hub
+    for ref in ("busybox:latest", "library/busybox:1"):  # nothing is asked
+        with pytest.raises(ImageNotFound, match="names no registry"):
+            store.pull(ref)
     assert os.listdir(store.tmp_dir) == []
