@@ -25,8 +25,8 @@ Labels a builder puts on every image it makes (``io.buildah.version``, on an
 image built by Podman and loaded here) are not shown, as the Podman adapter
 does not show them.
 
-A container built from the list endpoint (:func:`container_from_list`)
-carries fewer fields than one built from inspect; see that method.
+A one-character name is stored under another Docker name (see :mod:`.names`):
+:func:`container_from_inspect` reports the name as given.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from enginekit.models import (
     ContainerSpec,
     ContainerState,
     EngineInfo,
-    FrozenDict,
     Image,
     ImageConfig,
     Mount,
@@ -59,7 +58,6 @@ __all__ = [
     "BUILDER_LABELS",
     "ENGINE",
     "container_from_inspect",
-    "container_from_list",
     "container_state",
     "create_body",
     "engine_info",
@@ -84,12 +82,7 @@ _STATES: dict[str, ContainerState] = {
 
 #: Labels a builder adds on its own to every image it makes.
 BUILDER_LABELS = frozenset({"io.buildah.version"})
-# Shared immutable defaults: a list of hundreds of containers builds no copies.
-_NO_ENV: FrozenDict[str, str] = FrozenDict()
-_NO_LIMITS = Resources()
 _FRACTION = re.compile(r"\.(\d+)")
-# The list endpoint's ``Status`` carries the exit code: "Exited (137) 2 seconds ago".
-_STATUS_EXIT = re.compile(r"^(?:Exited|Restarting) \((-?\d+)\)")
 _DIR_BIT = 1 << 31
 _SYMLINK_BIT = 1 << 27
 
@@ -231,53 +224,6 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         resources=_resources(host),
         network=_network(host.get("NetworkMode")),
         stop_signal=_none_if_empty(config.get("StopSignal")),
-        engine=ENGINE,
-        raw=data,
-    )
-
-
-def container_from_list(data: Mapping[str, Any]) -> Container:
-    """One entry of ``GET /containers/json`` -> Container, without an inspect.
-
-    Carried (equal to what inspect gives): ``id``, ``name``, ``image``,
-    ``image_id``, ``state``, ``exit_code`` (from the status text), ``labels``,
-    ``ports``, ``mounts``, ``network``. ``created_at`` is whole seconds.
-    Not in Docker's list JSON, left at their defaults (None or empty):
-    ``started_at``, ``finished_at``, ``pid``, ``oom_killed``, ``command``,
-    ``entrypoint``, ``env``, ``workdir``, ``user``, ``hostname``,
-    ``resources``, ``stop_signal``. ``get()`` gives the full snapshot.
-    """
-    state = container_state(data.get("State", ""))
-    exit_code: int | None = None
-    if state is ContainerState.EXITED:
-        match = _STATUS_EXIT.match(data.get("Status", ""))
-        exit_code = int(match.group(1)) if match else None
-    names = data.get("Names") or [""]
-    created = data.get("Created")
-    ports = [
-        PortBinding(
-            container_port=int(p["PrivatePort"]),
-            protocol=p.get("Type", "tcp"),
-            host_ip=p.get("IP") or "0.0.0.0",
-            host_port=p.get("PublicPort") or None,
-        )
-        for p in data.get("Ports") or ()
-        if p.get("PublicPort") or p.get("IP")
-    ]
-    return Container(
-        id=data["Id"],
-        name=names[0].lstrip("/"),
-        image=data.get("Image", ""),
-        image_id=data.get("ImageID", ""),
-        state=state,
-        exit_code=exit_code,
-        created_at=dt.datetime.fromtimestamp(created, dt.UTC) if created else None,
-        labels=_labels(data.get("Labels")),
-        ports=sorted(ports, key=_port_key) if ports else (),
-        mounts=_bind_mounts(data.get("Mounts")) if data.get("Mounts") else (),
-        env=_NO_ENV,
-        resources=_NO_LIMITS,
-        network=_network((data.get("HostConfig") or {}).get("NetworkMode")),
         engine=ENGINE,
         raw=data,
     )

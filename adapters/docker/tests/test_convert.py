@@ -144,33 +144,6 @@ def test_state_table(status: str, state: ContainerState) -> None:
     assert convert.container_state(status) is state
 
 
-@pytest.mark.parametrize(
-    ("inspect", "listed"),
-    [
-        ("container_created.json", "list_created.json"),
-        ("container_running.json", "list_running.json"),
-        ("container_exited.json", "list_exited.json"),
-    ],
-)
-def test_list_entry_agrees_with_inspect(inspect: str, listed: str) -> None:
-    full = convert.container_from_inspect(load(inspect))
-    (entry,) = [convert.container_from_list(e) for e in load(listed)]
-    for field in ("id", "name", "image", "image_id", "state", "exit_code", "labels", "network"):
-        assert getattr(entry, field) == getattr(full, field), field
-    assert entry.mounts == full.mounts
-    if full.state is ContainerState.RUNNING:
-        assert entry.ports == full.ports
-    assert full.created_at is not None
-    assert entry.created_at == full.created_at.replace(microsecond=0)
-
-
-def test_list_exit_code_from_status() -> None:
-    (entry,) = load("list_exited.json")
-    assert convert.container_from_list(entry).exit_code == 143
-    entry = dict(entry, State="exited", Status="Exited (137) 3 minutes ago")
-    assert convert.container_from_list(entry).exit_code == 137
-
-
 # -- images -------------------------------------------------------------------
 
 

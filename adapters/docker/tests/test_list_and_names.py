@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from docker_support import LABELS, RUN
 from enginekit_docker import DockerDriver, connect
-from enginekit_docker.names import NAME_LABEL, engine_name
+from enginekit_docker.names import NAME_LABEL, engine_name, user_view
 
 from enginekit import Engine
 from enginekit.errors import Conflict, ContainerNotFound, EngineError
@@ -136,3 +136,14 @@ def test_a_label_alone_names_nothing(driver: DockerDriver, make: Make) -> None:
     c = driver.container_inspect(cid)
     assert c.name != "q" and c.labels[NAME_LABEL] == "q"
     assert all(x.id != cid for x in driver.container_list(all=True, name="q"))
+
+
+def test_name_mapping() -> None:
+    assert engine_name("ab") == "ab" and engine_name("a-") == "a-"
+    mapped = engine_name("a")
+    assert mapped.startswith("a--ek-") and len(mapped) > 63  # beyond any valid name
+    assert len({engine_name(c) for c in "aZ7"}) == 3
+    assert user_view(mapped, {NAME_LABEL: "a", "k": "v"}) == ("a", {"k": "v"})
+    # the label names the container only under its mapped Docker name
+    assert user_view("other", {NAME_LABEL: "a"}) == ("other", {NAME_LABEL: "a"})
+    assert user_view(mapped, {NAME_LABEL: "b"}) == (mapped, {NAME_LABEL: "b"})
