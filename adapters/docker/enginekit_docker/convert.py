@@ -51,6 +51,7 @@ from enginekit.models import (
     Resources,
     Stats,
 )
+from enginekit.timeutil import parse_rfc3339
 
 from . import names
 
@@ -62,7 +63,6 @@ __all__ = [
     "create_body",
     "engine_info",
     "image_from_inspect",
-    "parse_time",
     "path_stat",
     "stats",
     "unix_nanos",
@@ -82,23 +82,8 @@ _STATES: dict[str, ContainerState] = {
 
 #: Labels a builder adds on its own to every image it makes.
 BUILDER_LABELS = frozenset({"io.buildah.version"})
-_FRACTION = re.compile(r"\.(\d+)")
 _DIR_BIT = 1 << 31
 _SYMLINK_BIT = 1 << 27
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    """RFC 3339 (nanoseconds allowed) -> aware UTC datetime; Docker's zero time -> None."""
-    if not value or value.startswith("0001-01-01"):
-        return None
-    # Python keeps microseconds: cut the fraction to 6 digits before parsing.
-    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value, count=1)
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
 
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)$")
@@ -208,9 +193,9 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         state=state,
         exit_code=state_data.get("ExitCode") if exited else None,
         oom_killed=bool(state_data.get("OOMKilled")),
-        created_at=parse_time(data.get("Created")),
-        started_at=parse_time(state_data.get("StartedAt")),
-        finished_at=parse_time(state_data.get("FinishedAt")) if exited else None,
+        created_at=parse_rfc3339(data.get("Created")),
+        started_at=parse_rfc3339(state_data.get("StartedAt")),
+        finished_at=parse_rfc3339(state_data.get("FinishedAt")) if exited else None,
         pid=(state_data.get("Pid") or None) if live else None,
         labels=labels,
         command=config.get("Cmd") or (),
@@ -236,7 +221,7 @@ def image_from_inspect(data: Mapping[str, Any]) -> Image:
     return Image(
         id=data["Id"],
         tags=[t for t in data.get("RepoTags") or () if t != "<none>:<none>"],
-        created=parse_time(data.get("Created")),
+        created=parse_rfc3339(data.get("Created")),
         size=int(data.get("Size") or 0),
         labels=labels,
         architecture=data.get("Architecture", ""),

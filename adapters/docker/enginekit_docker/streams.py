@@ -10,9 +10,10 @@ from typing import Any
 
 from enginekit.errors import EngineError, EngineTimeout, EngineUnavailable
 from enginekit.models import LogLine, Stream
+from enginekit.timeutil import parse_rfc3339
 from enginekit.transport import Response, demux_frames
 
-from .convert import parse_time, unix_nanos
+from .convert import unix_nanos
 
 EndsLine = Callable[[str, int, int], bool]
 
@@ -111,7 +112,7 @@ def log_lines(
         stamp, sep, data = payload.partition(b" ")
         text = stamp.decode("ascii", "replace")
         try:
-            when = parse_time(text) if sep else None
+            when = parse_rfc3339(text) if sep else None
         except ValueError:
             when = None
         if when is None:

@@ -33,28 +33,6 @@ def load(name: str) -> Any:
     return json.loads((DATA / name).read_text())
 
 
-# -- timestamps ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("2026-11-29T09:23:53.467480031Z", dt.datetime(2026, 11, 29, 9, 23, 53, 467480, UTC)),
-        ("2026-11-29T09:23:53.4Z", dt.datetime(2026, 11, 29, 9, 23, 53, 400000, UTC)),
-        ("2026-11-29T09:23:53Z", dt.datetime(2026, 11, 29, 9, 23, 53, tzinfo=UTC)),
-        ("2026-11-29T10:23:53.123456789+01:00", dt.datetime(2026, 11, 29, 9, 23, 53, 123456, UTC)),
-        ("0001-01-01T00:00:00Z", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_parse_time(text: str | None, expected: dt.datetime | None) -> None:
-    parsed = convert.parse_time(text)
-    assert parsed == expected
-    if parsed is not None:
-        assert parsed.tzinfo is UTC
-
-
 # -- containers ---------------------------------------------------------------
 
 
