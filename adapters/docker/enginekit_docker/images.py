@@ -255,9 +255,11 @@ class ImageOps(Api):
         return self.image_inspect(ref)
 
     def image_push(self, ref: str) -> None:
-        self.image_inspect(ref)  # ImageNotFound before anything is sent
+        # Docker would push a name without a registry to Docker Hub: refused
+        # before anything is asked, as an id is.
         if registry_of(ref) is None:
             raise InvalidSpec(f"docker push: {ref} names no registry (give registry/name:tag)")
+        self.image_inspect(ref)  # ImageNotFound before anything is sent
         repo, tag = _split_ref(ref)
         with map_errors("push"):
             resp = self.transport.request(

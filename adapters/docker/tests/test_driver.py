@@ -886,8 +886,6 @@ def test_pull_and_push_errors(driver: DockerDriver, image: str, registry: str) -
         driver.image_pull(f"{registry}/ekd/never-pushed:{RUN}")
     with pytest.raises(ImageNotFound):
         driver.image_push(f"{registry}/ekd/not-here:{RUN}")
-    with pytest.raises(InvalidSpec, match="names no registry"):
-        driver.image_push(image)  # a local name: Docker would push it to Docker Hub
     closed = f"127.0.0.1:{_closed_port()}/ekd/x:{RUN}"
     with pytest.raises(EngineError, match="refused") as info:
         driver.image_pull(closed)
@@ -901,11 +899,13 @@ def test_pull_and_push_errors(driver: DockerDriver, image: str, registry: str) -
         driver.image_remove(closed)
 
 
-def test_pull_of_a_name_without_registry_asks_nobody(tmp_path: Path) -> None:
+def test_pull_and_push_of_a_name_without_registry_ask_nobody(tmp_path: Path) -> None:
     d = connect(f"unix://{tmp_path}/no.sock")  # nothing listens: any call would fail
-    for ref in ("busybox:latest", "library/busybox:1", "a" * 64):
+    for ref in ("busybox:latest", "library/busybox:1", "sha256:" + "a" * 64, "a" * 12):
         with pytest.raises(ImageNotFound, match="names no registry"):
             d.image_pull(ref)
+        with pytest.raises(InvalidSpec, match="names no registry"):
+            d.image_push(ref)  # Docker would push a bare name to Docker Hub
 
 
 def _closed_port() -> int:
