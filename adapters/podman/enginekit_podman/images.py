@@ -189,10 +189,12 @@ class ImagesMixin(Base):
         return self.image_inspect(ref)
 
     def image_push(self, ref: str) -> None:
-        _, name = self._image_lookup(ref)  # ImageNotFound before anything is sent
+        # A local name (``localhost/`` here) or an id names no registry:
+        # refused before anything is asked.
         host = convert.registry_of(ref)
         if host is None:
             raise InvalidSpec(f"podman push: {ref} names no registry (give registry/name:tag)")
+        _, name = self._image_lookup(ref)  # ImageNotFound before anything is sent
         params: dict[str, Any] = {"destination": ref, "quiet": False, **_tls(host)}
         with map_errors("image push"):
             resp = self._request("POST", f"/images/{_q(name)}/push", params=params, timeout=None)

@@ -626,8 +626,6 @@ def test_pull_and_push_errors(driver: PodmanDriver, base_image: Image, registry:
         driver.image_pull(f"{registry}/ekpm/never-pushed:{RUN}")
     with pytest.raises(ImageNotFound):
         driver.image_push(f"{registry}/ekpm/not-here:{RUN}")
-    with pytest.raises(InvalidSpec, match="names no registry"):
-        driver.image_push(BASE_TAG)  # a local name (localhost/...) is no registry's
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = f"127.0.0.1:{s.getsockname()[1]}/ekpm/x:{RUN}"
@@ -643,8 +641,10 @@ def test_pull_and_push_errors(driver: PodmanDriver, base_image: Image, registry:
         driver.image_remove(closed)
 
 
-def test_pull_of_a_name_without_registry_asks_nobody() -> None:
+def test_pull_and_push_of_a_name_without_registry_ask_nobody() -> None:
     d = connect("unix:///nonexistent/podman.sock")  # any call would fail
-    for ref in ("busybox:latest", "library/busybox:1", "a" * 64):
+    for ref in ("busybox:latest", "library/busybox:1", "sha256:" + "a" * 64, "a" * 12):
         with pytest.raises(ImageNotFound, match="names no registry"):
             d.image_pull(ref)
+        with pytest.raises(InvalidSpec, match="names no registry"):
+            d.image_push(ref)  # a local name (localhost/... here) or an id
