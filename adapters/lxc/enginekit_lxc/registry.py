@@ -70,14 +70,13 @@ def _tls_flag(ref: str, side: str) -> list[str]:
 
 def push(store: ImageStore, ref: str) -> None:
     """Push tag ``ref`` (``registry/name:tag``) to its registry."""
+    if named_registry(ref) is None:  # a local name or an id
+        raise InvalidSpec(f"{ref} names no registry (push takes registry/name:tag)")
     with store.lock(exclusive=False):
         records = store._records()
         record = next((r for r in records.values() if ref in r.tags), None)
         if record is None:
-            store._find(records, ref)  # ImageNotFound unless ref is an image's id
-            raise InvalidSpec(f"push takes registry/name:tag, not an image id: {ref}")
-        if named_registry(ref) is None:
-            raise InvalidSpec(f"{ref} names no registry (push takes registry/name:tag)")
+            raise ImageNotFound(f"no such image: {ref}")
         source = f"oci:{store.layout.path}:{id_ref(record.id)}"
         if id_ref(record.id) not in {Layout.ref_name(e) for e in store.layout.entries()}:
             raise EngineError(f"image {record.id[7:19]} has no id entry in the layout")
