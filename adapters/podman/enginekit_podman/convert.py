@@ -68,6 +68,7 @@ from enginekit.models import (
     Resources,
     Stats,
 )
+from enginekit.timeutil import parse_rfc3339
 
 __all__ = [
     "ANNOTATION_HIDE_ENV",
@@ -119,7 +120,6 @@ _STATES: Mapping[str, ContainerState] = {
 }
 
 _HEX_RE = re.compile(r"[0-9a-f]{12,64}")
-_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?")
 _INIT_PATHS = ("/run/podman-init", "/dev/init")
 _SYMLINK_BIT = 1 << 27  # Go's fs.ModeSymlink
 _DIR_BIT = 1 << 31  # Go's fs.ModeDir
@@ -171,24 +171,18 @@ def _tags(names: Sequence[str] | None) -> list[str]:
 
 
 def parse_time(value: Any) -> dt.datetime | None:
-    """An aware UTC datetime from libpod's RFC 3339 text (nanoseconds, any offset).
+    """An aware UTC datetime from libpod's RFC 3339 text or epoch seconds.
 
-    Go's zero time (year 1) and empty values are None.
+    Go's zero time (year 1), empty values and text that is no timestamp are None.
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
         return dt.datetime.fromtimestamp(value, dt.UTC) if value > 0 else None
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str):
         return None
-    m = _TIME_RE.match(value)
-    if m is None:
+    try:
+        return parse_rfc3339(value)
+    except ValueError:
         return None
-    base, frac, zone = m.groups()
-    if base.startswith("0001-"):
-        return None
-    micro = (frac or "0")[:6].ljust(6, "0")
-    offset = "+00:00" if zone in (None, "Z") else zone
-    parsed = dt.datetime.fromisoformat(f"{base}.{micro}{offset}")
-    return parsed.astimezone(dt.UTC)
 
 
 def container_state(status: str) -> ContainerState:
