@@ -91,6 +91,16 @@ def _config(root: pathlib.Path, port: int) -> pathlib.Path:
     return path
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the test process dies without its cleanup
+    (SIGKILL), so that no registry outlives the run (Linux only)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     import subprocess
 
@@ -147,6 +157,7 @@ def local_registry(program: str = _PROGRAM) -> Iterator[str]:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                     # Not the caller's environment: REGISTRY_* variables would
                     # override the configuration (the listen address among it).
                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
