@@ -7,7 +7,9 @@ holds no more than::
 
     from enginekit.testing.suite import *  # noqa: F403
 
-and is run with ``pytest tests/test_contract.py --engine NAME``.
+and is run with ``pytest tests/test_contract.py --engine NAME``. Without a
+test module of one's own: ``pytest -p enginekit.testing --engine NAME
+--pyargs enginekit.testing.suite``.
 
 Fixtures (see :mod:`enginekit.testing.fixtures`): ``engine``, ``engines``,
 ``engine_name``, ``labels``, ``make_name``, ``base_image``, ``base_images``,
