@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import ipaddress
 import json
 import os
 import platform
@@ -103,6 +104,20 @@ _HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_", "PYTHO
 
 def _parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
+
+
+def _hwaddr(ip: str | None) -> str | None:
+    """A MAC derived from the address, as Docker does (02:42 + the IPv4 octets).
+
+    Leases hand an address to the next container soon after the last one let
+    it go; with the same MAC the host's neighbour entry for that address stays
+    right, where a random MAC left connections to published ports stalled
+    until the stale entry expired.
+    """
+    if ip is None:
+        return None
+    octets = ipaddress.IPv4Interface(ip).ip.packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in octets)
 
 
 def _now() -> str:
@@ -574,7 +589,7 @@ class LxcDriver:
                 bridge=self.bridge,
                 ipv4=ip,
                 gateway=gateway,
-                hwaddr="02:00:" + ":".join(secrets.token_hex(4)[i : i + 2] for i in range(0, 8, 2)),
+                hwaddr=_hwaddr(ip),
                 mounts=etc_mounts + tuple(Mount(**m) for m in meta["mounts"]),
                 memory=res["memory"],
                 memsw=os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),

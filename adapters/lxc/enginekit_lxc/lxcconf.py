@@ -16,6 +16,7 @@ executing the command, so ``env`` shows what it shows on Docker.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Literal
@@ -213,7 +214,9 @@ def render(s: LxcSettings) -> tuple[str, dict[str, str]]:
         if s.hwaddr:
             lines.append(f"lxc.net.0.hwaddr = {s.hwaddr}")
         if s.ipv4:
-            lines.append(f"lxc.net.0.ipv4.address = {s.ipv4}")
+            # With the broadcast address given: LXC would otherwise set 0.0.0.255.
+            iface = ipaddress.IPv4Interface(s.ipv4)
+            lines.append(f"lxc.net.0.ipv4.address = {s.ipv4} {iface.network.broadcast_address}")
         if s.gateway:
             lines.append(f"lxc.net.0.ipv4.gateway = {s.gateway}")
     else:

@@ -546,7 +546,8 @@ class PodmanDriver(ImagesMixin, FilesMixin):
         self._call(
             "POST",
             f"/containers/{_q(id)}/restart",
-            params={"t": max(0, math.ceil(timeout))},
+            # Podman 4.3's restart honours `timeout`, not Docker's `t`.
+            params={"timeout": max(0, math.ceil(timeout))},
             timeout=None,
         )
 
