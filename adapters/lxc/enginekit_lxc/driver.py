@@ -86,7 +86,7 @@ from .fsroot import Root
 from .helper import helper_argv, not_found_argv
 from .launcher import MonitorLauncher
 from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, render
-from .monitor import mount_overlay, unmount
+from .monitor import _now, _proc_starttime, mount_overlay, unmount
 from .netalloc import allocate, release
 from .store import ContainerStore
 from .users import resolve_user
@@ -118,19 +118,6 @@ def _hwaddr(ip: str | None) -> str | None:
         return None
     octets = ipaddress.IPv4Interface(ip).ip.packed
     return "02:42:" + ":".join(f"{b:02x}" for b in octets)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
-
-
-def _proc_starttime(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    return int(data.rsplit(b")", 1)[1].split()[19])
 
 
 def _read_first(path: str) -> str | None:
