@@ -400,7 +400,12 @@ class TestCopyRoundTrip:
         max_examples=examples(12),
         deadline=None,
         database=None,  # the suite runs in other projects: leave no example database
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        # differing_executors: one test class runs once per chosen engine.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(tree=file_trees())
     def test_tree_round_trip(

@@ -31,7 +31,12 @@ PROPERTY_SETTINGS = settings(
     max_examples=examples(12),
     deadline=None,
     database=None,  # the suite runs in other projects: leave no example database
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    # differing_executors: one test class runs once per chosen engine.
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.differing_executors,
+    ],
 )
 
 

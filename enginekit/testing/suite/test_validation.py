@@ -119,7 +119,12 @@ class TestInvalidSpecs:
         max_examples=examples(25),
         deadline=None,
         database=None,  # the suite runs in other projects: leave no example database
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        # differing_executors: one test class runs once per chosen engine.
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+            HealthCheck.differing_executors,
+        ],
     )
     @given(case=invalid_specs())
     def test_drawn_invalid_specs_refused(
