@@ -5,15 +5,10 @@ from __future__ import annotations
 import http.client
 import os
 import pathlib
-import shutil
 
 import pytest
 
 from enginekit.testing import registry as reg
-
-needs_registry = pytest.mark.skipif(
-    shutil.which("docker-registry") is None, reason="docker-registry is not installed"
-)
 
 
 def _get(address: str, path: str) -> int:
@@ -59,7 +54,6 @@ def _registry_pids() -> set[int]:
     return pids
 
 
-@needs_registry
 def test_local_registry_listens_on_loopback_only_and_leaves_nothing() -> None:
     before = _registry_pids()
     with reg.local_registry() as address:
