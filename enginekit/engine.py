@@ -252,13 +252,22 @@ class ImageService:
 
     @_guard
     def pull(self, ref: str) -> Image:
+        """Pull ``registry/name:tag``. A ref naming no registry is ``ImageNotFound``
+        at once: enginekit never reaches out to a public registry by default."""
         self._engine._require(Capability.PULL, "pull")
-        return self._driver.image_pull(validate.image_ref(ref))
+        image = validate.image_ref(ref)
+        if validate.registry_of(image) is None:
+            raise ImageNotFound(f"pull: {ref} names no registry (give registry/name:tag)")
+        return self._driver.image_pull(image)
 
     @_guard
     def push(self, ref: str) -> None:
+        """Push ``registry/name:tag`` (a local image tagged with that name)."""
         self._engine._require(Capability.PUSH, "push")
-        self._driver.image_push(validate.image_ref(ref))
+        image = validate.image_ref(ref)
+        if validate.registry_of(image) is None:
+            raise InvalidSpec(f"push: {ref} names no registry (tag it registry/name:tag first)")
+        self._driver.image_push(image)
 
 
 class ContainerService:

@@ -26,6 +26,7 @@ __all__ = [
     "image_ref",
     "labels",
     "memory",
+    "registry_of",
     "signal_name",
     "timeout",
 ]
@@ -411,6 +412,18 @@ def image_ref(value: Any, field: str = "image") -> str:
     if not TAG_RE.fullmatch(tag):
         raise _fail(f"{field} {value!r} has an invalid tag")
     return f"{repo}:{tag}"
+
+
+def registry_of(ref: str) -> str | None:
+    """The registry host a normalised image ref names (``127.0.0.1:5000/app:1`` ->
+    ``127.0.0.1:5000``), or None for an id and for a name without one (``app:1``:
+    a local name here, which enginekit never sends to a public registry)."""
+    if ref.startswith("sha256:") or HEX_RE.fullmatch(ref):
+        return None
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first
+    return None
 
 
 def container_ref(value: Any) -> str:

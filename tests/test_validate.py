@@ -183,3 +183,19 @@ def test_other_fields() -> None:
     ):
         with pytest.raises(InvalidSpec):
             spec(**bad)
+
+
+@pytest.mark.parametrize(
+    ("ref", "host"),
+    [
+        ("127.0.0.1:5000/app:1", "127.0.0.1:5000"),
+        ("localhost/app:1", "localhost"),
+        ("registry.example/team/app:1", "registry.example"),
+        ("app:1", None),
+        ("team/app:1", None),
+        ("sha256:" + "a" * 64, None),
+        ("abcdef0123456789", None),
+    ],
+)
+def test_registry_of(ref: str, host: str | None) -> None:
+    assert v.registry_of(ref) == host

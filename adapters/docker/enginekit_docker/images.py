@@ -22,6 +22,7 @@ from enginekit.models import (
     Image,
 )
 from enginekit.transport import Response
+from enginekit.validate import registry_of
 
 from . import convert
 from .api import API, Api, label_filters
@@ -33,18 +34,6 @@ __all__ = ["ImageOps"]
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)$")
 # No credentials: the daemon's own configuration applies (it wants the header).
 _NO_AUTH = base64.b64encode(b"{}").decode("ascii")
-_ID = re.compile(r"(?:sha256:)?[0-9a-f]{12,64}")
-
-
-def registry_of(ref: str) -> str | None:
-    """The registry ``ref`` names (``127.0.0.1:5000/app:1`` -> ``127.0.0.1:5000``);
-    None for a name without one (Docker would go to Docker Hub) and for an id."""
-    if _ID.fullmatch(ref):
-        return None
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        return first
-    return None
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
