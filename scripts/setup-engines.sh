@@ -41,7 +41,8 @@ fi
 if ! timeout 5 /usr/bin/docker -H unix:///var/run/docker.sock version >/dev/null 2>&1; then
   log "starting dockerd"
   mkdir -p /var/log/enginekit
-  nohup /usr/sbin/dockerd >/var/log/enginekit/dockerd.log 2>&1 &
+  # From /: a daemon's working directory is inherited by what it starts.
+  (cd / && exec nohup /usr/sbin/dockerd >/var/log/enginekit/dockerd.log 2>&1) &
   for _ in $(seq 1 60); do
     timeout 5 /usr/bin/docker -H unix:///var/run/docker.sock version >/dev/null 2>&1 && break
     sleep 0.5
@@ -55,8 +56,10 @@ if ! curl -fsS --unix-socket /run/podman/podman.sock http://d/_ping >/dev/null 2
   log "starting podman system service"
   mkdir -p /run/podman /var/log/enginekit
   rm -f /run/podman/podman.sock
-  nohup podman system service --time=0 unix:///run/podman/podman.sock \
-    >/var/log/enginekit/podman.log 2>&1 &
+  # From /: conmon inherits the service's working directory and writes its
+  # `oom` marker there, which must not be the caller's folder.
+  (cd / && exec nohup podman system service --time=0 unix:///run/podman/podman.sock \
+    >/var/log/enginekit/podman.log 2>&1) &
   for _ in $(seq 1 60); do
     curl -fsS --unix-socket /run/podman/podman.sock http://d/_ping >/dev/null 2>&1 && break
     sleep 0.5
