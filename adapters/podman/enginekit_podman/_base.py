@@ -24,6 +24,7 @@ from . import convert
 from .errors import (
     check,
     map_errors,
+    process_vanished,
 )
 
 __all__ = ["API", "DEFAULT_ADDRESS", "HINT", "Base", "labels_match", "quote"]
@@ -140,7 +141,14 @@ class Base:
         raise ImageNotFound(f"no image {ref!r}") from last
 
     def _container_raw(self, ref: str) -> dict[str, Any]:
-        data = self._json("GET", f"/containers/{_q(ref)}/json", what="container inspect")
+        for attempt in range(5):
+            try:
+                data = self._json("GET", f"/containers/{_q(ref)}/json", what="container inspect")
+                break
+            except EngineError as exc:
+                if attempt == 4 or not process_vanished(exc):
+                    raise
+                time.sleep(0.02 * (attempt + 1))
         if not isinstance(data, dict):
             raise EngineError("podman: unexpected answer to container inspect")
         return data

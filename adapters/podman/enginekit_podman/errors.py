@@ -87,6 +87,12 @@ def exec_start_failure(code: int, stderr: bytes) -> tuple[int, bytes] | None:
     return 126, _ATTACH_NOISE.sub(b"", stderr)
 
 
+def process_vanished(exc: EngineError) -> bool:
+    """Podman 4.3 answers 500 "read /proc/PID/cgroup: no such process" when it
+    inspects a container whose process has just ended: asking again works."""
+    return "/cgroup: no such process" in str(exc)
+
+
 def message_of(body: bytes) -> str:
     """The ``message`` of a libpod error body (or the body text itself)."""
     text = body.decode("utf-8", "replace").strip()
