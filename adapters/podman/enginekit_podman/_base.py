@@ -24,17 +24,19 @@ from . import convert
 from .errors import (
     check,
     map_errors,
+    message_of,
     process_vanished,
 )
+from .host import Host, host_from_info
+from .versions import Negotiated, negotiate
 
-__all__ = ["API", "DEFAULT_ADDRESS", "HINT", "Base", "labels_match", "quote"]
+__all__ = ["DEFAULT_ADDRESS", "HINT", "Base", "labels_match", "quote"]
 
 DEFAULT_ADDRESS = "unix:///run/podman/podman.sock"
 HINT = (
     "start it with `podman system service --time=0 unix:///run/podman/podman.sock` "
     "(or `bash scripts/setup-engines.sh`)"
 )
-API = "/v4.0.0/libpod"
 _LIST_WORKERS = 8
 
 
@@ -54,8 +56,13 @@ class Base:
     def __init__(self, address: str = DEFAULT_ADDRESS, *, pool_size: int = 8) -> None:
         self.address = address
         self._transport = Transport(address, hint=HINT, pool_size=pool_size)
-        self._host_memory: int | None = None
         self._lock = threading.Lock()
+        # Asked once, on first need (never in the constructor): the libpod
+        # API spoken on this connection and the engine's host.
+        self._version_lock = threading.Lock()
+        self._host_lock = threading.Lock()
+        self._negotiated: Negotiated | None = None
+        self._host: Host | None = None
         self._oom_cache: dict[tuple[str, dt.datetime | None], bool] = {}
         # When this driver last sent a container a stop or a signal (libpod
         # does not always record a `stop` event).
@@ -68,8 +75,68 @@ class Base:
         """The HTTP transport (engine-specific extra, not part of the portable API)."""
         return self._transport
 
+    # -- version and host, once per connection -------------------------------
+    def _ping_response(self) -> Response:
+        """``GET /_ping`` (never versioned); EngineUnavailable unless it answers 200."""
+        try:
+            resp = self._transport.request("GET", "/_ping", timeout=10)
+            body = resp.read()
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            raise EngineUnavailable(
+                f"podman did not answer ({exc})", address=self.address, hint=HINT
+            ) from exc
+        if resp.status != 200:
+            raise EngineUnavailable(
+                f"podman answered /_ping with HTTP {resp.status} ({message_of(body)})",
+                address=self.address,
+                hint=HINT,
+            )
+        return resp
+
+    def _adopt(self, resp: Response) -> Negotiated:
+        """The version agreed from a ``/_ping`` answer (the first one wins)."""
+        agreed = negotiate(resp.headers, address=self.address, hint=HINT)
+        with self._version_lock:
+            if self._negotiated is None:
+                self._negotiated = agreed
+            return self._negotiated
+
+    def _api(self) -> Negotiated:
+        """The libpod API of this connection, agreed on the first request (one
+        ``/_ping``, however many threads ask at once)."""
+        agreed = self._negotiated
+        if agreed is not None:
+            return agreed
+        with self._version_lock:
+            if self._negotiated is None:
+                resp = self._ping_response()
+                self._negotiated = negotiate(resp.headers, address=self.address, hint=HINT)
+            return self._negotiated
+
+    def _host_info(self) -> Host:
+        """The engine's host (cgroups, rootless, memory), read once from ``/info``."""
+        host = self._host
+        if host is not None:
+            return host
+        with self._host_lock:
+            if self._host is None:
+                data = self._json("GET", "/info", what="info")
+                with map_errors("info"):
+                    self._host = host_from_info(data)
+            return self._host
+
+    def _remember_host(self, data: Mapping[str, Any]) -> Host:
+        """The host as an ``/info`` answer describes it (kept if none was yet)."""
+        host = host_from_info(data)
+        with self._host_lock:
+            if self._host is None:
+                self._host = host
+        return host
+
     def _request(self, method: str, path: str, **kwargs: Any) -> Response:
-        return self._transport.request(method, API + path, **kwargs)
+        return self._transport.request(method, self._api().prefix + path, **kwargs)
 
     def _json(
         self,

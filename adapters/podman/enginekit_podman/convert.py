@@ -41,7 +41,12 @@ the same as on Docker):
 - the init (``/run/podman-init --``) in front of the command: ``entrypoint``
   is what comes between it and ``Config.Cmd``.
 
-And what Podman leaves out: ``oom_killed`` (see :func:`oom_killed_from_events`).
+And what Podman 4.x leaves out: ``oom_killed`` (see :func:`oom_killed_from_events`;
+5.x records it).
+
+Podman 4.x and 5.x differ in ``Config`` when the path asks for 5.0 or later
+(the adapter speaks the engine's version): ``Entrypoint`` is a list (4.x: one
+space-joined string) and ``StopSignal`` a name (4.x: a number). Both are read.
 """
 
 from __future__ import annotations
@@ -440,8 +445,10 @@ _STARTED = frozenset({"start", "restart"})
 def oom_killed_from_events(events: Sequence[Mapping[str, Any]]) -> tuple[bool, bool]:
     """Whether the container's last run ended in an OOM kill, from its libpod events.
 
-    Podman 4.3's conmon does not record OOM kills on this kind of host
-    (cgroup v1): ``State.OOMKilled`` stays false. A container with a memory
+    Podman 4.x never sets ``State.OOMKilled``, on cgroup v1 or v2: its conmon
+    writes the OOM marker into its working folder, where libpod does not
+    look (5.0 passes conmon ``--persist-dir`` and reads the marker there;
+    the adapter then trusts ``State.OOMKilled``). A container with a memory
     limit that exited with 137 (SIGKILL) and received no ``kill``, ``stop``
     or ``restart`` through the engine since its last start was killed by
     the kernel's OOM killer. (A SIGKILL sent from inside the container, or
@@ -467,20 +474,39 @@ def oom_killed_from_events(events: Sequence[Mapping[str, Any]]) -> tuple[bool, b
 # --------------------------------------------------------------------------- stats, paths
 
 
-def stats_from_libpod(data: Mapping[str, Any], *, host_memory: int | None = None) -> Stats:
+def stats_from_libpod(
+    data: Mapping[str, Any], *, host_memory: int | None = None, pids: bool = True
+) -> Stats:
     """:class:`Stats` from one entry of ``GET /libpod/containers/stats?stream=false``.
 
-    A memory limit of 0, or one at least the host's memory (what the kernel
-    reports for "no limit"), is None.
+    Libpod reads the container's cgroup itself and sends the same fields on
+    cgroup v1 and v2 (and on 4.x and 5.x):
+
+    ==============  =======================================  ==================================
+    field           cgroup v1                                cgroup v2
+    ==============  =======================================  ==================================
+    ``CPUNano``     ``cpuacct.usage``                        ``cpu.stat`` ``usage_usec`` x 1000
+    ``MemUsage``    ``memory.usage_in_bytes`` (5.x: less     4.x: ``memory.stat`` ``anon``;
+                    ``total_inactive_file``)                 5.x: ``memory.current`` less
+                                                             ``inactive_file``
+    ``MemLimit``    4.x: the spec's limit; 5.x:              4.x: the spec's limit; 5.x:
+                    ``memory.limit_in_bytes``                ``memory.max``
+    ``PIDs``        ``pids.current``                         ``pids.current``
+    ==============  =======================================  ==================================
+
+    Both clamp ``MemLimit`` to the host's memory, so a limit of 0, or one at
+    least the host's memory (what "no limit" comes out as), is None. A
+    container that is not running reports 0 processes; ``pids=False`` (the
+    pids controller is not there: libpod sends 0) gives None.
     """
     limit = int(data.get("MemLimit") or 0)
     unlimited = limit <= 0 or limit >= 1 << 62 or (host_memory is not None and limit >= host_memory)
-    pids = data.get("PIDs")
+    count = data.get("PIDs")
     return Stats(
         cpu_seconds=int(data.get("CPUNano") or 0) / 1e9,
         memory_bytes=int(data.get("MemUsage") or 0),
         memory_limit=None if unlimited else limit,
-        pids=int(pids) if pids is not None else None,
+        pids=int(count) if count is not None and pids else None,
     )
 
 

@@ -48,7 +48,6 @@ from enginekit.errors import (
     ContainerNotFound,
     EngineError,
     EngineTimeout,
-    EngineUnavailable,
     ImageNotFound,
     NotFound,
 )
@@ -75,6 +74,7 @@ from .errors import (
     message_of,
 )
 from .files import FilesMixin
+from .host import Host
 from .images import ImagesMixin
 from .streams import log_lines
 
@@ -86,44 +86,61 @@ _ALL_POLL = 1.0  # seconds of client-side polling before libpod's wait takes ove
 
 
 class PodmanDriver(ImagesMixin, FilesMixin):
-    """A :class:`enginekit.driver.Driver` for Podman 4.x's libpod API."""
+    """A :class:`enginekit.driver.Driver` for the libpod API of Podman 4.3 to 5.x."""
 
     name = "podman"
-    capabilities: frozenset[Capability] = frozenset(Capability)
 
     # -- engine --------------------------------------------------------------
     def ping(self) -> None:
-        try:
-            resp = self._transport.request("GET", "/_ping", timeout=10)
-            body = resp.read()
-        except EngineUnavailable:
-            raise
-        except EngineError as exc:
-            raise EngineUnavailable(
-                f"podman did not answer ({exc})", address=self.address, hint=HINT
-            ) from exc
-        if resp.status != 200:
-            raise EngineUnavailable(
-                f"podman answered /_ping with HTTP {resp.status} ({message_of(body)})",
-                address=self.address,
-                hint=HINT,
-            )
+        # The first answer also settles the libpod API of this connection: an
+        # engine the adapter cannot speak to is Unsupported here already.
+        resp = self._ping_response()
+        if self._negotiated is None:
+            self._adopt(resp)
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What this instance can do (from its ``/info``, asked once)."""
+        return self._host_info().capabilities()
+
+    @property
+    def unsupported(self) -> Mapping[Capability, str]:
+        """Why this instance lacks each capability it lacks."""
+        return self._host_info().unsupported()
 
     def info(self) -> EngineInfo:
+        api = self._api()
         data = self._json("GET", "/info", what="info")
         with map_errors("info"):
             host = data.get("host") or {}
             version = data.get("version") or {}
             store = data.get("store") or {}
-            self._host_memory = int(host.get("memTotal") or 0) or None
-            return EngineInfo(
-                name=self.name,
-                version=str(version.get("Version") or ""),
-                api_version=str(version.get("APIVersion") or ""),
-                os=str(host.get("os") or version.get("Os") or ""),
-                arch=str(host.get("arch") or ""),
-                storage_root=str(store.get("graphRoot") or ""),
-            )
+            profile = self._remember_host(data)
+        return EngineInfo(
+            name=self.name,
+            version=str(version.get("Version") or ""),
+            api_version=api.api_version,
+            os=str(host.get("os") or version.get("Os") or ""),
+            arch=str(host.get("arch") or ""),
+            storage_root=str(store.get("graphRoot") or ""),
+            min_api_version=self._min_api_version(),
+            max_api_version=api.engine_text,
+            cgroup_version=profile.cgroup_version,
+            rootless=bool((host.get("security") or {}).get("rootless")),
+            image_store=profile.image_store,
+        )
+
+    def _min_api_version(self) -> str:
+        """The oldest libpod API the engine serves (``/version``; 4.0.0 on 4.x and 5.x)."""
+        try:
+            data = self._json("GET", "/version", what="version")
+            with map_errors("version"):
+                for part in data.get("Components") or ():
+                    if str(part.get("Name") or "") == "Podman Engine":
+                        return str((part.get("Details") or {}).get("MinAPIVersion") or "")
+        except EngineError:
+            pass
+        return ""
 
     def close(self) -> None:
         self._transport.close()
@@ -169,8 +186,10 @@ class PodmanDriver(ImagesMixin, FilesMixin):
                 convert.ANNOTATION_RANDOM_PORTS: ",".join(random_ports),
             },
             "netns": {"nsmode": spec.network},
-            "resource_limits": _resources(spec),
         }
+        limits = _resources(spec, self._host_info())
+        if limits:
+            body["resource_limits"] = limits
         if spec.name is not None:
             body["name"] = spec.name
         if spec.command is not None:
@@ -256,13 +275,19 @@ class PodmanDriver(ImagesMixin, FilesMixin):
             container.exit_code == 137
             and container.resources.memory
             and not container.oom_killed
+            and not self._api().at_least(5)
             and self._oom_killed(container)
         ):
             container = attrs.evolve(container, oom_killed=True)
         return container
 
     def _oom_killed(self, container: Container) -> bool:
-        """OOM kill of an exited container, from its events (cached once final)."""
+        """OOM kill of an exited container, from its events (cached once final).
+
+        Only for Podman 4.x, whose ``State.OOMKilled`` stays false: its conmon
+        writes the OOM marker where libpod does not look (5.0 gives conmon a
+        persist directory and reads it there, on cgroup v1 and v2 alike).
+        """
         key = (container.id, container.finished_at)
         with self._lock:
             if key in self._oom_cache:
@@ -564,20 +589,25 @@ class PodmanDriver(ImagesMixin, FilesMixin):
             params={"containers": id, "stream": False},
             what="stats",
         )
+        host = self._host_info()
         with map_errors("stats"):
             entries = data.get("Stats") or []
             if not entries:
                 raise ContainerNotFound(f"no stats for container {id[:12]}")
-            if self._host_memory is None:
-                self.info()
-            return convert.stats_from_libpod(entries[0], host_memory=self._host_memory)
+            return convert.stats_from_libpod(
+                entries[0], host_memory=host.memory_total, pids=host.has("pids")
+            )
 
 
-def _resources(spec: ContainerSpec) -> dict[str, Any]:
-    limits: dict[str, Any] = {
-        # Podman's default is 2048 tasks; Docker's (and the contract's) is no limit.
-        "pids": {"limit": spec.pids_limit if spec.pids_limit is not None else -1},
-    }
+def _resources(spec: ContainerSpec, host: Host) -> dict[str, Any]:
+    limits: dict[str, Any] = {}
+    if spec.pids_limit is not None:
+        limits["pids"] = {"limit": spec.pids_limit}
+    elif host.container_cgroups and host.has("pids"):
+        # Podman's default is 2048 tasks; Docker's (and the contract's) is no
+        # limit. (Where containers cannot use the pids controller, nothing
+        # is asked: a rootless engine sets no default there.)
+        limits["pids"] = {"limit": -1}
     if spec.memory is not None:
         # Swap equal to memory: no swap, so going over the limit is an OOM kill.
         limits["memory"] = {"limit": spec.memory, "swap": spec.memory}
