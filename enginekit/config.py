@@ -159,41 +159,52 @@ def connect(engine: str | None = None, **options: Any) -> Engine:
     raise EngineUnavailable(f"no engine is reachable ({detail})")
 
 
-def engines() -> list[EngineStatus]:
-    """Every installed adapter, whether its engine answers, and why not."""
+def engines(*which: str) -> list[EngineStatus]:
+    """Every installed adapter (or each engine named in ``which``: adapter names
+    or URLs), whether its engine answers and why not; for one that answers, its
+    :class:`EngineInfo`, the capabilities of that instance and why it lacks the rest."""
     out = []
-    for name in registry.adapter_names():
-        dist = registry.distribution_of(name)
-        try:
-            driver = registry.load_adapter(name)(None)
-        except Exception as exc:  # an adapter that cannot even load is reported, not raised
-            reason = (
-                str(exc) if isinstance(exc, EngineError) else f"cannot load: {type(exc).__name__}"
-            )
-            out.append(EngineStatus(name=name, reachable=False, reason=reason, distribution=dist))
-            continue
-        try:
-            driver.ping()
-            version = driver.info().version
-            out.append(
-                EngineStatus(
-                    name=name,
-                    reachable=True,
-                    address=driver.address,
-                    version=version,
-                    distribution=dist,
-                )
-            )
-        except EngineError as exc:
-            out.append(
-                EngineStatus(
-                    name=name,
-                    reachable=False,
-                    address=driver.address,
-                    reason=str(exc),
-                    distribution=dist,
-                )
-            )
-        finally:
-            driver.close()
+    targets: list[tuple[str, str | None]] = []
+    for engine in which:
+        if not isinstance(engine, str) or not engine:
+            raise InvalidSpec("engine must be an adapter name or a URL")
+        targets.append(parse_url(engine))
+    if not which:
+        targets = [(name, None) for name in registry.adapter_names()]
+    for name, address in targets:
+        out.append(_status(name, address))
     return out
+
+
+def _status(name: str, address: str | None) -> EngineStatus:
+    dist = registry.distribution_of(name)
+    try:
+        driver = registry.load_adapter(name)(address)
+    except Exception as exc:  # an adapter that cannot even load is reported, not raised
+        reason = str(exc) if isinstance(exc, EngineError) else f"cannot load: {type(exc).__name__}"
+        return EngineStatus(name=name, reachable=False, reason=reason, distribution=dist)
+    try:
+        driver.ping()
+        info = driver.info()
+        caps = frozenset(driver.capabilities)
+        reasons = getattr(driver, "unsupported", None) or {}
+        return EngineStatus(
+            name=name,
+            reachable=True,
+            address=driver.address,
+            version=info.version,
+            distribution=dist,
+            info=info,
+            capabilities=caps,
+            unsupported={k: v for k, v in reasons.items() if k not in caps},
+        )
+    except EngineError as exc:
+        return EngineStatus(
+            name=name,
+            reachable=False,
+            address=driver.address,
+            reason=str(exc),
+            distribution=dist,
+        )
+    finally:
+        driver.close()

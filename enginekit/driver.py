@@ -55,8 +55,20 @@ class Driver(Protocol):
 
     #: The adapter's name (``"docker"``, ``"podman"``, ``"lxc"``, ...).
     name: str
-    #: What this engine can do; the contract suite reads it.
+    #: What this engine *instance* can do; the core and the contract suite read it.
+    #: May be a property that asks the engine once (lazily, thread-safe, cached:
+    #: never in the constructor) from its version, cgroup layout, rootless mode and
+    #: what its host has. The core raises ``Unsupported`` for an operation or a spec
+    #: field needing a capability that is not here, before the driver is called:
+    #: BUILD, IMAGE_SAVE, IMAGE_LOAD, PULL, PUSH, STATS, COPY, PAUSE (pause and
+    #: unpause), EXEC, and in create/run PORTS, BIND_MOUNTS, MEMORY_LIMIT,
+    #: CPU_LIMIT, PIDS_LIMIT and NETWORK_NONE/BRIDGE/HOST.
     capabilities: frozenset[Capability]
+    #: Why each capability missing from ``capabilities`` is missing (one line
+    #: each, e.g. ``"cgroup v2 without the memory controller delegated"``);
+    #: shown in ``Unsupported`` and by ``enginekit engines``. Optional: the core
+    #: reads ``getattr(driver, "unsupported", {})``.
+    unsupported: Mapping[Capability, str]
     #: Where the driver connects (URL or path), for messages; never secrets.
     address: str
 

@@ -30,7 +30,16 @@ from .errors import (
     NotFound,
     Unsupported,
 )
-from .models import Container, ContainerState, EngineInfo, ExecResult, Image, LogLine, Stats
+from .models import (
+    Container,
+    ContainerSpec,
+    ContainerState,
+    EngineInfo,
+    ExecResult,
+    Image,
+    LogLine,
+    Stats,
+)
 
 if TYPE_CHECKING:
     from .driver import Driver, ProgressCallback
@@ -41,6 +50,18 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _FULL_ID = re.compile(r"[0-9a-f]{64}")
+_SPEC_CAPABILITIES = {
+    "published ports": Capability.PORTS,
+    "bind mounts": Capability.BIND_MOUNTS,
+    "a memory limit": Capability.MEMORY_LIMIT,
+    "a CPU limit": Capability.CPU_LIMIT,
+    "a pids limit": Capability.PIDS_LIMIT,
+}
+_NETWORK_CAPABILITIES = {
+    "none": Capability.NETWORK_NONE,
+    "bridge": Capability.NETWORK_BRIDGE,
+    "host": Capability.NETWORK_HOST,
+}
 _KILL_WAIT = 30.0
 
 
@@ -97,7 +118,28 @@ class Engine:
 
     @property
     def capabilities(self) -> frozenset[Capability]:
+        """What this engine instance can do, detected once (at the first use of
+        the connection) from its version, cgroup layout, rootless mode and host."""
+        return self._capabilities()
+
+    @property
+    def unsupported(self) -> Mapping[Capability, str]:
+        """Why each capability this instance lacks is missing (capability -> reason)."""
+        return self._unsupported()
+
+    @_guard
+    def _capabilities(self) -> frozenset[Capability]:
         return frozenset(self._driver.capabilities)
+
+    @_guard
+    def _unsupported(self) -> Mapping[Capability, str]:
+        from .models import FrozenDict
+
+        reasons = getattr(self._driver, "unsupported", None) or {}
+        caps = self._capabilities()
+        return FrozenDict(
+            {Capability(k): str(v) for k, v in reasons.items() if Capability(k) not in caps}
+        )
 
     @_guard
     def info(self) -> EngineInfo:
@@ -121,8 +163,22 @@ class Engine:
         return f"<Engine {self.name} at {self.address}>"
 
     def _require(self, capability: Capability, operation: str) -> None:
-        if capability not in self._driver.capabilities:
-            raise Unsupported(self.name, operation)
+        if capability not in self._capabilities():
+            reason = self._unsupported().get(capability)
+            raise Unsupported(self.name, operation, reason, capability=capability)
+
+    def _require_spec(self, spec: ContainerSpec) -> None:
+        """Every capability a container spec needs, checked before anything is created."""
+        for needed, field in (
+            (bool(spec.ports), "published ports"),
+            (bool(spec.mounts), "bind mounts"),
+            (spec.memory is not None, "a memory limit"),
+            (spec.cpus is not None, "a CPU limit"),
+            (spec.pids_limit is not None, "a pids limit"),
+        ):
+            if needed:
+                self._require(_SPEC_CAPABILITIES[field], field)
+        self._require(_NETWORK_CAPABILITIES[spec.network], f'network "{spec.network}"')
 
 
 class ImageService:
@@ -302,6 +358,7 @@ class ContainerService:
     def create(self, image: str, command: list[str] | None = None, **spec: Any) -> Container:
         """Create a container (state CREATED) from ``image``; see CONTRACT.md for ``spec``."""
         checked = validate.container_spec(image, command, spec)
+        self._engine._require_spec(checked)
         cid = self._driver.container_create(checked)
         return self._driver.container_inspect(cid)
 
@@ -315,6 +372,7 @@ class ContainerService:
     def run(self, image: str, command: list[str] | None = None, **spec: Any) -> Container:
         """Create and start; if the start fails the container is removed again."""
         checked = validate.container_spec(image, command, spec)
+        self._engine._require_spec(checked)
         cid = self._driver.container_create(checked)
         try:
             self._driver.container_start(cid)
@@ -358,12 +416,14 @@ class ContainerService:
 
     @_guard
     def pause(self, ref: Container | str) -> Container:
+        self._engine._require(Capability.PAUSE, "pause")
         cid = self._id(ref)
         self._driver.container_pause(cid)
         return self._driver.container_inspect(cid)
 
     @_guard
     def unpause(self, ref: Container | str) -> Container:
+        self._engine._require(Capability.PAUSE, "unpause")
         cid = self._id(ref)
         try:
             self._driver.container_unpause(cid)
@@ -440,6 +500,7 @@ class ContainerService:
         user: str | int | None = None,
     ) -> ExecResult:
         """Run ``command`` in the running container. ``Conflict`` unless running."""
+        self._engine._require(Capability.EXEC, "exec")
         argv = validate.argv(command)
         env_ = validate.env(env)
         wd = None if workdir is None else validate.abs_path(workdir, "workdir")

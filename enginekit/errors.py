@@ -20,6 +20,8 @@ message carries an environment value.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BuildFailed",
     "Conflict",
@@ -107,13 +109,36 @@ class BuildFailed(EngineError):
 class Unsupported(EngineError):
     """The engine (adapter) cannot perform this operation."""
 
-    def __init__(self, engine: str, operation: str, reason: str | None = None):
+    def __init__(
+        self,
+        engine: str,
+        operation: str,
+        reason: str | None = None,
+        *,
+        capability: str | None = None,
+    ):
         msg = f"{engine} does not support {operation}"
         if reason:
             msg += f": {reason}"
         super().__init__(msg)
         self.engine = engine
         self.operation = operation
+        self.reason = reason
+        #: The capability the engine instance lacks (a ``Capability`` value), if one.
+        self.capability = capability
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_unsupported,
+            (self.engine, self.operation, self.reason, self.capability),
+            self.__dict__,
+        )
+
+
+def _rebuild_unsupported(
+    engine: str, operation: str, reason: str | None, capability: str | None
+) -> Unsupported:
+    return Unsupported(engine, operation, reason, capability=capability)
 
 
 class EngineTimeout(EngineError, TimeoutError):

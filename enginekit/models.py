@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .capabilities import Capability
+
 __all__ = [
     "BuildRequest",
     "Container",
@@ -259,17 +261,37 @@ class Stats:
 
 @attrs.frozen(kw_only=True)
 class EngineInfo:
+    """What the engine instance is, read at the time of the call.
+
+    ``api_version`` is the API version enginekit speaks on this connection
+    (negotiated once); ``min_api_version``/``max_api_version`` are what the
+    engine offers, where it says. ``cgroup_version`` (1 or 2), ``rootless``
+    and ``image_store`` (``"overlay2"``, ``"containerd"``, ``"overlay"``,
+    ``"oci-dir"``, ...) describe the engine's host, not this machine; None or
+    ``""`` where the engine does not say.
+    """
+
     name: str
     version: str
     api_version: str = ""
     os: str = ""
     arch: str = ""
     storage_root: str = ""
+    min_api_version: str = ""
+    max_api_version: str = ""
+    cgroup_version: int | None = None
+    rootless: bool | None = None
+    image_store: str = ""
 
 
 @attrs.frozen(kw_only=True)
 class EngineStatus:
-    """One installed adapter, as ``enginekit.engines()`` reports it."""
+    """One installed adapter, as ``enginekit.engines()`` reports it.
+
+    For a reachable engine, ``info`` is its :class:`EngineInfo`,
+    ``capabilities`` what this instance can do and ``unsupported`` why it
+    cannot do the rest (capability -> reason).
+    """
 
     name: str
     reachable: bool
@@ -277,6 +299,9 @@ class EngineStatus:
     version: str | None = None
     reason: str | None = None
     distribution: str | None = None
+    info: EngineInfo | None = None
+    capabilities: frozenset[Capability] = frozenset()
+    unsupported: FrozenDict[Capability, str] = attrs.field(factory=FrozenDict, converter=_frozen)
 
 
 @attrs.frozen(kw_only=True)

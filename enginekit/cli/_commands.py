@@ -138,28 +138,32 @@ def _capabilities_text(names: set[str], every: set[str]) -> str:
 
 
 def cmd_engines(args: argparse.Namespace) -> int:
-    from enginekit import registry
     from enginekit.capabilities import ALL_CAPABILITIES
 
+    from ._format import jsonable
+
     every = {c.value for c in ALL_CAPABILITIES}
+    targets = list(getattr(args, "targets", None) or [])
+    if not targets and getattr(args, "engine", None):
+        targets = [args.engine]
     rows: list[dict[str, Any]] = []
-    for status in enginekit.engines():
-        caps: list[str] = []
-        with contextlib.suppress(Exception):
-            driver = registry.load_adapter(status.name)(None)
-            try:
-                caps = sorted(c.value for c in driver.capabilities)
-            finally:
-                driver.close()
+    for status in enginekit.engines(*targets):
+        info = status.info
         rows.append(
             {
                 "name": status.name,
                 "reachable": status.reachable,
                 "address": status.address,
                 "version": status.version,
+                "api_version": info.api_version if info else None,
+                "cgroup_version": info.cgroup_version if info else None,
+                "rootless": info.rootless if info else None,
+                "image_store": (info.image_store or None) if info else None,
                 "reason": status.reason,
                 "distribution": status.distribution,
-                "capabilities": caps,
+                "capabilities": sorted(c.value for c in status.capabilities),
+                "unsupported": {k.value: v for k, v in sorted(status.unsupported.items())},
+                "info": jsonable(info) if info else None,
             }
         )
     if args.json:
@@ -168,13 +172,36 @@ def cmd_engines(args: argparse.Namespace) -> int:
     if not rows:
         print("no enginekit adapter is installed (pip install enginekit-docker)")
         return 0
+
+    def dash(value: object) -> str:
+        if value is None or value == "":
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value)
+
     print_table(
-        ("NAME", "REACHABLE", "VERSION", "ADDRESS", "CAPABILITIES", "REASON"),
+        (
+            "NAME",
+            "REACHABLE",
+            "VERSION",
+            "API",
+            "CGROUP",
+            "ROOTLESS",
+            "STORE",
+            "ADDRESS",
+            "CAPABILITIES",
+            "REASON",
+        ),
         (
             (
                 r["name"],
                 "yes" if r["reachable"] else "no",
-                r["version"] or "-",
+                dash(r["version"]),
+                dash(r["api_version"]),
+                "v" + str(r["cgroup_version"]) if r["cgroup_version"] else "-",
+                dash(r["rootless"]),
+                dash(r["image_store"]),
                 r["address"] or "-",
                 _capabilities_text(set(r["capabilities"]), every) if r["capabilities"] else "-",
                 " ".join((r["reason"] or "").split()),
@@ -182,6 +209,9 @@ def cmd_engines(args: argparse.Namespace) -> int:
             for r in rows
         ),
     )
+    for r in rows:
+        for cap, why in r["unsupported"].items():
+            print(f"  {r['name']}: no {cap}: {' '.join(why.split())}")
     return 0
 
 

@@ -103,7 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(command_name=name)
         return p
 
-    p = cmd("engines", "list installed engines: reachable or not (and why), version, capabilities")
+    p = cmd(
+        "engines",
+        "list installed engines (or the ENGINEs named): reachable or not (and why), versions, "
+        "cgroup layout, rootless, image store, and what each instance can and cannot do (and why)",
+    )
+    p.add_argument(
+        "targets", nargs="*", metavar="ENGINE", help="adapter names or URLs (default: every one)"
+    )
     _json_option(p)
 
     p = cmd("version", "print the enginekit version and the engine's")
