@@ -227,12 +227,13 @@ install_packages() {
 
 # -- the checkout and the venv inside -------------------------------------------
 sync_checkout() {
-  # The working tree's tracked files as they are now (edits included), no .venv:
-  # staged with tar (mtimes kept), then mirrored so unchanged files stay untouched
+  # The working tree as it is now: tracked files (edits included) and new files
+  # git does not ignore (other work in progress needs them); no .venv. Staged
+  # with tar (mtimes kept), then mirrored so unchanged files stay untouched
   # and files gone from the tree go from the copy.
   local stage=$BASE/stage
   rm -rf "$stage"; mkdir -p "$stage" "$ROOTFS$INNER_SRC"
-  (cd "$REPO" && git ls-files -z --cached | while IFS= read -r -d '' f; do
+  (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
      [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) | tar -xf - -C "$stage"
   rsync -a --delete --exclude=/.venv --exclude=__pycache__ --exclude=.mypy_cache \
     --exclude=.ruff_cache --exclude=.hypothesis --exclude=.pytest_cache --exclude='*.egg-info' \
