@@ -104,8 +104,8 @@ class Host:
         if lacking:
             out[Capability.STATS] = (
                 f"{where} without the {' and '.join(lacking)} "
-                f"controller{'s' if len(lacking) > 1 else ''}{delegated} (stats report "
-                "memory and processes from them)"
+                f"controller{'s' if len(lacking) > 1 else ''}{delegated} "
+                "(stats read memory use and the process count from the memory and pids controllers)"
             )
         return out
 
