@@ -6,8 +6,20 @@ library: it is the stdlib ``http.client`` with keep-alive connections pooled
 per transport, no TLS context built for a local socket, and no read timeout
 unless the caller asks for one (a ``wait`` of an hour must work).
 
-Socket failures become :class:`~enginekit.errors.EngineUnavailable`; HTTP
-status codes are left to the adapter, which knows what they mean.
+Failures are told apart by when they happen:
+
+- nothing listens at the address (the connection cannot be made):
+  :class:`~enginekit.errors.EngineUnavailable`, with the adapter's hint on how
+  to start the engine;
+- the engine took the connection and closed it (or reset it) without an
+  answer, or broke off an answer: :class:`~enginekit.errors.EngineError`
+  naming the request (``"docker closed the connection without answering POST
+  /v1.51/build"``), no start hint, as the engine is running. When the engine
+  answers early and closes while a request body is still being sent (an
+  error about the request itself), that answer is returned as usual.
+
+HTTP status codes are left to the adapter, which knows what they mean. No
+message shows a query string (it can carry build arguments).
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-from .errors import EngineTimeout, EngineUnavailable
+from .errors import EngineError, EngineTimeout, EngineUnavailable
 
 __all__ = ["Response", "Transport", "demux_frames"]
 
@@ -57,10 +69,15 @@ class Response:
         raw: http.client.HTTPResponse,
         conn: http.client.HTTPConnection,
         transport: Transport,
+        *,
+        request: str = "",
+        reusable: bool = True,
     ) -> None:
         self._raw = raw
         self._conn: http.client.HTTPConnection | None = conn
         self._transport = transport
+        self._request = request
+        self._reusable = reusable
         self.status = raw.status
         self.headers = raw.headers
 
@@ -75,9 +92,12 @@ class Response:
     def read(self) -> bytes:
         try:
             data = self._raw.read()
+        except TimeoutError as exc:
+            self._discard()
+            raise self._transport._late(self._request) from exc
         except (OSError, http.client.HTTPException) as exc:
             self._discard()
-            raise self._transport._unavailable(exc) from exc
+            raise self._transport._broke_off(self._request, exc) from exc
         self.close()
         return data
 
@@ -92,14 +112,16 @@ class Response:
                     self._raw.read1(size) if hasattr(self._raw, "read1") else self._raw.read(size)
                 )
                 if not chunk:
+                    if self._raw.length:  # Content-Length said more was coming
+                        raise http.client.IncompleteRead(b"", self._raw.length)
                     break
                 yield chunk
         except TimeoutError as exc:
             self._discard()
-            raise EngineTimeout("the engine did not answer in time") from exc
+            raise self._transport._late(self._request) from exc
         except (OSError, http.client.HTTPException) as exc:
             self._discard()
-            raise self._transport._unavailable(exc) from exc
+            raise self._transport._broke_off(self._request, exc) from exc
         finally:
             self.close()
 
@@ -141,7 +163,7 @@ class Response:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._raw.isclosed() and not self._raw.will_close:
+        if self._reusable and self._raw.isclosed() and not self._raw.will_close:
             self._transport._release(conn)
         else:
             # A body left unread: the connection cannot be reused.
@@ -158,12 +180,22 @@ class Transport:
     """Pooled HTTP connections to one engine address.
 
     ``address`` is ``unix:///path/to.sock`` (or a bare path) or
-    ``tcp://host:port`` / ``http://host:port``. Thread-safe.
+    ``tcp://host:port`` / ``http://host:port``. ``hint`` says how to start the
+    engine (shown when nothing listens there); ``name`` is how messages call
+    the engine (``"docker"``; default ``"the engine"``). Thread-safe.
     """
 
-    def __init__(self, address: str, *, hint: str | None = None, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        hint: str | None = None,
+        pool_size: int = 8,
+        name: str = "the engine",
+    ) -> None:
         parsed = urllib.parse.urlsplit(address if "://" in address else "unix://" + address)
         self.address = address
+        self.name = name
         self._hint = hint
         if parsed.scheme in ("unix", "http+unix"):
             self._unix_path: str | None = parsed.path
@@ -185,9 +217,13 @@ class Transport:
             return _UnixConnection(self._unix_path, timeout)
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
-    def _acquire(self, timeout: float | None) -> tuple[http.client.HTTPConnection, bool]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
+    def _acquire(
+        self, timeout: float | None, *, fresh: bool = False
+    ) -> tuple[http.client.HTTPConnection, bool]:
+        conn = None
+        if not fresh:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
         if conn is None:
             return self._new_connection(timeout), False
         conn.timeout = timeout
@@ -203,12 +239,25 @@ class Transport:
         conn.close()
 
     def _unavailable(self, exc: BaseException) -> EngineUnavailable:
-        reason = type(exc).__name__
-        if isinstance(exc, OSError) and exc.strerror:
-            reason = exc.strerror
+        """Nothing (or nothing we may use) listens at the address: the start hint applies."""
         return EngineUnavailable(
-            f"cannot talk to the engine ({reason})", address=self.address, hint=self._hint
+            f"cannot talk to {self.name} ({_reason(exc)})", address=self.address, hint=self._hint
         )
+
+    def _no_answer(self, request: str, exc: BaseException) -> EngineError:
+        """The engine took the request and closed the connection without a status line."""
+        return EngineError(
+            f"{self.name} closed the connection without answering {request} ({_reason(exc)})"
+        )
+
+    def _late(self, request: str) -> EngineTimeout:
+        what = f" {request}" if request else ""
+        return EngineTimeout(f"{self.name} did not answer{what} in time")
+
+    def _broke_off(self, request: str, exc: BaseException) -> EngineError:
+        """The engine began an answer and did not finish it."""
+        what = f" to {request}" if request else ""
+        return EngineError(f"{self.name} broke off its answer{what} ({_reason(exc)})")
 
     def request(
         self,
@@ -229,6 +278,10 @@ class Transport:
 
         ``timeout`` bounds each socket operation (None: wait for ever, for
         calls whose duration the engine decides, such as wait and stop).
+
+        Raises :class:`EngineUnavailable` when no connection can be made,
+        :class:`EngineError` when the engine closes it without answering,
+        :class:`EngineTimeout` when a socket operation outlasts ``timeout``.
         """
         url = path
         if params:
@@ -236,6 +289,7 @@ class Transport:
             query = urllib.parse.urlencode([(k, _param(v)) for k, v in pairs if v is not None])
             if query:
                 url += "?" + query
+        what = f"{method} {path}"  # never the query: it can carry build arguments
         hdrs = {"Host": "localhost"} if self._unix_path is not None else {}
         if headers:
             hdrs.update(headers)
@@ -245,10 +299,23 @@ class Transport:
             hdrs["Content-Type"] = "application/json"
         elif body is None and method in ("POST", "PUT"):
             payload = b""
-        if payload is not None and not isinstance(payload, bytes | bytearray):
+        replayable = payload is None or isinstance(payload, bytes | bytearray)
+        if not replayable:
             hdrs.setdefault("Transfer-Encoding", "chunked")
         for attempt in range(2):
-            conn, reused = self._acquire(timeout)
+            # A body read from a stream can be sent once: never on a pooled
+            # connection the engine may have closed meanwhile.
+            conn, reused = self._acquire(timeout, fresh=not replayable)
+            if conn.sock is None:
+                try:
+                    conn.connect()
+                except TimeoutError as exc:
+                    conn.close()
+                    raise EngineTimeout(f"{self.name} did not take the connection in time") from exc
+                except OSError as exc:
+                    conn.close()
+                    raise self._unavailable(exc) from exc
+            sent: BaseException | None = None
             try:
                 conn.request(
                     method,
@@ -257,18 +324,27 @@ class Transport:
                     headers=hdrs,
                     encode_chunked=hdrs.get("Transfer-Encoding") == "chunked",
                 )
+            except TimeoutError as exc:
+                conn.close()
+                raise EngineTimeout(f"{self.name} did not take {what} in time") from exc
+            except (OSError, http.client.HTTPException) as exc:
+                # The engine may have answered early and closed (a request it
+                # refuses before reading the body): read that answer below.
+                sent = exc
+            try:
                 raw = conn.getresponse()
             except TimeoutError as exc:
                 conn.close()
-                raise EngineTimeout(f"the engine did not answer {method} in time") from exc
+                raise EngineTimeout(f"{self.name} did not answer {what} in time") from exc
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                # A pooled keep-alive connection the server closed: retry once
-                # on a fresh one, only when no body stream was consumed.
-                if reused and attempt == 0 and (payload is None or isinstance(payload, bytes)):
+                # A pooled keep-alive connection the engine closed while idle:
+                # once more on a fresh one (only a body sent from bytes).
+                if reused and attempt == 0 and replayable:
                     continue
-                raise self._unavailable(exc) from exc
-            return Response(raw, conn, self)
+                cause = sent or exc
+                raise self._no_answer(what, cause) from cause
+            return Response(raw, conn, self, request=what, reusable=sent is None)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
@@ -277,6 +353,14 @@ class Transport:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "no status line"
+    return type(exc).__name__
 
 
 def _param(value: Any) -> str:
