@@ -12,6 +12,8 @@
 #   scripts/testhost.sh status          is it built, running, answering
 #   scripts/testhost.sh stop            stop the container (the rootfs stays)
 #
+# ENGINEKIT_TESTHOST_DIR, _NAME, _BRIDGE, _NET (10.123.0) make a second, separate
+# instance (e.g. to time a fresh build without touching the one in use).
 # Idempotent: the rootfs (under /var/lib/enginekit/testhost) and the container
 # stay between runs; `up` repairs what is missing without rebuilding what exists.
 # Must run as root on a Debian machine. Traffic goes only to the container's own
@@ -23,11 +25,13 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE=${ENGINEKIT_TESTHOST_DIR:-/var/lib/enginekit/testhost}
 ROOTFS=$BASE/rootfs
 LXCPATH=$BASE/lxc
-NAME=enginekit-testhost
+NAME=${ENGINEKIT_TESTHOST_NAME:-enginekit-testhost}
 SUITE=sid
-BRIDGE=ekthbr0
-HOST_ADDR=10.123.0.1
-CT_ADDR=10.123.0.2
+# The container's own bridge and /24 (not lxcbr0's 10.0.3.0/24): this machine is .1, the container .2.
+BRIDGE=${ENGINEKIT_TESTHOST_BRIDGE:-ekthbr0}
+NET=${ENGINEKIT_TESTHOST_NET:-10.123.0}
+HOST_ADDR=$NET.1
+CT_ADDR=$NET.2
 PREFIX=24
 INNER_SRC=/opt/enginekit           # the checkout inside
 INNER_VENV=$INNER_SRC/.venv
@@ -293,7 +297,8 @@ bridge_up() {
 
 write_config() {
   mkdir -p "$LXCPATH/$NAME"
-  local cfg=$LXCPATH/$NAME/config tmp
+  local cfg=$LXCPATH/$NAME/config tmp hw
+  hw=$(IFS=. read -r _ b c <<<"$NET"; printf '02:65:6b:%02x:%02x:02' "$b" "$c")
   tmp=$(mktemp)
   cat >"$tmp" <<EOF
 # enginekit's test host (written by scripts/testhost.sh; rewritten on every run)
@@ -320,7 +325,7 @@ lxc.net.0.type = veth
 lxc.net.0.link = $BRIDGE
 lxc.net.0.flags = up
 lxc.net.0.name = eth0
-lxc.net.0.hwaddr = 02:65:6b:7b:00:02
+lxc.net.0.hwaddr = $hw
 lxc.net.0.ipv4.address = $CT_ADDR/$PREFIX
 EOF
   if ! cmp -s "$tmp" "$cfg"; then
@@ -334,7 +339,14 @@ EOF
 running() { [ "$(lxc-info -P "$LXCPATH" -n "$NAME" -sH 2>/dev/null)" = RUNNING ]; }
 
 start_container() {
+  local state
+  state=$(lxc-info -P "$LXCPATH" -n "$NAME" -sH 2>/dev/null || true)
+  [ "$state" != FROZEN ] || lxc-unfreeze -P "$LXCPATH" -n "$NAME"
   running && return 0
+  # A fresh start: nothing in /run may survive it (stale pid files, podman's
+  # state). /run is a plain directory of the rootfs, not a tmpfs, so that the
+  # sockets are reachable from this machine as ROOT/run/...
+  find "$ROOTFS/run" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
   log "starting container $NAME"
   lxc-start -P "$LXCPATH" -n "$NAME" -d || {
     tail -n 20 "$BASE/lxc-$NAME.log" >&2; die "lxc-start failed"; }
@@ -412,20 +424,27 @@ cmd_bench() {
   flock -u 9
   versions
   if [ "$#" -eq 0 ]; then
-    set -- --engine docker --engine docker+unix:///run/docker-containerd.sock --engine podman --engine lxc
+    # bench_engines.py takes engine names (docker is the classic-store dockerd).
+    set -- --engine docker --engine podman --engine lxc
   fi
   inner "$INNER_VENV/bin/python" benchmarks/bench_engines.py "$@"
 }
 
-case "${1:-up}" in
-  up) shift || true; cmd_up ;;
-  exec) shift; [ "$#" -gt 0 ] || die "usage: $0 exec CMD [ARGS...]"; running || die "not running: $0 up"; inner "$@" ;;
-  test) shift; cmd_test "$@" ;;
-  bench) shift; cmd_bench "$@" ;;
-  sync) need_root; exec 9>"$BASE.lock"; flock 9; sync_checkout; install_venv ;;
-  versions) running || die "not running: $0 up"; versions ;;
-  status) if running; then echo "running ($LXCPATH/$NAME, $ROOTFS)"; versions; else echo "not running"; exit 1; fi ;;
-  stop) need_root; lxc-stop -P "$LXCPATH" -n "$NAME" -k 2>/dev/null || true ;;
-  -h|--help|help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
-  *) die "unknown command: $1 (up, exec, test, bench, sync, versions, status, stop)" ;;
-esac
+main() {
+  case "${1:-up}" in
+    up) shift || true; cmd_up ;;
+    exec) shift; [ "$#" -gt 0 ] || die "usage: $0 exec CMD [ARGS...]"; running || die "not running: $0 up"; inner "$@" ;;
+    test) shift; cmd_test "$@" ;;
+    bench) shift; cmd_bench "$@" ;;
+    sync) need_root; exec 9>"$BASE.lock"; flock 9; sync_checkout; install_venv ;;
+    versions) running || die "not running: $0 up"; versions ;;
+    status) if running; then echo "running ($LXCPATH/$NAME, $ROOTFS)"; versions; else echo "not running"; exit 1; fi ;;
+    stop) need_root; lxc-stop -P "$LXCPATH" -n "$NAME" -k 2>/dev/null || true ;;
+    -h|--help|help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    *) die "unknown command: $1 (up, exec, test, bench, sync, versions, status, stop)" ;;
+  esac
+}
+
+# On one line, after everything is read: an edit to this file while it runs
+# cannot change what runs.
+main "$@"; exit $?

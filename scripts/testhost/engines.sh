@@ -49,10 +49,11 @@ mkdir -p /dev/net
 [ -e /dev/loop-control ] || mknod -m 660 /dev/loop-control c 10 237
 
 # -- helpers ------------------------------------------------------------------
-alive() { # alive PID: a live process (not a zombie)
+alive() { # alive PID [COMM]: a live process (not a zombie), named COMM if given
   [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
   st=$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)
-  [ "$st" != Z ] && [ "$st" != X ]
+  [ "$st" != Z ] && [ "$st" != X ] || return 1
+  [ -z "${2:-}" ] || [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]
 }
 
 wait_for() { # wait_for WHAT SECONDS CMD...
@@ -73,20 +74,25 @@ start_dockerd() { # start_dockerd NAME CONFIG SOCKET PIDFILE EXECROOT
   if docker_ok "$sock"; then return 0; fi
   if [ -f "$pidf" ]; then
     pid=$(cat "$pidf" 2>/dev/null || true)
-    if alive "$pid"; then
+    if alive "$pid" dockerd; then
       # Alive but not answering (still starting, or wedged): give it a moment.
       if wait_for "$name" 20 docker_ok "$sock"; then return 0; fi
       say "$name (pid $pid) does not answer: stopping it"
       kill -TERM "$pid" 2>/dev/null || true
-      i=0; while alive "$pid" && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
-      alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
-      i=0; while alive "$pid" && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
+      i=0; while alive "$pid" dockerd && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
+      if alive "$pid" dockerd; then kill -KILL "$pid" 2>/dev/null || true; fi
+      # PID 1 here (catatonit) reaps it; the pid file goes below.
+      i=0; while alive "$pid" dockerd && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
     fi
     rm -f "$pidf"
   fi
   # A managed containerd left from a dockerd that died.
   cpid=$(cat "$execroot/containerd/containerd.pid" 2>/dev/null || true)
-  if [ -n "$cpid" ] && alive "$cpid"; then kill -TERM "$cpid" 2>/dev/null || true; sleep 1; fi
+  if alive "$cpid" containerd; then
+    kill -TERM "$cpid" 2>/dev/null || true
+    i=0; while alive "$cpid" containerd && [ $i -lt 20 ]; do sleep 0.5; i=$((i + 1)); done
+    if alive "$cpid" containerd; then kill -KILL "$cpid" 2>/dev/null || true; fi
+  fi
   rm -f "$sock"
   say "starting $name"
   # Docker 29's API floor, on Docker 28.
@@ -121,7 +127,13 @@ if ! podman_ok >/dev/null 2>&1; then
 fi
 
 # -- lxc-net --------------------------------------------------------------------
+dpid=$(cat /run/lxc/dnsmasq.pid 2>/dev/null || true)
+if ip link show lxcbr0 >/dev/null 2>&1 && ! alive "$dpid" dnsmasq; then
+  say "lxc-net's dnsmasq is gone: stopping lxc-net"
+  /usr/libexec/lxc/lxc-net stop </dev/null >>"$LOG/lxc-net.log" 2>&1 || true
+fi
 if ! ip link show lxcbr0 >/dev/null 2>&1; then
+  rm -f /run/lxc/network_up
   say "starting lxc-net"
   (cd / && /usr/libexec/lxc/lxc-net start </dev/null >>"$LOG/lxc-net.log" 2>&1) ||
     { say "lxc-net start failed"; tail -n 20 "$LOG/lxc-net.log" >&2; status=1; }
