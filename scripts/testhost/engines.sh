@@ -67,7 +67,7 @@ wait_for() { # wait_for WHAT SECONDS CMD...
   return 1
 }
 
-docker_ok() { timeout 10 docker -H "unix://$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+docker_ok() { timeout 20 docker -H "unix://$1" version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 start_dockerd() { # start_dockerd NAME CONFIG SOCKET PIDFILE EXECROOT
   name=$1; conf=$2; sock=$3; pidf=$4; execroot=$5
@@ -75,8 +75,9 @@ start_dockerd() { # start_dockerd NAME CONFIG SOCKET PIDFILE EXECROOT
   if [ -f "$pidf" ]; then
     pid=$(cat "$pidf" 2>/dev/null || true)
     if alive "$pid" dockerd; then
-      # Alive but not answering (still starting, or wedged): give it a moment.
-      if wait_for "$name" 20 docker_ok "$sock"; then return 0; fi
+      # Alive but not answering (starting, busy, or wedged): give it time before
+      # anything is stopped (suites may be running against it).
+      if wait_for "$name" 90 docker_ok "$sock"; then return 0; fi
       say "$name (pid $pid) does not answer: stopping it"
       kill -TERM "$pid" 2>/dev/null || true
       i=0; while alive "$pid" dockerd && [ $i -lt 60 ]; do sleep 0.5; i=$((i + 1)); done
@@ -114,9 +115,14 @@ start_dockerd dockerd-containerd /etc/docker/daemon-containerd.json /run/docker-
   /run/docker-containerd.pid /run/docker-containerd || status=1
 
 # -- podman -------------------------------------------------------------------
-podman_ok() { curl -fsS --max-time 10 --unix-socket /run/podman/podman.sock http://d/_ping; }
-if ! podman_ok >/dev/null 2>&1; then
-  for p in $(pgrep -f '^podman system service' || true); do kill -TERM "$p" 2>/dev/null || true; done
+podman_ok() { curl -fsS --max-time 20 --unix-socket /run/podman/podman.sock http://d/_ping; }
+if ! podman_ok >/dev/null 2>&1 && { [ -z "$(pgrep -f '^podman system service' || true)" ] ||
+                                    ! wait_for podman 90 podman_ok; }; then
+  for p in $(pgrep -f '^podman system service' || true); do
+    say "podman service (pid $p) does not answer: stopping it"
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  sleep 2
   mkdir -p /run/podman
   rm -f /run/podman/podman.sock
   say "starting podman system service"
