@@ -1,4 +1,4 @@
-"""The LXC driver: application containers on LXC 5 with the lxc-* tools.
+"""The LXC driver: application containers on LXC 5 to 7 with the lxc-* tools.
 
 LXC runs a container and nothing more; this driver adds what an application
 engine keeps: ids and names, a per-container overlay rootfs on the image's
@@ -8,9 +8,13 @@ the exit. State lives in files (:mod:`enginekit_lxc.store`), so every process
 and every new driver sees the same containers.
 
 States: CREATED (never started), RUNNING (the monitor holds a running LXC
-container), PAUSED (its freezer cgroup is FROZEN), EXITED (stopped after a
+container), PAUSED (its cgroup is frozen), EXITED (stopped after a
 start, exit code known). LXC's STOPPED maps to CREATED or EXITED, FROZEN to
 PAUSED; a monitor that died is noticed and its container's state recovered.
+
+LXC's version and the host's cgroup layout are read once per driver
+(:mod:`enginekit_lxc.lxchost`, :mod:`enginekit_lxc.cgroups`): they choose the
+config keys, the capabilities, and how pause, stats and OOM kills work.
 
 Known differences from Docker (kept small on purpose, each one deliberate):
 
@@ -50,7 +54,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from enginekit.capabilities import ALL_CAPABILITIES, Capability
+from enginekit.capabilities import Capability
 from enginekit.driver import ProgressCallback
 from enginekit.errors import (
     Conflict,
@@ -81,11 +85,14 @@ from enginekit.models import (
 )
 
 from . import copyops, logfile
+from .cgroups import Limits
 from .errors import HINT, tool_path
 from .fsroot import Root
 from .helper import helper_argv, not_found_argv
 from .launcher import MonitorLauncher
 from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, render
+from .lxchost import LxcHost
+from .lxchost import detect as detect_host
 from .monitor import _now, _proc_starttime, mount_overlay, unmount
 from .netalloc import allocate, release
 from .store import ContainerStore
@@ -145,7 +152,6 @@ class LxcDriver:
     """The Driver for LXC (see the module)."""
 
     name = ENGINE
-    capabilities: frozenset[Capability] = ALL_CAPABILITIES
 
     def __init__(
         self,
@@ -166,7 +172,7 @@ class LxcDriver:
         self._images: Any = None
         self._meta_cache: dict[str, dict[str, Any]] = {}
         self._static_cache: dict[str, dict[str, Any]] = {}
-        self._version: str | None = None
+        self._host: LxcHost | None = None
         self._launcher = MonitorLauncher()
 
     # -- engine --------------------------------------------------------------
@@ -189,6 +195,24 @@ class LxcDriver:
         return self._lxcpath
 
     @property
+    def host(self) -> LxcHost:
+        """LXC's version and the cgroup layout, read once (on first use)."""
+        if self._host is None:
+            with self._lock:
+                if self._host is None:
+                    self._host = detect_host()
+        return self._host
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """From LXC's version and what the host's cgroups allow (read once)."""
+        return self.host.capabilities
+
+    @property
+    def unsupported(self) -> Mapping[Capability, str]:
+        return self.host.unsupported
+
+    @property
     def images(self) -> Any:
         """The image store (``enginekit_lxc.images.ImageStore``)."""
         if self._images is None:
@@ -206,6 +230,7 @@ class LxcDriver:
                     f"{tool} not found on PATH", address=self.address, hint=HINT
                 )
         self._check_lxcpath()
+        self.host.check()
         find_helper()
         try:
             self.store.ensure()
@@ -226,25 +251,19 @@ class LxcDriver:
 
     def info(self) -> EngineInfo:
         self._check_lxcpath()
-        if self._version is None:
-            try:
-                out = subprocess.run(
-                    ["lxc-ls", "--version"], capture_output=True, check=True, timeout=10
-                ).stdout
-            except (OSError, subprocess.SubprocessError) as exc:
-                raise EngineUnavailable(
-                    "lxc-ls did not answer", address=self.address, hint=HINT
-                ) from exc
-            self._version = out.decode().strip()
+        host = self.host
         return EngineInfo(
             name=ENGINE,
-            version=self._version,
+            version=host.version_text,
             api_version="",
             os="linux",
             arch={"x86_64": "amd64", "aarch64": "arm64"}.get(
                 platform.machine(), platform.machine()
             ),
             storage_root=self.storage_root,
+            cgroup_version=host.cgroup_version,
+            rootless=host.rootless,
+            image_store="oci-dir",
         )
 
     def close(self) -> None:
@@ -256,10 +275,13 @@ class LxcDriver:
     def image_build(
         self, request: BuildRequest, *, progress: ProgressCallback | None = None
     ) -> Image:
+        import functools
+
         from .build import build_image
         from .execute import execute
 
-        image: Image = build_image(self.images, request, progress=progress, execute=execute)
+        run = functools.partial(execute, lxc_host=self.host)
+        image: Image = build_image(self.images, request, progress=progress, execute=run)
         return image
 
     def image_inspect(self, ref: str) -> Image:
@@ -336,8 +358,7 @@ class LxcDriver:
     def _live_state(self, id: str, status: dict[str, Any]) -> tuple[ContainerState, dict[str, Any]]:
         """The state of a container whose status says running (recovering a dead monitor)."""
         if self.store.monitor_alive(id) or self._init_alive(status):
-            freezer = (status.get("cgroups") or {}).get("freezer")
-            if freezer and _read_first(freezer + "/freezer.state") in ("FROZEN", "FREEZING"):
+            if self.host.cgroups.frozen(status.get("cgroups") or {}):
                 return ContainerState.PAUSED, status
             return ContainerState.RUNNING, status
         status = self._recover(id)
@@ -432,6 +453,7 @@ class LxcDriver:
     # -- create --------------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
         self._check_lxcpath()
+        self.host.check()
         image_id = self.images.resolve(spec.image)
         config = self.images.config(image_id)
         if spec.entrypoint is not None:
@@ -578,10 +600,9 @@ class LxcDriver:
                 gateway=gateway,
                 hwaddr=_hwaddr(ip),
                 mounts=etc_mounts + tuple(Mount(**m) for m in meta["mounts"]),
-                memory=res["memory"],
-                memsw=os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
-                cpus=res["cpus"],
-                pids_limit=res["pids_limit"],
+                cgroup=self.host.cgroup_config(
+                    Limits(memory=res["memory"], cpus=res["cpus"], pids=res["pids_limit"]), lxc_name
+                ),
             )
             text, inherit = render(settings)
             os.makedirs(lxc_dir, mode=0o700, exist_ok=True)
@@ -608,6 +629,7 @@ class LxcDriver:
                 "ip": ip.split("/")[0] if ip else None,
                 "lease": lease,
                 "memory_limited": res["memory"] is not None,
+                "cgroup": {"version": self.host.cgroup_version, "root": self.host.cgroups.root},
             }
             fd = os.open(
                 os.path.join(cdir, "run.json"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
@@ -862,37 +884,32 @@ class LxcDriver:
         return ExecResult(exit_code=code, stdout=proc.stdout, stderr=proc.stderr)
 
     # -- pause ---------------------------------------------------------------
-    def _freezer(self, id: str, want: ContainerState) -> str:
-        state, status = self._state(id)
-        if state is not want:
-            raise Conflict(f"container {id[:12]} is {state.value}, not {want.value}")
-        freezer = (status.get("cgroups") or {}).get("freezer")
-        if not freezer:
-            raise Unsupported(ENGINE, "pause", "no freezer cgroup for the container")
-        return os.path.join(freezer, "freezer.state")
-
-    def _set_freezer(self, path: str, value: str) -> None:
+    def _set_frozen(self, status: Mapping[str, Any], frozen: bool) -> None:
+        """Freeze or thaw the container's cgroup and wait until it is."""
         try:
-            with open(path, "w") as fh:
-                fh.write(value)
-            deadline = time.monotonic() + 10
-            while True:
-                with open(path) as fh:
-                    if fh.read().strip() == value:
-                        return
-                if time.monotonic() > deadline:
-                    raise EngineTimeout(f"the container did not become {value}")
-                time.sleep(0.0005)
+            self.host.cgroups.freeze(status.get("cgroups") or {}, frozen)
+        except LookupError as exc:
+            raise Unsupported(ENGINE, "pause", str(exc)) from exc
         except FileNotFoundError as exc:
             raise Conflict("the container is not running") from exc
+        except TimeoutError as exc:
+            raise EngineTimeout(
+                f"the container did not become {'' if frozen else 'un'}frozen"
+            ) from exc
         except OSError as exc:
             raise EngineError(f"cannot change the freezer state: {exc.strerror}") from exc
 
+    def _pause(self, id: str, want: ContainerState, frozen: bool) -> None:
+        state, status = self._state(id)
+        if state is not want:
+            raise Conflict(f"container {id[:12]} is {state.value}, not {want.value}")
+        self._set_frozen(status, frozen)
+
     def container_pause(self, id: str) -> None:
-        self._set_freezer(self._freezer(id, ContainerState.RUNNING), "FROZEN")
+        self._pause(id, ContainerState.RUNNING, True)
 
     def container_unpause(self, id: str) -> None:
-        self._set_freezer(self._freezer(id, ContainerState.PAUSED), "THAWED")
+        self._pause(id, ContainerState.PAUSED, False)
 
     # -- stop / kill ---------------------------------------------------------
     def _main_pid(self, status: Mapping[str, Any]) -> int | None:
@@ -912,10 +929,8 @@ class LxcDriver:
             os.kill(target, signum)
 
     def _thaw(self, status: Mapping[str, Any]) -> None:
-        freezer = (status.get("cgroups") or {}).get("freezer")
-        if freezer:
-            with contextlib.suppress(OSError, EngineError):
-                self._set_freezer(os.path.join(freezer, "freezer.state"), "THAWED")
+        with contextlib.suppress(EngineError):
+            self._set_frozen(status, False)
 
     def _await_exit(self, id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -944,18 +959,10 @@ class LxcDriver:
         does to a pid namespace whose PID 1 dies on Docker and Podman."""
         self._signal(id, status, _signal.SIGKILL)
         init = status.get("pid")
-        for ctrl in ("pids", "freezer", "memory"):
-            base = (status.get("cgroups") or {}).get(ctrl)
-            if not base:
-                continue
-            procs = _read_first(os.path.join(base, "cgroup.procs"))
-            if procs is None:
-                continue
-            for pid in procs.split():
-                if int(pid) != init:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), _signal.SIGKILL)
-            break
+        for pid in self.host.cgroups.procs(status.get("cgroups") or {}):
+            if pid != init:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, _signal.SIGKILL)
 
     def _kill_hard(self, id: str) -> None:
         state, status = self._state(id)
@@ -1096,23 +1103,13 @@ class LxcDriver:
             return Stats(
                 cpu_seconds=0.0, memory_bytes=0, memory_limit=meta["resources"]["memory"], pids=0
             )
-        cg = status.get("cgroups") or {}
-
-        def num(ctrl: str, file: str) -> int | None:
-            base = cg.get(ctrl)
-            value = _read_first(os.path.join(base, file)) if base else None
-            return int(value) if value and value.lstrip("-").isdigit() else None
-
-        usage = num("cpuacct", "cpuacct.usage") or 0
-        memory = num("memory", "memory.usage_in_bytes") or 0
-        limit = num("memory", "memory.limit_in_bytes")
-        if meta["resources"]["memory"] is None or (limit is not None and limit >= 1 << 62):
-            limit = None
+        use = self.host.cgroups.usage(status.get("cgroups") or {})
+        limit = use.memory_limit if meta["resources"]["memory"] is not None else None
         return Stats(
-            cpu_seconds=usage / 1e9,
-            memory_bytes=memory,
+            cpu_seconds=use.cpu_seconds,
+            memory_bytes=use.memory_bytes,
             memory_limit=limit,
-            pids=num("pids", "pids.current"),
+            pids=use.pids,
         )
 
 

@@ -23,10 +23,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from enginekit.errors import EngineError, EngineUnavailable, InvalidSpec
 from enginekit.models import Stream
 
+from .cgroups import Limits
 from .errors import HINT, LxcToolError, tool_path
 from .fsroot import Root
 from .helper import NoiseFilter, helper_argv
 from .lxcconf import LxcSettings, container_env, render
+from .lxchost import LxcHost, process_host
 from .users import resolve_user
 
 __all__ = ["OutputCallback", "execute", "lxc_started", "run_lxc_tool"]
@@ -119,6 +121,7 @@ def execute(
     user: str | None,
     on_output: OutputCallback | None = None,
     network: str = "none",
+    lxc_host: LxcHost | None = None,
 ) -> int:
     """Run ``argv`` inside ``rootfs`` to completion; return its exit code.
 
@@ -126,7 +129,8 @@ def execute(
     default path), ``HOSTNAME`` and ``HOME`` (the user's home) are added when
     missing. ``workdir`` is created (owned by root) if it does not exist.
     ``user`` is resolved in the rootfs's ``/etc/passwd`` and ``/etc/group``.
-    ``network`` is ``"none"`` (loopback only) or ``"host"``.
+    ``network`` is ``"none"`` (loopback only) or ``"host"``. ``lxc_host`` is
+    the LXC and cgroups of the caller's driver (found here when not given).
     Raises ``InvalidSpec`` for an unknown user or unusable env, and an
     ``EngineError`` when LXC could not start the command at all.
     """
@@ -135,6 +139,10 @@ def execute(
     if network not in ("none", "host"):
         raise InvalidSpec(f"network {network!r}: a throwaway run uses 'none' or 'host'")
     rootfs = os.path.abspath(rootfs)
+    if lxc_host is None:
+        lxc_host = process_host()
+    else:
+        lxc_host.check()
     suffix = secrets.token_hex(6)
     name = f"ekrun-{suffix}"
     hostname = suffix
@@ -166,6 +174,7 @@ def execute(
             workdir=workdir or "/",
             user=exec_user,
             network=network,
+            cgroup=lxc_host.cgroup_config(Limits(), name),
         )
         text, inherit = render(settings)
         tmp = tempfile.mkdtemp(prefix="enginekit-lxc-run-")

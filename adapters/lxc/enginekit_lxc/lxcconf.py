@@ -27,6 +27,7 @@ from enginekit.errors import EngineUnavailable, InvalidSpec
 from enginekit.models import Mount
 
 from .helper import ENV_HELPER, helper_argv
+from .lxchost import CgroupConfig
 from .users import ExecUser
 
 __all__ = [
@@ -46,23 +47,14 @@ _CAPS = (
     "chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service "
     "net_raw sys_chroot mknod audit_write setfcap"
 )
-_DEVICES = (
-    "c 1:3 rwm",  # null
-    "c 1:5 rwm",  # zero
-    "c 1:7 rwm",  # full
-    "c 1:8 rwm",  # random
-    "c 1:9 rwm",  # urandom
-    "c 5:0 rwm",  # tty
-    "c 5:1 rwm",  # console
-    "c 5:2 rwm",  # ptmx
-    "c 136:* rwm",  # pts
-    "c *:* m",
-    "b *:* m",
+# Names whose value, inherited by the host-side lxc-execute (and by the hooks
+# it runs through /bin/sh), would change how that host process runs: never
+# passed through its environment.
+_HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_", "PYTHON", "BASH_FUNC_")
+_HOST_SENSITIVE = frozenset(
+    {"LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "TZDIR"}
+    | {"ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH"}
 )
-# Names whose value, inherited by the host-side lxc-execute, would change how
-# that host process runs: never passed through its environment.
-_HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_")
-_HOST_SENSITIVE = frozenset({"LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "TZDIR"})
 
 _HELPER_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox", "/usr/lib/initramfs-tools/bin/busybox")
 
@@ -141,10 +133,8 @@ class LxcSettings:
     gateway: str | None = None
     hwaddr: str | None = None
     mounts: tuple[Mount, ...] = ()
-    memory: int | None = None
-    memsw: bool = True
-    cpus: float | None = None
-    pids_limit: int | None = None
+    #: The cgroup part (limits, device allow-list): see :mod:`enginekit_lxc.lxchost`.
+    cgroup: CgroupConfig
 
 
 def _line_safe(value: str) -> bool:
@@ -167,7 +157,7 @@ def render(s: LxcSettings) -> tuple[str, dict[str, str]]:
         f"lxc.uts.name = {s.hostname}",
         f"lxc.rootfs.path = dir:{s.rootfs}",
         "lxc.apparmor.profile = unconfined",
-        "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed",
+        "lxc.mount.auto = proc:mixed sys:mixed" + (" cgroup:mixed" if s.cgroup.mount_auto else ""),
         "lxc.autodev = 1",
         "lxc.console.path = none",
         "lxc.tty.max = 0",
@@ -175,8 +165,7 @@ def render(s: LxcSettings) -> tuple[str, dict[str, str]]:
         # with many containers, and LXC then complains on the container's stderr.
         "lxc.keyring.session = 0",
         f"lxc.cap.keep = {_CAPS}",
-        "lxc.cgroup.devices.deny = a",
-        *(f"lxc.cgroup.devices.allow = {d}" for d in _DEVICES),
+        *s.cgroup.lines,
         f"lxc.mount.entry = {_fstab_escape(find_helper())} {ENV_HELPER.lstrip('/')} none "
         "bind,ro,create=file 0 0",
         f"lxc.init.cwd = {s.workdir}",
@@ -231,14 +220,4 @@ def render(s: LxcSettings) -> tuple[str, dict[str, str]]:
             f"lxc.mount.entry = {_fstab_escape(m.source)} {_fstab_escape(target)} none "
             f"{opts},create={kind} 0 0"
         )
-    if s.memory is not None:
-        lines.append(f"lxc.cgroup.memory.limit_in_bytes = {s.memory}")
-        if s.memsw:
-            lines.append(f"lxc.cgroup.memory.memsw.limit_in_bytes = {s.memory}")
-    if s.cpus is not None:
-        period = 100_000
-        lines.append(f"lxc.cgroup.cpu.cfs_period_us = {period}")
-        lines.append(f"lxc.cgroup.cpu.cfs_quota_us = {max(1000, round(s.cpus * period))}")
-    if s.pids_limit is not None:
-        lines.append(f"lxc.cgroup.pids.max = {s.pids_limit if s.pids_limit > 0 else 'max'}")
     return "\n".join(lines) + "\n", inherit

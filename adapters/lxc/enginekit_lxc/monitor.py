@@ -12,7 +12,8 @@ in the foreground with ``lxc-execute`` (LXC's init as PID 1). It then:
   a new pid namespace) and the command (the init's child), writes
   ``status.json`` as running and tells the driver on ``READY_FD``;
 * relays connections from ``127.0.0.1:host_port`` to the container;
-* notices an OOM kill (the memory cgroup's eventfd);
+* notices an OOM kill (:meth:`enginekit_lxc.cgroups.CgroupV1.oom_watch`: an
+  eventfd on ``memory.oom_control``; on cgroup v2, ``memory.events``);
 * on exit writes the exit code (``128 + n`` when killed by signal ``n``),
   ``oom_killed`` and the finish time atomically, unmounts, and ends.
 
@@ -37,6 +38,7 @@ import threading
 import time
 from typing import Any
 
+from . import cgroups as _cgroups
 from . import logfile
 from .helper import NoiseFilter
 from .store import MONITOR_LOCK, atomic_write
@@ -75,24 +77,6 @@ def _proc_starttime(pid: int) -> int | None:
     except OSError:
         return None
     return int(data.rsplit(b")", 1)[1].split()[19])
-
-
-def _cgroups(pid: int) -> dict[str, str]:
-    """Controller -> absolute cgroup directory of ``pid`` (cgroup v1 and v2)."""
-    out: dict[str, str] = {}
-    try:
-        with open(f"/proc/{pid}/cgroup") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        for ctrl in controllers.split(",") if controllers else ["unified"]:
-            name = ctrl.removeprefix("name=")
-            base = "/sys/fs/cgroup/" + name
-            if os.path.isdir(base):
-                out[name] = base + path
-    return out
 
 
 class _Relay:
@@ -251,29 +235,23 @@ def run(cdir: str, ready_fd: int | None) -> int:
         sel.register(sock, selectors.EVENT_READ, ("accept", cport))
 
     oom = False
-    oom_fds: list[int] = []
+    cg = _cgroups.layout(**plan.get("cgroup", {"version": 1}))
+    watch: _cgroups.OomWatch | None = None
     init_pid: int | None = None
     main_pid: int | None = None
     exited = False
     open_pipes = 2
     status: dict[str, Any] = {}
-    memdir: str | None = None
     discover_until = time.monotonic() + 60
 
     def became_running() -> None:
-        nonlocal memdir
+        nonlocal watch
         # init_pid is None when the command came and went between two looks.
-        cgroups = _cgroups(init_pid) if init_pid is not None else {}
-        memdir = cgroups.get("memory")
-        if plan.get("memory_limited") and memdir:
-            with contextlib.suppress(OSError):
-                efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-                oom_fds.append(efd)
-                ofd = os.open(os.path.join(memdir, "memory.oom_control"), os.O_RDONLY)
-                oom_fds.append(ofd)
-                with open(os.path.join(memdir, "cgroup.event_control"), "w") as ec:
-                    ec.write(f"{efd} {ofd}")
-                sel.register(efd, selectors.EVENT_READ, ("oom", None))
+        cgroups = cg.dirs(init_pid) if init_pid is not None else {}
+        if plan.get("memory_limited"):
+            watch = cg.oom_watch(cgroups)
+            if watch is not None:
+                sel.register(watch.fileno(), selectors.EVENT_READ, ("oom", None))
         status.update(
             state="running",
             pid=init_pid,
@@ -323,13 +301,12 @@ def run(cdir: str, ready_fd: int | None) -> int:
                         chunk = noise.feed(chunk)
                     if chunk:
                         os.write(log_fd, logfile.record(data, chunk))
-            elif what == "oom":
-                with contextlib.suppress(OSError):
-                    os.read(key.fd, 8)
-                # The eventfd also fires when the cgroup goes away: only a
-                # notification while the cgroup still exists is an OOM.
-                if memdir and os.path.exists(os.path.join(memdir, "memory.oom_control")):
+            elif what == "oom" and watch is not None:
+                seen = watch.check()
+                if seen:
                     oom = True
+                if seen is None:  # the cgroup is gone: nothing more to hear
+                    sel.unregister(key.fileobj)
             elif what == "accept":
                 relay.accept(key.fileobj, data)  # type: ignore[arg-type]
             elif what == "exit":
@@ -343,9 +320,11 @@ def run(cdir: str, ready_fd: int | None) -> int:
     code = 128 - rc if rc < 0 else rc
     for sock, _ in listeners:
         sock.close()
-    for fd in (pidfd, out_r, err_r, *oom_fds):
+    for fd in (pidfd, out_r, err_r):
         with contextlib.suppress(OSError):
             os.close(fd)
+    if watch is not None:
+        watch.close()
     _release(plan.get("lease"), cdir)
     with contextlib.suppress(OSError):
         unmount(rootfs)

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from enginekit_lxc.driver import LxcDriver
 from enginekit_lxc.execute import execute
+from enginekit_lxc.lxchost import LxcHost
 
 from enginekit.errors import Conflict, ContainerNotFound, EngineTimeout, NotFound
 from enginekit.models import (
@@ -82,6 +83,12 @@ def _holders(storage: str) -> list[int]:
     return found
 
 
+def _cgroup_left(lxc_name: str) -> bool:
+    return any(
+        Path(f"/sys/fs/cgroup/{sub}lxc.payload.{lxc_name}").exists() for sub in ("freezer/", "")
+    )
+
+
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = str(tmp_path_factory.mktemp("lxcrt"))
@@ -112,7 +119,7 @@ def driver(storage: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
             assert storage not in fh.read()
         time.sleep(0.1)
         assert not _holders(storage), "monitors left behind"
-        left = [n for n in LXC_NAMES if Path(f"/sys/fs/cgroup/freezer/lxc.payload.{n}").exists()]
+        left = [n for n in LXC_NAMES if _cgroup_left(n)]
         assert not left, "cgroups left behind"
 
 
@@ -458,9 +465,69 @@ def test_memory_oom_and_stats(driver: LxcDriver, make: object) -> None:
 
 
 def test_pids_limit(driver: LxcDriver, make: object) -> None:
-    cid = _run(driver, make, ("sh", "-c", "cat /sys/fs/cgroup/pids/pids.max || true"),
-               pids_limit=7)  # fmt: skip
-    assert b"7" in _logs(driver, cid)[0]
+    cid = _run(driver, make, ("sh", "-c", PIDS_MAX), pids_limit=7)
+    assert _logs(driver, cid)[0] == b"7\n"
+
+
+PIDS_MAX = "cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max"
+LIMITS_INSIDE = (
+    "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes;"
+    f"{PIDS_MAX};"
+    "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo"
+    " $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us);"
+    "cat /sys/fs/cgroup/devices/devices.list 2>/dev/null | head -1"
+)
+
+
+def test_lxc7_rules_on_this_host(storage: str, driver: LxcDriver) -> None:
+    """LXC 7's rules with this host's cgroups (on cgroup v1: LXC 7 writes no
+    v1 limit, so the adapter's start-host hook does, and the container's
+    cgroups are bound in read-only), run on this host's LXC: limits, device
+    allow-list, stats, pause and the OOM kill as with LXC 5's keys."""
+    d7 = LxcDriver(storage_root=storage)
+    real = driver.host
+    d7._host = LxcHost(version=(7, 0, 0), version_text="7.0.0", cgroups=real.cgroups)
+    made = []
+    try:
+        spec = ContainerSpec(
+            image=IMAGE, command=("sh", "-c", LIMITS_INSIDE + "; sleep 30"), labels=LABELS,
+            network="none", memory=48 * 1024 * 1024, pids_limit=11, cpus=0.25,
+        )  # fmt: skip
+        cid = d7.container_create(spec)
+        made.append(cid)
+        LXC_NAMES.add(d7.container_inspect(cid).raw["meta"]["lxc_name"])
+        d7.container_start(cid)
+        _await_output(d7, cid, None)
+        for _ in range(200):
+            out = _logs(d7, cid)[0].split(b"\n")
+            if len(out) >= 5:
+                break
+            time.sleep(0.01)
+        assert out[:3] == [b"50331648", b"11", b"25000 100000"], out
+        if real.cgroup_version == 1:
+            assert out[3] == b"c 1:3 rwm"  # the allow-list, not "a *:* rwm"
+        s = d7.container_stats(cid)
+        assert s.memory_limit == 48 * 1024 * 1024 and s.pids == 2 and s.memory_bytes > 0
+        d7.container_pause(cid)
+        assert d7.container_inspect(cid).state is ContainerState.PAUSED
+        d7.container_unpause(cid)
+        assert d7.container_inspect(cid).state is ContainerState.RUNNING
+        d7.container_kill(cid, signal="SIGKILL")
+        assert d7.container_wait(cid, timeout=30) == 137
+        hog = ("sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a)")
+        cid = d7.container_create(
+            ContainerSpec(image=IMAGE, command=hog, labels=LABELS, memory=32 * 1024 * 1024)
+        )
+        made.append(cid)
+        LXC_NAMES.add(d7.container_inspect(cid).raw["meta"]["lxc_name"])
+        d7.container_start(cid)
+        assert d7.container_wait(cid, timeout=30) == 137
+        assert d7.container_inspect(cid).oom_killed
+    finally:
+        for cid in made:
+            with contextlib.suppress(NotFound):
+                d7.container_remove(cid, force=True)
+        d7.close()
 
 
 # -- ports and bind mounts -----------------------------------------------------
@@ -570,7 +637,7 @@ def test_remove_leaves_nothing(driver: LxcDriver, make: object, storage: str) ->
     assert not os.path.exists(os.path.join(storage, "containers", cid))
     assert not os.path.exists(os.path.join(driver.lxcpath, lxc_name))
     assert not os.path.exists(os.path.join(storage, "containers", "names", "ek-rt-gone"))
-    assert not Path(f"/sys/fs/cgroup/freezer/lxc.payload.{lxc_name}").exists()
+    assert not _cgroup_left(lxc_name)
 
 
 def test_monitor_death_then_exit_is_inferred(driver: LxcDriver, make: object) -> None:

@@ -11,6 +11,7 @@ from enginekit_lxc import logfile
 from enginekit_lxc.fsroot import Root
 from enginekit_lxc.helper import NoiseFilter, helper_argv
 from enginekit_lxc.lxcconf import LxcSettings, container_env, render
+from enginekit_lxc.lxchost import CgroupConfig
 from enginekit_lxc.store import ContainerStore
 from enginekit_lxc.users import ExecUser, resolve_user
 
@@ -158,6 +159,7 @@ def _settings(**kw: object) -> LxcSettings:
         "hostname": "h",
         "env": {"PLAIN": "v", "TRAIL": "v ", "NL": "a\nb", "EMPTY": ""},
         "user": ROOT_USER,
+        "cgroup": CgroupConfig(("lxc.cgroup.pids.max = 9",), True),
     }
     base.update(kw)
     return LxcSettings(**base)  # type: ignore[arg-type]
@@ -166,19 +168,25 @@ def _settings(**kw: object) -> LxcSettings:
 def test_render_env_lines_and_inherited_values() -> None:
     if not os.path.exists("/bin/busybox"):
         pytest.skip("needs busybox-static")
-    text, inherit = render(_settings(memory=1 << 26, cpus=1.5, pids_limit=9))
+    text, inherit = render(_settings())
     assert "lxc.environment = PLAIN=v\n" in text and "lxc.environment = EMPTY=\n" in text
     assert "lxc.environment = TRAIL\n" in text and "lxc.environment = NL\n" in text
     assert inherit == {"TRAIL": "v ", "NL": "a\nb"}
     assert "lxc.net.0.type = empty\n" in text
-    assert "lxc.cgroup.memory.limit_in_bytes = 67108864\n" in text
-    assert "lxc.cgroup.cpu.cfs_quota_us = 150000\n" in text
-    assert "lxc.cgroup.pids.max = 9\n" in text
+    assert "lxc.cgroup.pids.max = 9\n" in text  # the cgroup part, as given
+    assert "lxc.mount.auto = proc:mixed sys:mixed cgroup:mixed\n" in text
     assert "lxc.keyring.session = 0\n" in text
     with pytest.raises(InvalidSpec):
         render(_settings(env={"LD_PRELOAD": "x\n"}))
     text, _ = render(_settings(env={}, network="host"))
     assert "lxc.net.0.type = none\n" in text
+    text, _ = render(_settings(cgroup=CgroupConfig((), False)))
+    assert "lxc.mount.auto = proc:mixed sys:mixed\n" in text and "lxc.cgroup" not in text
+    # Names a shell or Python on the host would act on are not carried there.
+    for name in ("BASH_ENV", "ENV", "PS4", "SHELLOPTS", "BASH_FUNC_x%%", "PYTHONSTARTUP"):
+        with pytest.raises(InvalidSpec):
+            render(_settings(env={name: "x\n"}))
+    assert render(_settings(env={"PS4": "x"}))[1] == {}  # on a config line: fine
 
 
 def test_render_bind_mounts(tmp_path: Path) -> None:
