@@ -1,5 +1,6 @@
-"""enginekit adapter for Docker: the Engine API (v1.41) over its socket, no docker package.
+"""enginekit adapter for Docker: the Engine API (1.41 to 1.52) over its socket, no docker package.
 
+The API version is negotiated once per driver (see :mod:`.versions`).
 Registered as entry point ``docker`` in group ``enginekit.adapters``.
 """
 

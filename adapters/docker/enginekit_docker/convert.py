@@ -53,7 +53,7 @@ from enginekit.models import (
 )
 from enginekit.timeutil import parse_rfc3339
 
-from . import names
+from . import instance, names
 
 __all__ = [
     "BUILDER_LABELS",
@@ -334,13 +334,31 @@ def stats(data: Mapping[str, Any], *, limited: bool) -> Stats:
     )
 
 
-def engine_info(version: Mapping[str, Any], info: Mapping[str, Any]) -> EngineInfo:
-    """``GET /version`` and ``GET /info`` -> EngineInfo."""
+def engine_info(
+    version: Mapping[str, Any], info: Mapping[str, Any], *, api_version: str = ""
+) -> EngineInfo:
+    """``GET /version`` and ``GET /info`` -> EngineInfo.
+
+    ``api_version`` is the version spoken on this connection (negotiated);
+    ``min_api_version``/``max_api_version`` are ``/version``'s
+    ``MinAPIVersion``/``ApiVersion`` (every version since 1.41 has both);
+    ``cgroup_version`` is ``/info``'s ``CgroupVersion`` (since 1.41);
+    ``rootless`` whether ``SecurityOptions`` has ``name=rootless``;
+    ``image_store`` ``"containerd"`` when ``DriverStatus`` names the containerd
+    snapshotter (``driver-type io.containerd.snapshotter.v1``), else ``Driver``
+    (``"overlay2"``).
+    """
+    described = instance.describe(info)
     return EngineInfo(
         name=ENGINE,
         version=version.get("Version", ""),
-        api_version=version.get("ApiVersion", ""),
+        api_version=api_version or version.get("ApiVersion", ""),
         os=version.get("Os", "") or info.get("OSType", ""),
         arch=version.get("Arch", "") or info.get("Architecture", ""),
         storage_root=info.get("DockerRootDir", ""),
+        min_api_version=str(version.get("MinAPIVersion") or ""),
+        max_api_version=str(version.get("ApiVersion") or ""),
+        cgroup_version=described.cgroup_version,
+        rootless=described.rootless,
+        image_store=described.image_store,
     )

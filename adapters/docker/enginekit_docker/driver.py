@@ -1,7 +1,8 @@
 """DockerDriver: the enginekit Driver over Docker's Engine API (HTTP on the unix socket).
 
-Every call goes through :class:`enginekit.transport.Transport` on the pinned
-``/v1.41`` prefix (:mod:`.api`); answers are turned into models by
+Every call goes through :class:`enginekit.transport.Transport` under the
+Engine API version negotiated once per driver (:mod:`.api`, :mod:`.versions`:
+1.41 to 1.52, Docker 20.10 to 29); answers are turned into models by
 :mod:`.convert` and errors by :mod:`.errors`. The image operations live in
 :mod:`.images`, the container operations here. The driver keeps no per-call
 state: one instance serves many threads.
@@ -25,7 +26,6 @@ from enginekit.errors import (
     ContainerNotFound,
     EngineError,
     EngineTimeout,
-    EngineUnavailable,
     ImageNotFound,
     NotFound,
 )
@@ -41,20 +41,20 @@ from enginekit.models import (
 )
 from enginekit.transport import demux_frames
 
-from . import convert, names
-from .api import API, HINT, label_filters
+from . import convert, instance, names
+from .api import HINT, label_filters
 from .errors import error_for, map_errors, message_of
 from .images import ImageOps
 from .initsignals import signal_number, wait_until_ready
+from .instance import Instance
 from .locallog import PieceResolver
 from .streams import LogIterator, ResponseStream
 
-__all__ = ["API", "HINT", "DockerDriver"]
+__all__ = ["HINT", "DockerDriver"]
 
 # A stop or restart may take its ``t`` seconds and then the kill: the HTTP
 # call gets that long plus this margin.
 _STOP_MARGIN = 30.0
-_PING_TIMEOUT = 5.0
 
 
 def _seconds(timeout: float) -> int:
@@ -72,13 +72,12 @@ def _remaining(deadline: float | None) -> float | None:
 
 
 class DockerDriver(ImageOps):
-    """The enginekit Driver for Docker (Engine API v1.41).
+    """The enginekit Driver for Docker (Engine API 1.41 to 1.52, negotiated).
 
     Extras outside the portable API: :attr:`transport` (the HTTP transport
-    to dockerd) and :meth:`build_tar` (build from an already made context tar).
+    to dockerd), :attr:`api_version` (the version spoken), :meth:`url` (a
+    path under it) and :meth:`build_tar` (build from an already made context tar).
     """
-
-    capabilities = frozenset(Capability)
 
     #: Inspects a ``container_list`` runs at once (the transport keeps as many idle connections).
     list_workers = 8
@@ -88,27 +87,41 @@ class DockerDriver(ImageOps):
 
     # -- engine ---------------------------------------------------------------
     def ping(self) -> None:
-        try:
-            resp = self.transport.request("GET", API + "/_ping", timeout=_PING_TIMEOUT)
-            if resp.ok:
-                resp.read()
-                return
-            message = message_of(resp)
-        except EngineTimeout as exc:
-            raise EngineUnavailable(
-                "docker did not answer /_ping in time", address=self.address, hint=HINT
-            ) from exc
-        raise EngineUnavailable(
-            f"docker answered /_ping with HTTP {resp.status}: {message}",
-            address=self.address,
-            hint=HINT,
-        )
+        """``GET /_ping``; the first one also settles the API version (EngineUnavailable
+        for an engine no version of which enginekit speaks)."""
+        headers = self._ping()
+        if self._api is None:
+            with self._api_lock:
+                if self._api is None:
+                    self._api = self._pick(headers)
 
     def info(self) -> EngineInfo:
         version = self._json("GET", "/version", operation="version")
         info = self._json("GET", "/info", operation="info")
         with map_errors("info"):
-            return convert.engine_info(version, info)
+            return convert.engine_info(version, info, api_version=self.api_version)
+
+    def _instance(self) -> Instance:
+        """What this daemon can do, from one ``GET /info`` (on first use, then kept)."""
+        found = self._described
+        if found is None:
+            with self._describe_lock:
+                if self._described is None:
+                    info = self._json("GET", "/info", operation="info")
+                    with map_errors("info"):
+                        self._described = instance.describe(info)
+                found = self._described
+        return found
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        """What this daemon can do (see :mod:`.instance`); read from ``/info`` once."""
+        return self._instance().capabilities
+
+    @property
+    def unsupported(self) -> Mapping[Capability, str]:
+        """Why this daemon lacks each capability it lacks (see :mod:`.instance`)."""
+        return self._instance().unsupported
 
     def close(self) -> None:
         self.transport.close()
@@ -377,9 +390,7 @@ class DockerDriver(ImageOps):
         )
 
     def container_stat_path(self, id: str, path: str) -> PathStat | None:
-        resp = self.transport.request(
-            "HEAD", f"{API}/containers/{id}/archive", params={"path": path}
-        )
+        resp = self._request("HEAD", f"/containers/{id}/archive", params={"path": path})
         resp.read()
         if resp.status == 404:
             # A HEAD answer has no message: tell a missing container from a missing path.
@@ -387,13 +398,14 @@ class DockerDriver(ImageOps):
             return None
         if not resp.ok:
             # Again as GET, whose answer says why.
-            again = self.transport.request(
-                "GET", f"{API}/containers/{id}/archive", params={"path": path}
-            )
+            again = self._request("GET", f"/containers/{id}/archive", params={"path": path})
             if again.ok:
                 again.close()
                 raise error_for(resp.status, "", operation="stat")
-            error = error_for(again.status, message_of(again), operation="stat")
+            message = message_of(again)
+            error = self._refusal(again.status, message) or error_for(
+                again.status, message, operation="stat"
+            )
             if type(error) is NotFound:  # no such path (not: no such container)
                 return None
             raise error

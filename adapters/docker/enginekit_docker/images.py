@@ -25,7 +25,7 @@ from enginekit.transport import Response
 from enginekit.validate import registry_of
 
 from . import convert
-from .api import API, Api, label_filters
+from .api import Api, label_filters
 from .build import BuildLog
 from .errors import build_error, error_for, map_errors, message_of, registry_error
 
@@ -71,16 +71,17 @@ class ImageOps(Api):
             params.append(("target", request.target))
         log = BuildLog(progress)
         with map_errors("build"):
-            resp = self.transport.request(
+            resp = self._request(
                 "POST",
-                API + "/build",
+                "/build",
                 params=params,
                 body=tar,
                 headers={"Content-Type": "application/x-tar"},
                 timeout=None,
             )
             if not resp.ok:
-                raise build_error(resp.status, message_of(resp))
+                message = message_of(resp)
+                raise self._refusal(resp.status, message) or build_error(resp.status, message)
             try:
                 with resp:
                     for message in resp.iter_json():
@@ -231,15 +232,18 @@ class ImageOps(Api):
             raise ImageNotFound(f"docker pull: {ref} names no registry (give registry/name:tag)")
         repo, tag = _split_ref(ref)
         with map_errors("pull"):
-            resp = self.transport.request(
+            resp = self._request(
                 "POST",
-                API + "/images/create",
+                "/images/create",
                 params={"fromImage": repo, "tag": tag},
                 headers={"X-Registry-Auth": _NO_AUTH},
                 timeout=None,
             )
             if not resp.ok:
-                raise registry_error(message_of(resp), operation="pull")
+                message = message_of(resp)
+                raise self._refusal(resp.status, message) or registry_error(
+                    message, operation="pull"
+                )
             _read_progress(resp, "pull")
         return self.image_inspect(ref)
 
@@ -251,15 +255,18 @@ class ImageOps(Api):
         self.image_inspect(ref)  # ImageNotFound before anything is sent
         repo, tag = _split_ref(ref)
         with map_errors("push"):
-            resp = self.transport.request(
+            resp = self._request(
                 "POST",
-                f"{API}/images/{repo}/push",
+                f"/images/{repo}/push",
                 params={"tag": tag},
                 headers={"X-Registry-Auth": _NO_AUTH},
                 timeout=None,
             )
             if not resp.ok:
-                raise registry_error(message_of(resp), operation="push")
+                message = message_of(resp)
+                raise self._refusal(resp.status, message) or registry_error(
+                    message, operation="push"
+                )
             _read_progress(resp, "push")
 
 

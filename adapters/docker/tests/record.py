@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from enginekit_docker import connect
-from enginekit_docker.driver import API
 
 from enginekit.transport import Transport
 
@@ -30,6 +29,7 @@ LABEL = {"enginekit.test": "docker-adapter-record"}
 def main() -> None:
     driver = connect()
     t: Transport = driver.transport
+    API = f"/v{driver.api_version}"  # negotiated: the engine's newest known to the adapter
     tag = f"enginekit-docker-record:{uuid.uuid4().hex[:8]}"
 
     def call(method: str, path: str, **kw: Any) -> Any:

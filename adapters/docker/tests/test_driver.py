@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 from docker_support import LABELS, RUN, busybox_context
-from enginekit_docker import DockerDriver, connect
-from enginekit_docker.driver import API
+from enginekit_docker import DockerDriver, connect, versions
 
 from enginekit.capabilities import Capability
 from enginekit.errors import (
@@ -45,7 +44,7 @@ SLEEP = ("sleep", "100")
 
 
 def _get(driver: DockerDriver, path: str, **params: object) -> list[dict[str, str]]:
-    resp = driver.transport.request("GET", API + path, params=params)
+    resp = driver.transport.request("GET", driver.url(path), params=params)
     assert resp.status == 200
     return resp.json()  # type: ignore[no-any-return]
 
@@ -108,10 +107,45 @@ def test_connect_does_no_io_and_ping_explains(tmp_path: Path) -> None:
 def test_ping_info_capabilities(driver: DockerDriver) -> None:
     driver.ping()
     info = driver.info()
-    assert info.name == "docker" and info.api_version == "1.41"
-    assert info.version and info.os == "linux" and info.arch and info.storage_root
+    assert info.name == "docker" and info.version and info.os == "linux"
+    assert info.arch and info.storage_root
+    # The highest version both sides speak.
+    engine_max = versions.parse(info.max_api_version)
+    assert engine_max is not None and engine_max >= versions.OLDEST
+    assert versions.parse(info.api_version) == min(engine_max, versions.NEWEST)
+    assert driver.api_version == info.api_version
+    assert versions.parse(info.min_api_version) is not None
+    assert info.cgroup_version in (1, 2) and info.rootless is not None
+    assert info.image_store in ("overlay2", "containerd", "vfs", "btrfs", "zfs", "fuse-overlayfs")
     assert driver.name == "docker"
-    assert driver.capabilities == frozenset(Capability)
+    assert driver.capabilities | frozenset(driver.unsupported) == frozenset(Capability)
+    assert not driver.capabilities & frozenset(driver.unsupported)
+    if not info.rootless:
+        assert Capability.NETWORK_HOST in driver.capabilities
+
+
+def test_version_negotiated_once_and_lazily(tmp_path: Path) -> None:
+    """No request before the first call; one ``/_ping`` for many threads."""
+    d = connect()
+    assert d._api is None  # connect() sent nothing
+    pings: list[str] = []
+    real = d.transport.request
+
+    def counting(method: str, path: str, **kw: object) -> object:
+        if path == "/_ping":
+            pings.append(path)
+        return real(method, path, **kw)  # type: ignore[arg-type]
+
+    d.transport.request = counting  # type: ignore[method-assign]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            found = set(pool.map(lambda _: d.url("/info"), range(32)))
+        assert len(found) == 1 and len(pings) == 1
+        assert found == {f"/v{d.api_version}/info"}
+        d.info()
+        assert len(pings) == 1
+    finally:
+        d.close()
 
 
 # -- create / inspect ---------------------------------------------------------
