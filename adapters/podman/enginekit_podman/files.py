@@ -27,6 +27,7 @@ from .errors import (
     check,
     map_errors,
 )
+from .tartrim import trim_tar
 
 __all__ = ["FilesMixin"]
 
@@ -138,7 +139,7 @@ class FilesMixin(Base):
             # Keep the tar's owners, as Docker does (libpod would chown
             # everything to the container's user).
             params={"path": path, "copyUIDGID": False},
-            body=data,
+            body=trim_tar(data),
             headers={"Content-Type": "application/x-tar"},
         )
 
@@ -223,7 +224,7 @@ class FilesMixin(Base):
             "PUT",
             f"/containers/{_q(cid)}/archive",
             params={"path": existing, "copyUIDGID": False},
-            body=buf.getvalue(),
+            body=b"".join(trim_tar(io.BytesIO(buf.getvalue()))),
             headers={"Content-Type": "application/x-tar"},
         )
         return posixpath.join(existing, *missing)
