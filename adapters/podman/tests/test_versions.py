@@ -9,13 +9,10 @@ check what the driver asks, in what order, and how often.
 
 from __future__ import annotations
 
-import http.server
 import json
 import pathlib
-import socketserver
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from enginekit_podman import connect
@@ -23,7 +20,19 @@ from enginekit_podman.versions import NEWEST, OLDEST, negotiate, parse_version
 
 from enginekit.errors import EngineUnavailable, Unsupported
 
+from .fakeservice import FakeService, serve
+
 DATA = pathlib.Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def service(tmp_path: pathlib.Path) -> Iterator[FakeService]:
+    with serve(tmp_path / "podman.sock") as server:
+        server.ping_headers = dict(PING_586)
+        info = json.loads((DATA / "info_4.3.1_rootful_v1.json").read_text())
+        server.routes["/libpod/info"] = info
+        yield server
+
 
 # What Podman 4.3.1 answers on /_ping (recorded), and 5.8.6 (same names).
 PING_431 = {
@@ -115,67 +124,8 @@ def test_an_unreadable_version_is_unsupported() -> None:
 # --------------------------------------------------------------------------- driver
 
 
-class _Service(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-    ping_headers: dict[str, str]
-    info: Any
-    seen: list[str]
-    lock: threading.Lock
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Service
-    protocol_version = "HTTP/1.1"
-
-    def address_string(self) -> str:
-        return "local"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        with self.server.lock:
-            self.server.seen.append(self.path)
-        if self.path == "/_ping":
-            self._send(200, b"OK", self.server.ping_headers)
-        elif self.path.endswith("/libpod/info"):
-            self._send(200, json.dumps(self.server.info).encode(), {})
-        else:
-            self._send(404, b'{"message": "no such thing"}', {})
-
-
-@pytest.fixture
-def service(tmp_path: pathlib.Path) -> Iterator[_Service]:
-    path = tmp_path / "podman.sock"
-    server = _Service(str(path), _Handler)
-    server.ping_headers = dict(PING_586)
-    server.info = json.loads((DATA / "info_4.3.1_rootful_v1.json").read_text())
-    server.seen = []
-    server.lock = threading.Lock()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def _address(service: _Service) -> str:
-    return "unix://" + str(service.server_address)
-
-
-def test_negotiated_lazily_once_then_every_path_carries_it(service: _Service) -> None:
-    d = connect(_address(service))
+def test_negotiated_lazily_once_then_every_path_carries_it(service: FakeService) -> None:
+    d = connect(service.address)
     assert service.seen == []  # connect does no I/O
     d.info()
     d.info()
@@ -186,8 +136,8 @@ def test_negotiated_lazily_once_then_every_path_carries_it(service: _Service) ->
     d.close()
 
 
-def test_many_threads_at_first_use_ping_once(service: _Service) -> None:
-    d = connect(_address(service))
+def test_many_threads_at_first_use_ping_once(service: FakeService) -> None:
+    d = connect(service.address)
     start = threading.Barrier(8)
     errors: list[BaseException] = []
 
@@ -209,8 +159,8 @@ def test_many_threads_at_first_use_ping_once(service: _Service) -> None:
     d.close()
 
 
-def test_ping_settles_the_version_without_another_round_trip(service: _Service) -> None:
-    d = connect(_address(service))
+def test_ping_settles_the_version_without_another_round_trip(service: FakeService) -> None:
+    d = connect(service.address)
     d.ping()
     d.info()
     assert service.seen.count("/_ping") == 1
@@ -219,9 +169,9 @@ def test_ping_settles_the_version_without_another_round_trip(service: _Service) 
     d.close()
 
 
-def test_info_names_both_api_versions(service: _Service) -> None:
+def test_info_names_both_api_versions(service: FakeService) -> None:
     service.ping_headers = ping("5.9.1", "1.44")
-    d = connect(_address(service))
+    d = connect(service.address)
     info = d.info()
     assert info.api_version == "5.8.6"  # what the adapter speaks
     assert info.max_api_version == "5.9.1"  # what the engine serves
@@ -232,10 +182,10 @@ def test_info_names_both_api_versions(service: _Service) -> None:
 
 @pytest.mark.parametrize(("version", "wanted"), [("4.2.1", "4.3"), ("6.1.0", "5.x")])
 def test_an_engine_out_of_range_is_unsupported_before_any_libpod_call(
-    service: _Service, version: str, wanted: str
+    service: FakeService, version: str, wanted: str
 ) -> None:
     service.ping_headers = ping(version)
-    d = connect(_address(service))
+    d = connect(service.address)
     with pytest.raises(Unsupported) as err:
         d.ping()
     assert version in str(err.value) and wanted in str(err.value)
@@ -247,9 +197,9 @@ def test_an_engine_out_of_range_is_unsupported_before_any_libpod_call(
     d.close()
 
 
-def test_a_docker_socket_is_unavailable(service: _Service) -> None:
+def test_a_docker_socket_is_unavailable(service: FakeService) -> None:
     service.ping_headers = {"Api-Version": "1.51", "Server": "Docker/28.5.2 (linux)"}
-    d = connect(_address(service))
+    d = connect(service.address)
     with pytest.raises(EngineUnavailable) as err:
         d.ping()
     assert str(service.server_address) in str(err.value)
