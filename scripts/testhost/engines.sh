@@ -48,6 +48,13 @@ mkdir -p /dev/net
 [ -e /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
 [ -e /dev/loop-control ] || mknod -m 660 /dev/loop-control c 10 237
 
+# A default route that leads nowhere: into `ekthnull`, a bridge with no ports
+# (this kernel has no dummy device). Tools and tests that look for the host's
+# default-route interface find one; nothing sent to it leaves the container.
+if ! ip link show ekthnull >/dev/null 2>&1; then ip link add ekthnull type bridge; fi
+ip link set ekthnull up
+ip route show default | grep -q . || ip route add default dev ekthnull
+
 # -- helpers ------------------------------------------------------------------
 alive() { # alive PID [COMM]: a live process (not a zombie), named COMM if given
   [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
