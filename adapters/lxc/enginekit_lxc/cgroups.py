@@ -200,7 +200,7 @@ def _keyed(text: str | None) -> dict[str, int]:
 
 
 def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
     finally:
@@ -574,16 +574,18 @@ class CgroupV2(_Layout):
         if not base:
             return None
         try:
-            return _EventsOomWatch(os.path.join(base, "memory.events"))
+            return _KeyedWatch(os.path.join(base, "memory.events"))
         except OSError:
             return None
 
 
-class _EventsOomWatch(OomWatch):
-    """cgroup v2: ``memory.events``, polled for the kernel's change
-    notification (``EPOLLPRI``); an OOM kill raises its ``oom_kill``."""
+class _KeyedWatch(OomWatch):
+    """cgroup v2: a keyed file (``memory.events``) polled for the kernel's
+    change notification (``EPOLLPRI``, re-armed by reading the file); it fires
+    when ``key`` (an OOM kill raises ``oom_kill``) rises above its first value."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, key: str = "oom_kill") -> None:
+        self.key = key
         self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             self._ep = select.epoll()
@@ -595,23 +597,23 @@ class _EventsOomWatch(OomWatch):
         except OSError:
             os.close(self._fd)
             raise
-        self._seen = self.kills() or 0
+        self._seen = self.value() or 0
 
-    def kills(self) -> int | None:
+    def value(self) -> int | None:
         try:
             text = os.pread(self._fd, 4096, 0).decode()
         except OSError:
             return None  # the cgroup is gone (ENODEV)
-        return _keyed(text).get("oom_kill", 0)
+        return _keyed(text).get(self.key, 0)
 
     def fileno(self) -> int:
         return self._ep.fileno()
 
     def check(self) -> bool | None:
-        kills = self.kills()  # reading re-arms the notification
-        if kills is None:
+        value = self.value()  # reading re-arms the notification
+        if value is None:
             return None
-        return kills > self._seen
+        return value > self._seen
 
     def close(self) -> None:
         self._ep.close()

@@ -288,7 +288,11 @@ def test_rootfs_is_unpacked_once_for_concurrent_processes(store: ImageStore, bus
 
 
 def _cli(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=check, timeout=120)
+    # Podman 5 on a cgroup v1 host warns on every command's stderr unless told not to.
+    env = {**os.environ, "PODMAN_IGNORE_CGROUPSV1_WARNING": "1"}
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, check=check, timeout=120, env=env
+    )
 
 
 @contextlib.contextmanager
