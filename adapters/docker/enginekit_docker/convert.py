@@ -27,6 +27,14 @@ does not show them.
 
 A one-character name is stored under another Docker name (see :mod:`.names`):
 :func:`container_from_inspect` reports the name as given.
+
+Engine API versions: the driver speaks 1.41 to 1.52 (see :mod:`.versions`).
+What changed between them in the answers read here, and how each change is
+met, is said in each function's docstring; in short, every field that newer
+versions dropped is one this module does not read (or reads as optional),
+and the fields it reads mean the same in every version. Docker's containerd
+image store changes what an image id is (the manifest's digest, not the
+config's): see :func:`image_from_inspect`.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ __all__ = [
     "create_body",
     "engine_info",
     "image_from_inspect",
+    "memory_in_use",
     "path_stat",
     "stats",
     "unix_nanos",
@@ -173,7 +182,21 @@ def _bind_mounts(mounts: Iterable[Mapping[str, Any]] | None) -> list[Mount]:
 
 
 def container_from_inspect(data: Mapping[str, Any]) -> Container:
-    """``GET /containers/{id}/json`` -> Container (every field)."""
+    """``GET /containers/{id}/json`` -> Container (every field).
+
+    Fields read, the same from API 1.41 to 1.52: ``Id``, ``Name``, ``Created``,
+    ``Image`` (the image id: on the containerd image store the manifest's
+    digest, as :func:`image_from_inspect` reports it; 1.48 adds
+    ``ImageManifestDescriptor`` there, not read), ``State`` (``OOMKilled`` is
+    set the same way on cgroup v1 and v2: containerd reports the OOM kill,
+    from ``memory.oom_control`` on v1 and ``memory.events`` on v2),
+    ``Config`` (``Hostname``, ``Cmd``, ``Env``, ...; container configs lose no
+    field up to 1.52), ``HostConfig`` (``Memory``, ``NanoCpus``,
+    ``PidsLimit``, ``PortBindings``, ``NetworkMode``; ``KernelMemory`` and
+    ``KernelMemoryTCP``, left out from 1.42 and 1.52, are not read),
+    ``Mounts`` and ``NetworkSettings.Ports`` (1.52 drops the top-level
+    ``NetworkSettings.IPAddress``, ``Gateway``, ``Bridge``...: not read).
+    """
     state_data = data.get("State") or {}
     config = data.get("Config") or {}
     host = data.get("HostConfig") or {}
@@ -215,7 +238,37 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
 
 
 def image_from_inspect(data: Mapping[str, Any]) -> Image:
-    """``GET /images/{ref}/json`` -> Image."""
+    """``GET /images/{ref}/json`` -> Image.
+
+    ``id`` is Docker's ``Id``, which is not the same digest on both image stores:
+
+    - classic store (``overlay2``...): the digest of the image's config;
+    - containerd store: the digest of the image's manifest, or of its index
+      for a multi-platform image (``Descriptor.digest``, API 1.48 and up,
+      says the same). Docker accepts only this digest as an id there; the
+      config's digest is not in any answer.
+
+    What changed between API 1.41 and 1.52 in this answer, and how it is met:
+
+    - ``VirtualSize`` gone in 1.44: ``size`` is ``Size`` (the same figure) in
+      every version;
+    - ``Container`` and ``ContainerConfig`` gone in 1.45: only ``Config`` is read;
+    - ``Config.Hostname``, ``Domainname``, ``Image``, ``Attach*``, ``Tty``,
+      ``OpenStdin``, ``StdinOnce`` gone in 1.50 (always empty before): not read;
+    - ``Config.Cmd``, ``Entrypoint``, ``Env``, ``Labels``, ``User``,
+      ``WorkingDir`` left out when unset from 1.52 (null or empty before):
+      read as optional, an absent one is unset;
+    - ``Created`` left out when the config has none from 1.44
+      (``0001-01-01T00:00:00Z`` before): ``created`` is None either way;
+    - ``Parent``, ``DockerVersion``, ``Comment``, ``Author`` deprecated in
+      1.51, left out when empty from 1.52: not read;
+    - ``Descriptor`` (1.48, containerd store) and ``Manifests`` (1.48, only
+      when asked): not needed, ``Id`` says it.
+
+    ``RepoTags`` never holds ``<none>:<none>`` here; ``GET /images/json``
+    lists it for an untagged image before 1.43 (an empty list from 1.43):
+    left out either way.
+    """
     config = data.get("Config") or {}
     labels = _labels(config.get("Labels"))
     return Image(
@@ -316,19 +369,49 @@ def path_stat(header: str) -> PathStat:
     )
 
 
-def stats(data: Mapping[str, Any], *, limited: bool) -> Stats:
-    """``GET /containers/{id}/stats?stream=false`` -> Stats.
+def memory_in_use(memory: Mapping[str, Any]) -> int:
+    """Bytes of memory the container uses, as ``docker stats`` counts them: the
+    cgroup's usage less its inactive file cache (page cache the kernel takes
+    back first).
 
-    ``memory_limit`` is the cgroup's limit when the container has one
-    (``limited``), else None: Docker then reports the host's memory, which is
-    no limit of the container's.
+    The cache's name differs by cgroup layout: cgroup v1's ``memory.stat`` has
+    ``total_inactive_file`` (the container's cgroup and those below it), v2's
+    has ``inactive_file`` (already hierarchical); ``usage`` is
+    ``memory.usage_in_bytes`` on v1 and ``memory.current`` on v2. Same in
+    every API version since 1.41.
+    """
+    usage = int(memory.get("usage") or 0)
+    numbers = memory.get("stats") or {}
+    if "total_inactive_file" in numbers:  # cgroup v1
+        inactive = int(numbers["total_inactive_file"] or 0)
+    else:  # cgroup v2 (no "total_" keys), or a stopped container's empty stats
+        inactive = int(numbers.get("inactive_file") or 0)
+    return usage - inactive if inactive < usage else usage
+
+
+def stats(data: Mapping[str, Any], *, limited: bool) -> Stats:
+    """``GET /containers/{id}/stats?stream=false&one-shot=true`` -> Stats.
+
+    - ``cpu_seconds``: ``cpu_stats.cpu_usage.total_usage`` (nanoseconds; v2:
+      ``cpu.stat`` ``usage_usec`` times 1000).
+    - ``memory_bytes``: :func:`memory_in_use` (v1 and v2 differ).
+    - ``memory_limit``: ``memory_stats.limit`` when the container has a limit
+      (``limited``), else None: without one Docker reports the machine's
+      memory on v1 and v2 (v2's ``memory.max`` says ``max``), no limit of the
+      container's.
+    - ``pids``: ``pids_stats.current`` (absent when the pids controller is
+      not there: None).
+
+    The fields read here are the same from API 1.41 to 1.52 (1.52 adds
+    ``os_type``; ``id``/``name`` are left out of one-shot stats on Docker 28).
+    A container that is not running has empty sections: zeros and None.
     """
     cpu = (data.get("cpu_stats") or {}).get("cpu_usage") or {}
     memory = data.get("memory_stats") or {}
     pids = (data.get("pids_stats") or {}).get("current")
     return Stats(
         cpu_seconds=int(cpu.get("total_usage") or 0) / 1e9,
-        memory_bytes=int(memory.get("usage") or 0),
+        memory_bytes=memory_in_use(memory),
         memory_limit=int(memory["limit"]) if limited and memory.get("limit") else None,
         pids=int(pids) if pids is not None else None,
     )

@@ -1,8 +1,13 @@
-"""Re-record the Docker JSON that test_convert.py parses: ``python tests/record.py``.
+"""Re-record the Docker JSON that test_convert.py parses: ``python tests/record.py [DIR]``.
 
 Talks to the dockerd at DOCKER_HOST (or the default socket) through the raw
-transport, makes one labelled image and a few labelled containers, saves
-what the daemon answers into ``tests/data/`` and removes everything it made.
+transport, in the API version the adapter negotiates with it, makes one
+labelled image and a few labelled containers, saves what the daemon answers
+into ``DIR`` (default ``tests/data/v<API version>``, with ``-containerd``
+for a daemon on the containerd image store) and removes everything it made.
+Run it where the daemon runs (bind mounts name this machine's paths): on the
+test host, ``scripts/testhost.sh exec env DOCKER_HOST=... .venv/bin/python
+adapters/docker/tests/record.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tarfile
 import tempfile
 import time
@@ -26,11 +32,30 @@ DATA = Path(__file__).parent / "data"
 LABEL = {"enginekit.test": "docker-adapter-record"}
 
 
+INFO_KEYS = (
+    "DockerRootDir",
+    "OSType",
+    "Architecture",
+    "CgroupVersion",
+    "CgroupDriver",
+    "MemoryLimit",
+    "SwapLimit",
+    "CpuCfsQuota",
+    "PidsLimit",
+    "SecurityOptions",
+    "Driver",
+    "DriverStatus",
+)
+
+
 def main() -> None:
     driver = connect()
     t: Transport = driver.transport
     API = f"/v{driver.api_version}"  # negotiated: the engine's newest known to the adapter
     tag = f"enginekit-docker-record:{uuid.uuid4().hex[:8]}"
+    store = "-containerd" if driver.info().image_store == "containerd" else ""
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else DATA / f"v{driver.api_version}{store}"
+    out.mkdir(parents=True, exist_ok=True)
 
     def call(method: str, path: str, **kw: Any) -> Any:
         resp = t.request(method, API + path, **kw)
@@ -39,7 +64,7 @@ def main() -> None:
         return json.loads(body) if body.strip() else None
 
     def save(name: str, value: Any) -> None:
-        (DATA / name).write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
+        (out / name).write_text(json.dumps(value, indent=1, sort_keys=True) + "\n")
 
     ctx = tempfile.mkdtemp()
     made: list[str] = []
@@ -68,7 +93,7 @@ def main() -> None:
             headers={"Content-Type": "application/x-tar"},
             timeout=None,
         )
-        (DATA / "build_ok.jsonl").write_bytes(resp.read())
+        (out / "build_ok.jsonl").write_bytes(resp.read())
         fail = io.BytesIO()
         with tarfile.open(fileobj=fail, mode="w") as tar:
             df = f"FROM {tag}\nRUN echo step-one\nRUN echo out; echo err >&2; exit 3\n".encode()
@@ -84,12 +109,13 @@ def main() -> None:
             timeout=None,
         )
         build_fail = resp.read()
-        (DATA / "build_fail.jsonl").write_bytes(build_fail)
+        (out / "build_fail.jsonl").write_bytes(build_fail)
         for line in build_fail.decode().splitlines():
             stream = json.loads(line).get("stream", "")
             if stream.startswith(" ---> ") and len(stream.strip()) == 17:
                 made.append("image:" + stream.strip()[5:])
         save("image_inspect.json", call("GET", f"/images/{tag}/json"))
+        save("image_history.json", call("GET", f"/images/{tag}/history"))
         save(
             "image_list.json", call("GET", "/images/json", params={"filters": {"reference": [tag]}})
         )
@@ -178,7 +204,7 @@ def main() -> None:
             f"{API}/containers/{logs}/logs",
             params={"stdout": True, "stderr": True, "timestamps": True},
         )
-        (DATA / "logs_frames.bin").write_bytes(resp.read())
+        (out / "logs_frames.bin").write_bytes(resp.read())
 
         header = t.request("HEAD", f"{API}/containers/{full}/archive", params={"path": "/bin/sh"})
         header.read()
@@ -194,7 +220,10 @@ def main() -> None:
         version = call("GET", "/version")
         info = call("GET", "/info")
         save("version.json", version)
-        save("info.json", {k: info[k] for k in ("DockerRootDir", "OSType", "Architecture")})
+        save("info.json", {k: info[k] for k in INFO_KEYS if k in info})
+        ping = t.request("GET", "/_ping")
+        ping.read()
+        save("ping.json", {k: v for k, v in ping.headers.items() if k.lower() != "date"})
     finally:
         for cid in made:
             if not cid.startswith("image:"):

@@ -1,7 +1,16 @@
-"""Conversions of JSON recorded from dockerd 20.10 (``tests/record.py`` re-records it)."""
+"""Conversions of JSON recorded from each Docker the adapter is tested on.
+
+``tests/data/<version>/`` holds what ``tests/record.py`` recorded, in the API
+version the adapter negotiated: ``v1.41`` (Docker 20.10, this machine),
+``v1.51`` (Docker 28.5, the test host, classic image store) and
+``v1.51-containerd`` (the same Docker on the containerd image store). Every
+test taking ``recorded`` runs on each. cgroup v2 answers (no host here runs
+v2) are in ``tests/data/cgroup2/``: see ``test_cgroup2.py``.
+"""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import gzip
 import json
@@ -9,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from enginekit_docker import convert
+from enginekit_docker import convert, instance
 from enginekit_docker.build import BuildLog
 from enginekit_docker.locallog import PieceResolver, read_entries
 from enginekit_docker.streams import log_lines
 
+from enginekit.capabilities import Capability
 from enginekit.errors import BuildFailed
 from enginekit.models import (
     ContainerSpec,
@@ -27,17 +37,34 @@ from enginekit.transport import demux_frames
 
 DATA = Path(__file__).parent / "data"
 UTC = dt.UTC
+VERSIONS = ("v1.41", "v1.51", "v1.51-containerd")
 
 
-def load(name: str) -> Any:
-    return json.loads((DATA / name).read_text())
+class Recorded:
+    """The answers recorded from one Docker (``tests/data/<version>/``)."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.dir = DATA / version
+        self.containerd = version.endswith("-containerd")
+
+    def load(self, name: str) -> Any:
+        return json.loads((self.dir / name).read_text())
+
+    def __repr__(self) -> str:
+        return self.version
+
+
+@pytest.fixture(params=VERSIONS)
+def recorded(request: pytest.FixtureRequest) -> Recorded:
+    return Recorded(request.param)
 
 
 # -- containers ---------------------------------------------------------------
 
 
-def test_created_container() -> None:
-    data = load("container_created.json")
+def test_created_container(recorded: Recorded) -> None:
+    data = recorded.load("container_created.json")
     c = convert.container_from_inspect(data)
     assert c.id == data["Id"] and len(c.id) == 64
     assert c.name.startswith("rec-full-") and not c.name.startswith("/")
@@ -63,8 +90,8 @@ def test_created_container() -> None:
     assert "IMG" not in repr(c)
 
 
-def test_running_container() -> None:
-    c = convert.container_from_inspect(load("container_running.json"))
+def test_running_container(recorded: Recorded) -> None:
+    c = convert.container_from_inspect(recorded.load("container_running.json"))
     assert c.state is ContainerState.RUNNING and c.running
     assert isinstance(c.pid, int) and c.pid > 0
     assert c.exit_code is None and c.finished_at is None
@@ -76,14 +103,14 @@ def test_running_container() -> None:
     assert port.host_ip == "127.0.0.1" and isinstance(port.host_port, int) and port.host_port > 0
 
 
-def test_paused_container() -> None:
-    c = convert.container_from_inspect(load("container_paused.json"))
+def test_paused_container(recorded: Recorded) -> None:
+    c = convert.container_from_inspect(recorded.load("container_paused.json"))
     assert c.state is ContainerState.PAUSED
     assert c.pid is not None and c.exit_code is None
 
 
-def test_exited_container() -> None:
-    c = convert.container_from_inspect(load("container_exited.json"))
+def test_exited_container(recorded: Recorded) -> None:
+    c = convert.container_from_inspect(recorded.load("container_exited.json"))
     assert c.state is ContainerState.EXITED
     assert c.exit_code == 143  # SIGTERM through docker-init
     assert c.pid is None
@@ -92,14 +119,14 @@ def test_exited_container() -> None:
     assert c.ports[0].host_port is None
 
 
-def test_oom_killed_container() -> None:
-    c = convert.container_from_inspect(load("container_oom.json"))
+def test_oom_killed_container(recorded: Recorded) -> None:
+    c = convert.container_from_inspect(recorded.load("container_oom.json"))
     assert c.state is ContainerState.EXITED
     assert c.exit_code == 137 and c.oom_killed
 
 
-def test_unlimited_container_and_network_none() -> None:
-    c = convert.container_from_inspect(load("container_plain_running.json"))
+def test_unlimited_container_and_network_none(recorded: Recorded) -> None:
+    c = convert.container_from_inspect(recorded.load("container_plain_running.json"))
     assert c.resources == Resources()
     assert c.network == "none"
     assert c.ports == () and c.mounts == ()
@@ -125,10 +152,19 @@ def test_state_table(status: str, state: ContainerState) -> None:
 # -- images -------------------------------------------------------------------
 
 
-def test_image() -> None:
-    data = load("image_inspect.json")
+def test_image(recorded: Recorded) -> None:
+    data = recorded.load("image_inspect.json")
     image = convert.image_from_inspect(data)
     assert image.id.startswith("sha256:") and len(image.id) == 71
+    # The id a container reports for its image is the image's id, on both stores.
+    assert convert.container_from_inspect(recorded.load("container_running.json")).image_id == (
+        image.id
+    )
+    if recorded.containerd:  # the manifest's digest
+        assert data["Descriptor"]["digest"] == image.id
+        assert data["Descriptor"]["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    else:  # the config's digest: no descriptor before the containerd store
+        assert "Descriptor" not in data
     assert image.tags == tuple(sorted(data["RepoTags"]))
     assert image.created is not None and image.created.tzinfo is UTC
     assert image.size == data["Size"] > 0
@@ -142,18 +178,40 @@ def test_image() -> None:
     assert image.labels == cfg.labels and image.labels["a.b"] == "c"
 
 
-def test_builder_labels_are_not_shown() -> None:
-    data = load("image_inspect.json")
+def test_image_fields_left_out_by_newer_versions(recorded: Recorded) -> None:
+    """API 1.52 leaves unset ``Config`` fields out, 1.44 an absent ``Created``
+    (1.41 sends ``0001-01-01T00:00:00Z``), 1.45 ``ContainerConfig``, 1.44 ``VirtualSize``."""
+    data = copy.deepcopy(recorded.load("image_inspect.json"))
+    for key in ("Cmd", "Entrypoint", "Env", "Labels", "OnBuild", "User", "Volumes", "WorkingDir"):
+        data["Config"].pop(key, None)
+    for key in ("Created", "Parent", "Comment", "DockerVersion", "Author", "VirtualSize"):
+        data.pop(key, None)
+    data.pop("ContainerConfig", None)
+    image = convert.image_from_inspect(data)
+    assert image.created is None
+    cfg = image.config
+    assert (cfg.cmd, cfg.entrypoint, cfg.workdir, cfg.user) == (None, None, None, None)
+    assert dict(cfg.env) == {} and dict(image.labels) == {}
+    assert cfg.exposed_ports == ("53/udp", "80/tcp") and cfg.stop_signal == "SIGINT"
+    assert image.size == data["Size"]
+    zero = dict(recorded.load("image_inspect.json"), Created="0001-01-01T00:00:00Z")
+    assert convert.image_from_inspect(zero).created is None
+    no_config = {k: v for k, v in recorded.load("image_inspect.json").items() if k != "Config"}
+    assert convert.image_from_inspect(no_config).config.cmd is None
+
+
+def test_builder_labels_are_not_shown(recorded: Recorded) -> None:
+    data = recorded.load("image_inspect.json")
     data["Config"]["Labels"] = {"io.buildah.version": "1.28.2", "mine": "1"}
     image = convert.image_from_inspect(data)
     assert dict(image.labels) == dict(image.config.labels) == {"mine": "1"}
-    container = load("container_running.json")
+    container = recorded.load("container_running.json")
     container["Config"]["Labels"]["io.buildah.version"] = "1.28.2"
     assert "io.buildah.version" not in convert.container_from_inspect(container).labels
 
 
-def test_image_hides_none_tags() -> None:
-    data = dict(load("image_inspect.json"), RepoTags=["<none>:<none>"])
+def test_image_hides_none_tags(recorded: Recorded) -> None:
+    data = dict(recorded.load("image_inspect.json"), RepoTags=["<none>:<none>"])
     assert convert.image_from_inspect(data).tags == ()
 
 
@@ -218,11 +276,11 @@ def test_create_body_defaults_leave_image_defaults() -> None:
 # -- stats, path stat, info ---------------------------------------------------
 
 
-def test_stats() -> None:
-    limited = convert.stats(load("stats_limited.json"), limited=True)
+def test_stats(recorded: Recorded) -> None:
+    limited = convert.stats(recorded.load("stats_limited.json"), limited=True)
     assert limited.memory_limit == 67108864
     assert limited.cpu_seconds > 0 and limited.memory_bytes > 0 and limited.pids == 2
-    unlimited = convert.stats(load("stats_unlimited.json"), limited=False)
+    unlimited = convert.stats(recorded.load("stats_unlimited.json"), limited=False)
     assert unlimited.memory_limit is None
 
 
@@ -232,8 +290,8 @@ def test_stats_of_a_stopped_container() -> None:
     assert (s.cpu_seconds, s.memory_bytes, s.memory_limit, s.pids) == (0.0, 0, None, None)
 
 
-def test_path_stat() -> None:
-    headers = load("path_stat.json")
+def test_path_stat(recorded: Recorded) -> None:
+    headers = recorded.load("path_stat.json")
     sh = convert.path_stat(headers["/bin/sh"])
     assert sh.name == "sh" and sh.is_symlink and not sh.is_dir
     assert sh.link_target == "/bin/busybox"
@@ -241,18 +299,39 @@ def test_path_stat() -> None:
     assert bin_.name == "bin" and bin_.is_dir and not bin_.is_symlink
 
 
-def test_engine_info() -> None:
-    info = convert.engine_info(load("version.json"), load("info.json"))
-    assert info.name == "docker" and info.version.startswith("20.10")
-    assert info.api_version == "1.41" and info.os == "linux" and info.arch == "amd64"
-    assert info.storage_root == "/var/lib/docker"
+ENGINES = {
+    # version: (Docker, API max, API min, image store, storage root)
+    "v1.41": ("20.10.", "1.41", "1.12", "overlay2", "/var/lib/docker"),
+    "v1.51": ("28.5.", "1.51", "1.44", "overlay2", "/var/lib/docker"),
+    "v1.51-containerd": ("28.5.", "1.51", "1.44", "containerd", "/var/lib/docker-containerd"),
+}
+
+
+def test_engine_info(recorded: Recorded) -> None:
+    release, api_max, api_min, store, root = ENGINES[recorded.version]
+    negotiated = api_max  # both are below the newest the adapter speaks
+    info = convert.engine_info(
+        recorded.load("version.json"), recorded.load("info.json"), api_version=negotiated
+    )
+    assert info.name == "docker" and info.version.startswith(release)
+    assert (info.api_version, info.max_api_version, info.min_api_version) == (
+        negotiated,
+        api_max,
+        api_min,
+    )
+    assert info.os == "linux" and info.arch == "amd64"
+    assert info.storage_root == root and info.image_store == store
+    assert info.cgroup_version == 1 and info.rootless is False  # both hosts: cgroup v1, rootful
+    assert recorded.load("ping.json")["Api-Version"] == api_max
+    described = instance.describe(recorded.load("info.json"))
+    assert described.capabilities == frozenset(Capability) and not described.unsupported
 
 
 # -- logs ---------------------------------------------------------------------
 
 
-def test_log_lines_join_pieces_and_keep_bytes() -> None:
-    raw = (DATA / "logs_frames.bin").read_bytes()
+def test_log_lines_join_pieces_and_keep_bytes(recorded: Recorded) -> None:
+    raw = (recorded.dir / "logs_frames.bin").read_bytes()
     lines = list(log_lines(demux_frames([raw])))
     out = [line.data for line in lines if line.stream is Stream.STDOUT]
     err = [line.data for line in lines if line.stream is Stream.STDERR]
@@ -263,8 +342,8 @@ def test_log_lines_join_pieces_and_keep_bytes() -> None:
     assert stamps == sorted(stamps)  # type: ignore[type-var]
 
 
-def test_log_lines_byte_by_byte_chunks() -> None:
-    raw = (DATA / "logs_frames.bin").read_bytes()
+def test_log_lines_byte_by_byte_chunks(recorded: Recorded) -> None:
+    raw = (recorded.dir / "logs_frames.bin").read_bytes()
     whole = list(log_lines(demux_frames([raw])))
     trickled = list(log_lines(demux_frames(raw[i : i + 1] for i in range(len(raw)))))
     assert trickled == whole
@@ -354,16 +433,16 @@ def test_local_driver_file_marks(tmp_path: Path) -> None:
 # -- build stream -------------------------------------------------------------
 
 
-def _feed(name: str, log: BuildLog) -> None:
-    for line in (DATA / name).read_text().splitlines():
+def _feed(recorded: Recorded, name: str, log: BuildLog) -> None:
+    for line in (recorded.dir / name).read_text().splitlines():
         log.feed(json.loads(line))
     log.flush()
 
 
-def test_build_log_success() -> None:
+def test_build_log_success(recorded: Recorded) -> None:
     seen: list[str] = []
     log = BuildLog(seen.append)
-    _feed("build_ok.jsonl", log)
+    _feed(recorded, "build_ok.jsonl", log)
     assert log.image_id is not None and log.image_id.startswith("sha256:")
     assert seen[0] == "Step 1/10 : FROM scratch"
     assert any(s.startswith("Step 3/10 : RUN") for s in seen)
@@ -374,10 +453,10 @@ def test_build_log_success() -> None:
     assert log.image_id.removeprefix("sha256:").startswith(log.created[-1])
 
 
-def test_build_log_failure() -> None:
+def test_build_log_failure(recorded: Recorded) -> None:
     log = BuildLog(None)
     with pytest.raises(BuildFailed) as info:
-        _feed("build_fail.jsonl", log)
+        _feed(recorded, "build_fail.jsonl", log)
     err = info.value
     assert err.step == "RUN echo out; echo err >&2; exit 3"
     assert err.exit_code == 3
