@@ -41,6 +41,7 @@ import copy
 import datetime as _dt
 import json
 import os
+import posixpath
 import re
 import shlex
 from collections import deque
@@ -484,7 +485,9 @@ class _Builder:
         section["Env"] = [f"{k}={v}" for k, v in env] or None
         section["Cmd"] = list(state.cmd) if state.cmd is not None else None
         section["Entrypoint"] = list(state.entrypoint) if state.entrypoint is not None else None
-        section["WorkingDir"] = state.workdir
+        # Cleaned, as today's Docker does ("/d/./e/" -> "/d/e"; Docker 20.10 kept it).
+        wd = state.workdir
+        section["WorkingDir"] = "/" + posixpath.normpath(wd).lstrip("/") if wd else wd
         section["User"] = state.user
         section["ExposedPorts"] = {p: {} for p in state.exposed_ports} or None
         section["Labels"] = labels or None
