@@ -646,7 +646,9 @@ class LxcDriver:
                     unmount(rootfs)
                 release(lease, cdir)
         if "error" in message:
-            raise EngineError(f"cannot start container {id[:12]}: {message['error']}")
+            raise self.host.refused(message["error"]) or EngineError(
+                f"cannot start container {id[:12]}: {message['error']}"
+            )
 
     @staticmethod
     def _etc_files(

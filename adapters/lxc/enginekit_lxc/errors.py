@@ -12,7 +12,7 @@ from enginekit.errors import Conflict, EngineError, EngineUnavailable, NotFound
 
 __all__ = ["LxcToolError", "map_os_errors", "tool_error", "tool_path"]
 
-HINT = "install LXC 5 (`apt-get install lxc`) and make sure the lxc-* tools are on PATH"
+HINT = "install LXC 5.0 or newer (`apt-get install lxc`) and make sure the lxc-* tools are on PATH"
 
 
 class LxcToolError(EngineError):

@@ -211,6 +211,9 @@ def execute(
                 proc.stderr.close()
             started, errors = lxc_started(log)
             if not started:
+                refused = lxc_host.refused(errors)
+                if refused is not None:
+                    raise refused
                 raise LxcToolError(
                     f"lxc-execute could not start the command (exit {rc}): "
                     f"{errors or 'no error logged'}",

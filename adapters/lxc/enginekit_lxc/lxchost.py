@@ -105,6 +105,18 @@ class LxcHost:
                 hint="install LXC 5.0 or newer (Debian 12 has 5.0, Debian 13 6.0)",
             )
 
+    def refused(self, errors: str) -> EngineUnavailable | None:
+        """The error for LXC refusing a config key enginekit wrote (an LXC
+        newer than the adapter knows), from the errors LXC logged; else None."""
+        if "Unsupported config key" not in errors:
+            return None
+        return EngineUnavailable(
+            f"LXC {self.version_text} refused enginekit's container config ({errors}); "
+            f"enginekit knows LXC {_dotted(MIN_VERSION[:2])} to {_dotted(NEWEST_KNOWN[:1])}.x",
+            address="lxc-execute",
+            hint="use an enginekit release that supports this LXC, or LXC 5.0 to 7.x",
+        )
+
     def _computed(self) -> tuple[frozenset[Capability], dict[Capability, str]]:
         if self._caps is None:
             missing: dict[Capability, str] = {}

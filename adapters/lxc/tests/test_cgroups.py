@@ -270,6 +270,11 @@ def test_lxc_versions_parsed_and_too_old_refused(v1: tuple[Path, CgroupV1]) -> N
     with pytest.raises(EngineUnavailable) as info:
         _host("4.0.12", v1[1]).check()
     assert "4.0.12" in str(info.value) and "5.0" in str(info.value)
+    host = _host("8.0.0", v1[1])
+    assert host.refused("Failed to start") is None
+    err = host.refused('Unsupported config key "lxc.cgroup2.x"')
+    assert isinstance(err, EngineUnavailable)
+    assert "8.0.0" in str(err) and "5.0 to 7.x" in str(err) and "lxc.cgroup2.x" in str(err)
 
 
 # -- capabilities ----------------------------------------------------------------------

@@ -25,7 +25,13 @@ from enginekit_lxc.driver import LxcDriver
 from enginekit_lxc.execute import execute
 from enginekit_lxc.lxchost import LxcHost
 
-from enginekit.errors import Conflict, ContainerNotFound, EngineTimeout, NotFound
+from enginekit.errors import (
+    Conflict,
+    ContainerNotFound,
+    EngineTimeout,
+    EngineUnavailable,
+    NotFound,
+)
 from enginekit.models import (
     BuildRequest,
     ContainerSpec,
@@ -477,6 +483,31 @@ LIMITS_INSIDE = (
     " $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us);"
     "cat /sys/fs/cgroup/devices/devices.list 2>/dev/null | head -1"
 )
+
+
+def test_older_lxc_rules_on_this_host(storage: str, driver: LxcDriver) -> None:
+    """LXC 6's keys given to this host's LXC: they run on LXC 5 and 6; LXC 7 on
+    cgroup v1 refuses ``lxc.cgroup.*`` ("Unsupported config key"), which is an
+    ``EngineUnavailable`` naming the LXC version, with nothing left behind."""
+    d6 = LxcDriver(storage_root=storage)
+    real = driver.host
+    d6._host = LxcHost(version=(6, 0, 0), version_text=real.version_text, cgroups=real.cgroups)
+    spec = ContainerSpec(image=IMAGE, command=("true",), labels=LABELS, pids_limit=5)
+    cid = d6.container_create(spec)
+    LXC_NAMES.add(d6.container_inspect(cid).raw["meta"]["lxc_name"])
+    try:
+        if real.version >= (7, 0, 0) and real.cgroup_version == 1:
+            with pytest.raises(EngineUnavailable) as info:
+                d6.container_start(cid)
+            assert "Unsupported config key" in str(info.value)
+            assert real.version_text in str(info.value) and "7.x" in str(info.value)
+            assert d6.container_inspect(cid).state is ContainerState.CREATED
+        else:
+            d6.container_start(cid)
+            assert d6.container_wait(cid, timeout=30) == 0
+    finally:
+        d6.container_remove(cid, force=True)
+        d6.close()
 
 
 def test_lxc7_rules_on_this_host(storage: str, driver: LxcDriver) -> None:
