@@ -97,7 +97,10 @@ def test_run_to_completion(driver: PodmanDriver, make: Make, base_image: Image) 
     assert c.created_at.tzinfo is dt.UTC
     assert c.command == ("sh", "-c", "echo out; echo err >&2; exit 3")
     assert c.entrypoint == ()
-    assert c.workdir is None
+    # As Docker reports it: the image's (Podman 5's builder writes "/" into
+    # images without a WORKDIR; 4.x's wrote nothing: None).
+    assert c.workdir == base_image.config.workdir
+    assert base_image.config.workdir in (None, "/")
     assert c.stop_signal is None
     assert c.resources.pids_limit is None
     assert c.labels == LABELS
