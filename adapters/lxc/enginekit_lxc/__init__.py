@@ -1,14 +1,19 @@
-"""enginekit adapter for LXC 5: application containers with the lxc-* tools.
+"""enginekit adapter for LXC 5 to 7: application containers with the lxc-* tools.
 
 ``connect(address=None, **options)`` returns the :class:`~enginekit_lxc.driver.LxcDriver`
 (no I/O happens until a method is called). ``address`` is the LXC path where
 the LXC containers live (``lxc:///var/lib/lxc`` -> ``/var/lib/lxc``); options:
 ``storage_root`` (default ``/var/lib/enginekit/lxc``).
+
+Importing the package imports nothing else (not even ``typing``): LXC's
+start-host hook imports :mod:`enginekit_lxc.cgroups` through it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["connect"]
 

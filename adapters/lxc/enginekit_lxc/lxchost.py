@@ -52,7 +52,14 @@ _CGROUP_CAPS = {
     "freeze": Capability.PAUSE,
     "stats": Capability.STATS,
 }
-_HOOK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cgroups.py")
+# The start-host hook: this Python, isolated (-I: no environment, -S: no
+# site), imports enginekit_lxc.cgroups from where this package lives (after
+# the standard library) and runs its main(); about 20 ms.
+_HOOK_CODE = (
+    "import sys; sys.path.append(sys.argv[1]); "
+    "from enginekit_lxc.cgroups import main; sys.exit(main(sys.argv[2:]))"
+)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_version(text: str) -> tuple[int, int, int]:
@@ -143,7 +150,8 @@ class LxcHost:
             return CgroupConfig(tuple(f"lxc.cgroup2.{k} = {v}" for k, v in files), True)
         if not self.writes_v1_itself:
             return CgroupConfig(tuple(f"lxc.cgroup.{k} = {v}" for k, v in files), True)
-        hook = [sys.executable, "-I", "-S", _HOOK_SCRIPT, "apply", "1", self.cgroups.root]
+        hook = [sys.executable, "-I", "-S", "-c", _HOOK_CODE, _PACKAGE_PARENT]
+        hook += ["apply", "1", self.cgroups.root]
         hook += [f"{k}={v}" for k, v in files] + ["--"]
         lines = [f"lxc.hook.start-host = {' '.join(shlex.quote(a) for a in hook)}"]
         assert isinstance(self.cgroups, cgroups.CgroupV1)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from enginekit_lxc import cgroups
 from enginekit_lxc.cgroups import DEVICE_RULES, CgroupV1, CgroupV2, Limits, Usage
+from enginekit_lxc.cgroupv2 import _KeyedWatch
 from enginekit_lxc.lxchost import LxcHost, parse_version
 
 from enginekit.capabilities import ALL_CAPABILITIES, Capability
@@ -246,8 +247,9 @@ def test_lxc7_on_v1_writes_no_v1_key(v1: tuple[Path, CgroupV1]) -> None:
     hooks = [ln for ln in conf.lines if ln.startswith("lxc.hook.start-host = ")]
     assert len(hooks) == 1
     argv = shlex.split(hooks[0].split(" = ", 1)[1])
-    assert argv[:3] == [sys.executable, "-I", "-S"] and argv[3].endswith("cgroups.py")
-    assert argv[4:7] == ["apply", "1", cg.root] and argv[-1] == "--"
+    assert argv[:4] == [sys.executable, "-I", "-S", "-c"] and "cgroups import main" in argv[4]
+    assert os.path.isfile(os.path.join(argv[5], "enginekit_lxc", "cgroups.py"))
+    assert argv[6:9] == ["apply", "1", cg.root] and argv[-1] == "--"
     assert "memory.limit_in_bytes=67108864" in argv and "devices.allow=c 1:3 rwm" in argv
     mounts = [ln for ln in conf.lines if ln.startswith("lxc.mount.entry = ")]
     assert mounts[0].startswith("lxc.mount.entry = tmpfs sys/fs/cgroup tmpfs ")
@@ -321,6 +323,10 @@ def test_usage_v2(v2: tuple[Path, CgroupV2]) -> None:
     Path(dirs["unified"], "memory.max").write_text("max\n")
     assert cg.usage(dirs).memory_limit is None
     assert cg.procs(dirs) == [4242, 4243]
+    leaf = Path(dirs["unified"], ".lxc")  # where lxc-attach puts an exec'd process
+    leaf.mkdir()
+    (leaf / "cgroup.procs").write_text("4250\n")
+    assert sorted(cg.procs(dirs)) == [4242, 4243, 4250]
 
 
 # -- freezing ------------------------------------------------------------------------------
@@ -452,7 +458,7 @@ def test_keyed_file_watch_hears_the_kernel() -> None:
     path.mkdir()
     proc = None
     try:
-        watch = cgroups._KeyedWatch(str(path / "cgroup.events"), key="populated")
+        watch = _KeyedWatch(str(path / "cgroup.events"), key="populated")
         import select
 
         poller = select.poll()
