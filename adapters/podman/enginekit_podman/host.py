@@ -24,6 +24,7 @@ works on every Podman 4.3 to 5.x instance.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,14 @@ class Host:
     controllers: frozenset[str] | None = None
     memory_total: int | None = None
     image_store: str = ""
+    # Worked out once, when made.
+    _reasons: Mapping[Capability, str] = attrs.field(init=False, eq=False, repr=False)
+    _capabilities: frozenset[Capability] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        reasons = self._missing()
+        object.__setattr__(self, "_reasons", types.MappingProxyType(reasons))
+        object.__setattr__(self, "_capabilities", frozenset(Capability) - set(reasons))
 
     def has(self, controller: str) -> bool:
         """Whether containers can use ``controller`` (True when the engine lists none)."""
@@ -67,8 +76,14 @@ class Host:
             return False
         return self.cgroup_manager in ("", "systemd")
 
-    def unsupported(self) -> dict[Capability, str]:
+    def unsupported(self) -> Mapping[Capability, str]:
         """Capability -> why this instance lacks it (only those it lacks)."""
+        return self._reasons
+
+    def capabilities(self) -> frozenset[Capability]:
+        return self._capabilities
+
+    def _missing(self) -> dict[Capability, str]:
         if not self.container_cgroups:
             if self.cgroup_version == 1:
                 why = "rootless Podman on a cgroup v1 host"
@@ -108,9 +123,6 @@ class Host:
                 "(stats read memory use and the process count from the memory and pids controllers)"
             )
         return out
-
-    def capabilities(self) -> frozenset[Capability]:
-        return frozenset(Capability) - set(self.unsupported())
 
 
 def _cgroup_version(value: Any) -> int | None:
