@@ -85,12 +85,13 @@ from enginekit.models import (
 )
 
 from . import copyops, logfile
+from .attach import attach
 from .cgroups import Limits
 from .errors import HINT, tool_path
 from .fsroot import Root
 from .helper import helper_argv, not_found_argv
 from .launcher import MonitorLauncher
-from .lxcconf import ENV_HELPER, LxcSettings, container_env, find_helper, render
+from .lxcconf import LxcSettings, container_env, find_helper, render
 from .lxchost import LxcHost
 from .lxchost import detect as detect_host
 from .monitor import _now, _proc_starttime, mount_overlay, unmount
@@ -106,7 +107,6 @@ ENGINE = "lxc"
 _STATES = {"created": ContainerState.CREATED, "exited": ContainerState.EXITED}
 _POLL = 0.01
 _START_TIMEOUT = 60.0
-_HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_", "PYTHON")
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -834,50 +834,7 @@ class LxcDriver:
                 exit_code=127,
                 stderr=f'exec: "{name}": executable file not found in $PATH\n'.encode(),
             )
-        argv = [
-            tool_path("lxc-attach"),
-            "-n",
-            meta["lxc_name"],
-            "-P",
-            self.lxcpath,
-            "--clear-env",
-            "-q",
-            "-u",
-            str(who.uid),
-            "-g",
-            str(who.gid),
-        ]
-        child_env: dict[str, str] = {}
-        for key, value in full.items():
-            if key.startswith(_HOST_SENSITIVE_PREFIXES) or not value:
-                # Empty values do not survive --keep-var; nor may these names
-                # reach the host-side lxc-attach: set inside instead.
-                argv += ["-v", f"{key}={value}"]
-            else:
-                argv += ["--keep-var", key]
-                child_env[key] = value
-        # lxc-attach has no --cwd: busybox's nsenter (entering no namespace)
-        # changes directory; lxc-attach sets HOME itself, so it is set again.
-        argv += [
-            "--",
-            ENV_HELPER,
-            "nsenter",
-            "-F",
-            f"-w{cwd}",
-            ENV_HELPER,
-            "env",
-            "-u",
-            "container",
-            f"HOME={full['HOME']}",
-            program,
-            *command[1:],
-        ]
-        try:
-            proc = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, env=child_env, check=False
-            )
-        except OSError as exc:
-            raise EngineUnavailable("lxc-attach could not run", hint=HINT) from exc
+        proc = attach(self.lxcpath, meta["lxc_name"], who, full, cwd, [program, *command[1:]])
         code = proc.returncode
         if code < 0:
             code = 128 - code
