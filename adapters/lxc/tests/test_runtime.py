@@ -21,16 +21,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from enginekit_lxc.cgroups import CgroupV1
 from enginekit_lxc.driver import LxcDriver
 from enginekit_lxc.execute import execute
 from enginekit_lxc.lxchost import LxcHost
 
+from enginekit.capabilities import Capability
+from enginekit.engine import Engine
 from enginekit.errors import (
     Conflict,
     ContainerNotFound,
     EngineTimeout,
     EngineUnavailable,
     NotFound,
+    Unsupported,
 )
 from enginekit.models import (
     BuildRequest,
@@ -483,6 +487,36 @@ LIMITS_INSIDE = (
     " $(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us);"
     "cat /sys/fs/cgroup/devices/devices.list 2>/dev/null | head -1"
 )
+
+
+def test_what_the_host_lacks_is_refused_before_anything_is_made(
+    storage: str, driver: LxcDriver, tmp_path: Path
+) -> None:
+    """A host without the memory, pids and freezer controllers (a recorded v1
+    tree without them): the engine declares them missing with the reason, and
+    runs asking for them are refused before a container is made."""
+    tree = tmp_path / "cgroup-v1"
+    shutil.copytree(Path(__file__).parent / "data" / "cgroup-v1", tree)
+    for ctrl in ("memory", "pids", "freezer"):
+        shutil.rmtree(tree / "sys/fs/cgroup" / ctrl)
+    lacking = LxcDriver(storage_root=storage)
+    real = driver.host
+    lacking._host = LxcHost(
+        version=real.version,
+        version_text=real.version_text,
+        cgroups=CgroupV1(str(tree / "sys/fs/cgroup"), str(tree / "proc")),
+    )
+    engine = Engine(lacking)
+    missing = {Capability.MEMORY_LIMIT, Capability.PIDS_LIMIT, Capability.PAUSE, Capability.STATS}
+    assert missing == set(Capability) - engine.capabilities
+    assert "memory controller" in engine.unsupported[Capability.MEMORY_LIMIT]
+    before = {c.id for c in lacking.container_list(all=True)}
+    for kwargs in ({"memory": "64m"}, {"pids_limit": 5}):
+        with pytest.raises(Unsupported) as info:
+            engine.containers.run(IMAGE, ["true"], labels=LABELS, network="none", **kwargs)
+        assert "controller" in str(info.value)
+    assert {c.id for c in lacking.container_list(all=True)} == before
+    lacking.close()
 
 
 def test_older_lxc_rules_on_this_host(storage: str, driver: LxcDriver) -> None:
