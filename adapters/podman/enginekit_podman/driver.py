@@ -1,7 +1,10 @@
 """The Podman driver: the libpod REST API (``podman system service``) over a unix socket.
 
 Every call goes through :class:`enginekit.transport.Transport` to
-``/v4.0.0/libpod/...``; :mod:`.convert` turns the answers into models and
+``/v<libpod API>/libpod/...``, the version agreed once per connection from
+``/_ping`` (:mod:`.versions`: Podman 4.3 to 5.x); what the instance can do
+comes from its ``/info`` (:mod:`.host`: cgroup version and controllers,
+rootless). :mod:`.convert` turns the answers into models and
 :mod:`.errors` the failures into ``enginekit.errors``. Where Podman behaves
 differently from Docker, the adapter makes up for it here (what is hidden in
 reports is listed in :mod:`.convert`):
@@ -21,8 +24,10 @@ reports is listed in :mod:`.convert`):
   to libpod's ``wait`` with a short poll interval; a CREATED container is
   waited for until it has started and exited;
 - exit codes are Docker's when the command cannot be started (127/126; the
-  init exits 1, an exec 127), and ``oom_killed`` is worked out from the
-  container's events (conmon does not record it on this kind of host);
+  init exits 1, an exec 127), and on Podman 4.x ``oom_killed`` is worked
+  out from the container's events (4.x never records it; 5.x does);
+- a tar copied in is sent without the padding after its end-of-archive
+  marker (:mod:`.tartrim`: Podman 5's copier fails on it now and then);
 - an exec sees the container's ``HOSTNAME`` as on Docker;
 - a build runs without intermediate layers, so that a failed build leaves
   no image behind, and stage images are removed;
