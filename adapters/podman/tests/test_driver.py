@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 from enginekit_podman import PodmanDriver, connect
 
+from enginekit.capabilities import Capability
 from enginekit.errors import (
     BuildFailed,
     Conflict,
@@ -76,6 +77,9 @@ def test_info(driver: PodmanDriver) -> None:
     assert info.cgroup_version in (1, 2)
     assert info.rootless is False  # the service here and on the test host runs as root
     assert info.image_store == "overlay"
+    caps, missing = driver.capabilities, driver.unsupported
+    assert caps.isdisjoint(missing) and caps | set(missing) == set(Capability)
+    assert driver.capabilities is caps  # worked out once
     assert info.os == "linux"
     assert info.storage_root
 
