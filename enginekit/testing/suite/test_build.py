@@ -182,8 +182,8 @@ class TestBuildInstructions:
     """One multi-stage build using every instruction; each test checks one part."""
 
     @pytest.fixture(scope="class")
+    @staticmethod
     def rich(
-        self,
         engine: Engine,
         enginekit_run: SuiteRun,
         tmp_path_factory: pytest.TempPathFactory,

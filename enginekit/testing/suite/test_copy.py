@@ -387,8 +387,9 @@ class TestCopyFromNeverEscapes(_CopyFixtures):
 @pytest.mark.requires(Capability.COPY)
 class TestCopyRoundTrip:
     @pytest.fixture(scope="class")
+    @staticmethod
     def round_trip_container(
-        self, engine: Engine, base_image: str, enginekit_run: SuiteRun
+        engine: Engine, base_image: str, enginekit_run: SuiteRun
     ) -> Iterator[Container]:
         c = _running(engine, base_image, "true", enginekit_run.labels)
         try:
