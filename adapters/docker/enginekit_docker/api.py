@@ -25,7 +25,7 @@ from enginekit.transport import Response, Transport
 
 from . import convert, versions
 from .errors import error_for, map_errors, message_of
-from .instance import Instance
+from .instance import Instance, describe
 
 __all__ = ["HINT", "Api", "label_filters"]
 
@@ -160,6 +160,19 @@ class Api:
         if resp.status != 304:
             self._check(resp, operation=operation)
         resp.read()
+
+    def _instance(self) -> Instance:
+        """What this daemon can do and how it keeps images, from one ``GET /info``
+        (on first use, then kept: see :mod:`.instance`)."""
+        found = self._described
+        if found is None:
+            with self._describe_lock:
+                if self._described is None:
+                    info = self._json("GET", "/info", operation="info")
+                    with map_errors("info"):
+                        self._described = describe(info)
+                found = self._described
+        return found
 
     def _root_dir(self) -> str:
         return str(self._json("GET", "/info", operation="info").get("DockerRootDir") or "")

@@ -41,12 +41,11 @@ from enginekit.models import (
 )
 from enginekit.transport import demux_frames
 
-from . import convert, instance, names
+from . import convert, names
 from .api import HINT, label_filters
 from .errors import error_for, map_errors, message_of
 from .images import ImageOps
 from .initsignals import signal_number, wait_until_ready
-from .instance import Instance
 from .locallog import PieceResolver
 from .streams import LogIterator, ResponseStream
 
@@ -100,18 +99,6 @@ class DockerDriver(ImageOps):
         info = self._json("GET", "/info", operation="info")
         with map_errors("info"):
             return convert.engine_info(version, info, api_version=self.api_version)
-
-    def _instance(self) -> Instance:
-        """What this daemon can do, from one ``GET /info`` (on first use, then kept)."""
-        found = self._described
-        if found is None:
-            with self._describe_lock:
-                if self._described is None:
-                    info = self._json("GET", "/info", operation="info")
-                    with map_errors("info"):
-                        self._described = instance.describe(info)
-                found = self._described
-        return found
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -199,6 +186,9 @@ class DockerDriver(ImageOps):
 
         One list call with the filters, then the entries inspected concurrently
         over the pooled connections; a container removed in between is left out.
+        Without ``all``, one that the inspection finds stopped is left out too
+        (Docker 28's list of running containers can still show a container
+        whose exit was just reported).
         """
         filters: dict[str, list[str]] = {}
         if labels:
@@ -218,7 +208,12 @@ class DockerDriver(ImageOps):
         else:
             with ThreadPoolExecutor(min(self.list_workers, len(ids))) as pool:
                 found = list(pool.map(self._inspect_listed, ids))
-        return [c for c in found if c is not None and (not name or c.name == name)]
+        live = (ContainerState.RUNNING, ContainerState.PAUSED)
+        return [
+            c
+            for c in found
+            if c is not None and (not name or c.name == name) and (all or c.state in live)
+        ]
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         try:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -31,6 +32,8 @@ from .errors import build_error, error_for, map_errors, message_of, registry_err
 
 __all__ = ["ImageOps"]
 
+# How long an interrupted build waits for its step containers to go.
+_STEP_CONTAINER_GONE = 10.0
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)$")
 # No credentials: the daemon's own configuration applies (it wants the header).
 _NO_AUTH = base64.b64encode(b"{}").decode("ascii")
@@ -92,25 +95,118 @@ class ImageOps(Api):
                     raise BuildFailed("docker build: the daemon reported no image", step=log.step)
             except BaseException:
                 # Interrupted, the daemon may still be running a step: its
-                # container holds the images below it until removed.
-                for container in log.containers:
-                    with contextlib.suppress(EngineError):
-                        self._empty(
-                            "DELETE",
-                            f"/containers/{container}",
-                            operation="remove",
-                            params={"force": True, "v": True},
-                        )
+                # container holds the images below it until it is gone.
+                self._remove_step_containers(log.containers)
                 self._remove_images(reversed(log.created))
                 raise
             self._remove_strays(log.image_id, log.created)
         return self.image_inspect(log.image_id)
 
+    def _remove_step_containers(self, ids: list[str]) -> None:
+        """Force-remove a build's step containers and wait until they are gone
+        (Docker 28 answers while the container is still "dead", holding its image)."""
+        for container in ids:
+            with contextlib.suppress(EngineError):
+                self._empty(
+                    "DELETE",
+                    f"/containers/{container}",
+                    operation="remove",
+                    params={"force": True, "v": True},
+                )
+        deadline = time.monotonic() + _STEP_CONTAINER_GONE
+        for container in ids:
+            while time.monotonic() < deadline:
+                resp = self._request("GET", f"/containers/{container}/json")
+                resp.read()
+                if resp.status == 404:
+                    break
+                time.sleep(0.05)
+
     def _remove_images(self, ids: Any) -> None:
         for image_id in ids:
             # In use by a later image, or gone already: leave it.
             with contextlib.suppress(EngineError):
-                self._empty("DELETE", f"/images/{image_id}", operation="rmi")
+                self._delete_image(image_id, force=False)
+
+    def _delete_image(self, ref: str, *, force: bool) -> None:
+        """``DELETE /images/{ref}``, and the builder's images below it that nothing
+        else needs.
+
+        On the classic store Docker removes those itself. On the containerd
+        store Docker 28 removes every untagged builder image below the one
+        removed, even one another image stands on (a build that hit the cache
+        shares them): that other image is then left with a broken chain, and
+        removing it later leaves its own builder images behind. There the
+        adapter asks Docker not to prune (``noprune``) and removes each image
+        below, nearest first, while it is untagged, unused and no other image
+        stands on it.
+        """
+        if not self._instance().containerd_store:
+            with map_errors("rmi"):
+                self._call(
+                    "DELETE",
+                    f"/images/{ref}",
+                    operation="rmi",
+                    missing=ImageNotFound,
+                    params={"force": force},
+                ).read()
+            return
+        chain = self._builder_chain(ref)
+        with map_errors("rmi"):
+            self._call(
+                "DELETE",
+                f"/images/{ref}",
+                operation="rmi",
+                missing=ImageNotFound,
+                params={"force": force, "noprune": True},
+            ).read()
+        if chain and not self._exists(chain[0]):
+            self._prune_below(chain)
+
+    def _builder_chain(self, ref: str) -> list[str]:
+        """The image's id, then the ids of the builder's images below it, nearest first."""
+        history = self._json(
+            "GET", f"/images/{ref}/history", operation="rmi", missing=ImageNotFound
+        )
+        with map_errors("rmi"):
+            ids = [str(h.get("Id") or "") for h in history]
+        chain: list[str] = []
+        for image_id in ids:
+            if not image_id.startswith("sha256:"):
+                break  # "<missing>": below here, layers of an image not built here
+            chain.append(image_id)
+        return chain
+
+    def _exists(self, image_id: str) -> bool:
+        resp = self._request("GET", f"/images/{image_id}/json")
+        resp.read()
+        return resp.ok
+
+    def _prune_below(self, chain: list[str]) -> None:
+        """Remove ``chain[1:]`` (the images below the removed ``chain[0]``), nearest
+        first, up to the first one that is tagged, used or stood on."""
+        entries = self._json("GET", "/images/json", operation="rmi", params={"all": True})
+        with map_errors("rmi"):
+            parent = {str(e["Id"]): str(e.get("ParentId") or "") for e in entries}
+            tagged = {
+                str(e["Id"])
+                for e in entries
+                if any(t != "<none>:<none>" for t in e.get("RepoTags") or ())
+            }
+        children: dict[str, int] = {}
+        for parent_id in parent.values():
+            if parent_id:
+                children[parent_id] = children.get(parent_id, 0) + 1
+        for image_id in chain[1:]:
+            if image_id not in parent or image_id in tagged or children.get(image_id):
+                return
+            resp = self._request("DELETE", f"/images/{image_id}", params={"noprune": True})
+            resp.read()
+            if not resp.ok:  # a container uses it, or another client took it: leave the rest
+                return
+            above = parent.pop(image_id)
+            if above:
+                children[above] = children.get(above, 0) - 1
 
     def _remove_strays(self, final_id: str, created: list[str]) -> None:
         """Drop what this build made that the final image does not stand on
@@ -161,14 +257,7 @@ class ImageOps(Api):
             ).read()
 
     def image_remove(self, ref: str, *, force: bool = False) -> None:
-        with map_errors("rmi"):
-            self._call(
-                "DELETE",
-                f"/images/{ref}",
-                operation="rmi",
-                missing=ImageNotFound,
-                params={"force": force},
-            ).read()
+        self._delete_image(ref, force=force)
 
     def image_save(self, ref: str, path: str) -> None:
         from enginekit.ociarchive import normalize
