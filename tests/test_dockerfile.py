@@ -35,102 +35,6 @@ def env_list(state: BuildState) -> list[str]:
     return [f"{k}={v}" for k, v in state.env]
 
 
-# =========================================================================== substitution
-
-ENV = {"A": "hello", "E": "", "P": "/usr/local/bin", "SP": "a b"}
-
-
-@pytest.mark.parametrize(
-    ("word", "result"),
-    [
-        ("$A", "hello"),
-        ("${A}", "hello"),
-        ("${A}x", "hellox"),
-        ("$Ax", ""),  # the name is "Ax"
-        ("$A-x", "hello-x"),
-        ("pre${A}post", "prehellopost"),
-        ("$NOPE", ""),
-        ("${NOPE}", ""),
-        ("${NOPE:-def}", "def"),
-        ("${E:-def}", "def"),
-        ("${A:-def}", "hello"),
-        ("${A:+alt}", "alt"),
-        ("${E:+alt}", ""),
-        ("${NOPE:+alt}", ""),
-        ("${NOPE:-$A}", "hello"),
-        ("${NOPE:-${A}-x}", "hello-x"),
-        ('${NOPE:-"x y"}', "x y"),
-        ("${A?err}", "hello"),
-        ("${A:?err}", "hello"),
-        ("'$A'", "$A"),
-        ('"$A"', "hello"),
-        ('"$A x"', "hello x"),
-        ("\\$A", "$A"),
-        ('"\\$A"', "$A"),
-        ('"a\\"b"', 'a"b'),
-        ('"a\\b"', "a\\b"),  # in double quotes the escape only escapes $ " and itself
-        ("'a\\b'", "a\\b"),
-        ("a\\ b", "a b"),
-        ("a\\", "a"),  # a trailing escape is dropped
-        ('a"b c"d', "ab cd"),
-        ("a'b c'd", "ab cd"),
-        ("$", "$"),
-        ("a$", "a$"),
-        ("$$", ""),  # "$$" reads the special parameter "$" (unset)
-        ("$1x", "x"),
-        ("$SP", "a b"),
-        ("caf\u00e9 $A \u2603", "caf\u00e9 hello \u2603"),
-    ],
-)
-def test_expand(word: str, result: str) -> None:
-    assert expand(word, ENV) == result
-
-
-@pytest.mark.parametrize(
-    ("word", "result"),
-    [
-        ("${NOPE-def}", "def"),
-        ("${E-def}", ""),
-        ("${NOPE+alt}", ""),
-        ("${E+alt}", "alt"),
-        ("${P#*/}", "usr/local/bin"),
-        ("${P##*/}", "bin"),
-        ("${P%/*}", "/usr/local"),
-        ("${P%%/*}", ""),
-        ("${P/usr/opt}", "/opt/local/bin"),
-        ("${A//l/L}", "heLLo"),
-        ("${A/x/y}", "hello"),
-    ],
-)
-def test_expand_modern_forms(word: str, result: str) -> None:
-    assert expand(word, ENV) == result
-    # Docker 20.10's and Podman's builders refuse these: strict mode does too.
-    with pytest.raises(InvalidSpec, match="not supported by every engine"):
-        expand(word, ENV, strict=True)
-
-
-@pytest.mark.parametrize(
-    "word",
-    ["${", "${A", "${}", "${:-x}", "${A:-x", "'open", '"open', "${NOPE?}", "${E:?}", "${A x}"],
-)
-def test_expand_errors(word: str) -> None:
-    with pytest.raises(InvalidSpec):
-        expand(word, ENV)
-
-
-def test_expand_error_messages() -> None:
-    with pytest.raises(InvalidSpec, match="NOPE: is not allowed to be unset"):
-        expand("${NOPE?}", ENV)
-    with pytest.raises(InvalidSpec, match="E: custom"):
-        expand("${E:?custom}", ENV)
-
-
-def test_expand_backtick_escape() -> None:
-    assert expand("`$A", ENV, escape="`") == "$A"
-    assert expand("c:\\path", ENV, escape="`") == "c:\\path"
-    assert expand('"x`"y"', ENV, escape="`") == 'x"y'
-
-
 # =========================================================================== lines and directives
 
 
@@ -188,6 +92,88 @@ def test_backtick_continuation() -> None:
 def test_continuation_at_end_of_file() -> None:
     df = parse("FROM scratch\nRUN echo a \\")
     assert df.stages[0].instructions[0].args == ("echo a",)
+
+
+def test_escaped_escape_at_end_of_line_is_not_a_continuation() -> None:
+    # Docker's rule: the escape at the end of a line continues it unless the character
+    # before it is the escape too ("trailing\\\\" ends the line, as does "\\\\\\").
+    df = parse("FROM scratch\nENV C trailing\\\\\nENV D=1\nRUN echo \\\\\\\nUSER 1\n")
+    body = df.stages[0].instructions
+    assert [i.keyword for i in body] == ["ENV", "ENV", "RUN", "USER"]
+    assert body[0].pairs == (("C", "trailing\\\\"),)
+    assert body[2].args == ("echo \\\\\\",)
+    state = final("FROM scratch\nENV C trailing\\\\\nENV D=1\n", strict=False)
+    assert (state.env_dict["C"], state.env_dict["D"]) == ("trailing\\", "1")
+    # A line holding only the escape still continues.
+    df = parse("FROM scratch\nRUN echo a \\\n\\\n  b\n")
+    assert df.stages[0].instructions[0].args == ("echo a   b",)
+    df = parse("# escape=`\nFROM scratch\nRUN echo ``\nUSER 1\n")
+    assert [i.keyword for i in df.stages[0].instructions] == ["RUN", "USER"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FROM scratch\nENV C trailing\\\\\nENV D=1\n",
+        "FROM scratch\nRUN echo a \\\n  b\\\\  \nUSER 1\n",
+        "FROM scratch\nRUN echo \\\\\\\nUSER 1\n",
+        "# escape=`\nFROM scratch\nRUN echo ``\nUSER 1\n",
+        "FROM scratch\nONBUILD RUN echo \\\\\nUSER 1\n",
+    ],
+)
+def test_escaped_escape_at_end_of_line_is_refused_in_strict_mode(text: str) -> None:
+    # Podman's builder takes any escape at the end of a line as a continuation: the
+    # engines would build different images, so strict evaluation refuses the line.
+    lineno = text.count("\n") - 1
+    with pytest.raises(InvalidSpec, match=rf"line {lineno}: the line ends with an escaped"):
+        parse(text).evaluate()
+    parse(text).evaluate(strict=False)
+    quoted = final('FROM scratch\nENV C="trailing\\\\"\nENV D=1\n')
+    assert quoted.env_dict["C"] == "trailing\\"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "RUN <<EOF\necho hi\nEOF",
+        "RUN cat <<-'END' > /f\n\thello\n\tEND",
+        "RUN cat << EOF\nx\nEOF",
+        "RUN 3<<EOF cat <&3\nx\nEOF",
+        'COPY <<"EOF" /etc/motd\nhello\nEOF',
+        "ADD <<EOF /x\nhello\nEOF",
+        "ONBUILD RUN <<EOF\necho hi\nEOF",
+    ],
+)
+def test_heredocs_are_refused_clearly(body: str) -> None:
+    with pytest.raises(InvalidSpec, match=r"line 2: .*heredoc.*not supported") as info:
+        parse(f"FROM scratch\n{body}\n")
+    assert "unknown instruction" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "RUN echo a<<b",
+        "RUN cat <<< word",
+        'RUN echo "<<EOF"',
+        "RUN echo '<< EOF'",
+        'RUN ["sh", "-c", "cat <<EOF"]',
+        "RUN echo \\<<EOF",
+        "ENV A=<<EOF",
+    ],
+)
+def test_text_that_is_no_heredoc_passes(body: str) -> None:
+    assert len(parse(f"FROM scratch\n{body}\n").stages[0].instructions) == 1
+
+
+def test_expose_splits_words_after_substitution() -> None:
+    # Docker (classic builder and BuildKit) and Podman: EXPOSE $PORTS exposes each word.
+    s = final('FROM scratch\nENV PORTS="80 443"\nEXPOSE $PORTS 53/udp\n')
+    assert s.exposed_ports == ("53/udp", "80/tcp", "443/tcp")
+    step = parse('FROM scratch\nARG P="8080 9090/udp"\nEXPOSE $P $NOPE\n').evaluate().steps[-1]
+    assert step.args == ("8080/tcp", "9090/udp")
+    with pytest.raises(InvalidSpec, match="invalid port '80 443'"):
+        final('FROM scratch\nENV PORTS="80 443"\nEXPOSE "$PORTS"\n')
 
 
 def test_bom_and_crlf() -> None:
