@@ -144,6 +144,7 @@ def split_lines(text: str) -> tuple[str, str | None, list[Line]]:
     seen: set[str] = set()
     directives_done = False
     continuation = _continuation("\\")
+    escaped_end = False
 
     def directive(line: str, lineno: int) -> None:
         nonlocal directives_done, escape, syntax, continuation
@@ -178,7 +179,6 @@ def split_lines(text: str) -> tuple[str, str | None, list[Line]]:
         return line[: m.start()], False
 
     lines: list[Line] = []
-    escaped_end = False
     i = 0
     while i < len(raw):
         escaped_end = False

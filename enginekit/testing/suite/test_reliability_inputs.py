@@ -44,7 +44,7 @@ def _refusals(
 
 
 def _assert_refused_alike(rows: dict[str, dict[str, Any]], *, title: str, says: str) -> None:
-    nothing = {"containers": [], "images": []}
+    nothing: dict[str, list[str]] = {"containers": [], "images": []}
     if any(
         row["error"] != "InvalidSpec" or says not in row["message"] or row["left"] != nothing
         for row in rows.values()
