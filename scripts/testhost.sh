@@ -11,6 +11,7 @@
 #   scripts/testhost.sh versions        print the engine versions
 #   scripts/testhost.sh status          is it built, running, answering
 #   scripts/testhost.sh stop            stop the container (the rootfs stays)
+#   scripts/testhost.sh destroy         stop it and remove the rootfs and its bridge (the next `up` rebuilds)
 #
 # ENGINEKIT_TESTHOST_DIR, _NAME, _BRIDGE, _NET (10.123.0) make a second, separate
 # instance (e.g. to time a fresh build without touching the one in use).
@@ -430,6 +431,17 @@ cmd_bench() {
   inner "$INNER_VENV/bin/python" benchmarks/bench_engines.py "$@"
 }
 
+cmd_destroy() {
+  exec 9>"$BASE.lock"; flock 9
+  lxc-stop -P "$LXCPATH" -n "$NAME" -k 2>/dev/null || true
+  umount_below "$ROOTFS"
+  # Not lxc-destroy: the rootfs is removed here, on this file system only.
+  rm -rf --one-file-system "$ROOTFS" "$BASE/rootfs.new" "$BASE/stage" "$LXCPATH"
+  rm -f "$BASE"/*.log
+  ip link del "$BRIDGE" 2>/dev/null || true
+  log "destroyed $NAME ($BASE)"
+}
+
 main() {
   case "${1:-up}" in
     up) shift || true; cmd_up ;;
@@ -440,8 +452,9 @@ main() {
     versions) running || die "not running: $0 up"; versions ;;
     status) if running; then echo "running ($LXCPATH/$NAME, $ROOTFS)"; versions; else echo "not running"; exit 1; fi ;;
     stop) need_root; lxc-stop -P "$LXCPATH" -n "$NAME" -k 2>/dev/null || true ;;
+    destroy) need_root; cmd_destroy ;;
     -h|--help|help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
-    *) die "unknown command: $1 (up, exec, test, bench, sync, versions, status, stop)" ;;
+    *) die "unknown command: $1 (up, exec, test, bench, sync, versions, status, stop, destroy)" ;;
   esac
 }
 
