@@ -453,7 +453,7 @@ main() {
     status) if running; then echo "running ($LXCPATH/$NAME, $ROOTFS)"; versions; else echo "not running"; exit 1; fi ;;
     stop) need_root; lxc-stop -P "$LXCPATH" -n "$NAME" -k 2>/dev/null || true ;;
     destroy) need_root; cmd_destroy ;;
-    -h|--help|help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+    -h|--help|help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" ;;
     *) die "unknown command: $1 (up, exec, test, bench, sync, versions, status, stop, destroy)" ;;
   esac
 }
