@@ -1,7 +1,9 @@
 """``copy_to`` and ``copy_from`` with ``docker cp``'s rules, the same on every engine.
 
 Drivers move tar streams (``container_put_archive`` / ``container_get_archive``);
-this module decides where things go and extracts on the host safely:
+this module checks both paths before any engine call (``InvalidSpec``: a container
+path must be absolute; neither may hold a NUL character), decides where things go
+and extracts on the host safely:
 
 * into a destination folder that exists, the source keeps its name; otherwise
   it is copied to that very path (a ``SRC/.`` source copies a folder's contents);
@@ -40,6 +42,7 @@ def _root_owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def copy_to(driver: Driver, cid: str, host_path: str, container_path: str) -> None:
     validate.abs_path(container_path, "container_path")
+    host_path = validate.host_path(host_path, "host_path")
     contents_only = host_path.rstrip("/").endswith("/.") or host_path == "."
     src = os.path.abspath(host_path)
     if not os.path.lexists(src):
@@ -72,6 +75,7 @@ def copy_to(driver: Driver, cid: str, host_path: str, container_path: str) -> No
 
 def copy_from(driver: Driver, cid: str, container_path: str, host_path: str) -> None:
     validate.abs_path(container_path, "container_path")
+    host_path = validate.host_path(host_path, "host_path")
     src = posixpath.normpath(container_path)
     contents_only = container_path.rstrip("/").endswith("/.")
     dest = os.path.abspath(host_path)

@@ -39,6 +39,7 @@ from typing import IO, TYPE_CHECKING, Literal
 
 import attrs
 
+from enginekit import validate
 from enginekit.errors import InvalidSpec
 
 if TYPE_CHECKING:
@@ -480,9 +481,10 @@ def resolve_context(context: str) -> str:
     """The absolute, symlink-resolved context directory (``InvalidSpec`` unless it is one)."""
     if not isinstance(context, str | os.PathLike) or not os.fspath(context):
         raise InvalidSpec("build context must be a directory path")
-    real = os.path.realpath(os.path.abspath(os.fspath(context)))
+    path = validate.host_path(context, "build context")
+    real = os.path.realpath(os.path.abspath(path))
     if not os.path.isdir(real):
-        raise InvalidSpec(f"build context {os.fspath(context)!r} is not an existing directory")
+        raise InvalidSpec(f"build context {path!r} is not an existing directory")
     return real
 
 
@@ -492,9 +494,10 @@ def dockerfile_path(context: str, dockerfile: str = "Dockerfile") -> str:
     A relative ``dockerfile`` is relative to the context; an absolute one must lie in it.
     The file must be a regular file (a symbolic link to one inside the context is accepted).
     """
+    if not isinstance(dockerfile, str) or not dockerfile:
+        raise InvalidSpec("dockerfile must be a non-empty path relative to the context")
+    validate.host_path(dockerfile, "dockerfile")
     root = resolve_context(context)
-    if not dockerfile:
-        raise InvalidSpec("dockerfile path is empty")
     if os.path.isabs(dockerfile):
         head, tail = os.path.split(os.path.abspath(dockerfile))
         real_head = os.path.realpath(head)

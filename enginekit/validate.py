@@ -23,6 +23,7 @@ __all__ = [
     "NAME_RE",
     "container_ref",
     "container_spec",
+    "host_path",
     "image_ref",
     "labels",
     "memory",
@@ -163,6 +164,21 @@ def argv(value: Any, field: str = "command", *, allow_empty: bool = False) -> tu
     for item in value:
         _text(f"{field} argument", item)
     return tuple(value)
+
+
+def host_path(value: Any, field: str) -> str:
+    """A path on the host (``str`` or ``os.PathLike[str]``), as ``str``: not empty and
+    without a NUL character (no system call can carry one), checked before any engine
+    call so that every engine refuses it alike."""
+    try:
+        path = os.fspath(value)
+    except TypeError:
+        raise _fail(
+            f"{field} must be a path (str or os.PathLike), not {type(value).__name__}"
+        ) from None
+    if not isinstance(path, str):
+        raise _fail(f"{field} must be a str path, not {type(path).__name__}")
+    return _text(field, path, allow_empty=False)
 
 
 def abs_path(value: Any, field: str) -> str:

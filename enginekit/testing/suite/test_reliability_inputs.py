@@ -5,19 +5,22 @@
   Docker refuses it; a line ending with an escaped escape character (``trailing\\\\``),
   which Docker ends there and Podman's builder continues, is refused (quoted, it
   builds alike).
-- A NUL character in any path argument (host or container side, build context
-  file, archive path, mount, workdir) is ``InvalidSpec`` before anything is
-  created, with the same message on every engine.
+- A NUL character in a path argument (copy_to/copy_from on both sides, the build's
+  Dockerfile, mounts, workdir of create, run and exec) is ``InvalidSpec`` before any
+  engine call, with the same message on every engine and nothing created or written.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from enginekit.capabilities import Capability
+from enginekit.models import Mount
 
 from ._runs import new_objects, remove_image_quietly, snapshot, table
 
@@ -140,3 +143,128 @@ class TestReliabilityDockerfileText:
         for eng in engines.values():
             remove_image_quietly(eng, tag)
         _assert_refused_alike(rows, title=dockerfile.splitlines()[1], says=says)
+
+
+def _copy_from_host(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.containers.copy_from(c, "/etc/passwd", str(tmp / "x\0y"))
+
+
+def _copy_from_container(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.containers.copy_from(c, "/etc/pa\0sswd", str(tmp))
+
+
+def _copy_to_host(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.containers.copy_to(c, f"{ctx}/Docker\0file", "/tmp")
+
+
+def _copy_to_container(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.containers.copy_to(c, str(ctx / "Dockerfile"), "/tm\0p")
+
+
+def _build_dockerfile(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.images.build(str(ctx), dockerfile="Docker\0file", tag="enginekit-nul:never")
+
+
+def _exec_workdir(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.containers.exec(c, ["true"], workdir="/a\0b")
+
+
+NUL_CASES = [
+    pytest.param(
+        _copy_from_host,
+        "host_path must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.COPY),
+        id="copy_from host path",
+    ),
+    pytest.param(
+        _copy_from_container,
+        "container_path must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.COPY),
+        id="copy_from container path",
+    ),
+    pytest.param(
+        _copy_to_host,
+        "host_path must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.COPY),
+        id="copy_to host path",
+    ),
+    pytest.param(
+        _copy_to_container,
+        "container_path must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.COPY),
+        id="copy_to container path",
+    ),
+    pytest.param(
+        _build_dockerfile,
+        "dockerfile must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.BUILD),
+        id="build dockerfile",
+    ),
+    pytest.param(
+        _exec_workdir,
+        "workdir must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.EXEC),
+        id="exec workdir",
+    ),
+]
+
+
+class TestReliabilityNulPaths:
+    """A NUL character in a path: ``InvalidSpec`` before any engine call, alike everywhere."""
+
+    @pytest.mark.parametrize(("attempt", "says"), NUL_CASES)
+    def test_refused_alike(
+        self,
+        engines: dict[str, Engine],
+        base_images: dict[str, str],
+        build_context: BuildContextFactory,
+        tmp_path: Path,
+        labels: dict[str, str],
+        attempt: Callable[[Engine, str, Path, Path], object],
+        says: str,
+    ) -> None:
+        ctx = build_context("FROM scratch\n", busybox=False)
+        out = tmp_path / "out"
+        out.mkdir()
+
+        def on(name: str, eng: Engine) -> object:
+            c = eng.containers.run(base_images[name], ["sleep", "600"], labels=labels)
+            try:
+                return attempt(eng, c.id, ctx, out)
+            finally:
+                eng.containers.remove(c, force=True)
+
+        rows = _refusals(engines, on)
+        assert sorted(os.listdir(out)) == [], "something was written on the host"
+        _assert_refused_alike(rows, title=says, says=says)
+
+    @pytest.mark.parametrize(
+        ("spec", "says"),
+        [
+            ({"workdir": "/a\0b"}, "workdir must not contain a NUL character"),
+            (
+                {"mounts": [Mount(source="/tmp\0x", target="/mnt")]},
+                "mount source must not contain a NUL character",
+            ),
+            (
+                {"mounts": [Mount(source="/tmp", target="/m\0nt")]},
+                "mount target must not contain a NUL character",
+            ),
+        ],
+        ids=["workdir", "mount source", "mount target"],
+    )
+    def test_spec_paths_refused_alike(
+        self,
+        engines: dict[str, Engine],
+        base_images: dict[str, str],
+        labels: dict[str, str],
+        spec: dict[str, Any],
+        says: str,
+    ) -> None:
+        for call in ("create", "run"):
+
+            def on(name: str, eng: Engine, call: str = call) -> object:
+                method = getattr(eng.containers, call)
+                return method(base_images[name], ["true"], labels=labels, **spec)
+
+            _assert_refused_alike(_refusals(engines, on), title=f"{call}: {says}", says=says)
