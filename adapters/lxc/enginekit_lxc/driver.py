@@ -613,7 +613,7 @@ class LxcDriver:
             os.replace(cfg + ".tmp", cfg)
             argv = [
                 tool_path("lxc-execute"), "-n", lxc_name, "-P", self.lxcpath, "-f", cfg,
-                "-o", os.path.join(cdir, "lxc.log"), "-l", "NOTICE", "-q",
+                "-o", os.path.join(cdir, "lxc.log"), "-l", "INFO", "-q",
                 "--",
             ]  # fmt: skip
             plan = {

@@ -14,8 +14,10 @@ in the foreground with ``lxc-execute`` (LXC's init as PID 1). It then:
 * relays connections from ``127.0.0.1:host_port`` to the container;
 * notices an OOM kill (:meth:`enginekit_lxc.cgroups.CgroupV1.oom_watch`: an
   eventfd on ``memory.oom_control``; on cgroup v2, ``memory.events``);
-* on exit writes the exit code (``128 + n`` when killed by signal ``n``),
-  ``oom_killed`` and the finish time atomically, unmounts, and ends.
+* on exit writes the exit code (``128 + n`` when the command or the init was
+  killed by signal ``n``, from enginekit or from anywhere: LXC's log says
+  which signal ended the init), ``oom_killed`` and the finish time
+  atomically, unmounts, and ends.
 
 Only the standard library and the adapter's stdlib-only modules are imported
 here, to start fast.
@@ -30,6 +32,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import selectors
 import socket
 import subprocess
@@ -340,7 +343,12 @@ def run(cdir: str, ready_fd: int | None) -> int:
         _report(ready_fd, {"ok": True, "pid": init_pid})
     os.write(log_fd, logfile.record(logfile.END))
     os.close(log_fd)
-    if code == 1 and _read(os.path.join(cdir, "signal")) == "9":
+    killed_by = _init_signal(lxc_log, init_pid)
+    if killed_by is not None:
+        # The init itself was killed by a signal (kill -9 from anywhere, the OOM
+        # killer): lxc-execute says 1, LXC's log says which signal.
+        code = 128 + killed_by
+    elif code == 1 and _read(os.path.join(cdir, "signal")) == "9":
         code = 137  # LXC's init itself was SIGKILLed (lxc-stop -k): lxc-execute says 1
     status.update(
         state="exited",
@@ -418,6 +426,29 @@ def _lxc_log(path: str) -> tuple[bool, str]:
         if b" ERROR " in ln
     ]
     return b" started with pid " in data, "; ".join(errs[-3:])
+
+
+_INIT_SIGNAL = re.compile(rb"Child <(\d+)> ended on signal [A-Za-z0-9+-]*\((\d+)\)")
+
+
+def _init_signal(path: str, init_pid: int | None) -> int | None:
+    """The signal that ended the container's init, from LXC's log, or None.
+
+    ``lxc-execute`` exits 1 when its init is killed by a signal (it cannot die
+    of the same signal as the init, as it tries to), but at log level INFO
+    LXC writes ``Child <PID> ended on signal SIGKILL(9)`` for the init (LXC 5.0
+    to 7.0). With ``init_pid`` known, only that pid's line counts.
+    """
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    found: int | None = None
+    for m in _INIT_SIGNAL.finditer(data):
+        if init_pid is None or int(m.group(1)) == init_pid:
+            found = int(m.group(2))
+    return found if found else None
 
 
 def _detached_run(cdir: str, ready_fd: int) -> None:

@@ -213,3 +213,33 @@ def test_store_names_are_unique(tmp_path: Path) -> None:
     store.delete(a)
     assert store.claim_name("web", b)  # a stale claim is taken over
     assert store.name_owner("web") == b
+
+
+# LXC's log at level INFO (lxc-execute 5.0.2; the lines are the same in 6.0 and 7.0).
+_HEAD = "lxc-execute ek-1 20261205075757.861 "
+_LXC_LOG_KILLED = (
+    f'{_HEAD}NOTICE   conf - ../src/lxc/conf.c:lxc_setup:4518 - The container "ek-1" is set up\n'
+    f"{_HEAD}NOTICE   execute - ../src/lxc/execute.c:execute_post_start:34 - "
+    "'/dev/.enginekit/busybox' started with pid '24494'\n"
+    f"{_HEAD}INFO     error - ../src/lxc/error.c:lxc_error_set_and_log:34 - "
+    "Child <24494> ended on signal SIGKILL(9)\n"
+).encode()
+_LXC_LOG_EXITED = (
+    f"{_HEAD}NOTICE   execute - ../src/lxc/execute.c:execute_post_start:34 - "
+    "'/dev/.enginekit/busybox' started with pid '8521'\n"
+    f"{_HEAD}INFO     error - ../src/lxc/error.c:lxc_error_set_and_log:31 - "
+    "Child <8521> ended on error (3)\n"
+).encode()
+
+
+def test_init_signal_read_from_lxcs_log(tmp_path: Path) -> None:
+    from enginekit_lxc.monitor import _init_signal
+
+    log = tmp_path / "lxc.log"
+    log.write_bytes(_LXC_LOG_KILLED)
+    assert _init_signal(str(log), 24494) == 9
+    assert _init_signal(str(log), None) == 9
+    assert _init_signal(str(log), 1234) is None  # another process's line does not count
+    log.write_bytes(_LXC_LOG_EXITED)
+    assert _init_signal(str(log), 8521) is None
+    assert _init_signal(str(tmp_path / "absent.log"), 8521) is None
