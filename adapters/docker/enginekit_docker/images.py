@@ -17,6 +17,7 @@ from enginekit.errors import (
     EngineError,
     ImageNotFound,
     InvalidSpec,
+    NotFound,
 )
 from enginekit.models import (
     BuildRequest,
@@ -34,6 +35,7 @@ __all__ = ["ImageOps"]
 
 # How long an interrupted build waits for its step containers to go.
 _STEP_CONTAINER_GONE = 10.0
+_LIST_ATTEMPTS = 5
 _LOADED = re.compile(r"^Loaded image(?: ID)?: (\S+)$")
 # No credentials: the daemon's own configuration applies (it wants the header).
 _NO_AUTH = base64.b64encode(b"{}").decode("ascii")
@@ -185,7 +187,10 @@ class ImageOps(Api):
     def _prune_below(self, chain: list[str]) -> None:
         """Remove ``chain[1:]`` (the images below the removed ``chain[0]``), nearest
         first, up to the first one that is tagged, used or stood on."""
-        entries = self._json("GET", "/images/json", operation="rmi", params={"all": True})
+        try:
+            entries = self._images_json({"all": True}, operation="rmi")
+        except EngineError:
+            return  # best effort: the image asked for is gone already
         with map_errors("rmi"):
             parent = {str(e["Id"]): str(e.get("ParentId") or "") for e in entries}
             tagged = {
@@ -231,9 +236,7 @@ class ImageOps(Api):
             filters["label"] = label_filters(labels)
         if name:
             filters["reference"] = [name]
-        entries = self._json(
-            "GET", "/images/json", operation="image list", params={"filters": filters or None}
-        )
+        entries = self._images_json({"filters": filters or None}, operation="image list")
         images: list[Image] = []
         for entry in entries:
             tags = [t for t in entry.get("RepoTags") or () if t != "<none>:<none>"]
@@ -244,6 +247,21 @@ class ImageOps(Api):
             except ImageNotFound:
                 continue  # removed since the list was taken
         return images
+
+    def _images_json(self, params: Mapping[str, Any], *, operation: str) -> Any:
+        """``GET /images/json``, asked again when an image went away while it was
+        being listed (the containerd store then answers 404 "content digest ...
+        not found")."""
+        for attempt in range(_LIST_ATTEMPTS):
+            try:
+                return self._json(
+                    "GET", "/images/json", operation=operation, params=params, missing=NotFound
+                )
+            except NotFound:
+                if attempt == _LIST_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        return []  # pragma: no cover
 
     def image_tag(self, ref: str, new_ref: str) -> None:
         repo, tag = _split_ref(new_ref)
