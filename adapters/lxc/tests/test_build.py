@@ -633,26 +633,62 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
     return info
 
 
+def test_add_archive_names_that_climb_out_land_under_the_destination_as_on_docker(
+    store: ImageStore, ctx: Path, tmp_path: Path
+) -> None:
+    # Docker extracts in a chroot at the destination: names are taken from "/" there.
+    members = [
+        _member("../escape.txt"),
+        _member("a/../../escape2.txt"),
+        _member("/abs-escape.txt"),
+        _member("tmp", tarfile.DIRTYPE),
+        _member("out", tarfile.SYMTYPE, "../../../../../../tmp"),
+        _member("out/escape3.txt"),
+        _member("keep", tarfile.SYMTYPE, "/etc/hostname"),
+        _member("hard", tarfile.LNKTYPE, "../../escape.txt"),
+    ]
+    write(ctx, {"Dockerfile": "FROM scratch\nADD evil.tar /dst/\n", "evil.tar": _tar(members)})
+    image = compare_with_docker(store, ctx, tmp_path)
+    files = tree(store.rootfs(image.id))
+    assert {p for p, v in files.items() if v[0] == "file"} == {
+        "/dst/escape.txt",
+        "/dst/escape2.txt",
+        "/dst/abs-escape.txt",
+        "/dst/tmp/escape3.txt",
+        "/dst/hard",
+    }
+    for name in ("escape.txt", "escape2.txt", "escape3.txt", "abs-escape.txt"):
+        assert not os.path.exists(f"/tmp/{name}")
+
+
 @pytest.mark.parametrize(
     "members",
     [
-        [_member("../escape.txt")],
-        [_member("a/../../escape.txt")],
-        [_member("/abs-escape.txt")],
-        [_member("out", tarfile.SYMTYPE, "../../../../../../tmp"), _member("out/escape.txt")],
+        [_member("lnk", tarfile.SYMTYPE, "/tmp"), _member("lnk/escape.txt")],
+        [_member("lnk", tarfile.SYMTYPE, "/nowhere"), _member("lnk/a/escape.txt")],
+        [_member("lnk", tarfile.SYMTYPE, "missing"), _member("lnk/escape.txt")],
         [_member("hard", tarfile.LNKTYPE, "../../etc/hostname")],
+        [_member("f"), _member("f/escape.txt")],
     ],
 )
-def test_add_archive_escapes_are_refused(
+def test_add_archive_members_docker_cannot_extract_fail_the_build(
     store: ImageStore, ctx: Path, members: list[tarfile.TarInfo]
 ) -> None:
+    # A file behind a link to a directory missing under the destination (Docker: "no
+    # such file or directory"), a hard link to a missing file, a file in the way.
     write(ctx, {"Dockerfile": "FROM scratch\nADD evil.tar /dst/\n", "evil.tar": _tar(members)})
     before = layout_snapshot(store)
     with pytest.raises(BuildFailed):
         build(store, ctx, "ek-evil:1")
     _nothing_left(store, before)
     assert not os.path.exists("/tmp/escape.txt")
-    assert not os.path.exists("/var/tmp/escape.txt")
+    assert not os.path.exists("/nowhere")
+    with docker_cleanup():
+        tag = f"ek-lxc-parity-{RUN_ID}:evil"
+        res = _docker(
+            "build", "--label", f"enginekit.test={LABEL_VALUE}", "-t", tag, str(ctx), check=False
+        )
+        assert res.returncode != 0, "Docker built it"
 
 
 def test_writes_follow_image_symlinks_inside_the_rootfs_only(store: ImageStore, ctx: Path) -> None:
