@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ import pytest
 from enginekit.capabilities import Capability
 from enginekit.errors import BuildFailed
 
-from ._runs import new_objects, remove_image_quietly, run_to_end, snapshot, table
+from ._runs import remove_image_quietly, run_to_end, snapshot, table
+from .test_build import FINGERPRINT, _fingerprinted
+from .test_reliability_inputs import left_by
 
 if TYPE_CHECKING:
     from enginekit import Engine
@@ -125,16 +128,17 @@ class TestReliabilityAddTar:
         members: list[Member],
     ) -> None:
         tag = f"{make_name('addtar')}:v1"
+        mark = uuid.uuid4().hex[:12]
         rows: dict[str, dict[str, Any]] = {}
         for name, eng in engines.items():
             ctx = build_context(
-                f"FROM {base_images[name]}\nADD t.tar /dst/sub/\n",
+                _fingerprinted(f"FROM {base_images[name]}\nADD t.tar /dst/sub/\n", mark),
                 {"t.tar": _tar(members)},
                 busybox=False,
             )
             before = snapshot(eng)
             try:
-                eng.images.build(str(ctx), tag=tag, labels=labels)
+                eng.images.build(str(ctx), tag=tag, labels={**labels, FINGERPRINT: mark})
             except BuildFailed:
                 outcome = "BuildFailed"
             except Exception as exc:
@@ -146,7 +150,7 @@ class TestReliabilityAddTar:
                 )
                 outcome += f" ({res.stdout.decode().strip()})"
                 remove_image_quietly(eng, tag)
-            rows[name] = {"outcome": outcome, "left": new_objects(eng, before)}
+            rows[name] = {"outcome": outcome, "left": left_by(eng, before, mark)}
         expected = {"outcome": "BuildFailed", "left": {"containers": [], "images": []}}
         if any(row != expected for row in rows.values()):
             pytest.fail(

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,17 +23,30 @@ import pytest
 from enginekit.capabilities import Capability
 from enginekit.models import Mount
 
-from ._runs import new_objects, remove_image_quietly, snapshot, table
+from ._runs import Snapshot, new_objects, remove_image_quietly, snapshot, table
+from .test_build import FINGERPRINT, _fingerprinted, _left_behind, _ours
 
 if TYPE_CHECKING:
     from enginekit import Engine
     from enginekit.testing.fixtures import BuildContextFactory
 
 
+def left_by(eng: Engine, before: Snapshot, mark: str) -> dict[str, list[str]]:
+    """What an attempt fingerprinted with ``mark`` left: objects labelled with it
+    (any state), and of what appeared meanwhile, what it made (other clients of a
+    shared engine may add objects at the same time: those are not counted)."""
+    left = _left_behind(eng, mark)
+    appeared = new_objects(eng, before)
+    left["containers"] += _ours(eng, {**appeared, "images": []}, mark)
+    left["images"] += _ours(eng, {**appeared, "containers": []}, mark)
+    return {k: sorted(set(v)) for k, v in left.items()}
+
+
 def _refusals(
-    engines: dict[str, Engine], attempt: Callable[[str, Engine], object]
+    engines: dict[str, Engine], attempt: Callable[[str, Engine], object], mark: str
 ) -> dict[str, dict[str, Any]]:
-    """Run ``attempt`` on every engine; per engine, what it raised and what it left."""
+    """Run ``attempt`` on every engine; per engine, what it raised and what it left
+    (``attempt`` labels what it makes, and fingerprints its Dockerfiles, with ``mark``)."""
     rows: dict[str, dict[str, Any]] = {}
     for name, eng in engines.items():
         before = snapshot(eng)
@@ -42,7 +56,7 @@ def _refusals(
             error, message = type(exc).__name__, str(exc)
         else:
             error, message = "no error", ""
-        rows[name] = {"error": error, "message": message, "left": new_objects(eng, before)}
+        rows[name] = {"error": error, "message": message, "left": left_by(eng, before, mark)}
     return rows
 
 
@@ -110,7 +124,7 @@ class TestReliabilityDockerfileText:
             ("FROM {base}\nCOPY <<EOF /hi\nhi\nEOF\n", "heredocs (<<EOF) are not supported"),
             (
                 "FROM {base}\nENV C=trailing\\\\\nLABEL a=b\n",
-                "line 2: the line ends with an escaped \\",
+                "the line ends with an escaped \\",
             ),
             ("FROM {base}\nENV P=/a/b\nENV Q=${{P:#*/}}\n", "unsupported modifier (:#)"),
             ("FROM {base}\nENV P=/a/b\nENV Q=${{P:%%/*}}\n", "unsupported modifier (:%)"),
@@ -135,11 +149,14 @@ class TestReliabilityDockerfileText:
     ) -> None:
         tag = f"{make_name('refused')}:v1"
 
-        def attempt(name: str, eng: Engine) -> object:
-            ctx = build_context(dockerfile.format(base=base_images[name]), busybox=False)
-            return eng.images.build(str(ctx), tag=tag, labels=labels)
+        mark = uuid.uuid4().hex[:12]
 
-        rows = _refusals(engines, attempt)
+        def attempt(name: str, eng: Engine) -> object:
+            text = _fingerprinted(dockerfile.format(base=base_images[name]), mark)
+            ctx = build_context(text, busybox=False)
+            return eng.images.build(str(ctx), tag=tag, labels={**labels, FINGERPRINT: mark})
+
+        rows = _refusals(engines, attempt, mark)
         for eng in engines.values():
             remove_image_quietly(eng, tag)
         _assert_refused_alike(rows, title=dockerfile.splitlines()[1], says=says)
@@ -223,18 +240,20 @@ class TestReliabilityNulPaths:
         attempt: Callable[[Engine, str, Path, Path], object],
         says: str,
     ) -> None:
-        ctx = build_context("FROM scratch\n", busybox=False)
+        mark = uuid.uuid4().hex[:12]
+        marked = {**labels, FINGERPRINT: mark}
+        ctx = build_context(_fingerprinted("FROM scratch\nLABEL a=b\n", mark), busybox=False)
         out = tmp_path / "out"
         out.mkdir()
 
         def on(name: str, eng: Engine) -> object:
-            c = eng.containers.run(base_images[name], ["sleep", "600"], labels=labels)
+            c = eng.containers.run(base_images[name], ["sleep", "600"], labels=marked)
             try:
                 return attempt(eng, c.id, ctx, out)
             finally:
                 eng.containers.remove(c, force=True)
 
-        rows = _refusals(engines, on)
+        rows = _refusals(engines, on, mark)
         assert sorted(os.listdir(out)) == [], "something was written on the host"
         _assert_refused_alike(rows, title=says, says=says)
 
@@ -262,9 +281,12 @@ class TestReliabilityNulPaths:
         says: str,
     ) -> None:
         for call in ("create", "run"):
+            mark = uuid.uuid4().hex[:12]
 
-            def on(name: str, eng: Engine, call: str = call) -> object:
+            def on(name: str, eng: Engine, call: str = call, mark: str = mark) -> object:
                 method = getattr(eng.containers, call)
-                return method(base_images[name], ["true"], labels=labels, **spec)
+                marked = {**labels, FINGERPRINT: mark}
+                return method(base_images[name], ["true"], labels=marked, **spec)
 
-            _assert_refused_alike(_refusals(engines, on), title=f"{call}: {says}", says=says)
+            rows = _refusals(engines, on, mark)
+            _assert_refused_alike(rows, title=f"{call}: {says}", says=says)
