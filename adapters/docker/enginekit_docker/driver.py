@@ -283,7 +283,7 @@ class DockerDriver(ImageOps):
             timeout=None if follow else 60.0,
         )
         resolver = PieceResolver(id, lambda: self._inspect_raw(id), self._root_dir)
-        return LogIterator(resp, ends_line=resolver)
+        return LogIterator(resp, ends_line=resolver, ordered=not follow)
 
     def container_exec(
         self,

@@ -21,13 +21,14 @@ import pytest
 from enginekit_docker import convert, instance
 from enginekit_docker.build import BuildLog
 from enginekit_docker.locallog import PieceResolver, read_entries
-from enginekit_docker.streams import log_lines
+from enginekit_docker.streams import in_time_order, log_lines
 
 from enginekit.capabilities import Capability
 from enginekit.errors import BuildFailed
 from enginekit.models import (
     ContainerSpec,
     ContainerState,
+    LogLine,
     Mount,
     PortBinding,
     Resources,
@@ -470,3 +471,29 @@ def test_build_log_cache_hits_are_not_created() -> None:
     for text in ["Step 2/2 : RUN x", "\n", " ---> Using cache\n", " ---> 0123456789ab\n"]:
         log.feed({"stream": text})
     assert log.created == []
+
+
+def test_log_lines_put_in_time_order() -> None:
+    """Docker 20.10 can write a stderr line stamped a few microseconds before the
+    stdout line it follows: a log read to its end comes sorted, each stream in order."""
+    t0 = dt.datetime(2026, 12, 5, 8, 3, 56, 958000, tzinfo=UTC)
+    us = dt.timedelta(microseconds=1)
+    came = [
+        LogLine(stream=Stream.STDOUT, data=b"out1\n", timestamp=t0 + 10 * us),
+        LogLine(stream=Stream.STDOUT, data=b"out2\n", timestamp=t0 + 44 * us),
+        LogLine(stream=Stream.STDERR, data=b"err1\n", timestamp=t0 + 28 * us),
+        LogLine(stream=Stream.STDERR, data=b"err2\n", timestamp=t0 + 44 * us),
+        LogLine(stream=Stream.STDOUT, data=b"out3\n", timestamp=t0 + 50 * us),
+        LogLine(stream=Stream.STDOUT, data=b"cut\n", timestamp=None),
+    ]
+    got = list(in_time_order(iter(came)))
+    assert [x.data for x in got] == [
+        b"out1\n",
+        b"err1\n",
+        b"out2\n",
+        b"err2\n",
+        b"out3\n",
+        b"cut\n",
+    ]
+    assert list(in_time_order(iter(came), window=1))[:2] == [came[0], came[2]]
+    assert list(in_time_order(iter([]))) == []
