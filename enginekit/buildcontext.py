@@ -798,6 +798,17 @@ def _resolve_source(root: str, rel: str, sent: _Sent, what: str) -> str:
     return resolved
 
 
+def _check_added_archive(root: str, resolved: str, sent: _Sent, what: str) -> None:
+    """An ``ADD`` source file that is a tar archive: refuse what engines extract
+    differently (:mod:`enginekit.addarchive`)."""
+    entry = sent.entries.get(resolved)
+    if entry is None or entry.kind != "file":
+        return
+    from enginekit.addarchive import check_archive
+
+    check_archive(os.path.join(root, resolved), what)
+
+
 def check_sources(
     context: str,
     dockerfile: str,
@@ -813,7 +824,9 @@ def check_sources(
     ``filepath.Match`` over the paths sent). A source fails when it is a remote URL
     (ADD), an absolute path, leaves the context through ``..`` or a symbolic link
     whose real target is outside, matches nothing, or is excluded by
-    ``.dockerignore``; and several sources need a destination ending in ``/``.
+    ``.dockerignore``, or is a tar archive given to ADD that engines extract
+    differently (:mod:`enginekit.addarchive`); and several sources need a
+    destination ending in ``/``.
     """
     root = resolve_context(context)
     rel_df = dockerfile_path(root, dockerfile)
@@ -846,10 +859,14 @@ def check_sources(
                 if not matches:
                     raise InvalidSpec(f"{what}: no source files were specified (nothing matches)")
                 for match in matches:
-                    _resolve_source(root, match, sent, what)
+                    resolved = _resolve_source(root, match, sent, what)
+                    if step.keyword == "ADD":
+                        _check_added_archive(root, resolved, sent, what)
                 count += len(matches)
             else:
-                _resolve_source(root, rel, sent, what)
+                resolved = _resolve_source(root, rel, sent, what)
+                if step.keyword == "ADD":
+                    _check_added_archive(root, resolved, sent, what)
                 count += 1
         if count > 1 and not step.dest.endswith("/"):
             raise InvalidSpec(
