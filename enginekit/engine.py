@@ -225,10 +225,8 @@ class ImageService:
             raise InvalidSpec("progress must be callable")
         if not isinstance(dockerfile, str) or not dockerfile:
             raise InvalidSpec("dockerfile must be a path relative to the context")
-        ctx = os.fspath(context)
-        if not isinstance(ctx, str):
-            raise InvalidSpec("context must be a directory path")
-        ctx = os.path.realpath(ctx)
+        validate.host_path(dockerfile, "dockerfile")
+        ctx = os.path.realpath(validate.host_path(context, "build context"))
         validate_build(ctx, dockerfile, dict(args), target=target)
         from .models import BuildRequest
 
@@ -285,7 +283,7 @@ class ImageService:
         """Write ``ref`` as an OCI image archive (also loadable by ``docker load``)."""
         self._engine._require(Capability.IMAGE_SAVE, "image save")
         image = validate.image_ref(ref)
-        dest = os.path.abspath(os.fspath(path))
+        dest = os.path.abspath(validate.host_path(path, "save path"))
         if os.path.isdir(dest):
             raise InvalidSpec("save path is a directory; give a file path")
         if not os.path.isdir(os.path.dirname(dest)):
@@ -301,7 +299,7 @@ class ImageService:
     @_guard
     def load(self, path: str | os.PathLike[str]) -> builtins.list[Image]:
         self._engine._require(Capability.IMAGE_LOAD, "image load")
-        src = os.path.abspath(os.fspath(path))
+        src = os.path.abspath(validate.host_path(path, "load path"))
         if not os.path.isfile(src):
             raise InvalidSpec("load path is not a file")
         return self._driver.image_load(src)

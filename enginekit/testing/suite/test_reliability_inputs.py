@@ -182,6 +182,19 @@ def _build_dockerfile(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
     return eng.images.build(str(ctx), dockerfile="Docker\0file", tag="enginekit-nul:never")
 
 
+def _build_context(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.images.build(f"{ctx}\0x", tag="enginekit-nul:never")
+
+
+def _save_path(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    image = eng.containers.get(c).image_id
+    return eng.images.save(image, str(tmp / "sa\0ved.tar"))
+
+
+def _load_path(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
+    return eng.images.load(str(tmp / "lo\0ad.tar"))
+
+
 def _exec_workdir(eng: Engine, c: str, ctx: Path, tmp: Path) -> object:
     return eng.containers.exec(c, ["true"], workdir="/a\0b")
 
@@ -216,6 +229,24 @@ NUL_CASES = [
         "dockerfile must not contain a NUL character",
         marks=pytest.mark.requires(Capability.BUILD),
         id="build dockerfile",
+    ),
+    pytest.param(
+        _build_context,
+        "build context must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.BUILD),
+        id="build context",
+    ),
+    pytest.param(
+        _save_path,
+        "save path must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.IMAGE_SAVE),
+        id="save path",
+    ),
+    pytest.param(
+        _load_path,
+        "load path must not contain a NUL character",
+        marks=pytest.mark.requires(Capability.IMAGE_LOAD),
+        id="load path",
     ),
     pytest.param(
         _exec_workdir,
