@@ -293,9 +293,12 @@ class DockerBench:
         self.labels = {"enginekit.bench": runid}
         self.list_labels = {**self.labels, "enginekit.bench.set": "list"}
         self.image = f"enginekit-bench:{runid}"
-        self.raw = RawUnix(DOCKER_SOCK, "/v1.41")
+        # The raw floor speaks the API version enginekit negotiated (set in setup()).
+        self.prefix = "/v1.41"
+        self.raw = RawUnix(DOCKER_SOCK, self.prefix)
         self.client: Any = None
         self.engine: Any = None
+        self.notes: list[str] = []
 
     def setup(self) -> list[Case]:
         import docker
@@ -314,7 +317,18 @@ class DockerBench:
                 ctx,
             )
         self.engine = enginekit.connect("docker")
-        self.client = docker.DockerClient(base_url=f"unix://{DOCKER_SOCK}", version="1.41")
+        info = self.engine.info()
+        self.prefix = f"/v{info.api_version}"
+        self.raw.close()
+        self.raw = RawUnix(DOCKER_SOCK, self.prefix)
+        self.notes.append(
+            f"Docker {info.version}, API {info.api_version} (engine offers "
+            f"{info.min_api_version or '?'} to {info.max_api_version or '?'}), "
+            f"image store {info.image_store or '?'}, cgroup v{info.cgroup_version or '?'}"
+        )
+        self.client = docker.DockerClient(
+            base_url=f"unix://{DOCKER_SOCK}", version=info.api_version
+        )
         spec = {"Image": self.image, "Labels": self.labels, "HostConfig": {"NetworkMode": "none"}}
         running = self.raw.request(
             "POST", "/containers/create", {**spec, "Cmd": ["/bin/busybox", "sleep", "100000"]}
@@ -415,7 +429,7 @@ class DockerBench:
     def cleanup(self) -> list[str]:
         self.raw.close()  # an interrupted request leaves it unusable
         problems = http_cleanup(
-            RawUnix(DOCKER_SOCK, "/v1.41"), self.runid, self.image, all_value="1", force="1"
+            RawUnix(DOCKER_SOCK, self.prefix), self.runid, self.image, all_value="1", force="1"
         )
         close_all(self.client, self.engine)
         return problems
@@ -433,7 +447,9 @@ class PodmanBench:
         self.labels = {"enginekit.bench": runid}
         self.list_labels = {**self.labels, "enginekit.bench.set": "list"}
         self.image = f"localhost/enginekit-bench:{runid}"
-        self.raw = RawUnix(PODMAN_SOCK, "/v4.0.0/libpod")
+        # The raw floor speaks the libpod version enginekit negotiated (set in setup()).
+        self.prefix = "/v4.0.0/libpod"
+        self.raw = RawUnix(PODMAN_SOCK, self.prefix)
         self.client: Any = None
         self.engine: Any = None
         self.notes: list[str] = []
@@ -465,6 +481,14 @@ class PodmanBench:
                 ctx,
             )
         self.engine = self._connect()
+        info = self.engine.info()
+        self.prefix = f"/v{info.api_version}/libpod"
+        self.raw.close()
+        self.raw = RawUnix(PODMAN_SOCK, self.prefix)
+        self.notes.append(
+            f"Podman {info.version}, libpod API {info.api_version}, "
+            f"store {info.image_store or '?'}, cgroup v{info.cgroup_version or '?'}"
+        )
         self.client = podman.PodmanClient(base_url=f"unix://{PODMAN_SOCK}")
         spec = {"image": self.image, "labels": self.labels, "netns": {"nsmode": "none"}}
         running = self.raw.request(
@@ -568,7 +592,7 @@ class PodmanBench:
     def cleanup(self) -> list[str]:
         self.raw.close()  # an interrupted request leaves it unusable
         problems = http_cleanup(
-            RawUnix(PODMAN_SOCK, "/v4.0.0/libpod"),
+            RawUnix(PODMAN_SOCK, self.prefix),
             self.runid,
             self.image,
             all_value="true",
@@ -601,6 +625,11 @@ class LxcBench:
         import enginekit
 
         self.engine = engine = enginekit.connect("lxc")
+        info = engine.info()
+        self.notes = [
+            f"LXC {info.version}, cgroup v{info.cgroup_version or '?'}, "
+            f"image store {info.image_store or '?'}"
+        ]
         with build_context() as ctx:
             engine.images.build(ctx, tag=self.image, labels=self.labels)
         cmd = ["/bin/busybox", "true"]
