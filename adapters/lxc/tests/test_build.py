@@ -636,7 +636,11 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile
 def test_add_archive_names_that_climb_out_land_under_the_destination_as_on_docker(
     store: ImageStore, ctx: Path, tmp_path: Path
 ) -> None:
-    # Docker extracts in a chroot at the destination: names are taken from "/" there.
+    # The driver extracts as Docker 20.10's classic builder and Podman do, in a chroot
+    # at the destination: names are taken from "/" there. Docker 28 refuses some of
+    # these archives instead, which is why the core refuses them on every engine
+    # before a build (enginekit.addarchive, suite test_reliability_addtar); this test
+    # pins the driver's own confinement, whoever calls it.
     members = [
         _member("../escape.txt"),
         _member("a/../../escape2.txt"),
@@ -648,7 +652,7 @@ def test_add_archive_names_that_climb_out_land_under_the_destination_as_on_docke
         _member("hard", tarfile.LNKTYPE, "../../escape.txt"),
     ]
     write(ctx, {"Dockerfile": "FROM scratch\nADD evil.tar /dst/\n", "evil.tar": _tar(members)})
-    image = compare_with_docker(store, ctx, tmp_path)
+    image = build(store, ctx, f"ek-lxc-climb-{RUN_ID}:1")
     files = tree(store.rootfs(image.id))
     assert {p for p, v in files.items() if v[0] == "file"} == {
         "/dst/escape.txt",
@@ -674,8 +678,10 @@ def test_add_archive_names_that_climb_out_land_under_the_destination_as_on_docke
 def test_add_archive_members_docker_cannot_extract_fail_the_build(
     store: ImageStore, ctx: Path, members: list[tarfile.TarInfo]
 ) -> None:
-    # A file behind a link to a directory missing under the destination (Docker: "no
-    # such file or directory"), a hard link to a missing file, a file in the way.
+    # A file behind a link to a directory missing under the destination (Docker
+    # 20.10: "no such file or directory"), a hard link to a missing file, a file in
+    # the way. Docker 28 extracts some of these elsewhere; the core refuses them all
+    # on every engine before a build, and the driver never writes outside.
     write(ctx, {"Dockerfile": "FROM scratch\nADD evil.tar /dst/\n", "evil.tar": _tar(members)})
     before = layout_snapshot(store)
     with pytest.raises(BuildFailed):
@@ -683,12 +689,6 @@ def test_add_archive_members_docker_cannot_extract_fail_the_build(
     _nothing_left(store, before)
     assert not os.path.exists("/tmp/escape.txt")
     assert not os.path.exists("/nowhere")
-    with docker_cleanup():
-        tag = f"ek-lxc-parity-{RUN_ID}:evil"
-        res = _docker(
-            "build", "--label", f"enginekit.test={LABEL_VALUE}", "-t", tag, str(ctx), check=False
-        )
-        assert res.returncode != 0, "Docker built it"
 
 
 def test_writes_follow_image_symlinks_inside_the_rootfs_only(store: ImageStore, ctx: Path) -> None:
