@@ -183,11 +183,10 @@ def _status(name: str, address: str | None) -> EngineStatus:
     except Exception as exc:  # an adapter that cannot even load is reported, not raised
         reason = str(exc) if isinstance(exc, EngineError) else f"cannot load: {type(exc).__name__}"
         return EngineStatus(name=name, reachable=False, reason=reason, distribution=dist)
+    engine = Engine(driver)  # its capabilities and reasons, as a caller's Engine sees them
     try:
-        driver.ping()
-        info = driver.info()
-        caps = frozenset(driver.capabilities)
-        reasons = getattr(driver, "unsupported", None) or {}
+        engine.ping()
+        info = engine.info()
         return EngineStatus(
             name=name,
             reachable=True,
@@ -195,8 +194,8 @@ def _status(name: str, address: str | None) -> EngineStatus:
             version=info.version,
             distribution=dist,
             info=info,
-            capabilities=caps,
-            unsupported={k: v for k, v in reasons.items() if k not in caps},
+            capabilities=engine.capabilities,
+            unsupported=engine.unsupported,
         )
     except EngineError as exc:
         return EngineStatus(
