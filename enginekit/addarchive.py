@@ -38,7 +38,7 @@ from typing import IO
 
 from enginekit.errors import InvalidSpec
 
-__all__ = ["check_archive"]
+__all__ = ["check_archive", "decompressed"]
 
 _MAX_LINKS = 40
 _REFUSED = (
@@ -48,7 +48,9 @@ _REFUSED = (
 )
 
 
-def _decompressed(head: bytes, raw: IO[bytes]) -> IO[bytes]:
+def decompressed(head: bytes, raw: IO[bytes]) -> IO[bytes]:
+    """``raw`` decompressed as its first bytes ``head`` say (gzip, bzip2, xz; else as is),
+    as Docker recognises a local tar that ADD extracts."""
     if head.startswith(b"\x1f\x8b"):
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if head.startswith(b"BZh"):
@@ -159,7 +161,7 @@ def check_archive(path: str, what: str) -> None:
         head = raw.read(6)
         raw.seek(0)
         try:
-            with _decompressed(head, raw) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            with decompressed(head, raw) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
                     archive.add(member)
         except InvalidSpec:

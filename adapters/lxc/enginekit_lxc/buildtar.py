@@ -14,9 +14,7 @@ Docker. Nothing is ever written outside the destination.
 
 from __future__ import annotations
 
-import bz2
 import contextlib
-import gzip
 import lzma
 import os
 import posixpath
@@ -27,19 +25,11 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
+from enginekit.addarchive import decompressed
+
 from .fsops import CHUNK, MAX_LINKS, CopyError, apply_meta, clean, clear, scoped
 
 __all__ = ["extract", "open_archive"]
-
-
-def _decompressed(head: bytes, raw: IO[bytes]) -> IO[bytes]:
-    if head.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    if head.startswith(b"BZh"):
-        return bz2.BZ2File(raw, "rb")
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(raw, "rb")
-    return raw
 
 
 @contextlib.contextmanager
@@ -47,7 +37,7 @@ def open_archive(fd: int) -> Iterator[IO[bytes] | None]:
     """The decompressed stream of a tar archive (plain, gzip, bzip2, xz), or None if the
     file is no archive (it is then copied as it is, as Docker does)."""
     head = os.pread(fd, 6, 0)
-    with os.fdopen(os.dup(fd), "rb") as raw, _decompressed(head, raw) as stream:
+    with os.fdopen(os.dup(fd), "rb") as raw, decompressed(head, raw) as stream:
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 ok = tar.next() is not None
@@ -56,7 +46,7 @@ def open_archive(fd: int) -> Iterator[IO[bytes] | None]:
     if not ok:
         yield None
         return
-    with os.fdopen(os.dup(fd), "rb") as raw, _decompressed(head, raw) as stream:
+    with os.fdopen(os.dup(fd), "rb") as raw, decompressed(head, raw) as stream:
         raw.seek(0)
         yield stream
 
