@@ -110,16 +110,27 @@ start_dockerd() { # start_dockerd NAME CONFIG SOCKET PIDFILE EXECROOT
 }
 
 # -- docker (two daemons) -----------------------------------------------------
-# The second daemon's bridge: dockerd makes only docker0 itself.
-if ! ip link show ekcd0 >/dev/null 2>&1; then
-  ip link add ekcd0 type bridge
-  ip addr add 172.21.0.1/16 dev ekcd0
-fi
-ip link set ekcd0 up
+# The second daemon's bridge, ekcd0, dockerd never makes. And a dockerd
+# configured with another bridge than docker0 deletes docker0 when it starts
+# (Docker's clean-up for `"bridge"` set), under the first daemon's feet: every
+# container of the classic daemon then fails with "adding interface ... to
+# bridge docker0 failed: Device does not exist". So the containerd-store
+# daemon starts first, and docker0 is made again (with the first daemon's
+# "bip") whenever it is missing after the starts.
+bridge() { # bridge NAME ADDR/PREFIX
+  if ! ip link show "$1" >/dev/null 2>&1; then
+    say "making bridge $1 ($2)"
+    ip link add "$1" type bridge
+    ip addr add "$2" dev "$1"
+  fi
+  ip link set "$1" up
+}
+bridge ekcd0 172.21.0.1/16
 status=0
-start_dockerd dockerd /etc/docker/daemon.json /run/docker.sock /run/docker.pid /run/docker || status=1
 start_dockerd dockerd-containerd /etc/docker/daemon-containerd.json /run/docker-containerd.sock \
   /run/docker-containerd.pid /run/docker-containerd || status=1
+start_dockerd dockerd /etc/docker/daemon.json /run/docker.sock /run/docker.pid /run/docker || status=1
+bridge docker0 172.18.0.1/16   # "bip" in /etc/docker/daemon.json
 
 # -- podman -------------------------------------------------------------------
 podman_ok() { curl -fsS --max-time 20 --unix-socket /run/podman/podman.sock http://d/_ping; }
