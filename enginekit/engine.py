@@ -13,13 +13,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import datetime as _dt
-import functools
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import validate
+from ._guard import _guard
 from .capabilities import Capability
 from .errors import (
     Conflict,
@@ -30,6 +30,7 @@ from .errors import (
     NotFound,
     Unsupported,
 )
+from .logstream import _GuardedIterator
 from .models import (
     Container,
     ContainerSpec,
@@ -63,26 +64,6 @@ _NETWORK_CAPABILITIES = {
     "host": Capability.NETWORK_HOST,
 }
 _KILL_WAIT = 30.0
-
-
-def _guard(method: Callable[P, R]) -> Callable[P, R]:
-    """The error contract's last line: only ``EngineError`` leaves the facade.
-
-    Adapters translate their engine's exceptions; anything that still slips
-    through becomes an ``EngineError`` whose message names the operation only
-    (the original, which may quote input, stays as ``__cause__``).
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except (EngineError, StopIteration, GeneratorExit):
-            raise
-        except Exception as exc:
-            raise EngineError(f"unexpected {type(exc).__name__} in {method.__qualname__}") from exc
-
-    return wrapper
 
 
 def _format_ts(ts: _dt.datetime | None) -> bytes:
@@ -572,28 +553,3 @@ class ContainerService:
 
         self._engine._require(Capability.COPY, "copy_from")
         archive.copy_from(self._driver, self._id(ref), container_path, os.fspath(host_path))
-
-
-class _GuardedIterator(Iterator[LogLine]):
-    """Applies the error contract to a driver's log iterator; closable."""
-
-    def __init__(self, inner: Iterator[LogLine]) -> None:
-        self._inner = inner
-
-    def __iter__(self) -> _GuardedIterator:
-        return self
-
-    @_guard
-    def __next__(self) -> LogLine:
-        return next(self._inner)
-
-    def close(self) -> None:
-        close = getattr(self._inner, "close", None)
-        if close is not None:
-            close()
-
-    def __enter__(self) -> _GuardedIterator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
