@@ -31,6 +31,7 @@ never register it twice.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -79,6 +80,7 @@ __all__ = [
 ENTRY_POINT_NAME = "enginekit"
 RUN_KEY = pytest.StashKey[SuiteRun]()
 _DESELECTED_KEY = pytest.StashKey[int]()
+_NO_FAULTS_KEY = pytest.StashKey[int]()
 _ENGINE_FIXTURES = ("engine", "engines")
 #: Seconds a test's setup or call may take before it fails (``--enginekit-timeout``).
 DEFAULT_TIMEOUT = 300.0
@@ -107,6 +109,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ),
     )
     _add_timeout_option(group)
+    group.addoption(
+        "--enginekit-faults",
+        dest="enginekit_faults",
+        default=None,
+        metavar="COMMAND",
+        help=(
+            "a program that kills and restarts the chosen engines' daemons "
+            "(`COMMAND kill|start ENGINE ADDRESS`); the fault scenarios (marker "
+            "`faults`) run only with it; default: $ENGINEKIT_TEST_FAULTS"
+        ),
+    )
+
+
+def faults_command(config: pytest.Config) -> str | None:
+    """The fault injector given with ``--enginekit-faults`` or ``$ENGINEKIT_TEST_FAULTS``."""
+    return config.getoption("enginekit_faults", default=None) or os.environ.get(
+        "ENGINEKIT_TEST_FAULTS"
+    ) or None
 
 
 def _add_timeout_option(group: pytest.OptionGroup) -> None:
@@ -128,6 +148,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "requires(*capabilities): enginekit Capability members the test needs; the test "
         "is skipped on an engine that declares it lacks one of them",
+    )
+    config.addinivalue_line(
+        "markers",
+        "faults: the test kills and restarts the engine's daemon through the program "
+        "given with --enginekit-faults; deselected (and said so) without one",
     )
     names = parse_engine_choice(config.getoption("enginekit_engines", default=[]))
     config.stash[RUN_KEY] = SuiteRun(names)
@@ -192,6 +217,12 @@ def pytest_collection_modifyitems(
                     f"{item.nodeid}: @pytest.mark.requires takes Capability members only, "
                     f"got {bad or mark.kwargs!r}"
                 )
+    if faults_command(config) is None:
+        faulty = [i for i in items if i.get_closest_marker("faults") is not None]
+        if faulty:
+            config.hook.pytest_deselected(items=faulty)
+            items[:] = [i for i in items if i.get_closest_marker("faults") is None]
+            config.stash[_NO_FAULTS_KEY] = len(faulty)
     run = config.stash[RUN_KEY]
     if run.engine_names:
         return
@@ -337,6 +368,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    faulty = config.stash.get(_NO_FAULTS_KEY, 0)
+    if faulty:
+        terminalreporter.write_line(
+            f"enginekit: {faulty} fault-scenario tests deselected: no fault injector "
+            "(pass --enginekit-faults COMMAND or set ENGINEKIT_TEST_FAULTS; "
+            "scripts/test.sh uses scripts/faults.sh)",
+            yellow=True,
+        )
     n = config.stash.get(_DESELECTED_KEY, 0)
     if n:
         terminalreporter.write_line(
