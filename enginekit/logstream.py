@@ -1,36 +1,221 @@
-"""The iterator ``containers.stream_logs`` returns: the error contract over a
-driver's log iterator, closable."""
+"""The iterator ``containers.stream_logs`` returns, and what drivers give it.
+
+A follow can be closed at any time, from any thread. :class:`LogStream` (what
+the user holds) owns the closed state; a driver's log iterator may offer an
+``abort()`` that wakes a read blocked in another thread (:class:`Abortable`);
+:class:`ClosableLines` is that iterator for a driver whose lines come from a
+generator over something it can interrupt (a socket to shut down, an event a
+poll loop waits on).
+
+The rules, for the user:
+
+* ``close()`` never raises and returns at once, from any thread; closing twice,
+  before the first line, after the end or by leaving a ``with`` block is fine.
+* A ``for`` loop over a closed stream simply ends (``StopIteration``): also a
+  loop blocked in another thread, which ends within moments of the close when
+  the driver can abort its read (every bundled adapter can). A line that
+  arrives while the close happens is dropped, and an error the interrupted read
+  raises is not reported (the user asked for the end).
+* Everything the follow held (connection, file, buffers) is released by the
+  close, or by the reading thread as it leaves; no thread is started.
+
+Driver generators are never closed while they run: the thread that calls
+``close()`` while another reads only aborts, and the reader closes them on its
+way out.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Protocol, runtime_checkable
 
 from ._guard import _guard
+from .errors import EngineError
 from .models import LogLine
 
-__all__ = ["_GuardedIterator"]
+__all__ = ["Abortable", "ClosableLines", "LogStream"]
 
 
-class _GuardedIterator(Iterator[LogLine]):
-    """Applies the error contract to a driver's log iterator; closable."""
+@runtime_checkable
+class Abortable(Protocol):
+    """A driver log iterator that can be interrupted from another thread."""
+
+    def abort(self) -> None:
+        """Wake a ``next()`` blocked in another thread, which then ends
+        (``StopIteration``) or raises soon after; later ``next()`` calls end.
+        Callable from any thread, at any time, any number of times; releases
+        nothing itself (``close()``, called afterwards from the reading side,
+        does) and never raises."""
+
+
+class LogStream(Iterator[LogLine]):
+    """Log lines of a container, closable at any time from any thread.
+
+    Iterate it (one thread at a time), and ``close()`` it (or use it as a
+    context manager) to stop early. Only ``enginekit.errors`` leave it.
+    """
 
     def __init__(self, inner: Iterator[LogLine]) -> None:
         self._inner = inner
+        self._lock = threading.Lock()
+        self._reading = False
+        self._closed = False
+        self._released = False
 
-    def __iter__(self) -> _GuardedIterator:
+    def __iter__(self) -> LogStream:
         return self
 
-    @_guard
     def __next__(self) -> LogLine:
+        with self._lock:
+            if self._closed:
+                raise StopIteration
+            if self._reading:
+                raise EngineError("a log stream is read by one thread at a time")
+            self._reading = True
+        line: LogLine | None = None
+        try:
+            line = self._read()
+        except StopIteration:
+            with self._lock:
+                self._closed = True
+            raise
+        except Exception:
+            with self._lock:
+                closed, self._closed = self._closed, True
+            if not closed:
+                raise
+            # Closed meanwhile: the read was interrupted on purpose; the loop ends.
+        finally:
+            with self._lock:
+                self._reading = False
+                done = self._closed
+            if done:
+                self._release()
+        if line is None or done:  # a line read while the close happened is dropped
+            raise StopIteration
+        return line
+
+    @_guard
+    def _read(self) -> LogLine:
         return next(self._inner)
 
     def close(self) -> None:
+        """Stop: a reader in another thread ends, resources are released. Never raises."""
+        with self._lock:
+            if self._closed:
+                reading = False
+            else:
+                self._closed = True
+                reading = self._reading
+        if not reading:
+            self._release()
+            return
+        abort = getattr(self._inner, "abort", None)
+        if abort is not None:
+            with contextlib.suppress(Exception):
+                abort()
+        # The reading thread releases everything as it leaves ``__next__``.
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._released or self._reading:
+                return
+            self._released = True
         close = getattr(self._inner, "close", None)
         if close is not None:
-            close()
+            with contextlib.suppress(Exception):
+                close()
 
-    def __enter__(self) -> _GuardedIterator:
+    def __enter__(self) -> LogStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: The name the facade used before; the same class.
+_GuardedIterator = LogStream
+
+
+class ClosableLines(Iterator[LogLine]):
+    """A driver's log lines: a generator plus how to interrupt and release it.
+
+    ``abort`` wakes the generator's blocked read from any thread (it is called
+    at most once, and never after ``release``); ``release`` frees what the
+    generator reads from (called once, after the generator is closed). After
+    an abort the iterator ends (``StopIteration``) whatever the interrupted
+    read raised. Satisfies :class:`Abortable`.
+    """
+
+    def __init__(
+        self,
+        lines: Iterator[LogLine],
+        *,
+        abort: Callable[[], None],
+        release: Callable[[], None] | None = None,
+    ) -> None:
+        self._lines = lines
+        self._on_abort: Callable[[], None] | None = abort
+        self._on_release = release
+        self._lock = threading.Lock()
+        self._aborted = False
+        self._released = False
+
+    def __iter__(self) -> ClosableLines:
+        return self
+
+    def __next__(self) -> LogLine:
+        if self._aborted or self._released:
+            self.close()
+            raise StopIteration
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.close()
+            raise
+        except BaseException:
+            self.close()
+            if self._aborted:
+                raise StopIteration from None
+            raise
+        if self._aborted:
+            self.close()
+            raise StopIteration
+        return line
+
+    def abort(self) -> None:
+        with self._lock:
+            if self._released or self._aborted:
+                return
+            self._aborted = True
+            on_abort, self._on_abort = self._on_abort, None
+            if on_abort is not None:
+                with contextlib.suppress(Exception):
+                    on_abort()
+
+    def close(self) -> None:
+        """Close the generator and release; from the reading thread, or while
+        no thread reads. Idempotent."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        close = getattr(self._lines, "close", None)
+        try:
+            if close is not None:
+                close()
+        finally:
+            if self._on_release is not None:
+                self._on_release()
+
+    def __enter__(self) -> ClosableLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 
+from enginekit.logstream import ClosableLines
 from enginekit.models import LogLine, Stream
+from enginekit.transport import Response, demux_frames
 
 from .convert import parse_time
 
-__all__ = ["log_lines"]
+__all__ = ["LogIterator", "log_lines"]
 
 _STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
 
@@ -66,3 +68,29 @@ def log_lines(frames: Iterable[tuple[int, bytes]], *, timestamps: bool) -> Itera
     for stream, (stamp, buf) in pending.items():
         if buf:
             yield LogLine(stream=_STREAMS[stream], data=bytes(buf), timestamp=stamp)
+
+
+class LogIterator(ClosableLines):
+    """Log lines read from an open response (the last ``tail`` only, if given).
+
+    :meth:`close` (or the end) releases the response; :meth:`abort` wakes a
+    read blocked in another thread (the socket is shut down).
+    """
+
+    def __init__(self, resp: Response, *, tail: int | None = None) -> None:
+        lines = log_lines(demux_frames(resp.iter_chunks()), timestamps=True)
+        super().__init__(
+            lines if tail is None else _last(lines, tail), abort=resp.abort, release=resp.close
+        )
+
+
+def _last(lines: Iterator[LogLine], tail: int) -> Iterator[LogLine]:
+    """The last ``tail`` lines, counted here (libpod is asked for a tail only with follow)."""
+    if tail == 0:
+        return
+    kept: list[LogLine] = []
+    for line in lines:
+        kept.append(line)
+        if len(kept) > 2 * tail + 64:
+            del kept[:-tail]
+    yield from kept[-tail:]
