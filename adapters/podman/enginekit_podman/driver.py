@@ -65,7 +65,7 @@ from enginekit.models import (
     LogLine,
     Stats,
 )
-from enginekit.transport import Response, demux_frames
+from enginekit.transport import demux_frames
 
 from . import convert
 from ._base import DEFAULT_ADDRESS, HINT, labels_match
@@ -81,7 +81,7 @@ from .errors import (
 from .files import FilesMixin
 from .host import Host
 from .images import ImagesMixin
-from .streams import log_lines
+from .streams import LogIterator
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "PodmanDriver"]
 
@@ -457,22 +457,7 @@ class PodmanDriver(ImagesMixin, FilesMixin):
                 timeout=None if follow else 60,
             )
             check(resp)
-        return self._log_iter(resp, tail=None if follow else tail)
-
-    def _log_iter(self, resp: Response, *, tail: int | None) -> Iterator[LogLine]:
-        with resp:
-            lines = log_lines(demux_frames(resp.iter_chunks()), timestamps=True)
-            if tail is None:
-                yield from lines
-                return
-            if tail == 0:
-                return
-            kept: list[LogLine] = []
-            for line in lines:
-                kept.append(line)
-                if len(kept) > 2 * tail + 64:
-                    del kept[:-tail]
-            yield from kept[-tail:]
+        return LogIterator(resp, tail=None if follow else tail)
 
     def container_exec(
         self,
