@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -41,10 +42,12 @@ def iter_records(
     follow: bool = False,
     still_running: Callable[[], bool] | None = None,
     poll: float = 0.01,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[int, int, bytes]]:
     """``(kind, ts_ns, data)`` for each record; with ``follow`` keeps reading
     until an END record is the last one and ``still_running()`` is False (or
-    the file ends while ``still_running()`` says the container is not running)."""
+    the file ends while ``still_running()`` says the container is not running),
+    or until ``stop`` is set (from any thread: a wait for more ends at once)."""
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed in finally, across yields
     except FileNotFoundError:
@@ -52,6 +55,8 @@ def iter_records(
     try:
         buf = b""
         while True:
+            if stop is not None and stop.is_set():
+                return
             chunk = fh.read(1 << 16)
             if not chunk:
                 if not follow:
@@ -63,7 +68,10 @@ def iter_records(
                     if not chunk:
                         return  # a record cut short by a dead writer is dropped
                 else:
-                    time.sleep(poll)
+                    if stop is None:
+                        time.sleep(poll)
+                    else:
+                        stop.wait(poll)
                     continue
             buf += chunk
             pos = 0
