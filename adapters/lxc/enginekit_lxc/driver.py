@@ -50,7 +50,6 @@ import stat
 import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
@@ -81,10 +80,9 @@ from enginekit.models import (
     PortBinding,
     Resources,
     Stats,
-    Stream,
 )
 
-from . import copyops, logfile
+from . import copyops, logread
 from .attach import attach
 from .cgroups import Limits
 from .errors import HINT, tool_path
@@ -761,37 +759,16 @@ class LxcDriver:
             except NotFound:
                 return False
 
-        path = self.store.path(id, "log")
-        # Compared in microseconds (what a LogLine's timestamp carries), with
-        # one of slack for the float ``since``.
-        since_us = round(since * 1e6) if since is not None else None
-
-        def generate() -> Iterator[LogLine]:
-            if tail is not None:
-                records = logfile.iter_records(path)
-                lines = logfile.iter_lines(
-                    records, stdout=stdout, stderr=stderr, flush_partial=not live
-                )
-                last = deque(
-                    (ln for ln in lines if since_us is None or ln[1] // 1000 >= since_us - 1),
-                    maxlen=max(tail, 0),
-                )
-                for stream, ts, data in last:
-                    yield _line(stream, ts, data)
-                if not follow:
-                    return
-                # Follow on from the end of what was read.
-                records = _skip_existing(path, running)
-            else:
-                records = logfile.iter_records(path, follow=follow, still_running=running)
-            for stream, ts, data in logfile.iter_lines(
-                records, stdout=stdout, stderr=stderr, flush_partial=follow or not live
-            ):
-                if since_us is not None and ts // 1000 < since_us - 1:
-                    continue
-                yield _line(stream, ts, data)
-
-        return generate()
+        return logread.container_lines(
+            self.store.path(id, "log"),
+            stdout=stdout,
+            stderr=stderr,
+            follow=follow,
+            since=since,
+            tail=tail,
+            live=live,
+            running=running,
+        )
 
     # -- exec ----------------------------------------------------------------
     def container_exec(
@@ -1070,27 +1047,6 @@ class LxcDriver:
             memory_limit=limit,
             pids=use.pids,
         )
-
-
-def _line(stream: int, ts: int, data: bytes) -> LogLine:
-    return LogLine(
-        stream=Stream.STDOUT if stream == logfile.STDOUT else Stream.STDERR,
-        data=data,
-        timestamp=dt.datetime.fromtimestamp(ts / 1e9, dt.UTC),
-    )
-
-
-def _skip_existing(path: str, running: Any) -> Iterator[tuple[int, int, bytes]]:
-    """Records appended after the current end of the log (for ``tail`` + ``follow``)."""
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
-    seen = 0
-    for rec in logfile.iter_records(path, follow=True, still_running=running):
-        if seen >= size:
-            yield rec
-        seen += 13 + len(rec[2])
 
 
 def _os_error(exc: OSError, path: str) -> EngineError:
