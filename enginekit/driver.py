@@ -182,6 +182,14 @@ class Driver(Protocol):
         KiB) are joined again, nothing is decoded. A line's ``data`` ends in
         ``b"\\n"`` except possibly the last. With ``follow`` the iterator ends
         when the container exits; closing the iterator releases everything.
+
+        A follow can be closed from any thread: the iterator should also have
+        ``abort()`` (:class:`enginekit.logstream.Abortable`), which wakes a
+        ``next()`` blocked in another thread, after which the iterator ends.
+        The core calls ``close()`` only while no thread is inside ``next()``
+        (the reader calls it on its way out). Without ``abort`` such a follow
+        ends at its next line. :class:`enginekit.logstream.ClosableLines`
+        makes this iterator from a generator and an abort function.
         """
 
     def container_exec(
