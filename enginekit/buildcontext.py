@@ -16,7 +16,9 @@ The rules are those of Docker's client (the classic builder's tar upload):
   and ``.dockerignore`` are always sent; Docker's builder then deletes them from what
   COPY/ADD see when ``.dockerignore`` excludes them (``for_copy=True`` gives that view).
 - :func:`context_tar` writes that walk as an uncompressed tar: symbolic links stored
-  as links, hard links as links, modes and whole-second mtimes kept, owner 0:0.
+  as links with their text unchanged (whatever they point to: Docker's builder
+  extracts the context in a chroot and takes them all), hard links as links, modes
+  and whole-second mtimes kept, owner 0:0.
 - :func:`check_sources` and :func:`validate_build` refuse, before anything is built, a
   COPY/ADD source that is missing, ignored, or leaves the context (``..``, an absolute
   path, a symbolic link pointing out), and a remote ``ADD``.
@@ -631,19 +633,27 @@ def iter_context(
 
 
 def context_tar(
-    context: str, dockerfile: str = "Dockerfile", *, for_copy: bool = False
+    context: str,
+    dockerfile: str = "Dockerfile",
+    *,
+    for_copy: bool = False,
+    confined_links: bool = False,
 ) -> IO[bytes]:
     """The context as an uncompressed tar, as Docker's client uploads it.
 
     Written to an anonymous temporary file (gone when closed), rewound. Symbolic links
-    are stored as links, hard links within the context as hard links; modes and
-    whole-second mtimes are kept; owner and group are 0 with no names. ``for_copy``:
-    what COPY/ADD see (see :func:`iter_context`), for a builder that copies from it.
+    are stored as links, their text unchanged whatever it names (inside, absolute,
+    dangling or climbing out with ``..``); hard links within the context as hard
+    links; modes and whole-second mtimes are kept; owner and group are 0 with no
+    names. ``for_copy``: what COPY/ADD see (see :func:`iter_context`), for a builder
+    that copies from it. ``confined_links``: for a builder whose extraction refuses
+    a link climbing out of the context, the same tree written so that none does
+    while it is extracted (:func:`enginekit.tarlinks.staged`).
     """
     root = resolve_context(context)
     rel = dockerfile_path(root, dockerfile)
     ignore, drop = _plan(root, rel, for_copy)
-    out = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller, who closes it
+    out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - returned to the caller
     try:
         with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
             linked: dict[tuple[int, int], str] = {}
@@ -651,6 +661,10 @@ def context_tar(
                 if entry.path not in drop:
                     _add(tar, entry, st, dirfd, name, linked)
         out.seek(0)
+        if confined_links:
+            from enginekit.tarlinks import staged
+
+            out = staged(out, prefer=rel)
     except BaseException:
         out.close()
         raise
