@@ -223,7 +223,12 @@ class ImagesMixin(Base):
         if request.target:
             params.append(("target", request.target))
         log = BuildLog(progress=progress)
-        with map_errors("image build"), context_tar(request.context, request.dockerfile) as body:
+        # Podman before 5.8.2 extracts the context without a chroot and refuses a
+        # link climbing out of it: the context is written so that none does.
+        with (
+            map_errors("image build"),
+            context_tar(request.context, request.dockerfile, confined_links=True) as body,
+        ):
             resp = self._request(
                 "POST",
                 "/build",
