@@ -6,6 +6,12 @@ it); ``ENGINEKIT_ENGINE`` (and ``ENGINEKIT_URL``); the nearest
 searched from the current directory upwards; then the first reachable
 installed engine (Docker, Podman, LXC, then others by name).
 
+An engine named without an address is found by its adapter, the way that
+engine's own tools find it: Docker's ``DOCKER_HOST``, ``DOCKER_CONTEXT`` and
+current context; Podman's ``CONTAINER_CONNECTION``, ``CONTAINER_HOST``,
+default connection and socket; ``LXC_PATH``. :func:`endpoints` lists the
+engines those configurations name (Docker contexts, Podman connections).
+
 Config file keys: ``engine`` (name or URL), ``url`` (address), and a table
 ``options`` passed to the adapter::
 
@@ -17,19 +23,35 @@ Config file keys: ``engine`` (name or URL), ``url`` (address), and a table
 from __future__ import annotations
 
 import os
+import sys
+import threading
+import time
 import tomllib
 import urllib.parse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from . import registry
+from .endpoints import Endpoint
 from .engine import Engine
 from .errors import EngineError, EngineUnavailable, InvalidSpec
 from .models import EngineStatus
 
-__all__ = ["Choice", "choose", "connect", "engines", "parse_url"]
+__all__ = [
+    "Choice",
+    "choose",
+    "connect",
+    "endpoint_statuses",
+    "endpoints",
+    "engines",
+    "parse_url",
+]
+
+#: How long ``endpoint_statuses`` waits for the engines named by configuration, at most.
+PROBE_TIMEOUT = 3.0
 
 
 @attrs.frozen
@@ -204,6 +226,107 @@ def _status(name: str, address: str | None) -> EngineStatus:
             address=driver.address,
             reason=str(exc),
             distribution=dist,
+        )
+    finally:
+        driver.close()
+
+
+def endpoints(*which: str) -> list[Endpoint]:
+    """The engines each installed adapter's own configuration names (or those of the
+    adapters named in ``which``): Docker contexts, Podman connections, and each one's
+    default, with the one ``connect(NAME)`` picks marked ``current``.
+
+    Reads configuration files only; :func:`endpoint_statuses` says which answer. An
+    adapter that defines no ``endpoints()`` adds nothing (see :mod:`enginekit.endpoints`).
+    """
+    out: list[Endpoint] = []
+    for name in which or registry.adapter_names():
+        if not isinstance(name, str) or not name or "://" in name:
+            raise InvalidSpec("endpoints: give adapter names (e.g. 'docker')")
+        try:
+            out.extend(_adapter_endpoints(name))
+        except EngineError:
+            if which:
+                raise
+    return out
+
+
+def _adapter_endpoints(name: str) -> list[Endpoint]:
+    adapter = registry.load_adapter(name)
+    module = sys.modules.get(getattr(adapter, "__module__", None) or "")
+    listing = getattr(module, "endpoints", None)
+    if not callable(listing):
+        return []
+    return [e for e in listing() if isinstance(e, Endpoint)]
+
+
+def endpoint_statuses(
+    found: Sequence[Endpoint], *, timeout: float = PROBE_TIMEOUT
+) -> list[EngineStatus]:
+    """Whether each engine in ``found`` answers, all asked at once and none waited for
+    longer than ``timeout`` seconds (one that has not answered by then is reported as
+    not reachable, and left to finish on its own)."""
+    results: list[EngineStatus | None] = [None] * len(found)
+
+    def probe(i: int, endpoint: Endpoint) -> None:
+        results[i] = _probe(endpoint)
+
+    threads = [
+        threading.Thread(target=probe, args=(i, e), name=f"enginekit-probe-{i}", daemon=True)
+        for i, e in enumerate(found)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    out = []
+    for endpoint, status in zip(found, results, strict=True):
+        if status is None:
+            status = EngineStatus(
+                name=endpoint.engine,
+                reachable=False,
+                address=endpoint.url,
+                reason=f"no answer within {timeout:g}s",
+            )
+        out.append(status)
+    return out
+
+
+def _probe(endpoint: Endpoint) -> EngineStatus:
+    try:
+        driver = registry.load_adapter(endpoint.engine)(None, **endpoint.options)
+    except EngineError as exc:
+        return EngineStatus(
+            name=endpoint.engine, reachable=False, address=endpoint.url, reason=str(exc)
+        )
+    except Exception as exc:  # an adapter that fails oddly is reported, not raised
+        return EngineStatus(
+            name=endpoint.engine,
+            reachable=False,
+            address=endpoint.url,
+            reason=f"cannot connect: {type(exc).__name__}",
+        )
+    try:
+        driver.ping()
+        info = driver.info()
+        return EngineStatus(
+            name=endpoint.engine,
+            reachable=True,
+            address=driver.address,
+            version=info.version,
+            info=info,
+        )
+    except EngineError as exc:
+        return EngineStatus(
+            name=endpoint.engine, reachable=False, address=endpoint.url, reason=str(exc)
+        )
+    except Exception as exc:
+        return EngineStatus(
+            name=endpoint.engine,
+            reachable=False,
+            address=endpoint.url,
+            reason=f"cannot reach it: {type(exc).__name__}",
         )
     finally:
         driver.close()
