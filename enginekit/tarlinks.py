@@ -33,7 +33,7 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 __all__ = ["climb", "deepest_climb", "from_ancestor", "rebased", "staged"]
@@ -124,15 +124,15 @@ def rebased(src: IO[bytes], prefix: str) -> IO[bytes]:
 
 @contextlib.contextmanager
 def from_ancestor(
-    path: str, src: IO[bytes], real_path: str | None = None
+    path: str, src: IO[bytes], resolve: Callable[[str], str] | None = None
 ) -> Iterator[tuple[str, IO[bytes]]]:
     """Where to extract the tar ``src`` meant for the folder ``path``, and what to send.
 
     Unchanged when no link climbs out of ``path``. Otherwise the folder as many
     levels up as the deepest link climbs (at most ``/``), and the tar with the
     way down prefixed to its names: extracted there, the same files and links
-    land in the same places. ``real_path``: ``path`` free of symbolic links,
-    if known (the way down then goes through real folders only).
+    land in the same places. ``resolve`` (called only then) gives ``path`` free of
+    symbolic links, so that the way down goes through real folders only.
     """
     with contextlib.ExitStack() as stack:
         body = _seekable(src, stack)
@@ -140,11 +140,14 @@ def from_ancestor(
         if not up:
             yield path, body
             return
-        folder = posixpath.normpath(real_path or path)
+        folder = posixpath.normpath(resolve(path) if resolve is not None else path)
         parts = [p for p in folder.split("/") if p]
         keep = max(len(parts) - up, 0)
         base = "/" + "/".join(parts[:keep])
         prefix = "/".join(parts[keep:])
+        if not prefix:
+            yield base, body
+            return
         yield base, stack.enter_context(rebased(body, prefix))
 
 
