@@ -10,6 +10,7 @@ state: one instance serves many threads.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
+from enginekit import tarlinks
 from enginekit.capabilities import Capability
 from enginekit.errors import (
     Conflict,
@@ -411,15 +413,34 @@ class DockerDriver(ImageOps):
             return convert.path_stat(header)
 
     def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
-        with map_errors("put archive"):
+        # The daemon's extraction (moby's archive package up to go-archive 0.2)
+        # refuses a link whose text climbs out of ``path`` ("invalid symlink"):
+        # such a tar goes to an ancestor folder, its names prefixed with the way down.
+        resolve = functools.partial(self._real_folder, id)
+        with tarlinks.from_ancestor(path, data, resolve) as sent, map_errors("put archive"):
+            where, body = sent
             self._call(
                 "PUT",
                 f"/containers/{id}/archive",
                 operation="put archive",
-                params={"path": path},
-                body=data,
+                params={"path": where},
+                body=body,
                 headers={"Content-Type": "application/x-tar"},
             ).read()
+
+    def _real_folder(self, id: str, path: str) -> str:
+        """``path`` with its symbolic links resolved in the container (the daemon's
+        stat of a link gives its target fully resolved)."""
+        current = "/"
+        for part in [p for p in path.split("/") if p not in ("", ".")]:
+            if part == "..":
+                current = current.rsplit("/", 1)[0] or "/"
+                continue
+            current = current.rstrip("/") + "/" + part
+            stat = self.container_stat_path(id, current)
+            if stat is not None and stat.is_symlink and stat.link_target.startswith("/"):
+                current = stat.link_target.rstrip("/") or "/"
+        return current
 
     def container_get_archive(self, id: str, path: str) -> IO[bytes]:
         resp = self._call(
