@@ -292,7 +292,9 @@ class ImageService:
         self._engine._require(Capability.PULL, "pull")
         image = validate.image_ref(ref)
         if validate.registry_of(image) is None:
-            raise ImageNotFound(f"pull: {ref} names no registry (give registry/name:tag)")
+            raise ImageNotFound(
+                f"images.pull: {ref} names no registry (give registry/name:tag)", ref=ref
+            )
         return self._driver.image_pull(image)
 
     @_guard
@@ -502,6 +504,7 @@ class ContainerService:
             return b"".join(_format_ts(line.timestamp) + line.data for line in lines)
         return b"".join(line.data for line in lines)
 
+    @_guard
     def stream_logs(
         self,
         ref: Container | str,
@@ -522,7 +525,7 @@ class ContainerService:
     ) -> Iterator[LogLine]:
         if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
             raise InvalidSpec("tail must be an int >= 0")
-        cid = _guard(self._id)(ref)
+        cid = self._id(ref)
         inner = self._driver.container_logs(
             cid, stdout=bool(stdout), stderr=bool(stderr), follow=bool(follow), tail=tail
         )
