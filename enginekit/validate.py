@@ -16,7 +16,7 @@ import signal as _signal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import InvalidSpec
+from .errors import InvalidSpec, UnknownOption
 from .models import ContainerSpec, ContainerState, FrozenDict, Mount, PortBinding
 
 __all__ = [
@@ -462,7 +462,8 @@ def container_spec(image: Any, command: Any, spec: Mapping[str, Any]) -> Contain
     """Check and normalise everything ``create``/``run`` take."""
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
-        raise _fail(
+        # A keyword the method does not take: a TypeError, as Python's, and an InvalidSpec.
+        raise UnknownOption(
             f"unknown container spec key(s): {', '.join(unknown)} "
             f"(known: {', '.join(sorted(SPEC_KEYS))})"
         )
