@@ -16,7 +16,21 @@ Failures are told apart by when they happen:
   naming the request (``"docker closed the connection without answering POST
   /v1.51/build"``), no start hint, as the engine is running. When the engine
   answers early and closes while a request body is still being sent (an
-  error about the request itself), that answer is returned as usual.
+  error about the request itself), that answer is returned as usual. When
+  nothing takes connections at the address any more (the engine died with the
+  request), that is :class:`~enginekit.errors.EngineUnavailable` instead.
+
+Only what is safe to repeat is sent twice. A pooled keep-alive connection is
+checked before use (an idle connection that has become readable was closed
+by the engine) and dropped if stale. When a request on a reused connection
+still gets no answer, an idempotent one (GET, HEAD, OPTIONS, TRACE, PUT,
+DELETE; RFC 9110) with a body held in memory is sent once more on a new
+connection; any other (a POST that creates a container) is never sent again
+once its bytes may have reached the engine: the error says it may or may not
+have been carried out.
+
+Streamed text is decoded incrementally, so a UTF-8 character split across
+reads arrives whole.
 
 HTTP status codes are left to the adapter, which knows what they mean. No
 message shows a query string (it can carry build arguments).
@@ -24,8 +38,10 @@ message shows a query string (it can carry build arguments).
 
 from __future__ import annotations
 
+import codecs
 import http.client
 import json as _json
+import select
 import socket
 import struct
 import threading
@@ -38,6 +54,13 @@ from .errors import EngineError, EngineTimeout, EngineUnavailable
 __all__ = ["Response", "Transport", "demux_frames"]
 
 _DEFAULT_TIMEOUT = 60.0
+
+#: Methods whose repetition has the effect of one request (RFC 9110, 9.2.2).
+#: Docker's ``PUT .../archive`` extracts the same archive again: idempotent too.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+#: How long a check that the engine still takes connections may wait.
+_PROBE_TIMEOUT = 2.0
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -137,12 +160,29 @@ class Response:
         if buf.strip():
             yield buf
 
+    def iter_text(self) -> Iterator[str]:
+        """The body as text (UTF-8, invalid bytes replaced), as it comes.
+
+        Decoded incrementally: a character split across reads arrives whole.
+        """
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        for chunk in self.iter_chunks():
+            text = decoder.decode(chunk)
+            if text:
+                yield text
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail
+
     def iter_json(self) -> Iterator[Any]:
-        """A stream of JSON documents, one per line or simply concatenated."""
+        """A stream of JSON documents, one per line or simply concatenated.
+
+        Text left at the end that is no whole document is ignored.
+        """
         decoder = _json.JSONDecoder()
         buf = ""
-        for chunk in self.iter_chunks():
-            buf += chunk.decode("utf-8", "replace")
+        for text in self.iter_text():
+            buf += text
             while True:
                 buf = buf.lstrip()
                 if not buf:
@@ -151,8 +191,18 @@ class Response:
                     obj, end = decoder.raw_decode(buf)
                 except ValueError:
                     break
+                if end == len(buf) and _maybe_longer(obj):
+                    break  # a number the next read may continue ("12" of "1234")
                 buf = buf[end:]
                 yield obj
+        buf = buf.strip()
+        while buf:
+            try:
+                obj, end = decoder.raw_decode(buf)
+            except ValueError:
+                break
+            buf = buf[end:].lstrip()
+            yield obj
 
     def _discard(self) -> None:
         if self._conn is not None:
@@ -220,10 +270,15 @@ class Transport:
     def _acquire(
         self, timeout: float | None, *, fresh: bool = False
     ) -> tuple[http.client.HTTPConnection, bool]:
+        """A pooled connection still open (and True), or a new one not yet connected."""
         conn = None
-        if not fresh:
+        while not fresh:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
+            if conn is None or not _stale(conn):
+                break
+            conn.close()  # closed by the engine while idle
+            conn = None
         if conn is None:
             return self._new_connection(timeout), False
         conn.timeout = timeout
@@ -244,11 +299,36 @@ class Transport:
             f"cannot talk to {self.name} ({_reason(exc)})", address=self.address, hint=self._hint
         )
 
-    def _no_answer(self, request: str, exc: BaseException) -> EngineError:
-        """The engine took the request and closed the connection without a status line."""
-        return EngineError(
-            f"{self.name} closed the connection without answering {request} ({_reason(exc)})"
+    def _no_answer(self, request: str, exc: BaseException, *, unsure: bool) -> EngineError:
+        """The engine took the request and closed the connection without a status line.
+
+        ``unsure``: a request not safe to repeat, which the engine may have
+        carried out (it is not sent again).
+        """
+        outcome = "; it may or may not have been carried out" if unsure else ""
+        message = (
+            f"{self.name} closed the connection without answering {request}"
+            f" ({_reason(exc)}){outcome}"
         )
+        if not self._listening():
+            # Gone with the request (killed, stopped): the start hint applies.
+            return EngineUnavailable(
+                f"{message}, and takes no connection now", address=self.address, hint=self._hint
+            )
+        return EngineError(message)
+
+    def _listening(self) -> bool:
+        """Whether something still takes connections at the address (nothing is sent)."""
+        conn = self._new_connection(_PROBE_TIMEOUT)
+        try:
+            conn.connect()
+        except TimeoutError:
+            return True  # there, and slow
+        except OSError:
+            return False
+        finally:
+            conn.close()
+        return True
 
     def _late(self, request: str) -> EngineTimeout:
         what = f" {request}" if request else ""
@@ -302,10 +382,12 @@ class Transport:
         replayable = payload is None or isinstance(payload, bytes | bytearray)
         if not replayable:
             hdrs.setdefault("Transfer-Encoding", "chunked")
+        idempotent = method.upper() in _IDEMPOTENT
         for attempt in range(2):
             # A body read from a stream can be sent once: never on a pooled
-            # connection the engine may have closed meanwhile.
-            conn, reused = self._acquire(timeout, fresh=not replayable)
+            # connection the engine may have closed meanwhile. A second
+            # attempt goes on a new connection too.
+            conn, reused = self._acquire(timeout, fresh=attempt > 0 or not replayable)
             if conn.sock is None:
                 try:
                     conn.connect()
@@ -338,12 +420,14 @@ class Transport:
                 raise EngineTimeout(f"{self.name} did not answer {what} in time") from exc
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                # A pooled keep-alive connection the engine closed while idle:
-                # once more on a fresh one (only a body sent from bytes).
-                if reused and attempt == 0 and replayable:
+                # A pooled keep-alive connection the engine closed as the
+                # request went out: once more on a new one, only for a request
+                # safe to repeat with its body in memory. Anything else may
+                # have been carried out: never sent twice.
+                if reused and attempt == 0 and replayable and idempotent:
                     continue
                 cause = sent or exc
-                raise self._no_answer(what, cause) from cause
+                raise self._no_answer(what, cause, unsure=not idempotent) from cause
             return Response(raw, conn, self, request=what, reusable=sent is None)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -353,6 +437,31 @@ class Transport:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _stale(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle keep-alive connection can no longer carry a request.
+
+    Idle, nothing is due from the engine: a socket that reads (the engine's
+    end of stream, a reset, stray bytes) or has hung up is done with.
+    """
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLPRI)
+            return bool(poller.poll(0))
+        readable, _, broken = select.select([sock], [], [sock], 0)
+        return bool(readable or broken)
+    except (OSError, ValueError):
+        return True
+
+
+def _maybe_longer(obj: Any) -> bool:
+    """A JSON value at the very end of the text read so far that more text could extend."""
+    return isinstance(obj, int | float) and not isinstance(obj, bool)
 
 
 def _reason(exc: BaseException) -> str:
