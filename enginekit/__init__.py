@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         ImageNotFound,
         InvalidSpec,
         NotFound,
+        UnknownOption,
         Unsupported,
     )
     from .models import (
@@ -61,6 +62,7 @@ _WHERE = {
             "ImageNotFound",
             "InvalidSpec",
             "NotFound",
+            "UnknownOption",
             "Unsupported",
         ),
         "errors",
@@ -128,6 +130,7 @@ __all__ = [
     "Resources",
     "Stats",
     "Stream",
+    "UnknownOption",
     "Unsupported",
     "__version__",
     "connect",
