@@ -294,8 +294,10 @@ def endpoint_statuses(
 
 
 def _probe(endpoint: Endpoint) -> EngineStatus:
+    options = dict(endpoint.options)
+    address = options.pop("address", None)
     try:
-        driver = registry.load_adapter(endpoint.engine)(None, **endpoint.options)
+        driver = registry.load_adapter(endpoint.engine)(address, **options)
     except EngineError as exc:
         return EngineStatus(
             name=endpoint.engine, reachable=False, address=endpoint.url, reason=str(exc)

@@ -37,7 +37,7 @@ class Endpoint:
     ``current`` whether ``enginekit.connect(engine)`` picks it now,
     ``source`` where it is defined (a file, or ``DOCKER_HOST``), and
     ``options`` the keyword options of the adapter's ``connect`` that reach
-    it (``{"context": "build1"}``).
+    it (``{"context": "build1"}``; an ``"address"`` key is its first argument).
     """
 
     engine: str
