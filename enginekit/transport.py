@@ -39,6 +39,7 @@ message shows a query string (it can carry build arguments).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import http.client
 import json as _json
 import select
@@ -101,6 +102,7 @@ class Response:
         self._transport = transport
         self._request = request
         self._reusable = reusable
+        self._lock = threading.Lock()  # close() against abort() from another thread
         self.status = raw.status
         self.headers = raw.headers
 
@@ -209,11 +211,25 @@ class Response:
             self._conn.close()
             self._conn = None
 
+    def abort(self) -> None:
+        """Wake a thread blocked reading this body, from any thread: the socket
+        is shut down (not closed; the reader then sees the body end or break
+        off, and closes as usual). The connection is not reused. A no-op once
+        the response is closed; never raises."""
+        with self._lock:
+            self._reusable = False
+            sock = self._conn.sock if self._conn is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
-        conn, self._conn = self._conn, None
+        with self._lock:
+            conn, self._conn = self._conn, None
+            reusable = self._reusable
         if conn is None:
             return
-        if self._reusable and self._raw.isclosed() and not self._raw.will_close:
+        if reusable and self._raw.isclosed() and not self._raw.will_close:
             self._transport._release(conn)
         else:
             # A body left unread: the connection cannot be reused.
