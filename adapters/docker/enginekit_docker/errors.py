@@ -6,7 +6,11 @@ Docker answers some state conflicts with 500, recognised by their text here.
 
 from __future__ import annotations
 
+import http.client
 import json
+import struct
+import tarfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -72,18 +76,16 @@ def error_for(
     """
     text = message.lower()
     detail = f"docker {operation}: {message}" if message else f"docker {operation}: HTTP {status}"
+    cls: type[EngineError] = EngineError
     if status == 404:
-        for needle, cls in _MISSING:
-            if needle in text:
-                return cls(detail)
-        return missing(detail)
-    if _PATH_THROUGH_FILE in text and _INTO_A_FILE not in text:
-        return NotFound(detail)
-    if status == 409 or any(needle in text for needle in _CONFLICT_TEXTS):
-        return Conflict(detail)
-    if status == 400 or any(needle in text for needle in _INVALID_TEXTS):
-        return InvalidSpec(detail)
-    return EngineError(detail)
+        cls = next((found for needle, found in _MISSING if needle in text), missing)
+    elif _PATH_THROUGH_FILE in text and _INTO_A_FILE not in text:
+        cls = NotFound
+    elif status == 409 or any(needle in text for needle in _CONFLICT_TEXTS):
+        cls = Conflict
+    elif status == 400 or any(needle in text for needle in _INVALID_TEXTS):
+        cls = InvalidSpec
+    return cls(detail, status=status)
 
 
 def check(
@@ -121,22 +123,41 @@ def registry_error(message: str, *, operation: str) -> EngineError:
 
 def build_error(status: int, message: str) -> BuildFailed:
     """A build the daemon refused before running a step (bad Dockerfile, target...)."""
-    return BuildFailed(f"docker build: {message}" if message else f"docker build: HTTP {status}")
+    return BuildFailed(
+        f"docker build: {message}" if message else f"docker build: HTTP {status}", status=status
+    )
+
+
+# What an answer that is not what Docker documents raises as it is read (bad
+# JSON or UTF-8, a missing field or item, a tar stream cut short).
+_UNREADABLE = (
+    ValueError,
+    KeyError,
+    IndexError,
+    EOFError,
+    struct.error,
+    tarfile.TarError,
+    zlib.error,
+    http.client.HTTPException,
+)
 
 
 @contextmanager
 def map_errors(operation: str) -> Iterator[None]:
-    """Let enginekit errors through; turn anything else an answer caused into EngineError.
+    """Let enginekit errors through; turn what an answer caused into EngineError.
 
     The transport already raises ``EngineUnavailable``/``EngineTimeout`` for
     socket failures; what remains is an answer we could not read (bad JSON,
-    a missing field) or a local file operation that failed.
+    a missing field) or a local file operation that failed. Nothing else is
+    translated here: a ``TypeError`` or ``AttributeError`` is a bug (the
+    facade reports it as such) and an exception of the caller's own callback
+    is the caller's (the facade lets it leave as it is).
     """
     try:
         yield
     except EngineError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+    except _UNREADABLE as exc:
         raise EngineError(f"docker {operation}: unexpected answer ({type(exc).__name__})") from exc
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__

@@ -16,10 +16,11 @@ HINT = "install LXC 5.0 or newer (`apt-get install lxc`) and make sure the lxc-*
 
 
 class LxcToolError(EngineError):
-    """An lxc-* tool exited non-zero; ``tool`` and ``exit_code`` say which and how."""
+    """An lxc-* tool exited non-zero; ``tool`` and ``exit_code`` say which and how
+    (``status`` is that exit code too, as for every error of a failed tool)."""
 
     def __init__(self, message: str, *, tool: str, exit_code: int | None) -> None:
-        super().__init__(message)
+        super().__init__(message, status=exit_code)
         self.tool = tool
         self.exit_code = exit_code
 
@@ -32,7 +33,7 @@ def tool_error(tool: str, exit_code: int | None, stderr: bytes | str) -> EngineE
     message = f"{tool} failed (exit {exit_code}): {tail}"
     low = text.lower()
     if "is not running" in low or "not running" in low:
-        return Conflict(message)
+        return Conflict(message, status=exit_code)
     return LxcToolError(message, tool=tool, exit_code=exit_code)
 
 

@@ -9,8 +9,12 @@ that cannot be written) so that only ``EngineError`` leaves the adapter.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import struct
+import tarfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -116,27 +120,31 @@ def error_for(
     that was asked for).
     """
     low = message.lower()
+    image_missing = any(t in low for t in _IMAGE_MISSING_TEXTS)
+    container_missing = any(t in low for t in _CONTAINER_MISSING_TEXTS)
+    cls: type[EngineError]
     if status == 404:
-        if any(t in low for t in _IMAGE_MISSING_TEXTS) and missing is not ContainerNotFound:
-            return ImageNotFound(message)
-        if any(t in low for t in _CONTAINER_MISSING_TEXTS):
-            return ContainerNotFound(message)
-        if any(t in low for t in _IMAGE_MISSING_TEXTS):
-            return ImageNotFound(message)
-        return missing(message)
-    if status == 409:
-        return Conflict(message)
-    if status == 400:
-        return InvalidSpec(message)
-    if any(t in low for t in _CONTAINER_MISSING_TEXTS):
-        return ContainerNotFound(message)
-    if any(t in low for t in _IMAGE_MISSING_TEXTS):
-        return ImageNotFound(message)
-    if any(t in low for t in _CONFLICT_TEXTS):
-        return Conflict(message)
-    if any(t in low for t in _INVALID_TEXTS):
-        return InvalidSpec(message)
-    return EngineError(f"podman: {message} (HTTP {status})")
+        if image_missing and missing is not ContainerNotFound:
+            cls = ImageNotFound
+        elif container_missing:
+            cls = ContainerNotFound
+        else:
+            cls = ImageNotFound if image_missing else missing
+    elif status == 409:
+        cls = Conflict
+    elif status == 400:
+        cls = InvalidSpec
+    elif container_missing:
+        cls = ContainerNotFound
+    elif image_missing:
+        cls = ImageNotFound
+    elif any(t in low for t in _CONFLICT_TEXTS):
+        cls = Conflict
+    elif any(t in low for t in _INVALID_TEXTS):
+        cls = InvalidSpec
+    else:
+        return EngineError(f"podman: {message} (HTTP {status})", status=status)
+    return cls(message, status=status)
 
 
 # What a registry says of an image it does not have (pull), and what libpod
@@ -167,9 +175,29 @@ def check(resp: Response, *, missing: type[NotFound] = ContainerNotFound) -> Non
     raise error_for(resp.status, message_of(body), missing=missing)
 
 
+# What a body that is not what libpod documents raises as it is read (JSON,
+# UTF-8, a missing field or item, a tar stream cut short).
+_UNREADABLE = (
+    ValueError,
+    KeyError,
+    IndexError,
+    EOFError,
+    struct.error,
+    tarfile.TarError,
+    zlib.error,
+    http.client.HTTPException,
+)
+
+
 @contextmanager
 def map_errors(what: str) -> Iterator[None]:
-    """Turn whatever is not already an ``EngineError`` into one, naming ``what``."""
+    """Turn what an answer or a local file operation caused into an ``EngineError``
+    naming ``what``.
+
+    Nothing else is translated here: a ``TypeError`` or ``AttributeError`` is a
+    bug (the facade reports it as such) and an exception of the caller's own
+    callback is the caller's (the facade lets it leave as it is).
+    """
     try:
         yield
     except EngineError:
@@ -177,6 +205,5 @@ def map_errors(what: str) -> Iterator[None]:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise EngineError(f"podman: {what} failed ({reason})") from exc
-    except Exception as exc:
-        # A body that is not what libpod documents (JSON, tar, HTTP framing).
+    except _UNREADABLE as exc:
         raise EngineError(f"podman: unexpected answer to {what} ({type(exc).__name__})") from exc
