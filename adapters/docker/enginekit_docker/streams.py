@@ -10,6 +10,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from enginekit.errors import EngineError, EngineTimeout
+from enginekit.logstream import ClosableLines
 from enginekit.models import LogLine, Stream
 from enginekit.timeutil import parse_rfc3339
 from enginekit.transport import Response, demux_frames
@@ -55,8 +56,9 @@ class ResponseStream(io.RawIOBase):
         super().close()
 
 
-class LogIterator(Iterator[LogLine]):
-    """Log lines read from an open response; :meth:`close` (or the end) releases it.
+class LogIterator(ClosableLines):
+    """Log lines read from an open response; :meth:`close` (or the end) releases it,
+    :meth:`abort` wakes a read blocked in another thread (the socket is shut down).
 
     ``ordered``: lines in time order (see :func:`in_time_order`), for a log
     read to its end; a followed log is handed on as it comes.
@@ -65,29 +67,10 @@ class LogIterator(Iterator[LogLine]):
     def __init__(
         self, resp: Response, *, ends_line: EndsLine | None = None, ordered: bool = False
     ) -> None:
-        self._resp = resp
         lines = log_lines(demux_frames(resp.iter_chunks()), ends_line=ends_line)
-        self._lines = in_time_order(lines) if ordered else lines
-
-    def __next__(self) -> LogLine:
-        try:
-            return next(self._lines)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        self._lines.close()
-        self._resp.close()
-
-    def __enter__(self) -> LogIterator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
+        super().__init__(
+            in_time_order(lines) if ordered else lines, abort=resp.abort, release=resp.close
+        )
 
 
 def log_lines(
