@@ -166,6 +166,12 @@ def cmd_engines(args: argparse.Namespace) -> int:
                 "info": jsonable(info) if info else None,
             }
         )
+    from ._endpoints import endpoint_rows, print_endpoints
+
+    named = endpoint_rows(targets)
+    for i, row in enumerate(rows):
+        by_name = not targets or "://" not in targets[i]
+        row["endpoints"] = [e for e in named if by_name and e["engine"] == row["name"]]
     if args.json:
         print_json(rows)
         return 0
@@ -212,6 +218,7 @@ def cmd_engines(args: argparse.Namespace) -> int:
     for r in rows:
         for cap, why in r["unsupported"].items():
             print(f"  {r['name']}: no {cap}: {' '.join(why.split())}")
+    print_endpoints(named)
     return 0
 
 

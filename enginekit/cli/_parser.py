@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd(
         "engines",
         "list installed engines (or the ENGINEs named): reachable or not (and why), versions, "
-        "cgroup layout, rootless, image store, and what each instance can and cannot do (and why)",
+        "cgroup layout, rootless, image store, and what each instance can and cannot do (and why); "
+        "then the engines Docker contexts and Podman connections name, where they point, which "
+        "one is current and whether it answers",
     )
     p.add_argument(
         "targets", nargs="*", metavar="ENGINE", help="adapter names or URLs (default: every one)"

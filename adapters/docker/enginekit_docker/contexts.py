@@ -65,6 +65,7 @@ __all__ = [
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_CONTEXT = "default"
 _HINT = "see `docker context ls` or `enginekit engines`"
+_OPTION = "the context option"
 
 
 @attrs.frozen
@@ -115,9 +116,12 @@ class Target:
         return self.context == DEFAULT_CONTEXT
 
     def describe(self) -> str:
-        if self.context == DEFAULT_CONTEXT:
-            return f"the default docker context (chosen by {self.chosen_by})"
-        return f"docker context {self.context!r} (chosen by {self.chosen_by})"
+        what = (
+            "the default docker context"
+            if self.context == DEFAULT_CONTEXT
+            else f"docker context {self.context!r}"
+        )
+        return what if self.chosen_by == _OPTION else f"{what} (chosen by {self.chosen_by})"
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -290,7 +294,7 @@ def resolve(context: str | None = None, env: Mapping[str, str] | None = None) ->
     if context is not None:
         if not isinstance(context, str) or not context:
             raise InvalidSpec("docker: context must be a context's name")
-        name, by = context, "the context option"
+        name, by = context, _OPTION
     else:
         name, by = chosen(e)
     ctx = load(name, e, chosen_by=by)

@@ -72,6 +72,7 @@ __all__ = [
 
 ROOTFUL_ADDRESS = "unix:///run/podman/podman.sock"
 _HINT = "see `podman system connection list` or `enginekit engines`"
+_OPTION = "the connection option"
 _SHARE = Path("/usr/share/containers")
 _ETC = Path("/etc/containers")
 
@@ -106,7 +107,8 @@ class Target:
     def describe(self) -> str:
         if self.connection is None:
             return f"the podman address chosen by {self.chosen_by}"
-        return f"podman connection {self.connection!r} (chosen by {self.chosen_by})"
+        what = f"podman connection {self.connection!r}"
+        return what if self.chosen_by == _OPTION else f"{what} (chosen by {self.chosen_by})"
 
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -309,7 +311,7 @@ def resolve(
     if connection is not None:
         if not isinstance(connection, str) or not connection:
             raise InvalidSpec("podman: connection must be a connection's name")
-        return _named(connection, "the connection option", e, uid)
+        return _named(connection, _OPTION, e, uid)
     if e.get("CONTAINER_CONNECTION"):
         return _named(e["CONTAINER_CONNECTION"], "CONTAINER_CONNECTION", e, uid)
     if e.get("CONTAINER_HOST"):
