@@ -243,7 +243,8 @@ class TestReliabilityFollowClose:
         # A follow of the exited container: ends by itself, or closed early.
         assert eng.containers.wait(c, timeout=30) == 3
         again = eng.containers.stream_logs(c, follow=True)
-        assert [line.data for line in call_within(30, list, again)] == [b"a\n", b"b\n"]
+        replayed: list[LogLine] = call_within(30, list, again)
+        assert [line.data for line in replayed] == [b"a\n", b"b\n"]
         early = eng.containers.stream_logs(c, follow=True)
         assert call_within(30, next, early).data == b"a\n"
         call_within(10, _close, early)
