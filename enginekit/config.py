@@ -28,7 +28,7 @@ import threading
 import time
 import tomllib
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -264,12 +264,16 @@ def endpoint_statuses(
     found: Sequence[Endpoint], *, timeout: float = PROBE_TIMEOUT
 ) -> list[EngineStatus]:
     """Whether each engine in ``found`` answers, all asked at once and none waited for
-    longer than ``timeout`` seconds (one that has not answered by then is reported as
-    not reachable, and left to finish on its own)."""
+    longer than ``timeout`` seconds. One that has not answered its ping by then is
+    reported as not reachable (and left to finish on its own); one that answered it
+    but not yet ``info()`` is reachable, without a version."""
     results: list[EngineStatus | None] = [None] * len(found)
 
     def probe(i: int, endpoint: Endpoint) -> None:
-        results[i] = _probe(endpoint)
+        def report(status: EngineStatus) -> None:
+            results[i] = status
+
+        _probe(endpoint, report)
 
     threads = [
         threading.Thread(target=probe, args=(i, e), name=f"enginekit-probe-{i}", daemon=True)
@@ -281,7 +285,7 @@ def endpoint_statuses(
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     out = []
-    for endpoint, status in zip(found, results, strict=True):
+    for endpoint, status in zip(found, list(results), strict=True):
         if status is None:
             status = EngineStatus(
                 name=endpoint.engine,
@@ -293,42 +297,47 @@ def endpoint_statuses(
     return out
 
 
-def _probe(endpoint: Endpoint) -> EngineStatus:
+def _probe(endpoint: Endpoint, report: Callable[[EngineStatus], None]) -> None:
+    """Connect to ``endpoint``, ping it, then read its version; ``report`` each finding."""
+
+    def failed(reason: str, *, reachable: bool = False) -> None:
+        report(
+            EngineStatus(
+                name=endpoint.engine, reachable=reachable, address=endpoint.url, reason=reason
+            )
+        )
+
     options = dict(endpoint.options)
     address = options.pop("address", None)
     try:
         driver = registry.load_adapter(endpoint.engine)(address, **options)
     except EngineError as exc:
-        return EngineStatus(
-            name=endpoint.engine, reachable=False, address=endpoint.url, reason=str(exc)
-        )
+        return failed(str(exc))
     except Exception as exc:  # an adapter that fails oddly is reported, not raised
-        return EngineStatus(
-            name=endpoint.engine,
-            reachable=False,
-            address=endpoint.url,
-            reason=f"cannot connect: {type(exc).__name__}",
-        )
+        return failed(f"cannot connect: {type(exc).__name__}")
     try:
-        driver.ping()
-        info = driver.info()
-        return EngineStatus(
-            name=endpoint.engine,
-            reachable=True,
-            address=driver.address,
-            version=info.version,
-            info=info,
+        try:
+            driver.ping()
+        except EngineError as exc:
+            return failed(str(exc))
+        except Exception as exc:
+            return failed(f"cannot reach it: {type(exc).__name__}")
+        report(EngineStatus(name=endpoint.engine, reachable=True, address=endpoint.url))
+        try:
+            info = driver.info()
+        except EngineError as exc:
+            return failed(str(exc), reachable=True)
+        except Exception as exc:
+            return failed(f"answers, but info() failed: {type(exc).__name__}", reachable=True)
+        report(
+            EngineStatus(
+                name=endpoint.engine,
+                reachable=True,
+                address=endpoint.url,
+                version=info.version,
+                info=info,
+            )
         )
-    except EngineError as exc:
-        return EngineStatus(
-            name=endpoint.engine, reachable=False, address=endpoint.url, reason=str(exc)
-        )
-    except Exception as exc:
-        return EngineStatus(
-            name=endpoint.engine,
-            reachable=False,
-            address=endpoint.url,
-            reason=f"cannot reach it: {type(exc).__name__}",
-        )
+        return None
     finally:
         driver.close()
