@@ -15,7 +15,7 @@ import contextlib
 import datetime as _dt
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import validate
@@ -30,7 +30,7 @@ from .errors import (
     NotFound,
     Unsupported,
 )
-from .logstream import _GuardedIterator
+from .logstream import LogStream
 from .models import (
     Container,
     ContainerSpec,
@@ -38,7 +38,6 @@ from .models import (
     EngineInfo,
     ExecResult,
     Image,
-    LogLine,
     Stats,
 )
 
@@ -513,23 +512,25 @@ class ContainerService:
         stdout: bool = True,
         stderr: bool = True,
         tail: int | None = None,
-    ) -> Iterator[LogLine]:
+    ) -> LogStream:
         """Lines as :class:`LogLine`; with ``follow``, until the container exits.
 
-        Close the iterator (``.close()``) to stop early.
+        Close the stream (``.close()``, or use it in ``with``) to stop early, at
+        any time and from any thread: a ``for`` loop over it, blocked in another
+        thread too, then simply ends (see :mod:`enginekit.logstream`).
         """
         return self._lines(ref, stdout, stderr, follow, tail)
 
     def _lines(
         self, ref: Container | str, stdout: bool, stderr: bool, follow: bool, tail: int | None
-    ) -> Iterator[LogLine]:
+    ) -> LogStream:
         if tail is not None and (isinstance(tail, bool) or not isinstance(tail, int) or tail < 0):
             raise InvalidSpec("tail must be an int >= 0")
         cid = self._id(ref)
         inner = self._driver.container_logs(
             cid, stdout=bool(stdout), stderr=bool(stderr), follow=bool(follow), tail=tail
         )
-        return _GuardedIterator(inner)
+        return LogStream(inner)
 
     @_guard
     def stats(self, ref: Container | str) -> Stats:
