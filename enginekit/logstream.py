@@ -135,10 +135,6 @@ class LogStream(Iterator[LogLine]):
         self.close()
 
 
-#: The name the facade used before; the same class.
-_GuardedIterator = LogStream
-
-
 class ClosableLines(Iterator[LogLine]):
     """A driver's log lines: a generator plus how to interrupt and release it.
 
