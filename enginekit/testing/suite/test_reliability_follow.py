@@ -128,25 +128,24 @@ def _ends_cleanly(reader: _Reader, closed_at: float, what: str) -> None:
     assert reader.error is None, f"{what}: the reader's loop raised {reader.error!r}"
 
 
-@pytest.fixture
-def follower(engine_name: str) -> Iterator[Callable[[], Engine]]:
-    """``follower()``: a new Engine on the engine under test (closed at teardown)."""
-    made: list[Engine] = []
-
-    def make() -> Engine:
-        made.append(enginekit.connect(engine_name))
-        return made[-1]
-
-    yield make
-    for eng in made:
-        eng.close()
-
-
 def _state(eng: Engine, c: Container) -> ContainerState:
     return eng.containers.get(c).state
 
 
 class TestReliabilityFollowClose:
+    @pytest.fixture
+    def follower(self, engine_name: str) -> Iterator[Callable[[], Engine]]:
+        """``follower()``: a new Engine on the engine under test (closed at teardown)."""
+        made: list[Engine] = []
+
+        def make() -> Engine:
+            made.append(enginekit.connect(engine_name))
+            return made[-1]
+
+        yield make
+        for eng in made:
+            eng.close()
+
     def test_close_from_another_thread_while_the_reader_blocks(
         self, engine: Engine, run_container: ContainerFactory, follower: Callable[[], Engine]
     ) -> None:
@@ -199,7 +198,7 @@ class TestReliabilityFollowClose:
             _close(stream)
 
         def with_block() -> None:
-            with eng.containers.stream_logs(c, follow=True) as stream:  # type: ignore[attr-defined]
+            with eng.containers.stream_logs(c, follow=True) as stream:
                 streams.append(stream)
                 assert next(stream).data == b"tick\n"
             with pytest.raises(StopIteration):
