@@ -66,7 +66,12 @@ class Choice:
 
 def parse_url(url: str) -> tuple[str, str | None]:
     """``docker+unix:///var/run/docker.sock`` -> ``("docker", "unix:///var/run/docker.sock")``;
-    ``lxc:///var/lib/lxc`` -> ``("lxc", "/var/lib/lxc")``; ``podman`` -> ``("podman", None)``."""
+    ``lxc:///var/lib/lxc`` -> ``("lxc", "/var/lib/lxc")``; ``podman`` -> ``("podman", None)``.
+
+    A URL holding a password (``tcp://user:secret@host``) is refused, without
+    quoting it: enginekit sends no password to an engine, and an address is shown
+    in reprs and messages.
+    """
     if "://" not in url:
         return url, None
     parts = urllib.parse.urlsplit(url)
@@ -74,6 +79,11 @@ def parse_url(url: str) -> tuple[str, str | None]:
     name, plus, transport = scheme.partition("+")
     if not name:
         raise InvalidSpec("engine URL needs a scheme naming the engine, e.g. docker+unix://")
+    if parts.password is not None:
+        raise InvalidSpec(
+            "engine URL must not hold a password (user:password@): enginekit sends none to "
+            "an engine; use SSH keys or TLS certificates"
+        )
     rest = url.split("://", 1)[1]
     if plus:
         return name, f"{transport}://{rest}"

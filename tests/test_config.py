@@ -90,3 +90,19 @@ def test_import_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "docker+tcp://user:s3cr3t-pw@127.0.0.1:2375",
+        "podman+tcp://user:s3cr3t-pw@127.0.0.1:8080",
+        "lxc://user:s3cr3t-pw@host/var/lib/lxc",
+        "docker+ssh://user:s3cr3t-pw@host",
+    ],
+)
+def test_a_password_in_the_url_is_refused_unquoted(url: str) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse_url(url)
+    assert "s3cr3t-pw" not in str(info.value)
+    assert "password" in str(info.value)
