@@ -1,0 +1,203 @@
+"""enginekit.logstream: a log stream closed at any time, from any thread.
+
+LogStream over driver iterators that block (with and without ``abort``), and
+ClosableLines over a real HTTP response that never ends (a unix socket server
+in the test), interrupted with ``Response.abort``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from enginekit.errors import EngineError
+from enginekit.logstream import Abortable, ClosableLines, LogStream
+from enginekit.models import LogLine, Stream
+from enginekit.transport import Transport
+
+LINE = LogLine(stream=Stream.STDOUT, data=b"x\n", timestamp=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
+
+
+class Blocking:
+    """A driver iterator: one line, then a read that blocks until released."""
+
+    def __init__(self, *, abortable: bool) -> None:
+        self.gate = threading.Event()
+        self.first = True
+        self.closed_in: list[str] = []
+        self.reading = False
+        if abortable:
+            self.abort = self.gate.set
+
+    def __iter__(self) -> Blocking:
+        return self
+
+    def __next__(self) -> LogLine:
+        if self.first:
+            self.first = False
+            return LINE
+        self.reading = True
+        try:
+            self.gate.wait(10)
+            raise EngineError("the read was broken off")
+        finally:
+            self.reading = False
+
+    def close(self) -> None:
+        assert not self.reading, "closed while a thread was inside next()"
+        self.closed_in.append(threading.current_thread().name)
+
+
+def _reader(stream: LogStream) -> tuple[threading.Thread, list[object]]:
+    got: list[object] = []
+
+    def run() -> None:
+        try:
+            got.extend(stream)
+        except BaseException as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=run, name="reader", daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_close_from_another_thread_aborts_and_the_reader_closes() -> None:
+    inner = Blocking(abortable=True)
+    stream = LogStream(inner)
+    thread, got = _reader(stream)
+    time.sleep(0.2)
+    start = time.monotonic()
+    stream.close()
+    assert time.monotonic() - start < 0.5
+    thread.join(2)
+    assert not thread.is_alive()
+    assert got == [LINE]  # the broken-off read is not reported: the loop just ends
+    assert inner.closed_in == ["reader"]
+    stream.close()
+    assert inner.closed_in == ["reader"]
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+def test_without_abort_the_reader_ends_at_its_next_line() -> None:
+    inner = Blocking(abortable=False)
+    stream = LogStream(inner)
+    thread, got = _reader(stream)
+    time.sleep(0.2)
+    stream.close()  # returns at once, raises nothing
+    assert thread.is_alive() and inner.closed_in == []
+    inner.gate.set()
+    thread.join(2)
+    assert got == [LINE] and inner.closed_in == ["reader"]
+
+
+def test_close_before_the_first_line_and_with() -> None:
+    inner = Blocking(abortable=True)
+    stream = LogStream(inner)
+    stream.close()
+    assert inner.closed_in == [threading.current_thread().name]
+    assert list(stream) == []
+    inner2 = Blocking(abortable=True)
+    with LogStream(inner2) as s2:
+        assert next(s2) == LINE
+    assert len(inner2.closed_in) == 1
+    with pytest.raises(StopIteration):
+        next(s2)
+
+
+def test_an_error_not_asked_for_is_raised_then_the_stream_ends() -> None:
+    inner = Blocking(abortable=True)
+    inner.gate.set()
+    stream = LogStream(inner)
+    assert next(stream) == LINE
+    with pytest.raises(EngineError, match="broken off"):
+        next(stream)
+    assert len(inner.closed_in) == 1
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+def test_two_readers_at_once_is_an_engine_error() -> None:
+    inner = Blocking(abortable=True)
+    stream = LogStream(inner)
+    next(stream)
+    thread, _ = _reader(stream)
+    time.sleep(0.2)
+    with pytest.raises(EngineError, match="one thread at a time"):
+        next(stream)
+    stream.close()
+    thread.join(2)
+    assert not thread.is_alive()
+
+
+def _never_ending(conn: socket.socket) -> None:
+    conn.recv(65536)
+    conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab\n\r\n")
+    conn.recv(1)  # until the client goes away
+    conn.close()
+
+
+@pytest.fixture
+def endless(tmp_path: Path) -> Iterator[Transport]:
+    path = tmp_path / "engine.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(4)
+    handlers: list[threading.Thread] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=_never_ending, args=(conn,), daemon=True)
+            thread.start()
+            handlers.append(thread)
+
+    threading.Thread(target=accept, daemon=True).start()
+    transport = Transport(f"unix://{path}")
+    yield transport
+    transport.close()
+    server.close()
+    for thread in handlers:
+        thread.join(5)
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_response_abort_wakes_a_blocked_reader_and_releases_the_socket(
+    endless: Transport,
+) -> None:
+    before = _fds()
+    resp = endless.request("GET", "/logs", timeout=None)
+
+    def lines() -> Iterator[LogLine]:
+        for chunk in resp.iter_chunks():
+            yield LogLine(stream=Stream.STDOUT, data=chunk, timestamp=None)
+
+    stream = LogStream(ClosableLines(lines(), abort=resp.abort, release=resp.close))
+    assert isinstance(stream._inner, Abortable)
+    thread, got = _reader(stream)
+    time.sleep(0.3)
+    assert thread.is_alive()
+    stream.close()
+    thread.join(2)
+    assert not thread.is_alive()
+    assert [line.data for line in got if isinstance(line, LogLine)] == [b"ab\n"]
+    assert all(isinstance(x, LogLine) for x in got), got
+    deadline = time.monotonic() + 5  # the server's side of the socket closes too
+    while _fds() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _fds() <= before
+    resp.abort()  # after the close: a no-op
