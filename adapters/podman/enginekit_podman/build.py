@@ -91,7 +91,10 @@ class BuildLog:
             code = _EXIT_RE.search(m.group(2))
             if code and "while running runtime" in m.group(2):
                 exit_code = int(code.group(1))
-        output_lines = self.step_output if self.step_output else self.tail
+        # The failing step's own output only (possibly none): the earlier lines are
+        # Podman's own (``STEP 2/4: ENV TOKEN=...`` quotes the Dockerfile, values
+        # included), which no other engine's BuildFailed carries.
+        output_lines = self.step_output if self.step is not None else self.tail
         output = "\n".join([*output_lines, self.error])
         raise BuildFailed(
             f"build failed: {self.error}", step=step, exit_code=exit_code, output=output

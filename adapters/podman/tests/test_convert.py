@@ -249,6 +249,24 @@ def test_build_log_failure() -> None:
     assert "some-output" in err.value.output  # type: ignore[attr-defined]
 
 
+def test_build_log_failure_of_a_silent_step_quotes_no_earlier_step() -> None:
+    log = BuildLog()
+    for item in [
+        {"stream": "STEP 1/3: FROM scratch\n"},
+        {"stream": "STEP 2/3: ENV TOKEN=s3cr3t-value\n"},
+        {"stream": "--> 5752490f4a0\n"},
+        {"stream": "STEP 3/3: RUN exit 4\n"},
+        {"error": 'building at STEP "RUN exit 4": while running runtime: exit status 4\n'},
+    ]:
+        log.feed(item)
+    with pytest.raises(EngineError) as err:
+        log.finish()
+    assert err.value.step == "RUN exit 4"  # type: ignore[attr-defined]
+    assert err.value.exit_code == 4  # type: ignore[attr-defined]
+    assert "s3cr3t-value" not in str(err.value)
+    assert "STEP" not in err.value.output.replace("building at STEP", "")  # type: ignore[attr-defined]
+
+
 def test_build_log_success_image_id() -> None:
     log = BuildLog()
     log.feed({"stream": "--> 5752490f4a0\n"})
