@@ -851,8 +851,15 @@ def check_sources(
         if step.keyword not in ("COPY", "ADD") or step.flag("from") is not None:
             continue
         count = 0
-        for source in step.sources:
-            what = f"{step.keyword} source {source!r} (Dockerfile line {step.instruction.lineno})"
+        # Messages quote each source as written: substituted, it may show an ARG or
+        # ENV value (a secret passed as a build argument).
+        written = step.instruction.args[:-1]
+        if len(written) != len(step.sources):
+            written = step.sources
+        for source, as_written in zip(step.sources, written, strict=True):
+            what = (
+                f"{step.keyword} source {as_written!r} (Dockerfile line {step.instruction.lineno})"
+            )
             if _URL.match(source) or source.startswith("git@"):
                 if step.keyword == "ADD":
                     raise InvalidSpec(

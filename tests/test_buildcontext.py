@@ -595,6 +595,14 @@ def test_messages_name_the_instruction_and_source(ctx: Path) -> None:
     assert "COPY source '../outside.txt' (Dockerfile line 3)" in str(info.value)
 
 
+def test_messages_quote_a_source_as_written_not_its_arg_value(ctx: Path) -> None:
+    secret = "s3cr3t-build-arg"
+    with pytest.raises(InvalidSpec) as info:
+        check(ctx, "FROM scratch\nARG TOKEN\nCOPY missing-${TOKEN} /\n", {"TOKEN": secret})
+    assert "COPY source 'missing-${TOKEN}' (Dockerfile line 3)" in str(info.value)
+    assert secret not in str(info.value)
+
+
 def test_sources_after_substitution(ctx: Path) -> None:
     check(ctx, "FROM scratch\nARG SRC=a.txt\nCOPY $SRC /\n")
     with pytest.raises(InvalidSpec, match="outside"):
