@@ -76,11 +76,16 @@ class FilesMixin(Base):
         with map_errors("stat path"):
             resp = self._request("HEAD", f"/containers/{_q(id)}/archive", params={"path": path})
             resp.read()
+            header = resp.headers.get(_PATH_STAT_HEADER)
             if resp.status == 404:
+                # A link to nothing: libpod says 404 but sends the link's stat
+                # (Docker stats the link itself, as the contract does).
+                dangling = convert.path_stat(header, path) if header else None
+                if dangling is not None and dangling.is_symlink and header:
+                    return dangling, convert.path_mtime(header)
                 self._container_raw(id)  # ContainerNotFound if it is the container
                 return None
             check(resp)
-            header = resp.headers.get(_PATH_STAT_HEADER)
             if not header:
                 raise EngineError("podman: no path stat in the answer")
             return convert.path_stat(header, path), convert.path_mtime(header)
