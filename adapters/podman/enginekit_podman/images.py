@@ -238,9 +238,15 @@ class ImagesMixin(Base):
                 timeout=None,
             )
             check(resp, missing=ImageNotFound)
-            with resp:
-                for item in resp.iter_json():
-                    log.feed(item)
+            try:
+                with resp:
+                    for item in resp.iter_json():
+                        log.feed(item)
+            except BaseException:
+                # Interrupted (the caller's progress raised, Ctrl-C): the closed
+                # stream ends the build; what it made goes, tags included.
+                self._remove_made(log.committed, request.tags)
+                raise
         try:
             log.finish()
         except EngineError:
@@ -252,6 +258,19 @@ class ImagesMixin(Base):
         if ref is None:
             raise EngineError("podman: the build ended without an image id")
         return self.image_inspect(ref)
+
+    def _remove_made(self, short_ids: list[str], tags: tuple[str, ...]) -> None:
+        """Remove the images an interrupted build committed, untagging first
+        the requested tags that point at one of them."""
+        for tag in tags:
+            try:
+                data = self._image_raw(tag)
+                image_id = str(data["Id"])
+                if any(image_id.startswith(short) for short in short_ids):
+                    self._untag(image_id, convert.engine_image_ref(tag))
+            except (EngineError, KeyError):
+                continue
+        self._remove_leftovers(short_ids)
 
     def _remove_leftovers(self, short_ids: list[str]) -> None:
         """Remove untagged images a build committed on its way (stage images)."""
