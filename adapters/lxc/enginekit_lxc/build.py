@@ -328,9 +328,16 @@ class _Builder:
             self.header(label_text)
         self.commit_config(final, stages[-1], labels, label_text)
         image = self.store.import_from(self.layout, final.manifest, tuple(self.request.tags))
-        self.emit(f"Successfully built {image.short_id}")
-        for tag in sorted(self.request.tags):
-            self.emit(f"Successfully tagged {tag}")
+        try:
+            self.emit(f"Successfully built {image.short_id}")
+            for tag in sorted(self.request.tags):
+                self.emit(f"Successfully tagged {tag}")
+        except BaseException:
+            # The caller's progress raised at the last lines: the call fails, and
+            # the image it made goes (no container can use it yet).
+            with contextlib.suppress(EngineError):
+                self.store.remove(image.id, force=True)
+            raise
         return image
 
     def fail(self, step: Step, message: str, exc: BaseException | None = None) -> BuildFailed:
