@@ -122,7 +122,8 @@ def test_engines_lists_contexts_and_connections_without_a_long_wait(
 ) -> None:
     gone = places.root / "gone.sock"
     write_context(places.docker, "ek-gone", f"unix://{gone}")
-    write_context(places.docker, "ek-ssh", "ssh://ci:s3cret@127.0.0.1:1")
+    write_context(places.docker, "ek-ssh", "ssh://ci@127.0.0.1:1")
+    write_context(places.docker, "ek-pw", "tcp://ci:s3cret@127.0.0.1:1")
     write_context(places.docker, "ek-silent", f"tcp://127.0.0.1:{silent_port}")
     (places.docker / "config.json").write_text(json.dumps({"currentContext": "ek-gone"}))
     pgone = places.root / "pgone.sock"
@@ -144,7 +145,7 @@ def test_engines_lists_contexts_and_connections_without_a_long_wait(
     assert not rows["docker"]["reachable"] and str(gone) in rows["docker"]["reason"]
     assert not rows["podman"]["reachable"] and str(pgone) in rows["podman"]["reason"]
     docker = {e["name"]: e for e in rows["docker"]["endpoints"]}
-    assert list(docker) == ["default", "ek-gone", "ek-silent", "ek-ssh"]
+    assert list(docker) == ["default", "ek-gone", "ek-pw", "ek-silent", "ek-ssh"]
     assert [n for n, e in docker.items() if e["current"]] == ["ek-gone"]
     assert docker["ek-gone"]["url"] == f"unix://{gone}"
     assert not docker["ek-gone"]["reachable"] and str(gone) in docker["ek-gone"]["reason"]
@@ -152,6 +153,8 @@ def test_engines_lists_contexts_and_connections_without_a_long_wait(
     assert docker["ek-ssh"]["url"] == "ssh://ci@127.0.0.1:1"
     assert "docker context 'ek-ssh'" in docker["ek-ssh"]["reason"]
     assert docker["ek-ssh"]["source"].startswith("$DOCKER_CONFIG/contexts/meta/")
+    assert docker["ek-pw"]["url"] == "tcp://ci@127.0.0.1:1"
+    assert "password" in docker["ek-pw"]["reason"]
     assert docker["default"]["url"] == "unix:///var/run/docker.sock"
     podman = rows["podman"]["endpoints"]
     assert [(e["name"], e["current"]) for e in podman] == [

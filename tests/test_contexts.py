@@ -183,13 +183,27 @@ def test_files_that_are_not_json_are_invalid_spec(
 def test_ssh_context_is_unsupported_naming_context_and_url(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_context(config, "remote", "ssh://ci:s3cret@build1.example:2222")
+    write_context(config, "remote", "ssh://ci@build1.example:2222")
     monkeypatch.setenv("DOCKER_CONTEXT", "remote")
     with pytest.raises(Unsupported) as info:
         enginekit.connect("docker")
     text = str(info.value)
     assert "docker context 'remote'" in text and "ssh://ci@build1.example:2222" in text
-    assert "s3cret" not in text
+
+
+@pytest.mark.parametrize("host", ["ssh://ci:s3cret@build1:22", "tcp://u:s3cret@127.0.0.1:2375"])
+def test_context_with_a_password_is_refused_without_quoting_it(
+    config: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    write_context(config, "pw", host)
+    monkeypatch.setenv("DOCKER_CONTEXT", "pw")
+    with pytest.raises(InvalidSpec) as info:
+        enginekit.connect("docker")
+    text = str(info.value)
+    assert "docker context 'pw'" in text and "password" in text
+    assert "s3cret" not in text and "s3cret" not in repr(info.value.args)
+    # Listed without it, too.
+    assert [e.url for e in endpoints() if e.name == "pw"] == [host.replace(":s3cret", "")]
 
 
 def test_tls_context_is_unsupported_and_plain_tcp_is_served(config: Path) -> None:

@@ -230,14 +230,24 @@ def test_podman_connections_conf_names_the_file(
 def test_ssh_connection_is_unsupported_naming_it_and_the_url(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_connections(
-        home, "vm", vm="ssh://core:pw@127.0.0.1:2222/run/user/1000/podman/podman.sock"
-    )
+    write_connections(home, "vm", vm="ssh://core@127.0.0.1:2222/run/user/1000/podman/podman.sock")
     with pytest.raises(Unsupported) as info:
         connect()
     text = str(info.value)
     assert "podman connection 'vm'" in text and "ssh://core@127.0.0.1:2222/run/user/1000" in text
-    assert "pw@" not in text
+
+
+def test_connection_with_a_password_is_refused_without_quoting_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_connections(home, "pw", pw="tcp://u:s3cret@127.0.0.1:8080")
+    with pytest.raises(InvalidSpec) as info:
+        connect()
+    assert "podman connection 'pw'" in str(info.value) and "s3cret" not in str(info.value)
+    monkeypatch.setenv("CONTAINER_HOST", "ssh://core:s3cret@127.0.0.1:22/run/podman.sock")
+    with pytest.raises(InvalidSpec) as info:
+        connect()
+    assert "CONTAINER_HOST" in str(info.value) and "s3cret" not in str(info.value)
 
 
 def test_address_and_connection_together_are_refused(home: Path) -> None:

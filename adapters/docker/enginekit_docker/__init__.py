@@ -48,8 +48,15 @@ def connect(address: str | None = None, **options: Any) -> DockerDriver:
     elif context is not None:
         raise InvalidSpec("docker: give an address or a context, not both")
     address = address.removeprefix("docker+")
-    scheme = urllib.parse.urlsplit(address).scheme if "://" in address else "unix"
+    parts = urllib.parse.urlsplit(address) if "://" in address else None
+    scheme = parts.scheme if parts else "unix"
     where = f"{target.describe()} points at {redact(address)}; " if target else ""
+    if parts is not None and parts.password is not None:
+        what = target.describe() if target else "docker: the address"
+        raise InvalidSpec(
+            f"{what} holds a password (user:password@): enginekit sends none to an engine; "
+            "use SSH keys or TLS certificates"
+        )
     if scheme == "ssh":
         raise Unsupported("docker", "ssh:// addresses", f"{where}use unix:// or tcp://")
     if scheme not in _SCHEMES:

@@ -51,8 +51,15 @@ def connect(address: str | None = None, **options: Any) -> PodmanDriver:
         raise InvalidSpec("podman: give an address or a connection, not both")
     if "://" not in address:
         address = "unix://" + address
-    scheme = urllib.parse.urlsplit(address).scheme
+    parts = urllib.parse.urlsplit(address)
+    scheme = parts.scheme
     where = f"{target.describe()} points at {redact(address)}; " if target else ""
+    if parts.password is not None:
+        what = target.describe() if target else "podman: the address"
+        raise InvalidSpec(
+            f"{what} holds a password (user:password@): enginekit sends none to an engine; "
+            "use SSH keys"
+        )
     if scheme == "ssh":
         raise Unsupported("podman", "ssh:// connections", f"{where}use a unix:// socket address")
     if scheme not in ("unix", "tcp", "http"):
