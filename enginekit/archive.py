@@ -7,6 +7,11 @@ and extracts on the host safely:
 
 * into a destination folder that exists, the source keeps its name; otherwise
   it is copied to that very path (a ``SRC/.`` source copies a folder's contents);
+* symbolic links go both ways as links, their text unchanged, whatever they name
+  (inside, absolute, nothing, or climbing out with ``..``): their targets are
+  never read, on the host or in the container. An engine whose extraction
+  refuses a link climbing out of the destination gets the tar from an ancestor
+  folder (:func:`enginekit.tarlinks.from_ancestor`, Docker's adapter);
 * on the host nothing is ever written outside ``host_path``: member names with
   ``..`` or absolute names are refused (``InvalidSpec``), symbolic links are
   created as links and never followed, a host symlink met on the way is
