@@ -4,8 +4,9 @@ Every call goes through :class:`enginekit.transport.Transport` under the
 Engine API version negotiated once per driver (:mod:`.api`, :mod:`.versions`:
 1.41 to 1.52, Docker 20.10 to 29); answers are turned into models by
 :mod:`.convert` and errors by :mod:`.errors`. The image operations live in
-:mod:`.images`, the container operations here. The driver keeps no per-call
-state: one instance serves many threads.
+:mod:`.images`, exec and pause in :mod:`.execs`, the other container
+operations here. The driver keeps no per-call state: one instance serves
+many threads.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import signal
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO, Any
+from typing import IO
 
 from enginekit import tarlinks
 from enginekit.capabilities import Capability
@@ -36,16 +37,15 @@ from enginekit.models import (
     ContainerSpec,
     ContainerState,
     EngineInfo,
-    ExecResult,
     LogLine,
     PathStat,
     Stats,
 )
-from enginekit.transport import demux_frames
 
 from . import convert, names
 from .api import HINT, label_filters
 from .errors import error_for, map_errors, message_of
+from .execs import ExecOps
 from .images import ImageOps
 from .initsignals import signal_number, wait_until_ready
 from .locallog import PieceResolver
@@ -72,7 +72,7 @@ def _remaining(deadline: float | None) -> float | None:
     return left
 
 
-class DockerDriver(ImageOps):
+class DockerDriver(ExecOps, ImageOps):
     """The enginekit Driver for Docker (Engine API 1.41 to 1.52, negotiated).
 
     Extras outside the portable API: :attr:`transport` (the HTTP transport
@@ -286,56 +286,6 @@ class DockerDriver(ImageOps):
         )
         resolver = PieceResolver(id, lambda: self._inspect_raw(id), self._root_dir)
         return LogIterator(resp, ends_line=resolver, ordered=not follow)
-
-    def container_exec(
-        self,
-        id: str,
-        command: tuple[str, ...],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        user: str | None = None,
-    ) -> ExecResult:
-        body: dict[str, Any] = {
-            "Cmd": list(command),
-            "AttachStdin": False,
-            "AttachStdout": True,
-            "AttachStderr": True,
-            "Tty": False,
-        }
-        if env:
-            body["Env"] = [f"{k}={v}" for k, v in env.items()]
-        if workdir:
-            body["WorkingDir"] = workdir
-        if user:
-            body["User"] = user
-        exec_id = self._json("POST", f"/containers/{id}/exec", operation="exec", json=body)["Id"]
-        out, err = bytearray(), bytearray()
-        resp = self._call(
-            "POST",
-            f"/exec/{exec_id}/start",
-            operation="exec",
-            json={"Detach": False, "Tty": False},
-            timeout=None,
-        )
-        with resp:
-            for number, payload in demux_frames(resp.iter_chunks()):
-                (err if number == 2 else out).extend(payload)
-        # The stream ends as the process exits; the exit code lands a moment later.
-        for delay in (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0):
-            time.sleep(delay)
-            state = self._json("GET", f"/exec/{exec_id}/json", operation="exec")
-            if not state.get("Running") and state.get("ExitCode") is not None:
-                return ExecResult(
-                    exit_code=int(state["ExitCode"]), stdout=bytes(out), stderr=bytes(err)
-                )
-        raise EngineError("docker exec: the daemon reported no exit code")
-
-    def container_pause(self, id: str) -> None:
-        self._empty("POST", f"/containers/{id}/pause", operation="pause")
-
-    def container_unpause(self, id: str) -> None:
-        self._empty("POST", f"/containers/{id}/unpause", operation="unpause")
 
     def _init_ready(self, id: str, signal_name: str | None) -> None:
         """Let the init of a just started container get ready for ``signal_name``
