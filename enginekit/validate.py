@@ -48,6 +48,10 @@ TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
 HEX_RE = re.compile(r"[0-9a-f]+")
 
 MIN_MEMORY = 6 * 1024 * 1024  # the smallest limit Docker and Podman accept
+#: The longest argument or ``NAME=value`` environment string a process can be given
+#: (Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB with the final NUL): a longer one makes
+#: the container's first exec fail, and each engine reports that its own way.
+MAX_ARG_BYTES = 32 * 4096 - 1
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 NETWORKS = ("bridge", "none", "host")
 SPEC_KEYS = frozenset(
@@ -74,7 +78,14 @@ def _fail(message: str) -> InvalidSpec:
     return InvalidSpec(message)
 
 
-def _text(field: str, value: Any, *, allow_empty: bool = True, newline: bool = True) -> str:
+def _text(
+    field: str,
+    value: Any,
+    *,
+    allow_empty: bool = True,
+    newline: bool = True,
+    utf8: bool = True,
+) -> str:
     if not isinstance(value, str):
         raise _fail(f"{field} must be a str, not {type(value).__name__}")
     if not allow_empty and not value:
@@ -83,7 +94,22 @@ def _text(field: str, value: Any, *, allow_empty: bool = True, newline: bool = T
         raise _fail(f"{field} must not contain a NUL character")
     if not newline and ("\n" in value or "\r" in value):
         raise _fail(f"{field} must not contain a line break")
+    if utf8:
+        _utf8_size(field, value)
     return value
+
+
+def _utf8_size(field: str, value: str) -> int:
+    """The size of ``value`` in UTF-8. A lone surrogate (``"\\udcff"``, what
+    ``os.fsdecode`` makes of a byte that is not UTF-8) has none: engines carry it
+    differently (a replacement character, the raw byte, or an error), so it is
+    refused. The message never quotes the value."""
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _fail(
+            f"{field} must be UTF-8 text (it holds a lone surrogate, such as '\\udcff')"
+        ) from None
 
 
 def name(value: Any, field: str = "name") -> str:
@@ -147,6 +173,11 @@ def env(value: Any, field: str = "env") -> FrozenDict[str, str]:
             raise _fail(f"{field} value of {key} must be a str, not {type(val).__name__}")
         if "\0" in val or "\n" in val or "\r" in val:
             raise _fail(f"{field} value of {key} must not contain NUL or a line break")
+        if len(key) + 1 + _utf8_size(f"{field} value of {key}", val) > MAX_ARG_BYTES:
+            raise _fail(
+                f"{field} {key}=value is longer than {MAX_ARG_BYTES} bytes "
+                "(the longest environment string a process can be given)"
+            )
         out[key] = val
     return FrozenDict(out)
 
@@ -163,6 +194,11 @@ def argv(value: Any, field: str = "command", *, allow_empty: bool = False) -> tu
         raise _fail(f"{field} must not be empty")
     for item in value:
         _text(f"{field} argument", item)
+        if _utf8_size(f"{field} argument", item) > MAX_ARG_BYTES:
+            raise _fail(
+                f"{field} argument is longer than {MAX_ARG_BYTES} bytes "
+                "(the longest argument a process can be given)"
+            )
     return tuple(value)
 
 
@@ -178,7 +214,8 @@ def host_path(value: Any, field: str) -> str:
         ) from None
     if not isinstance(path, str):
         raise _fail(f"{field} must be a str path, not {type(path).__name__}")
-    return _text(field, path, allow_empty=False)
+    # A lone surrogate is how Python spells a file name that is not UTF-8: allowed here.
+    return _text(field, path, allow_empty=False, utf8=False)
 
 
 def abs_path(value: Any, field: str) -> str:

@@ -199,3 +199,40 @@ def test_other_fields() -> None:
 )
 def test_registry_of(ref: str, host: str | None) -> None:
     assert v.registry_of(ref) == host
+
+
+def test_arguments_and_env_strings_up_to_the_kernels_limit() -> None:
+    assert v.MAX_ARG_BYTES == 131071
+    assert v.argv(["x" * v.MAX_ARG_BYTES]) == ("x" * v.MAX_ARG_BYTES,)
+    assert v.argv(["é" * (v.MAX_ARG_BYTES // 2)])  # counted in UTF-8 bytes
+    assert v.env({"A": "x" * (v.MAX_ARG_BYTES - 2)})  # "A=" + value
+    for bad in (
+        lambda: v.argv(["x" * (v.MAX_ARG_BYTES + 1)]),
+        lambda: v.argv(["é" * (v.MAX_ARG_BYTES // 2 + 1)]),
+        lambda: spec(entrypoint=["x" * (v.MAX_ARG_BYTES + 1)]),
+        lambda: v.env({"A": "x" * (v.MAX_ARG_BYTES - 1)}),
+    ):
+        with pytest.raises(InvalidSpec, match="longer than 131071 bytes") as info:
+            bad()
+        assert "xxx" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"command": ["echo", "a\udcffb"]},
+        {"env": {"A": "s3cr3t\udcff"}},
+        {"labels": {"k": "\udcff"}},
+        {"labels": {"\udcff": "v"}},
+        {"workdir": "/a\udcffb"},
+    ],
+)
+def test_a_lone_surrogate_is_refused(bad: dict[str, object]) -> None:
+    command = bad.pop("command", ["true"])
+    with pytest.raises(InvalidSpec, match="must be UTF-8 text") as info:
+        v.container_spec("busybox", command, bad)
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_a_host_path_may_name_a_file_that_is_not_utf8() -> None:
+    assert v.host_path("/tmp/a\udcffb", "host_path") == "/tmp/a\udcffb"
