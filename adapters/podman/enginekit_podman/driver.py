@@ -28,7 +28,7 @@ reports is listed in :mod:`.convert`):
   out from the container's events (4.x never records it; 5.x does);
 - a tar copied in is sent without the padding after its end-of-archive
   marker (:mod:`.tartrim`: Podman 5's copier fails on it now and then);
-- an exec sees the container's ``HOSTNAME`` as on Docker;
+- an exec sees the container's ``HOSTNAME`` as on Docker (:mod:`.execs`);
 - a build runs without intermediate layers, so that a failed build leaves
   no image behind, and stage images are removed;
 - forced removal of an image a container uses takes its tags off and keeps
@@ -49,19 +49,16 @@ import attrs
 
 from enginekit.capabilities import Capability
 from enginekit.errors import (
-    Conflict,
     ContainerNotFound,
     EngineError,
     EngineTimeout,
     ImageNotFound,
-    NotFound,
 )
 from enginekit.models import (
     Container,
     ContainerSpec,
     ContainerState,
     EngineInfo,
-    ExecResult,
     LogLine,
     Stats,
 )
@@ -72,12 +69,10 @@ from ._base import DEFAULT_ADDRESS, HINT, labels_match
 from ._base import quote as _q
 from .errors import (
     check,
-    error_for,
-    exec_start_failure,
     init_exec_failure,
     map_errors,
-    message_of,
 )
+from .execs import ExecMixin
 from .files import FilesMixin
 from .host import Host
 from .images import ImagesMixin
@@ -90,7 +85,7 @@ _PODMAN_ENV = ("TERM", "container")
 _ALL_POLL = 1.0  # seconds of client-side polling before libpod's wait takes over
 
 
-class PodmanDriver(ImagesMixin, FilesMixin):
+class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
     """A :class:`enginekit.driver.Driver` for the libpod API of Podman 4.3 to 5.x."""
 
     name = "podman"
@@ -458,78 +453,6 @@ class PodmanDriver(ImagesMixin, FilesMixin):
             )
             check(resp)
         return LogIterator(resp, tail=None if follow else tail)
-
-    def container_exec(
-        self,
-        id: str,
-        command: tuple[str, ...],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        user: str | None = None,
-    ) -> ExecResult:
-        data = self._container_raw(id)
-        with map_errors("exec"):
-            state = data.get("State") or {}
-            if state.get("Status") != "running":
-                raise Conflict(f"container {id[:12]} is {state.get('Status')}, not running")
-            container = convert.container_from_inspect(data, engine=self.name)
-            exec_env = dict(env or {})
-            hostname = container.env.get("HOSTNAME", container.hostname)
-            if "HOSTNAME" not in exec_env and hostname:
-                # Docker's exec sees the container's HOSTNAME; Podman's does not.
-                exec_env = {"HOSTNAME": hostname, **exec_env}
-        body: dict[str, Any] = {
-            "AttachStdin": False,
-            "AttachStdout": True,
-            "AttachStderr": True,
-            "Tty": False,
-            "Cmd": list(command),
-        }
-        if exec_env:
-            body["Env"] = [f"{k}={v}" for k, v in exec_env.items()]
-        if workdir is not None:
-            body["WorkingDir"] = workdir
-        if user is not None:
-            body["User"] = user
-        with map_errors("exec"):
-            resp = self._request("POST", f"/containers/{_q(id)}/exec", json=body)
-            if resp.status == 500:
-                message = message_of(resp.read())
-                err = error_for(500, message)
-                # "can only create exec sessions on running containers"
-                raise err if isinstance(err, NotFound) else Conflict(message)
-            check(resp)
-            exec_id = str(resp.json()["Id"])
-            start = self._request(
-                "POST",
-                f"/exec/{_q(exec_id)}/start",
-                json={"Detach": False, "Tty": False},
-                timeout=None,
-            )
-            if not start.ok:
-                message = message_of(start.read())
-                state = self._container_raw(id).get("State") or {}
-                if state.get("Status") != "running":
-                    raise Conflict(message)
-                # The process could not be started (e.g. an unknown user):
-                # Docker reports that as exit code 126 with the reason.
-                return ExecResult(exit_code=126, stdout=b"", stderr=message.encode() + b"\n")
-            out, err_ = bytearray(), bytearray()
-            with start:
-                for stream, payload in demux_frames(start.iter_chunks()):
-                    if stream == 1:
-                        out += payload
-                    elif stream == 2:
-                        err_ += payload
-            info = self._json("GET", f"/exec/{_q(exec_id)}/json", what="exec inspect")
-            code = info.get("ExitCode")
-            exit_code = int(code) if code is not None else -1
-            stderr = bytes(err_)
-            failed = exec_start_failure(exit_code, stderr)
-            if failed is not None:
-                exit_code, stderr = failed
-            return ExecResult(exit_code=exit_code, stdout=bytes(out), stderr=stderr)
 
     def container_pause(self, id: str) -> None:
         self._call("POST", f"/containers/{_q(id)}/pause")
