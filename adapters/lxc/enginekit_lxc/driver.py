@@ -815,9 +815,18 @@ class LxcDriver:
         code = proc.returncode
         if code < 0:
             code = 128 - code
-        if code != 0 and self._state(id)[0] is not ContainerState.RUNNING:
+        if code != 0 and self._stopping(id):
             raise Conflict(f"container {id[:12]} stopped during exec")
         return ExecResult(exit_code=code, stdout=proc.stdout, stderr=proc.stderr)
+
+    def _stopping(self, id: str) -> bool:
+        """Whether the container stopped or is stopping (its init or its
+        command gone): an exec that failed then met the stop (lxc-attach
+        exits 1 when there is nothing left to attach to)."""
+        state, status = self._state(id)
+        if state is not ContainerState.RUNNING or not self._init_alive(status):
+            return True
+        return status.get("main_pid") is not None and self._main_pid(status) is None
 
     # -- pause ---------------------------------------------------------------
     def _set_frozen(self, status: Mapping[str, Any], frozen: bool) -> None:
