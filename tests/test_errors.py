@@ -242,7 +242,9 @@ def driver() -> FakeDriver:
 
 
 @pytest.fixture
-def engine(driver: FakeDriver) -> Engine:
+def facade(driver: FakeDriver) -> Engine:
+    """An Engine over the fake driver (not named ``engine``: the contract suite's
+    plugin owns that fixture name)."""
     return Engine(driver)  # type: ignore[arg-type]
 
 
@@ -269,8 +271,8 @@ def _building(driver: FakeDriver, at: int) -> None:
     driver.behaviour["image_build"] = build
 
 
-def test_an_unknown_keyword_is_pythons_type_error(engine: Engine, driver: FakeDriver) -> None:
-    anything: Any = engine
+def test_an_unknown_keyword_is_pythons_type_error(facade: Engine, driver: FakeDriver) -> None:
+    anything: Any = facade
     with pytest.raises(TypeError) as info:
         anything.containers.logs("web", bogus=1)
     assert not isinstance(info.value, EngineError)
@@ -285,9 +287,9 @@ def test_an_unknown_keyword_is_pythons_type_error(engine: Engine, driver: FakeDr
 
 
 def test_an_unknown_create_option_is_a_type_error_before_the_driver(
-    engine: Engine, driver: FakeDriver
+    facade: Engine, driver: FakeDriver
 ) -> None:
-    for call in (engine.containers.create, engine.containers.run):
+    for call in (facade.containers.create, facade.containers.run):
         with pytest.raises(TypeError) as info:
             call("i:1", ["true"], bogus_kw=1)
         assert isinstance(info.value, InvalidSpec)
@@ -297,7 +299,7 @@ def test_an_unknown_create_option_is_a_type_error_before_the_driver(
 
 @pytest.mark.parametrize("at", [1, 3])
 def test_a_progress_exception_leaves_as_it_was_raised(
-    engine: Engine, driver: FakeDriver, context: str, at: int
+    facade: Engine, driver: FakeDriver, context: str, at: int
 ) -> None:
     _building(driver, 5)
     raised = CallerError("stop")
@@ -309,7 +311,7 @@ def test_a_progress_exception_leaves_as_it_was_raised(
             raise raised
 
     with pytest.raises(CallerError) as info:
-        engine.images.build(context, tag="a:1", progress=progress)
+        facade.images.build(context, tag="a:1", progress=progress)
     assert info.value is raised
     assert raised.__cause__ is None and raised.__context__ is None
     assert driver.cleaned
@@ -317,7 +319,7 @@ def test_a_progress_exception_leaves_as_it_was_raised(
 
 
 def test_a_progress_engine_error_is_the_callers_too(
-    engine: Engine, driver: FakeDriver, context: str
+    facade: Engine, driver: FakeDriver, context: str
 ) -> None:
     _building(driver, 2)
     raised = Conflict("the caller's own")
@@ -326,13 +328,13 @@ def test_a_progress_engine_error_is_the_callers_too(
         raise raised
 
     with pytest.raises(Conflict) as info:
-        engine.images.build(context, progress=progress)
+        facade.images.build(context, progress=progress)
     assert info.value is raised
     assert raised.fields == dict.fromkeys(FIELDS)  # not dressed as the build's
 
 
 def test_a_progress_keyboard_interrupt_leaves_too(
-    engine: Engine, driver: FakeDriver, context: str
+    facade: Engine, driver: FakeDriver, context: str
 ) -> None:
     _building(driver, 2)
 
@@ -340,12 +342,12 @@ def test_a_progress_keyboard_interrupt_leaves_too(
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        engine.images.build(context, progress=progress)
+        facade.images.build(context, progress=progress)
     assert driver.cleaned
 
 
 def test_the_facade_called_from_a_callback_reports_its_own_operation(
-    engine: Engine, driver: FakeDriver, context: str
+    facade: Engine, driver: FakeDriver, context: str
 ) -> None:
     _building(driver, 1)
 
@@ -355,21 +357,21 @@ def test_the_facade_called_from_a_callback_reports_its_own_operation(
     driver.behaviour["container_inspect"] = missing
 
     def progress(line: str) -> None:
-        engine.containers.get("nope")
+        facade.containers.get("nope")
 
     with pytest.raises(ContainerNotFound) as info:
-        engine.images.build(context, progress=progress)
+        facade.images.build(context, progress=progress)
     assert info.value.operation == "containers.get"
     assert str(info.value) == "containers.get: no such container: nope"
 
 
-def test_an_engine_side_failure_becomes_an_engine_error(engine: Engine, driver: FakeDriver) -> None:
+def test_an_engine_side_failure_becomes_an_engine_error(facade: Engine, driver: FakeDriver) -> None:
     def unreadable(ref: str) -> Image:
         raise KeyError("Id")
 
     driver.behaviour["image_inspect"] = unreadable
     with pytest.raises(EngineError) as info:
-        engine.images.get("web:1")
+        facade.images.get("web:1")
     err = info.value
     assert type(err) is EngineError
     assert str(err) == "unexpected KeyError in images.get"
@@ -383,13 +385,13 @@ def test_an_engine_side_failure_becomes_an_engine_error(engine: Engine, driver: 
     }
 
 
-def test_fields_are_filled_and_kept(engine: Engine, driver: FakeDriver) -> None:
+def test_fields_are_filled_and_kept(facade: Engine, driver: FakeDriver) -> None:
     def refused(cid: str) -> None:
         raise Conflict("engine says: is not running", status=409)
 
     driver.behaviour["container_pause"] = refused
     with pytest.raises(Conflict) as info:
-        engine.containers.pause("web")
+        facade.containers.pause("web")
     err = info.value
     assert str(err) == "engine says: is not running"
     assert (err.engine, err.operation, err.ref, err.status) == (
@@ -412,7 +414,7 @@ def test_fields_are_filled_and_kept(engine: Engine, driver: FakeDriver) -> None:
     ],
 )
 def test_a_missing_container_reads_the_same_whatever_the_engine_said(
-    engine: Engine, driver: FakeDriver, ref: str, message: str
+    facade: Engine, driver: FakeDriver, ref: str, message: str
 ) -> None:
     def missing(*args: Any, **kwargs: Any) -> Any:
         raise ContainerNotFound("docker inspect: No such container: whatever", status=404)
@@ -420,7 +422,7 @@ def test_a_missing_container_reads_the_same_whatever_the_engine_said(
     driver.behaviour["container_inspect"] = missing
     driver.behaviour["container_logs"] = missing
     with pytest.raises(ContainerNotFound) as info:
-        engine.containers.logs(ref)
+        facade.containers.logs(ref)
     err = info.value
     assert str(err) == message
     assert (err.ref, err.status, err.operation) == (ref, 404, "containers.logs")
@@ -428,7 +430,7 @@ def test_a_missing_container_reads_the_same_whatever_the_engine_said(
 
 
 def test_a_container_given_as_a_model_is_named_by_its_id(
-    engine: Engine, driver: FakeDriver
+    facade: Engine, driver: FakeDriver
 ) -> None:
     def missing(*args: Any, **kwargs: Any) -> Any:
         raise ContainerNotFound("gone")
@@ -436,50 +438,50 @@ def test_a_container_given_as_a_model_is_named_by_its_id(
     driver.behaviour["container_stop"] = missing
     c = Container(id=CID, name="web", image="i:1", state=ContainerState.RUNNING)
     with pytest.raises(ContainerNotFound) as info:
-        engine.containers.stop(c)
+        facade.containers.stop(c)
     assert info.value.ref == CID
     assert str(info.value) == f"containers.stop: no such container: {CID}"
 
 
-def test_a_missing_image_reads_the_same(engine: Engine, driver: FakeDriver) -> None:
+def test_a_missing_image_reads_the_same(facade: Engine, driver: FakeDriver) -> None:
     def missing(*args: Any, **kwargs: Any) -> Any:
         raise ImageNotFound("no image 'whatever'")
 
     driver.behaviour["container_create"] = missing
     driver.behaviour["image_inspect"] = missing
     with pytest.raises(ImageNotFound) as info:
-        engine.containers.run("busybox:1", ["true"])
+        facade.containers.run("busybox:1", ["true"])
     assert str(info.value) == "containers.run: no such image: busybox:1"
     assert info.value.ref == "busybox:1"
     with pytest.raises(ImageNotFound) as info:
-        engine.images.tag("busybox:1", "other:2")
+        facade.images.tag("busybox:1", "other:2")
     assert str(info.value) == "images.tag: no such image: busybox:1"
-    assert engine.images.exists("busybox:1") is False
+    assert facade.images.exists("busybox:1") is False
 
 
-def test_the_cores_own_not_found_keeps_its_words(engine: Engine) -> None:
+def test_the_cores_own_not_found_keeps_its_words(facade: Engine) -> None:
     with pytest.raises(ImageNotFound) as info:
-        engine.images.pull("busybox")
+        facade.images.pull("busybox")
     assert "names no registry" in str(info.value)
     assert info.value.operation == "images.pull"
 
 
-def test_unsupported_keeps_its_own_operation(engine: Engine, driver: FakeDriver) -> None:
+def test_unsupported_keeps_its_own_operation(facade: Engine, driver: FakeDriver) -> None:
     driver.capabilities = frozenset(Capability) - {Capability.PAUSE}
     with pytest.raises(Unsupported) as info:
-        engine.containers.pause("web")
+        facade.containers.pause("web")
     err = info.value
     assert (err.engine, err.operation, err.ref) == ("ektfake", "pause", "web")
     assert driver.calls == []
 
 
-def test_log_stream_errors_name_the_operation(engine: Engine, driver: FakeDriver) -> None:
+def test_log_stream_errors_name_the_operation(facade: Engine, driver: FakeDriver) -> None:
     def lines(*args: Any, **kwargs: Any) -> Iterator[LogLine]:
         yield LogLine(stream=Stream.STDOUT, data=b"one\n")
         raise KeyError("stream")
 
     driver.behaviour["container_logs"] = lines
-    stream = engine.containers.stream_logs("web")
+    stream = facade.containers.stream_logs("web")
     assert next(stream).data == b"one\n"
     with pytest.raises(EngineError) as info:
         next(stream)
@@ -487,12 +489,12 @@ def test_log_stream_errors_name_the_operation(engine: Engine, driver: FakeDriver
     assert isinstance(info.value.__cause__, KeyError)
 
 
-def test_a_log_stream_ends_normally(engine: Engine, driver: FakeDriver) -> None:
+def test_a_log_stream_ends_normally(facade: Engine, driver: FakeDriver) -> None:
     def lines(*args: Any, **kwargs: Any) -> Iterator[LogLine]:
         yield LogLine(stream=Stream.STDERR, data=b"two\n")
 
     driver.behaviour["container_logs"] = lines
-    assert [line.data for line in engine.containers.stream_logs("web")] == [b"two\n"]
+    assert [line.data for line in facade.containers.stream_logs("web")] == [b"two\n"]
 
 
 # -- the adapters' map_errors ---------------------------------------------------
