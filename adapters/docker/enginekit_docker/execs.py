@@ -18,8 +18,9 @@ Those are all the same thing, the container was paused, and come out as
 ``Conflict``. A 126 the command itself caused (a file that is not
 executable, a working directory that does not exist) stays an
 :class:`ExecResult`: it is a ``Conflict`` only when the process never
-started *and* the runtime said "paused" or the container is now paused, stopped
-or gone (the last as ``ContainerNotFound``).
+started (pid 0: what the stream holds is the runtime's, not the command's)
+*and* the runtime said "paused" or "stopped", or the container is now paused,
+stopped or gone (the last as ``ContainerNotFound``).
 
 Worse, a freeze that lands while runc's helper (``runc init``) is joining the
 container's cgroup freezes that helper half way: the exec never starts, and
@@ -45,7 +46,7 @@ from typing import Any
 
 import attrs
 
-from enginekit.errors import Conflict, ContainerNotFound, EngineError
+from enginekit.errors import Conflict, ContainerNotFound, EngineError, NotFound
 from enginekit.models import ExecResult
 from enginekit.transport import demux_frames
 
@@ -56,8 +57,16 @@ __all__ = ["ExecOps", "StartGate"]
 # runc's refusal of an exec into a paused container, as Docker relays it
 # ("cannot exec in a paused container", "... in a paused state").
 _PAUSED_TEXT = re.compile(r"\bpaused\b", re.IGNORECASE)
+# ... and into one that is stopping ("cannot exec in a stopped container",
+# "... in a stopped state"), before Docker's own state says so.
+_STOPPED_TEXT = re.compile(r"\bstopped (container|state)\b|\bnot running\b", re.IGNORECASE)
 # The exit code lands a moment after the stream ends: how long to look for it.
 _EXIT_CODE_DELAYS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+# runc's words for a command that cannot be started ('exec: "x": permission
+# denied', 'exec: "x": executable file not found', "chdir to cwd").
+_COMMAND_TEXT = re.compile(r'exec: "|chdir to cwd', re.IGNORECASE)
+# When to ask a container's state again after an exec the runtime could not start.
+_STATE_SETTLE_DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2)
 # How long a pause waits for exec starts in flight, and an exec start for a
 # pause in flight, before going ahead anyway.
 _GATE_WAIT = 30.0
@@ -173,13 +182,16 @@ class ExecOps(Api):
                 self._json("POST", f"/containers/{id}/exec", operation="exec", json=body)["Id"]
             )
             start.exec_id = exec_id
-            resp = self._call(
-                "POST",
-                f"/exec/{exec_id}/start",
-                operation="exec",
-                json={"Detach": False, "Tty": False},
-                timeout=None,
-            )
+            try:
+                resp = self._call(
+                    "POST",
+                    f"/exec/{exec_id}/start",
+                    operation="exec",
+                    json={"Detach": False, "Tty": False},
+                    timeout=None,
+                )
+            except NotFound as exc:
+                raise self._exec_gone(id) from exc
             with resp:
                 for number, payload in demux_frames(resp.iter_chunks()):
                     (err if number == 2 else out).extend(payload)
@@ -190,7 +202,10 @@ class ExecOps(Api):
         list as ``Conflict``."""
         for delay in _EXIT_CODE_DELAYS:
             time.sleep(delay)
-            state = self._json("GET", f"/exec/{exec_id}/json", operation="exec")
+            try:
+                state = self._json("GET", f"/exec/{exec_id}/json", operation="exec")
+            except NotFound as exc:
+                raise self._exec_gone(id) from exc
             if state.get("Running"):
                 continue
             code = state.get("ExitCode")
@@ -206,18 +221,47 @@ class ExecOps(Api):
                 raise EngineError(f"docker exec: the process did not start: {reason}")
         raise EngineError("docker exec: the daemon reported no exit code")
 
-    def _refused(self, id: str, said: bytes) -> None:
-        """Raise ``Conflict`` (or ``ContainerNotFound``) if the container was
-        paused, stopped or removed as the exec started; else return."""
+    def _exec_gone(self, id: str) -> EngineError:
+        """The error for an exec the daemon no longer knows: Docker forgets a
+        container's execs when it stops (``Conflict``) or goes
+        (``ContainerNotFound``)."""
         try:
             state = self._inspect_raw(id).get("State") or {}
-        except ContainerNotFound as exc:
-            raise ContainerNotFound(f"docker exec: no such container: {id}") from exc
-        if state.get("Paused") or _PAUSED_TEXT.search(said.decode("utf-8", "replace")):
+        except ContainerNotFound:
+            return ContainerNotFound(f"docker exec: no such container: {id}")
+        if state.get("Running") and not state.get("Paused"):
+            return EngineError(f"docker exec: the daemon lost the exec in container {id[:12]}")
+        status = state.get("Status") or "not running"
+        return Conflict(f"docker exec: container {id[:12]} is {status}, not running")
+
+    def _refused(self, id: str, said: bytes) -> None:
+        """Raise ``Conflict`` (or ``ContainerNotFound``) if the container was
+        paused, stopped or removed as the exec started; else return.
+
+        runc fails in many words when the container's init is going away
+        ("namespace path: ... no such file", "error executing setns
+        process"), and Docker reports the container running until it has
+        taken in the exit: its state is asked again for a moment.
+        """
+        text = said.decode("utf-8", "replace")
+        if _PAUSED_TEXT.search(text):
             raise Conflict(f"docker exec: container {id[:12]} is paused, not running")
-        if not state.get("Running"):
-            status = state.get("Status") or "not running"
-            raise Conflict(f"docker exec: container {id[:12]} is {status}, not running")
+        if _STOPPED_TEXT.search(text):
+            raise Conflict(f"docker exec: container {id[:12]} is stopping, not running")
+        # runc naming the command's own failure (not found, not executable,
+        # no such working directory) needs one look at the state only.
+        delays = _STATE_SETTLE_DELAYS[:1] if _COMMAND_TEXT.search(text) else _STATE_SETTLE_DELAYS
+        for delay in delays:
+            time.sleep(delay)
+            try:
+                state = self._inspect_raw(id).get("State") or {}
+            except ContainerNotFound as exc:
+                raise ContainerNotFound(f"docker exec: no such container: {id}") from exc
+            if state.get("Paused"):
+                raise Conflict(f"docker exec: container {id[:12]} is paused, not running")
+            if not state.get("Running"):
+                status = state.get("Status") or "not running"
+                raise Conflict(f"docker exec: container {id[:12]} is {status}, not running")
 
     def _exec_started(self, exec_id: str) -> bool:
         """Whether an exec's process started (a pid) or settled (an exit code)."""
