@@ -442,6 +442,22 @@ def test_copy_in_and_out(driver: PodmanDriver, make: Make) -> None:
         driver.container_stat_path("ekpm-no-such-container", "/")
 
 
+def test_links_to_nothing_are_links(driver: PodmanDriver, make: Make) -> None:
+    # libpod answers 404 for a link to nothing (with its stat): still the link.
+    cid = make(["sh", "-c", "mkdir /d; ln -s nowhere /d/dang; ln -s ../../../x /d/up; sleep 100"])
+    time.sleep(0.3)
+    for name, text in (("dang", "nowhere"), ("up", "../../../x")):
+        st = driver.container_stat_path(cid, f"/d/{name}")
+        assert st is not None and st.is_symlink and st.name == name and not st.is_dir
+        with (
+            driver.container_get_archive(cid, f"/d/{name}") as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tf,
+        ):
+            assert [(m.name, m.issym(), m.linkname) for m in tf] == [(name, True, text)]
+    assert driver.container_stat_path(cid, "/d/dang/x") is None
+    assert driver.container_stat_path(cid, "/d/nope") is None
+
+
 # --------------------------------------------------------------------------- images
 
 
