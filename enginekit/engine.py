@@ -192,6 +192,8 @@ class ImageService:
         self._engine._require(Capability.BUILD, "build")
         if isinstance(tags, str):
             raise InvalidSpec("tags must be a list of str; use tag= for one")
+        if not isinstance(tags, list | tuple):
+            raise InvalidSpec(f"tags must be a list of str, not {type(tags).__name__}")
         all_tags = ([tag] if tag is not None else []) + list(tags)
         normal = tuple(dict.fromkeys(validate.image_ref(t, "tag") for t in all_tags))
         for t in normal:
@@ -546,7 +548,8 @@ class ContainerService:
         from . import archive
 
         self._engine._require(Capability.COPY, "copy_to")
-        archive.copy_to(self._driver, self._id(ref), os.fspath(host_path), container_path)
+        host = validate.host_path(host_path, "host_path")
+        archive.copy_to(self._driver, self._id(ref), host, container_path)
 
     @_guard
     def copy_from(
@@ -556,4 +559,5 @@ class ContainerService:
         from . import archive
 
         self._engine._require(Capability.COPY, "copy_from")
-        archive.copy_from(self._driver, self._id(ref), container_path, os.fspath(host_path))
+        host = validate.host_path(host_path, "host_path")
+        archive.copy_from(self._driver, self._id(ref), container_path, host)

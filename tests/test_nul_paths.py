@@ -82,3 +82,39 @@ def test_build_refuses_nul_in_the_context_and_the_dockerfile(tmp_path: Path) -> 
         resolve_context(f"{tmp_path}\0x")
     with pytest.raises(InvalidSpec, match="build context must not contain a NUL character"):
         validate_build(f"{tmp_path}\0x")
+
+
+class AllCapabilitiesDriver(RecordingDriver):
+    """A recording driver that declares every capability (so the facade's checks run)."""
+
+    name = "recording"
+    address = "nowhere"
+    unsupported: dict[str, str] = {}
+
+    @property
+    def capabilities(self) -> frozenset[Any]:
+        from enginekit import Capability
+
+        return frozenset(Capability)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda e, t: e.containers.copy_to("c" * 64, 5, "/tmp"), "host_path must be a path"),
+        (lambda e, t: e.containers.copy_to("c" * 64, None, "/tmp"), "host_path must be a path"),
+        (lambda e, t: e.containers.copy_from("c" * 64, "/tmp", 5), "host_path must be a path"),
+        (lambda e, t: e.containers.copy_from("c" * 64, "/tmp", b"/x"), "host_path must be a str"),
+        (lambda e, t: e.images.build(t, tags=5), "tags must be a list of str, not int"),
+    ],
+)
+def test_facade_refuses_values_of_a_wrong_type_before_any_engine_call(
+    tmp_path: Path, call: Any, message: str
+) -> None:
+    from enginekit import Engine
+
+    driver = AllCapabilitiesDriver()
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    with pytest.raises(InvalidSpec, match=message):
+        call(Engine(driver), str(tmp_path))  # type: ignore[arg-type]
+    assert driver.calls == []
