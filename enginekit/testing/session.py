@@ -3,7 +3,9 @@
 Every container and image a suite test makes carries the label
 ``enginekit.test.run=<run id>``; :meth:`SuiteRun.purge` removes everything so
 labelled from every engine the run connected to, and reports what it could
-not remove. Nothing here imports an adapter: engines are connected lazily,
+not remove, and what the run's removed containers left on this machine (the
+engine's helper processes, mounts, LXC directories: :mod:`.leaks`, for an
+engine that runs here). Nothing here imports an adapter: engines are connected lazily,
 with ``enginekit.connect(name)``, the first time a test needs one.
 """
 
@@ -57,6 +59,7 @@ class SuiteRun:
         self.engine_names = engine_names
         self._engines: dict[str, Engine] = {}
         self._failures: dict[str, str] = {}
+        self._created: dict[str, set[str]] = {}  # container ids, by engine (leaks.track)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self.base_images: dict[str, str] = {}
@@ -107,8 +110,16 @@ class SuiteRun:
                 )
                 self._failures[name] = msg
                 raise EngineNotReachable(msg) from exc
+            from . import leaks
+
+            self._created[name] = leaks.track(eng)
             self._engines[name] = eng
             return eng
+
+    def created(self, name: str) -> set[str]:
+        """The ids of every container created through the engine chosen as
+        ``name`` so far (a copy)."""
+        return set(self._created.get(name, ()))
 
     # -- cleanup ---------------------------------------------------------------
     def purge_containers(self, eng: Engine, keep: Iterable[str] = ()) -> list[str]:
@@ -171,6 +182,15 @@ class SuiteRun:
             out.append(f"cannot list what is left: {type(exc).__name__}: {exc}")
         return out
 
+    def helpers_left(self, eng: Engine, name: str) -> list[str]:
+        """What the run's removed containers left on this machine (see :mod:`.leaks`)."""
+        from . import leaks
+
+        try:
+            return leaks.problems(eng, self.created(name))
+        except Exception as exc:  # the check must not hide the rest of the report
+            return [f"looking for helpers left: {type(exc).__name__}: {exc}"]
+
     def purge(self) -> dict[str, list[str]]:
         """Remove every container, then every image, of this run from every
         connected engine, close the engines, and return, per engine, what is
@@ -185,6 +205,7 @@ class SuiteRun:
             left = self.leftovers(eng)
             if left:
                 problems += [f"left behind: {x}" for x in left]
+            problems += self.helpers_left(eng, name)
             try:
                 eng.close()
             except Exception as exc:
