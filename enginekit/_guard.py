@@ -159,6 +159,9 @@ def _context(method: Callable[..., Any], operation: str, arguments: dict[str, An
         kind = "image" if operation.startswith("images.") else "container"
     elif "image" in arguments:
         ref, kind = _ref_of(arguments["image"]), "image"
+    elif "tag" in arguments:
+        # What a build makes: named in ``ref``, never the image found missing.
+        ref = _ref_of(arguments["tag"])
     return _Context(operation, engine, address, ref, kind)
 
 

@@ -40,7 +40,8 @@ when they do not apply); the facade fills ``engine``, ``operation``,
 ``ref``
     The container or image reference the call named, as the caller wrote it
     (a :class:`~enginekit.models.Container` is named by its id): ``ref`` of
-    ``containers.*`` and ``images.*``, ``image`` of ``containers.create``/``run``.
+    ``containers.*`` and ``images.*``, ``image`` of ``containers.create``/``run``,
+    ``tag`` of ``images.build``.
 ``status``
     The engine's own status for the failure where there is one: the HTTP
     status of the engine's answer (Docker, Podman) or the exit status of the

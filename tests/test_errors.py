@@ -533,3 +533,17 @@ def test_adapters_give_the_engines_status() -> None:
     assert failed.status == 1
     again = pickle.loads(pickle.dumps(failed))
     assert type(again) is type(failed) and again.fields == failed.fields
+
+
+def test_a_build_error_names_the_tag_it_was_to_make(
+    facade: Engine, driver: FakeDriver, context: str
+) -> None:
+    def missing_base(request: BuildRequest, *, progress: Any) -> Image:
+        raise ImageNotFound("no such image: base:1 (nothing is pulled)")
+
+    driver.behaviour["image_build"] = missing_base
+    with pytest.raises(ImageNotFound) as info:
+        facade.images.build(context, tag="app:1")
+    # The missing image is the base, not the tag: the engine's words are kept.
+    assert str(info.value) == "no such image: base:1 (nothing is pulled)"
+    assert (info.value.ref, info.value.operation) == ("app:1", "images.build")
