@@ -52,6 +52,12 @@ MIN_MEMORY = 6 * 1024 * 1024  # the smallest limit Docker and Podman accept
 #: (Linux's MAX_ARG_STRLEN, 32 pages of 4 KiB with the final NUL): a longer one makes
 #: the container's first exec fail, and each engine reports that its own way.
 MAX_ARG_BYTES = 32 * 4096 - 1
+#: The longest path component Linux takes (NAME_MAX), and the longest path inside a
+#: container every engine can carry: Linux's PATH_MAX (4096 with the NUL) less 256
+#: bytes for the engine's storage root on its host (``/var/lib/docker/overlay2/<id>/
+#: merged`` and the like come before the path in the engine's own system calls).
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096 - 1 - 256
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 NETWORKS = ("bridge", "none", "host")
 SPEC_KEYS = frozenset(
@@ -219,9 +225,15 @@ def host_path(value: Any, field: str) -> str:
 
 
 def abs_path(value: Any, field: str) -> str:
+    """An absolute path inside a container (or a mount source): one Linux can take,
+    whichever engine gets it (a longer one fails in each engine its own way)."""
     _text(field, value, allow_empty=False, newline=False)
     if not value.startswith("/"):
         raise _fail(f"{field} must be an absolute path")
+    if _utf8_size(field, value) > MAX_PATH_BYTES:
+        raise _fail(f"{field} is longer than {MAX_PATH_BYTES} bytes")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in value.split("/")):
+        raise _fail(f"{field} has a component longer than {MAX_NAME_BYTES} bytes")
     return str(value)
 
 

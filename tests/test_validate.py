@@ -236,3 +236,18 @@ def test_a_lone_surrogate_is_refused(bad: dict[str, object]) -> None:
 
 def test_a_host_path_may_name_a_file_that_is_not_utf8() -> None:
     assert v.host_path("/tmp/a\udcffb", "host_path") == "/tmp/a\udcffb"
+
+
+def test_container_paths_within_the_kernels_limits() -> None:
+    longest = ("/" + "/".join(["n" * 255] * 16))[: v.MAX_PATH_BYTES]
+    assert len(longest) == v.MAX_PATH_BYTES == 3839
+    assert v.abs_path(longest, "workdir") == longest
+    for bad, says in (
+        (longest + "x", "longer than 3839 bytes"),
+        ("/" + "n" * 256, "component longer than 255 bytes"),
+        ("/a/" + "é" * 128 + "/b", "component longer than 255 bytes"),
+    ):
+        with pytest.raises(InvalidSpec, match=says):
+            v.abs_path(bad, "workdir")
+    with pytest.raises(InvalidSpec, match="workdir has a component longer"):
+        spec(workdir="/" + "w" * 300)
