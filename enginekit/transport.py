@@ -103,6 +103,7 @@ class Response:
         self._request = request
         self._reusable = reusable
         self._lock = threading.Lock()  # close() against abort() from another thread
+        self._aborted = False
         self.status = raw.status
         self.headers = raw.headers
 
@@ -122,9 +123,14 @@ class Response:
             raise self._transport._late(self._request) from exc
         except (OSError, http.client.HTTPException) as exc:
             self._discard()
-            raise self._transport._broke_off(self._request, exc) from exc
+            raise self._broken(exc) from exc
         self.close()
         return data
+
+    def _broken(self, exc: BaseException) -> EngineError:
+        if self._aborted:  # our own abort(), not the engine: nothing to look into
+            return EngineError(f"{self._transport.name}: reading {self._request} was aborted")
+        return self._transport._broke_off(self._request, exc)
 
     def json(self) -> Any:
         data = self.read()
@@ -146,7 +152,7 @@ class Response:
             raise self._transport._late(self._request) from exc
         except (OSError, http.client.HTTPException) as exc:
             self._discard()
-            raise self._transport._broke_off(self._request, exc) from exc
+            raise self._broken(exc) from exc
         finally:
             self.close()
 
@@ -218,6 +224,7 @@ class Response:
         the response is closed; never raises."""
         with self._lock:
             self._reusable = False
+            self._aborted = True
             sock = self._conn.sock if self._conn is not None else None
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -353,7 +360,13 @@ class Transport:
     def _broke_off(self, request: str, exc: BaseException) -> EngineError:
         """The engine began an answer and did not finish it."""
         what = f" to {request}" if request else ""
-        return EngineError(f"{self.name} broke off its answer{what} ({_reason(exc)})")
+        message = f"{self.name} broke off its answer{what} ({_reason(exc)})"
+        if not self._listening():
+            # Gone in the middle of it (killed, stopped): the start hint applies.
+            return EngineUnavailable(
+                f"{message}, and takes no connection now", address=self.address, hint=self._hint
+            )
+        return EngineError(message)
 
     def request(
         self,

@@ -242,6 +242,27 @@ def test_an_answer_cut_short(serve: Serve) -> None:
         b"".join(resp.iter_chunks())
 
 
+def test_an_engine_that_dies_in_the_middle_of_an_answer_is_unavailable(serve: Serve) -> None:
+    # A follow or a wait whose engine is killed: the answer breaks off and
+    # nothing takes connections any more: EngineUnavailable with the start hint.
+    started = threading.Event()
+    server: Server
+
+    def dies(conn: socket.socket) -> None:
+        read_head(conn)
+        conn.sendall(chunked_head() + b"5\r\nhello\r\n")
+        started.set()
+        server.close()  # nobody listens any more (its accept loop ended)
+        conn.shutdown(socket.SHUT_RDWR)
+
+    server, t = serve(dies)
+    resp = t.request("POST", "/containers/x/wait", timeout=None)
+    with pytest.raises(EngineUnavailable, match="broke off its answer to POST /containers") as info:
+        b"".join(resp.iter_chunks())
+    assert started.is_set()
+    assert HINT in str(info.value)
+
+
 def test_no_answer_in_time(serve: Serve) -> None:
     done = threading.Event()
 
