@@ -111,6 +111,17 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+def _dead(pid: object) -> bool:
+    """Whether ``pid`` ended (a zombie not yet reaped counts as ended)."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X", b"x")
+    except (OSError, IndexError):
+        return True
+
+
 def _hwaddr(ip: str | None) -> str | None:
     """A MAC derived from the address, as Docker does (02:42 + the IPv4 octets).
 
@@ -826,7 +837,10 @@ class LxcDriver:
         state, status = self._state(id)
         if state is not ContainerState.RUNNING or not self._init_alive(status):
             return True
-        return status.get("main_pid") is not None and self._main_pid(status) is None
+        if status.get("main_pid") is None:
+            return _dead(status.get("pid"))
+        main = self._main_pid(status)
+        return main is None or _dead(main) or _dead(status.get("pid"))
 
     # -- pause ---------------------------------------------------------------
     def _set_frozen(self, status: Mapping[str, Any], frozen: bool) -> None:
