@@ -9,7 +9,8 @@ may stay. :func:`leftovers` looks, for containers given by id:
 
 - processes whose command line names the container (its id, or its first 16
   characters, which LXC's container names carry) or that hold a file of it
-  open (the LXC adapter's monitor), this process excepted;
+  open (the LXC adapter's monitor), this process and the engine's daemon
+  (the holder of its listening socket) excepted;
 - mounts (``/proc/self/mountinfo``) naming the container;
 - directories named after the container in an LXC adapter's ``lxcpath`` and
   its storage root's ``containers``.
@@ -240,7 +241,10 @@ def _match(text: str, keys: dict[str, str]) -> str | None:
     return None
 
 
-def _processes(keys: dict[str, str]) -> list[Leftover]:
+def _processes(keys: dict[str, str], daemon: set[str]) -> list[Leftover]:
+    """``daemon``: the engine's listening sockets (``socket:[inode]``); the
+    process holding one is the engine itself, whose open files are its own
+    business (a daemon keeping a deleted file open is not a helper left)."""
     me = os.getpid()
     cmdlines: dict[int, bytes] = {}
     hits: dict[int, tuple[str, str]] = {}
@@ -254,7 +258,10 @@ def _processes(keys: dict[str, str]) -> list[Leftover]:
         if cid is not None:
             hits[pid] = (cid, text)
             continue
-        for target in _fd_targets(pid):
+        targets = _fd_targets(pid)
+        if daemon.intersection(targets):
+            continue
+        for target in targets:
             cid = _match(target, keys)
             if cid is not None:
                 comm = _read(f"{_PROC}/{pid}/comm").decode("utf-8", "replace").strip()
@@ -334,7 +341,9 @@ def scan(engine: Engine, ids: Iterable[str]) -> list[Leftover]:
     keys = {cid[:_PREFIX]: cid for cid in ids if len(cid) >= _PREFIX}
     if not keys or not is_local(engine):
         return []
-    return _processes(keys) + _mounts(keys) + _directories(engine, keys)
+    path = _local_path(str(engine.address)) or ""
+    daemon = {f"socket:[{i}]" for i in _listening_inodes(path)}
+    return _processes(keys, daemon) + _mounts(keys) + _directories(engine, keys)
 
 
 def leftovers(

@@ -65,6 +65,8 @@ _EXIT_CODE_DELAYS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 # runc's words for a command that cannot be started ('exec: "x": permission
 # denied', 'exec: "x": executable file not found', "chdir to cwd").
 _COMMAND_TEXT = re.compile(r'exec: "|chdir to cwd', re.IGNORECASE)
+# runc refusing a pause or unpause for the state it found.
+_STATE_TEXT = re.compile(r"\bpaused\b|running process|not running|\bstopped\b", re.IGNORECASE)
 # When to ask a container's state again after an exec the runtime could not start.
 _STATE_SETTLE_DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2)
 # How long a pause waits for exec starts in flight, and an exec start for a
@@ -284,8 +286,10 @@ class ExecOps(Api):
         except Conflict:
             raise
         except EngineError as exc:
-            # runc's "cannot pause a paused container" / "container not
-            # paused" (HTTP 500) when Docker's view of the state lagged.
-            if exc.status == 500 and _PAUSED_TEXT.search(str(exc)):
+            # runc's "cannot pause a paused container", "container not
+            # paused", "cannot resume a running process", "container not
+            # running" (HTTP 500) when Docker's view of the state lagged
+            # behind a pause, unpause or stop of another thread.
+            if exc.status == 500 and _STATE_TEXT.search(str(exc)):
                 raise Conflict(str(exc), status=exc.status) from exc
             raise
