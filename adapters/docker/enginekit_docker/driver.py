@@ -56,6 +56,8 @@ __all__ = ["HINT", "DockerDriver"]
 # A stop or restart may take its ``t`` seconds and then the kill: the HTTP
 # call gets that long plus this margin.
 _STOP_MARGIN = 30.0
+#: How long a log read refused during a removal waits for that removal to end.
+_REMOVAL_SETTLE = 10.0
 
 
 def _seconds(timeout: float) -> int:
@@ -256,6 +258,26 @@ class DockerDriver(ExecOps, ImageOps):
                 raise EngineError(f"docker wait: {error}")
             return int(data["StatusCode"])
 
+    def _gone_after_removal(self, id: str, refusal: Conflict) -> None:
+        """Docker refuses to read a container it is removing ("can not get logs from
+        container which is dead or marked for removal") where the other engines
+        read it or find it gone: once the removal is over, that is ContainerNotFound.
+        Returns (the refusal stands) for another refusal, for a container that is
+        dead (not being removed), or one still there after ``_REMOVAL_SETTLE``.
+        (The inspection does not say "marked for removal": a container being
+        removed still shows "running" until its kill is through.)"""
+        if "marked for removal" not in str(refusal):
+            return
+        deadline = time.monotonic() + _REMOVAL_SETTLE
+        while True:
+            try:
+                state = self._inspect_raw(id).get("State") or {}
+            except ContainerNotFound as gone:
+                raise gone from refusal
+            if state.get("Status") == "dead" or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
     def container_logs(
         self,
         id: str,
@@ -277,13 +299,17 @@ class DockerDriver(ExecOps, ImageOps):
             "since": f"{since:.9f}" if since is not None else None,
             "tail": tail if tail is not None else "all",
         }
-        resp = self._call(
-            "GET",
-            f"/containers/{id}/logs",
-            operation="logs",
-            params=params,
-            timeout=None if follow else 60.0,
-        )
+        try:
+            resp = self._call(
+                "GET",
+                f"/containers/{id}/logs",
+                operation="logs",
+                params=params,
+                timeout=None if follow else 60.0,
+            )
+        except Conflict as exc:
+            self._gone_after_removal(id, exc)
+            raise
         resolver = PieceResolver(id, lambda: self._inspect_raw(id), self._root_dir)
         return LogIterator(resp, ends_line=resolver, ordered=not follow)
 
