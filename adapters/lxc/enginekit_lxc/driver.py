@@ -835,12 +835,16 @@ class LxcDriver:
         command gone): an exec that failed then met the stop (lxc-attach
         exits 1 when there is nothing left to attach to)."""
         state, status = self._state(id)
-        if state is not ContainerState.RUNNING or not self._init_alive(status):
+        return state is not ContainerState.RUNNING or self._ending(status)
+
+    def _ending(self, status: Mapping[str, Any]) -> bool:
+        """Whether the container's init or command is gone (or a zombie)."""
+        if not self._init_alive(status) or _dead(status.get("pid")):
             return True
         if status.get("main_pid") is None:
-            return _dead(status.get("pid"))
+            return False
         main = self._main_pid(status)
-        return main is None or _dead(main) or _dead(status.get("pid"))
+        return main is None or _dead(main)
 
     # -- pause ---------------------------------------------------------------
     def _set_frozen(self, status: Mapping[str, Any], frozen: bool) -> None:
@@ -862,7 +866,15 @@ class LxcDriver:
         state, status = self._state(id)
         if state is not want:
             raise Conflict(f"container {id[:12]} is {state.value}, not {want.value}")
-        self._set_frozen(status, frozen)
+        try:
+            self._set_frozen(status, frozen)
+        except EngineTimeout as exc:
+            # A freezer does not settle while the container's processes die:
+            # a stop or kill came meanwhile.
+            after, now = self._state(id)
+            if after is ContainerState.EXITED or self._ending(now):
+                raise Conflict(f"container {id[:12]} stopped while being paused") from exc
+            raise
 
     def container_pause(self, id: str) -> None:
         self._pause(id, ContainerState.RUNNING, True)
