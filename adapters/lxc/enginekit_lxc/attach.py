@@ -1,9 +1,20 @@
-"""``exec``: a command run in a running container with ``lxc-attach``."""
+"""``exec``: a command run in a running container with ``lxc-attach``.
+
+lxc-attach's own failures (it could not reach the container's init, enter
+its namespaces, clone the process: the container is going away) go to a
+log of its own, apart from the command's stderr: :attr:`Attached.errors`
+holds them, empty when the command ran.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
+
+import attrs
 
 from enginekit.errors import EngineUnavailable
 
@@ -11,10 +22,35 @@ from .errors import HINT, tool_path
 from .helper import ENV_HELPER
 from .users import ExecUser
 
-__all__ = ["attach"]
+__all__ = ["Attached", "attach"]
 
 # Names that must not reach the host-side lxc-attach through its environment.
 _HOST_SENSITIVE_PREFIXES = ("LD_", "LXC_", "GCONV_", "MALLOC_", "GLIBC_", "PYTHON")
+
+
+@attrs.frozen
+class Attached:
+    """What an exec gave: its exit status and output, and lxc-attach's errors."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    #: lxc-attach's own ERROR lines ("" when it attached and ran the command).
+    errors: str = ""
+
+
+def _errors(log: str) -> str:
+    try:
+        with open(log, "rb") as fh:
+            data = fh.read(65536)
+    except OSError:
+        return ""
+    lines = [
+        ln.split(b" - ", 2)[-1].decode("utf-8", "replace").strip()
+        for ln in data.splitlines()
+        if b" ERROR " in ln
+    ]
+    return "; ".join(lines[-3:])
 
 
 def attach(
@@ -24,15 +60,39 @@ def attach(
     env: Mapping[str, str],
     cwd: str,
     argv: Sequence[str],
-) -> subprocess.CompletedProcess[bytes]:
+) -> Attached:
     """Run ``argv`` (``argv[0]`` a path inside the container) as ``who`` in
     ``cwd`` with exactly ``env``; its exit status and output."""
+    fd, log = tempfile.mkstemp(prefix="enginekit-lxc-attach-", suffix=".log")
+    os.close(fd)
+    try:
+        proc = _run(lxcpath, lxc_name, who, env, cwd, argv, log)
+        errors = _errors(log) if proc.returncode != 0 else ""
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(log)
+    return Attached(proc.returncode, proc.stdout, proc.stderr, errors)
+
+
+def _run(
+    lxcpath: str,
+    lxc_name: str,
+    who: ExecUser,
+    env: Mapping[str, str],
+    cwd: str,
+    argv: Sequence[str],
+    log: str,
+) -> subprocess.CompletedProcess[bytes]:
     cmd = [
         tool_path("lxc-attach"),
         "-n",
         lxc_name,
         "-P",
         lxcpath,
+        "-o",
+        log,
+        "-l",
+        "ERROR",
         "--clear-env",
         "-q",
         "-u",

@@ -826,9 +826,21 @@ class LxcDriver:
         code = proc.returncode
         if code < 0:
             code = 128 - code
+        if code != 0 and proc.errors:
+            self._attach_failed(id, proc.errors)
         if code != 0 and self._stopping(id):
             raise Conflict(f"container {id[:12]} stopped during exec")
         return ExecResult(exit_code=code, stdout=proc.stdout, stderr=proc.stderr)
+
+    def _attach_failed(self, id: str, errors: str) -> None:
+        """lxc-attach could not run the command: the container is going away
+        (``Conflict``, ``ContainerNotFound`` once gone), which its state may
+        show only a moment later; else an ``EngineError`` with LXC's words."""
+        for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+            time.sleep(delay)
+            if self._stopping(id):
+                raise Conflict(f"container {id[:12]} stopped as the exec started")
+        raise EngineError(f"lxc-attach could not run the command: {errors}")
 
     def _stopping(self, id: str) -> bool:
         """Whether the container stopped or is stopping (its init or its
