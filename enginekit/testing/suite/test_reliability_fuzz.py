@@ -572,3 +572,61 @@ class TestReliabilityFuzz:
                 "images kept": _images(eng, labels) == before,
             }
         _assert_refused_alike(rows, f"pull {ref[:60]!r}")
+
+
+# --------------------------------------------------------------------------- refused by the engine
+
+BUSY = "{busy port}"
+ENGINE_SIDE = [
+    pytest.param({"user": "nosuchuser"}, id="a user the image does not have"),
+    pytest.param({"user": "0:nosuchgroup"}, id="a group the image does not have"),
+    pytest.param({"workdir": "/bin/busybox"}, id="a workdir that is a file in the image"),
+    pytest.param(
+        {"ports": {80: BUSY}},
+        id="a host port in use",
+        marks=pytest.mark.requires(Capability.PORTS),
+    ),
+]
+
+
+class TestReliabilityFuzzEngineSide:
+    """Values the core cannot judge (they depend on the image or the host), which
+    the engine refuses: ``run`` raises the same error class on every engine and
+    leaves no container."""
+
+    @pytest.mark.parametrize("spec", ENGINE_SIDE)
+    def test_run_refused_alike(
+        self,
+        request: pytest.FixtureRequest,
+        engines: dict[str, Engine],
+        base_images: dict[str, str],
+        labels: dict[str, str],
+        spec: dict[str, Any],
+    ) -> None:
+        import socket
+
+        rows: dict[str, dict[str, Any]] = {}
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            if spec.get("ports") == {80: BUSY}:
+                spec = {"ports": {80: int(busy.getsockname()[1])}}
+            for name, eng in engines.items():
+                mark = uuid.uuid4().hex[:12]
+                error, message = _outcome(
+                    eng.containers.run,
+                    base_images[name],
+                    ["true"],
+                    labels={**labels, MARK: mark},
+                    **spec,
+                )
+                rows[name] = {"error": error, "message": message, "made": _made(eng, mark)}
+        nothing: dict[str, list[str]] = {"containers": [], "images": []}
+        classes = {row["error"] for row in rows.values()}
+        if (
+            len(classes) != 1
+            or "no error" in classes
+            or any(row["made"] != nothing for row in rows.values())
+        ):
+            title = request.node.callspec.id
+            pytest.fail(table(rows, title=f"{title}: not refused alike"), pytrace=False)
