@@ -38,6 +38,7 @@ from enginekit.errors import (
     InvalidSpec,
 )
 from enginekit.models import Container, ContainerState, FrozenDict, ImageConfig
+from enginekit.testing.helpers import poll
 
 from ._runs import remove_image_quietly
 
@@ -89,6 +90,15 @@ def assert_hidden(secret: str, what: str, *objects: object) -> None:
     assert shown == [], "a secret is shown:\n  " + "\n  ".join(shown)
 
 
+def _printed(engine: Engine, c: Container, secret: str) -> None:
+    """Wait until the container has printed its env (the value reached it)."""
+    poll(
+        lambda: f"TOKEN={secret}".encode() in engine.containers.logs(c),
+        timeout=30,
+        message="the container's env in its log",
+    )
+
+
 def provoke(call: Callable[[], object], expected: type[BaseException]) -> BaseException:
     """The error ``call()`` raises, which must be an ``expected``."""
     with pytest.raises(EngineError) as info:
@@ -111,6 +121,7 @@ class TestReliabilitySecrets:
         env = {"TOKEN": secret, "OTHER": f"prefix {secret} suffix"}
         created = create_container(["sh", "-c", "env; sleep 600"], env=env)
         running = run_container(["sh", "-c", "env; sleep 600"], env=env)
+        _printed(engine, running, secret)
         got = engine.containers.get(running)
         assert got.env["TOKEN"] == secret, "the env did not reach the snapshot"
         listed = engine.containers.list(all=True, labels=labels)
@@ -190,6 +201,7 @@ class TestReliabilitySecrets:
             lambda: create(base_image, ["true"], name=name, env=env, labels=labels), Conflict
         )
         c = run_container(["sh", "-c", "env; sleep 600"], env=env)
+        _printed(engine, c, secret)
         errors["wait past its deadline"] = provoke(
             lambda: engine.containers.wait(c, timeout=0.2), EngineTimeout
         )
