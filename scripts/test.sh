@@ -5,6 +5,7 @@
 # Extra arguments go to pytest.
 # ENGINEKIT_SKIP_SETUP=1 skips the set-up (engines and .venv made by someone else,
 # e.g. scripts/testhost.sh inside the test host); ENGINEKIT_SKIP_LINT=1 skips ruff and mypy.
+# The suite's fault scenarios kill -9 and restart those engines' daemons (scripts/faults.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -13,6 +14,9 @@ if [ "${ENGINEKIT_SKIP_SETUP:-0}" != 1 ]; then
 fi
 VPY="$ROOT/.venv/bin/python"
 export ENGINEKIT_TEST_ENGINES=${ENGINEKIT_TEST_ENGINES:-docker,podman,lxc}
+# The fault scenarios kill and restart the engines' daemons through this program
+# (the engines this set-up started; ENGINEKIT_TEST_FAULTS= turns them off).
+export ENGINEKIT_TEST_FAULTS=${ENGINEKIT_TEST_FAULTS-$ROOT/scripts/faults.sh}
 if [ "${ENGINEKIT_SKIP_LINT:-0}" != 1 ]; then
   echo "[test] ruff" >&2
   "$VPY" -m ruff check enginekit adapters tests
