@@ -362,9 +362,12 @@ def bad_tag_calls() -> st.SearchStrategy[BadCall]:
 
 
 def _outcome(call: Callable[..., object], *args: Any, **kwargs: Any) -> tuple[str, str]:
-    """What ``call(*args, **kwargs)`` raised: its class name and message."""
+    """What ``call(*args, **kwargs)`` raised: its class name (``InvalidSpec`` for its
+    subclasses too, such as ``UnknownOption``) and message."""
     try:
         call(*args, **kwargs)
+    except InvalidSpec as exc:
+        return InvalidSpec.__name__, str(exc)
     except Exception as exc:
         return type(exc).__name__, str(exc)
     return "no error", ""
