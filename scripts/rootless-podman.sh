@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# A rootless Podman service for a test user, on a Debian machine without systemd.
+#
+#   bash scripts/rootless-podman.sh [start]   set up (idempotent) and start the service
+#   bash scripts/rootless-podman.sh stop      stop the service (and the user's pause process)
+#   bash scripts/rootless-podman.sh status    exit 0 when the service answers
+#   bash scripts/rootless-podman.sh address   print its address (podman+unix://...)
+#
+# Must run as root. `start` makes, when missing:
+# - the user ENGINEKIT_ROOTLESS_USER (default ekrootless), its uid chosen free by
+#   useradd, with a home directory (the user's image store lives there);
+# - subordinate uid and gid ranges for it in /etc/subuid and /etc/subgid
+#   (65536 ids after every range already given out);
+# - the packages rootless Podman needs (uidmap: newuidmap/newgidmap; slirp4netns
+#   for Podman 4's rootless network, passt for Podman 5's; fuse-overlayfs where
+#   the kernel cannot mount overlayfs inside a user namespace);
+# - its XDG_RUNTIME_DIR, /run/user/<uid> (owned by it, mode 0700);
+# - without systemd, ~/.config/containers/containers.conf with the cgroupfs
+#   cgroup manager and file events (no systemd user session to ask);
+# then starts `podman system service --time=0 unix:///run/user/<uid>/podman/podman.sock`
+# as that user in its own session (setsid, nohup), logging to
+# $ENGINEKIT_LOG_DIR/podman-rootless.log (default /var/log/enginekit), and waits
+# until it answers. A service that already answers is left alone.
+#
+# The rootful service (/run/podman/podman.sock) and every other engine are never
+# touched. Root's clients reach the rootless service through its socket:
+#   ENGINEKIT_TEST_ENGINES=podman+unix:///run/user/<uid>/podman/podman.sock
+set -euo pipefail
+
+USER_NAME=${ENGINEKIT_ROOTLESS_USER:-ekrootless}
+LOG_DIR=${ENGINEKIT_LOG_DIR:-/var/log/enginekit}
+WAIT_SECONDS=60
+RANGE=65536
+
+log() { printf '[rootless-podman] %s\n' "$*" >&2; }
+die() {
+  printf '[rootless-podman] %s\n' "$*" >&2
+  exit 1
+}
+
+user_uid() { id -u "$USER_NAME"; }
+user_gid() { id -g "$USER_NAME"; }
+user_home() { getent passwd "$USER_NAME" | cut -d: -f6; }
+runtime_dir() { printf '/run/user/%s\n' "$(user_uid)"; }
+socket_path() { printf '%s/podman/podman.sock\n' "$(runtime_dir)"; }
+pid_file() { printf '%s/podman/service.pid\n' "$(runtime_dir)"; }
+log_file() { printf '%s/podman-rootless.log\n' "$LOG_DIR"; }
+
+# as_user CMD...: run CMD as the test user, with a clean environment of its own.
+as_user() {
+  local home
+  home=$(user_home)
+  setpriv --reuid="$(user_uid)" --regid="$(user_gid)" --init-groups \
+    env -i HOME="$home" USER="$USER_NAME" LOGNAME="$USER_NAME" SHELL=/bin/sh \
+    PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
+    XDG_RUNTIME_DIR="$(runtime_dir)" "$@"
+}
+
+ok() { curl -fsS --max-time 10 --unix-socket "$(socket_path)" http://d/_ping >/dev/null 2>&1; }
+
+wait_until() {
+  local secs=$1 i
+  shift
+  for ((i = 0; i < secs * 2; i++)); do
+    "$@" && return 0
+    sleep 0.5
+  done
+  "$@"
+}
+
+install_packages() {
+  local wanted=(podman uidmap catatonit slirp4netns passt curl util-linux)
+  local missing=() p
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# native_overlay: the kernel mounts overlayfs inside a user namespace (5.13+, or a
+# distribution kernel that allows it). Tried, not guessed from the version.
+native_overlay() {
+  local dir ok=1
+  dir=$(mktemp -d /tmp/ek-ovl.XXXXXX)
+  mkdir -p "$dir"/{l,u,w,m}
+  chown -R "$(user_uid):$(user_gid)" "$dir"
+  if as_user unshare --user --map-root-user --mount \
+    mount -t overlay overlay -o "lowerdir=$dir/l,upperdir=$dir/u,workdir=$dir/w" "$dir/m" \
+    >/dev/null 2>&1; then
+    ok=0
+  fi
+  rm -rf "$dir"
+  return $ok
+}
+
+ensure_user() {
+  if ! id -u "$USER_NAME" >/dev/null 2>&1; then
+    log "creating user $USER_NAME"
+    useradd --create-home --user-group --shell /bin/bash "$USER_NAME"
+  fi
+  local home
+  home=$(user_home)
+  [ -d "$home" ] || {
+    mkdir -p "$home"
+    chown "$(user_uid):$(user_gid)" "$home"
+    chmod 0750 "$home"
+  }
+}
+
+# next_free FILE: the first id after every range FILE gives out (at least 100000).
+next_free() {
+  awk -F: 'BEGIN { n = 100000 } NF >= 3 && $2 ~ /^[0-9]+$/ && $3 ~ /^[0-9]+$/ {
+    if ($2 + $3 > n) n = $2 + $3 } END { print n }' "$1"
+}
+
+# has_range FILE: FILE gives the user (by name or uid) at least RANGE ids.
+has_range() {
+  awk -F: -v n="$USER_NAME" -v u="$(user_uid)" -v want="$RANGE" \
+    '($1 == n || $1 == u) && $3 >= want { found = 1 } END { exit !found }' "$1"
+}
+
+ensure_subids() {
+  local changed=1 file start flag
+  for file in /etc/subuid /etc/subgid; do
+    touch "$file"
+    if ! has_range "$file"; then
+      start=$(next_free "$file")
+      flag=--add-subuids
+      [ "$file" = /etc/subgid ] && flag=--add-subgids
+      log "giving $USER_NAME ids $start-$((start + RANGE - 1)) in $file"
+      usermod "$flag" "$start-$((start + RANGE - 1))" "$USER_NAME"
+      changed=0
+    fi
+  done
+  return $changed
+}
+
+ensure_runtime_dir() {
+  local dir
+  dir=$(runtime_dir)
+  mkdir -p /run/user
+  chmod 0755 /run/user
+  mkdir -p "$dir"
+  chown "$(user_uid):$(user_gid)" "$dir"
+  chmod 0700 "$dir"
+  as_user mkdir -p "$dir/podman"
+}
+
+# configure: containers.conf for the user where no systemd runs (Podman would
+# otherwise ask a systemd user session for cgroups and the journal for events).
+configure() {
+  local home conf dir
+  home=$(user_home)
+  dir="$home/.config/containers"
+  conf="$dir/containers.conf"
+  as_user mkdir -p "$dir"
+  if [ -d /run/systemd/system ]; then
+    return 0
+  fi
+  if ! grep -q 'enginekit' "$conf" 2>/dev/null; then
+    log "writing $conf (cgroupfs, file events: no systemd here)"
+    as_user sh -c 'cat >"$1"' sh "$conf" <<'EOF'
+# Written by enginekit's scripts/rootless-podman.sh: this machine runs no
+# systemd, so no user session can hand out cgroups or keep a journal.
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+  fi
+}
+
+# configure_storage: the overlay driver (Podman 4.3 would otherwise pick vfs, a full
+# copy of every layer per container), native where the kernel mounts overlayfs
+# inside a user namespace, else through fuse-overlayfs. A store the user made
+# earlier with another driver is emptied (it holds only this user's objects).
+configure_storage() {
+  local conf want program="" had
+  conf="$(user_home)/.config/containers/storage.conf"
+  if ! native_overlay; then
+    log "the kernel cannot mount overlayfs in a user namespace: using fuse-overlayfs"
+    if ! dpkg-query -W -f='${Status}' fuse-overlayfs 2>/dev/null | grep -q "install ok installed"; then
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq --no-install-recommends fuse-overlayfs >/dev/null
+    fi
+    program=/usr/bin/fuse-overlayfs
+  fi
+  want=$(printf '%s\n' \
+    "# Written by enginekit's scripts/rootless-podman.sh." \
+    '[storage]' 'driver = "overlay"' \
+    "${program:+[storage.options.overlay]}" "${program:+mount_program = \"$program\"}")
+  [ "$(cat "$conf" 2>/dev/null)" = "$want" ] && return 0
+  had=$(ls "$(user_home)/.local/share/containers/storage" 2>/dev/null | grep -E '^(vfs|overlay)$' || true)
+  if [ -n "$had" ]; then
+    log "emptying $USER_NAME's image store (made with another storage set-up)"
+    stop
+    as_user podman system reset --force >/dev/null 2>&1 || true
+  fi
+  log "writing $conf (overlay${program:+ through fuse-overlayfs})"
+  printf '%s\n' "$want" | as_user sh -c 'cat >"$1"' sh "$conf"
+}
+
+# service_pids: pids of this user's live `podman system service` processes.
+service_pids() {
+  local pid
+  for pid in $(pgrep -u "$(user_uid)" -f '^podman system service' 2>/dev/null || true); do
+    # (not a zombie: nothing may reap it on a machine without an init that does)
+    case $(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) in
+      Z | X | x | "") continue ;;
+    esac
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = podman ] && printf '%s\n' "$pid"
+  done
+  return 0
+}
+
+start() {
+  [ "$(id -u)" -eq 0 ] || die "must run as root"
+  install_packages
+  ensure_user
+  local migrate=1
+  ensure_subids && migrate=0
+  ensure_runtime_dir
+  configure
+  configure_storage
+  if ok; then
+    log "the service of $USER_NAME answers at unix://$(socket_path)"
+    print_address
+    return 0
+  fi
+  local holders
+  holders=$(service_pids | tr '\n' ' ')
+  if [ -n "${holders// /}" ]; then
+    log "the service (pid ${holders% }) runs but does not answer yet: waiting"
+    wait_until "$WAIT_SECONDS" ok || die "pid ${holders% } runs but does not answer; \`$0 stop\` and start again"
+    print_address
+    return 0
+  fi
+  if [ "$migrate" = 0 ]; then
+    # New id ranges: a user namespace made before them must be made again.
+    as_user podman system migrate >/dev/null 2>&1 || true
+  fi
+  mkdir -p "$LOG_DIR"
+  rm -f "$(socket_path)"
+  log "starting the rootless podman service of $USER_NAME (uid $(user_uid))"
+  local sock home
+  sock=$(socket_path)
+  home=$(user_home)
+  # Its own session (setsid), from the user's home (conmon inherits the working
+  # directory and writes there); root opens the log, the user never needs to.
+  (cd "$home" && exec setsid nohup setpriv --reuid="$(user_uid)" --regid="$(user_gid)" \
+    --init-groups env -i HOME="$home" USER="$USER_NAME" LOGNAME="$USER_NAME" SHELL=/bin/sh \
+    PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin XDG_RUNTIME_DIR="$(runtime_dir)" \
+    podman system service --time=0 "unix://$sock" \
+    </dev/null >>"$(log_file)" 2>&1) &
+  echo $! >"$(pid_file)"
+  chown "$(user_uid):$(user_gid)" "$(pid_file)"
+  wait_until "$WAIT_SECONDS" ok || {
+    tail -20 "$(log_file)" >&2 || true
+    die "the service did not start; see $(log_file)"
+  }
+  print_address
+}
+
+print_address() { printf 'podman+unix://%s\n' "$(socket_path)"; }
+
+stop() {
+  [ "$(id -u)" -eq 0 ] || die "must run as root"
+  id -u "$USER_NAME" >/dev/null 2>&1 || return 0
+  local pids pid i pause
+  pids=$(service_pids)
+  if [ -n "$pids" ]; then
+    log "stopping the rootless podman service (pid $(echo $pids))"
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+    for ((i = 0; i < 40; i++)); do
+      [ -z "$(service_pids)" ] && break
+      sleep 0.25
+    done
+    for pid in $(service_pids); do kill -KILL "$pid" 2>/dev/null || true; done
+  fi
+  # Podman's pause process holds the user's namespaces between calls.
+  pause="$(runtime_dir)/libpod/tmp/pause.pid"
+  if [ -r "$pause" ]; then
+    pid=$(tr -cd '0-9' <"$pause")
+    if [ -n "$pid" ] && [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$(user_uid)" ]; then
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -f "$(socket_path)" "$(pid_file)"
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  status) ok ;;
+  address) print_address ;;
+  *) die "usage: $0 [start|stop|status|address]" ;;
+esac
