@@ -14,6 +14,7 @@
 # - the packages rootless Podman needs (uidmap: newuidmap/newgidmap; slirp4netns
 #   for Podman 4's rootless network, passt for Podman 5's; fuse-overlayfs where
 #   the kernel cannot mount overlayfs inside a user namespace);
+# - /dev/net/tun open to users (0666, as udev makes it; made if missing);
 # - its XDG_RUNTIME_DIR, /run/user/<uid> (owned by it, mode 0700);
 # - without systemd, ~/.config/containers/containers.conf with the cgroupfs
 #   cgroup manager and file events (no systemd user session to ask);
@@ -151,6 +152,21 @@ ensure_runtime_dir() {
   as_user mkdir -p "$dir/podman"
 }
 
+# ensure_tun: /dev/net/tun, open to every user as udev makes it (slirp4netns and
+# pasta give rootless containers their network through it). Without udev the
+# kernel's node is root's alone (0600), and a container's /dev may lack it.
+ensure_tun() {
+  if [ ! -c /dev/net/tun ]; then
+    log "making /dev/net/tun"
+    mkdir -p /dev/net
+    mknod -m 0666 /dev/net/tun c 10 200
+  fi
+  if [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    log "opening /dev/net/tun to users (0666, as udev does)"
+    chmod 0666 /dev/net/tun
+  fi
+}
+
 # configure: containers.conf for the user where no systemd runs (Podman would
 # otherwise ask a systemd user session for cgroups and the journal for events).
 configure() {
@@ -204,6 +220,25 @@ configure_storage() {
   printf '%s\n' "$want" | as_user sh -c 'cat >"$1"' sh "$conf"
 }
 
+# pause_pid: the user's live Podman pause process (it holds the user namespace and
+# the rootless network namespace between calls), or nothing.
+pause_pid() {
+  local pid
+  pid=$(tr -cd '0-9' <"$(runtime_dir)/libpod/tmp/pause.pid" 2>/dev/null) || true
+  [ -n "$pid" ] && [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$(user_uid)" ] &&
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = catatonit ] && printf '%s\n' "$pid"
+  return 0
+}
+
+# clear_stale_netns: with no pause process, the rootless network namespace Podman
+# recorded is gone (it lived in that process's namespaces); Podman would try to
+# use the stale record ("failed to mount runtime directory for rootless netns").
+clear_stale_netns() {
+  [ -n "$(pause_pid)" ] && return 0
+  rm -rf "$(runtime_dir)"/netns/rootless-netns-* "$(runtime_dir)"/libpod/tmp/rootless-netns \
+    "$(runtime_dir)"/libpod/tmp/rootless-netns.lock
+}
+
 # service_pids: pids of this user's live `podman system service` processes.
 service_pids() {
   local pid
@@ -224,6 +259,7 @@ start() {
   local migrate=1
   ensure_subids && migrate=0
   ensure_runtime_dir
+  ensure_tun
   configure
   configure_storage
   if ok; then
@@ -243,6 +279,7 @@ start() {
     # New id ranges: a user namespace made before them must be made again.
     as_user podman system migrate >/dev/null 2>&1 || true
   fi
+  clear_stale_netns
   mkdir -p "$LOG_DIR"
   rm -f "$(socket_path)"
   log "starting the rootless podman service of $USER_NAME (uid $(user_uid))"
@@ -270,7 +307,7 @@ print_address() { printf 'podman+unix://%s\n' "$(socket_path)"; }
 stop() {
   [ "$(id -u)" -eq 0 ] || die "must run as root"
   id -u "$USER_NAME" >/dev/null 2>&1 || return 0
-  local pids pid i pause
+  local pids pid i
   pids=$(service_pids)
   if [ -n "$pids" ]; then
     log "stopping the rootless podman service (pid $(echo $pids))"
@@ -282,13 +319,8 @@ stop() {
     for pid in $(service_pids); do kill -KILL "$pid" 2>/dev/null || true; done
   fi
   # Podman's pause process holds the user's namespaces between calls.
-  pause="$(runtime_dir)/libpod/tmp/pause.pid"
-  if [ -r "$pause" ]; then
-    pid=$(tr -cd '0-9' <"$pause")
-    if [ -n "$pid" ] && [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$(user_uid)" ]; then
-      kill -TERM "$pid" 2>/dev/null || true
-    fi
-  fi
+  pid=$(pause_pid)
+  [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
   rm -f "$(socket_path)" "$(pid_file)"
 }
 
