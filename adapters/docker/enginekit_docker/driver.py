@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
-from enginekit import tarlinks
+from enginekit import refusals, tarlinks
 from enginekit.capabilities import Capability
 from enginekit.errors import (
     Conflict,
@@ -141,9 +141,48 @@ class DockerDriver(ExecOps, ImageOps):
             if spec.name and names.is_mapped(spec.name):  # created meanwhile
                 raise Conflict(f"docker create: the name {spec.name!r} is already in use") from exc
             raise
+        except EngineError as exc:
+            # Docker makes the working directory as it creates the container
+            # ("Cannot mkdir: X is not a directory", or the mkdir's or lstat's
+            # own error for a path through a file); it has made nothing then.
+            if spec.workdir and refusals.names_not_a_directory(str(exc)):
+                raise refusals.workdir_not_a_directory(spec.workdir) from exc
+            raise
 
     def container_start(self, id: str) -> None:
-        self._empty("POST", f"/containers/{id}/start", operation="start")
+        try:
+            self._empty("POST", f"/containers/{id}/start", operation="start")
+        except EngineError as exc:
+            if exc.status == 404:
+                raise
+            refused = self._start_refusal(id, str(exc))
+            if refused is None:
+                raise
+            raise refused from exc
+
+    def _start_refusal(self, id: str, said: str) -> EngineError | None:
+        """The error, worded as on every engine (:mod:`enginekit.refusals`), for
+        a start Docker refused for what the image lacks (a user, a group, a
+        working directory) or a host port in use; None for anything else. The
+        container stays created."""
+        account = refusals.account_refusal(said)
+        if account is not None:
+            return account
+        if refusals.port_refusal(said, ()) is None and not refusals.names_not_a_directory(said):
+            return None
+        try:
+            data = self._inspect_raw(id)
+            with map_errors("start"):
+                container = convert.container_from_inspect(data)
+        except EngineError:
+            return None
+        port = refusals.port_refusal(said, container.ports)
+        if port is not None:
+            return port
+        if container.workdir and ("cwd" in said or "mkdir" in said.lower()):
+            # runc's "chdir to cwd ... not a directory"
+            return refusals.workdir_not_a_directory(container.workdir)
+        return None
 
     def container_inspect(self, ref: str) -> Container:
         """A one-character ``ref`` is a name only (never an id prefix); the
