@@ -46,6 +46,7 @@ from typing import Any
 
 import attrs
 
+from enginekit import refusals
 from enginekit.errors import Conflict, ContainerNotFound, EngineError, NotFound
 from enginekit.models import ExecResult
 from enginekit.transport import demux_frames
@@ -153,6 +154,15 @@ class StartGate:
 GATE = StartGate()
 
 
+def _account_refused(said: bytes) -> None:
+    """Raise ``InvalidSpec`` if Docker refused the exec for a user or group
+    the image lacks (its words in the stream, exit code 126, no process), as
+    every engine does (:mod:`enginekit.refusals`)."""
+    refused = refusals.account_refusal(said.decode("utf-8", "replace"))
+    if refused is not None:
+        raise refused
+
+
 class ExecOps(Api):
     """``container_exec``, ``container_pause``, ``container_unpause`` (see the module)."""
 
@@ -214,10 +224,12 @@ class ExecOps(Api):
             never_ran = "Pid" in state and not state.get("Pid")
             if code is not None:
                 if int(code) == 126 and never_ran:
+                    _account_refused(out + err)
                     self._refused(id, out + err)
                 return ExecResult(exit_code=int(code), stdout=out, stderr=err)
             if never_ran:
                 # Refused after the answer began: Docker's reason is the stream.
+                _account_refused(out + err)
                 self._refused(id, out + err)
                 reason = (out + err).decode("utf-8", "replace").strip()
                 raise EngineError(f"docker exec: the process did not start: {reason}")
