@@ -9,6 +9,7 @@ import tarfile
 import time
 from typing import IO, Any
 
+from enginekit import refusals
 from enginekit.errors import (
     EngineError,
     EngineUnavailable,
@@ -163,25 +164,37 @@ class FilesMixin(Base):
             check(resp)
         return io.BufferedReader(_ArchiveStream(resp, self.address), buffer_size=65536)
 
-    def _resolve_in_container(self, cid: str, path: str) -> tuple[str, list[str]]:
-        """``path`` with every symbolic link resolved inside the container.
+    def _resolve_in_container(
+        self, cid: str, path: str, *, given: str | None = None
+    ) -> tuple[str, list[str]]:
+        """The working directory ``path`` with every symbolic link resolved
+        inside the container.
 
-        Returns the existing part (resolved) and the components that do not exist.
+        Returns the existing part (resolved) and the components that do not
+        exist. A path that is, or runs through, a file is ``InvalidSpec`` naming
+        the path as ``given`` (Docker refuses it as it creates the container).
         """
+        given = given or path
         parts = [p for p in path.split("/") if p not in ("", ".")]
         current = "/"
         hops = 0
+        on_file = False  # ``current`` is a file: only ".." may follow
         for i, part in enumerate(parts):
             if part == "..":
                 current = posixpath.dirname(current) or "/"
+                on_file = False
                 continue
+            if on_file:
+                raise refusals.workdir_not_a_directory(given)
             candidate = posixpath.join(current, part)
             stat = self.container_stat_path(cid, candidate)
             if stat is None:
                 rest = posixpath.normpath("/".join(parts[i:]))
                 if rest.startswith(".."):
                     # ".." past the missing part: resolve what it names instead.
-                    return self._resolve_in_container(cid, posixpath.join(current, rest))
+                    return self._resolve_in_container(
+                        cid, posixpath.join(current, rest), given=given
+                    )
                 return current, [p for p in rest.split("/") if p not in ("", ".")]
             if stat.is_symlink:
                 hops += 1
@@ -193,6 +206,9 @@ class FilesMixin(Base):
                 )
             else:
                 current = candidate
+                on_file = not stat.is_dir
+        if on_file:
+            raise refusals.workdir_not_a_directory(given)
         return current, []
 
     def _prepare_workdir(self, cid: str, image_id: str, workdir: str) -> str:
