@@ -5,7 +5,8 @@ An exec is a session: ``POST /containers/{id}/exec`` (create),
 ``GET /exec/{id}/json`` (the exit code). What differs from Docker is made up
 for here: the exec sees the container's ``HOSTNAME``; a process runc could
 not start is exit code 126 with the reason on stderr (Podman: 127 or 126
-with its own wording, or an HTTP 500 for an unknown user).
+with its own wording); a user or group the image lacks (Podman: an HTTP 500)
+is ``InvalidSpec``, as on every engine.
 
 A container that is paused, stopped or removed as the exec starts is
 ``Conflict`` (``ContainerNotFound`` once it is gone), whichever step met it:
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from enginekit import refusals
 from enginekit.errors import Conflict, ContainerNotFound, NotFound
 from enginekit.models import ExecResult
 from enginekit.transport import demux_frames
@@ -92,6 +94,11 @@ class ExecMixin(Base):
             code = info.get("ExitCode")
             exit_code = int(code) if code is not None else -1
             stderr = bytes(err_)
+            if exit_code in (125, 126, 127) and not out:
+                # The session's own refusal of a user or group the image lacks.
+                account = refusals.account_refusal(stderr.decode("utf-8", "replace"))
+                if account is not None:
+                    raise account
             failed = exec_start_failure(exit_code, stderr)
             if failed is not None:
                 exit_code, stderr = failed
@@ -146,6 +153,10 @@ class ExecMixin(Base):
             raise ContainerNotFound(f"no such container: {id}") from exc
         if state.get("Status") != "running":
             raise Conflict(message, status=status)
-        # The process could not be started (e.g. an unknown user):
-        # Docker reports that as exit code 126 with the reason.
+        account = refusals.account_refusal(message)
+        if account is not None:
+            # A user or group the image lacks: InvalidSpec on every engine.
+            raise account
+        # The process could not be started: Docker reports that as exit code
+        # 126 with the reason.
         return ExecResult(exit_code=126, stdout=b"", stderr=message.encode() + b"\n")
