@@ -44,15 +44,16 @@ import http.client
 import json as _json
 import select
 import socket
+import ssl
 import struct
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from .errors import EngineError, EngineTimeout, EngineUnavailable
 
-__all__ = ["Response", "Transport", "demux_frames"]
+__all__ = ["Dialer", "Response", "Transport", "demux_frames"]
 
 _DEFAULT_TIMEOUT = 60.0
 
@@ -62,6 +63,35 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 #: How long a check that the engine still takes connections may wait.
 _PROBE_TIMEOUT = 2.0
+
+
+class Dialer(Protocol):
+    """Makes the connections of a :class:`Transport` that reaches its engine some
+    other way than a socket address of this machine (an ssh tunnel).
+
+    ``dial`` returns a connected stream socket (or raises: an
+    :class:`~enginekit.errors.EngineError` such as ``EngineUnavailable``
+    passes through as it is, an ``OSError`` reads as nothing listening);
+    ``reachable`` says, without sending anything to the engine, whether the
+    way there still stands; ``close`` ends it with the transport.
+    """
+
+    def dial(self, timeout: float | None) -> socket.socket: ...
+
+    def reachable(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class _DialedConnection(http.client.HTTPConnection):
+    def __init__(self, dialer: Dialer, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._dialer = dialer
+
+    def connect(self) -> None:
+        sock = self._dialer.dial(self.timeout)
+        sock.settimeout(self.timeout)
+        self.sock = sock
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -256,6 +286,11 @@ class Transport:
     ``tcp://host:port`` / ``http://host:port``. ``hint`` says how to start the
     engine (shown when nothing listens there); ``name`` is how messages call
     the engine (``"docker"``; default ``"the engine"``). Thread-safe.
+
+    ``tls``: an :class:`ssl.SSLContext` for a ``tcp://`` address (HTTPS; the
+    server's name checked against the address's host when the context checks
+    names). ``dialer``: connections are made by it instead (``address`` is
+    then only shown in messages); it is closed with the transport.
     """
 
     def __init__(
@@ -265,12 +300,20 @@ class Transport:
         hint: str | None = None,
         pool_size: int = 8,
         name: str = "the engine",
+        tls: ssl.SSLContext | None = None,
+        dialer: Dialer | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(address if "://" in address else "unix://" + address)
         self.address = address
         self.name = name
         self._hint = hint
-        if parsed.scheme in ("unix", "http+unix"):
+        self._tls = tls
+        self._dialer = dialer
+        if dialer is not None:
+            self._unix_path = None
+            self._host = ""
+            self._port = 0
+        elif parsed.scheme in ("unix", "http+unix"):
             self._unix_path: str | None = parsed.path
             self._host = ""
             self._port = 0
@@ -284,10 +327,18 @@ class Transport:
         self._lock = threading.Lock()
         self._pool_size = pool_size
         self._closed = False
+        if tls is not None and (dialer is not None or self._unix_path is not None):
+            raise ValueError("TLS is for a tcp:// address")
 
     def _new_connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        if self._dialer is not None:
+            return _DialedConnection(self._dialer, timeout)
         if self._unix_path is not None:
             return _UnixConnection(self._unix_path, timeout)
+        if self._tls is not None:
+            return http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=self._tls
+            )
         return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
 
     def _acquire(
@@ -342,6 +393,8 @@ class Transport:
 
     def _listening(self) -> bool:
         """Whether something still takes connections at the address (nothing is sent)."""
+        if self._dialer is not None:
+            return self._dialer.reachable()
         conn = self._new_connection(_PROBE_TIMEOUT)
         try:
             conn.connect()
@@ -399,7 +452,8 @@ class Transport:
             if query:
                 url += "?" + query
         what = f"{method} {path}"  # never the query: it can carry build arguments
-        hdrs = {"Host": "localhost"} if self._unix_path is not None else {}
+        local = self._unix_path is not None or self._dialer is not None
+        hdrs = {"Host": "localhost"} if local else {}
         if headers:
             hdrs.update(headers)
         payload: Any = body
@@ -466,6 +520,8 @@ class Transport:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        if self._dialer is not None:
+            self._dialer.close()
 
 
 def _stale(conn: http.client.HTTPConnection) -> bool:
@@ -494,6 +550,10 @@ def _maybe_longer(obj: Any) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the engine's certificate failed verification: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {exc.reason or exc.strerror or type(exc).__name__}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, http.client.RemoteDisconnected):
