@@ -9,6 +9,7 @@ request (or :meth:`ping`), under a lock, from ``GET /_ping``'s
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Mapping
 from email.message import Message
@@ -21,7 +22,7 @@ from enginekit.errors import (
     EngineUnavailable,
     NotFound,
 )
-from enginekit.transport import Response, Transport
+from enginekit.transport import Dialer, Response, Transport
 
 from . import convert, versions
 from .errors import error_for, map_errors, message_of
@@ -43,9 +44,18 @@ class Api:
 
     name = convert.ENGINE
 
-    def __init__(self, address: str, *, pool_size: int = 8) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        pool_size: int = 8,
+        tls: ssl.SSLContext | None = None,
+        dialer: Dialer | None = None,
+    ) -> None:
         self.address = address
-        self.transport = Transport(address, hint=HINT, pool_size=pool_size, name="docker")
+        self.transport = Transport(
+            address, hint=HINT, pool_size=pool_size, name="docker", tls=tls, dialer=dialer
+        )
         self._api: str | None = None
         self._api_lock = threading.Lock()
         self._described: Instance | None = None  # see DockerDriver.capabilities
