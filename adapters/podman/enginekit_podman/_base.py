@@ -18,7 +18,7 @@ from enginekit.errors import (
     ImageNotFound,
     NotFound,
 )
-from enginekit.transport import Response, Transport
+from enginekit.transport import Dialer, Response, Transport
 
 from . import convert
 from .errors import (
@@ -53,9 +53,11 @@ class Base:
 
     name = "podman"
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, pool_size: int = 8) -> None:
+    def __init__(
+        self, address: str = DEFAULT_ADDRESS, *, pool_size: int = 8, dialer: Dialer | None = None
+    ) -> None:
         self.address = address
-        self._transport = Transport(address, hint=HINT, pool_size=pool_size)
+        self._transport = Transport(address, hint=HINT, pool_size=pool_size, dialer=dialer)
         self._lock = threading.Lock()
         # Asked once, on first need (never in the constructor): the libpod
         # API spoken on this connection and the engine's host.
