@@ -166,12 +166,12 @@ def run(cdir: str, ready_fd: int | None) -> int:
     with contextlib.suppress(OSError, ValueError):
         previous = _load(status_path)
 
-    def fail(message: str) -> int:
+    def fail(message: str, **detail: Any) -> int:
         _release(plan.get("lease"), cdir)
         keep = dict(previous)
         keep["error"] = message
         atomic_write(status_path, json.dumps(keep).encode())
-        _report(ready_fd, {"error": message})
+        _report(ready_fd, {"error": message, **detail})
         return 1
 
     rootfs = plan["rootfs"]
@@ -184,8 +184,10 @@ def run(cdir: str, ready_fd: int | None) -> int:
 
     listeners: list[tuple[socket.socket, int]] = []
     ports_out: list[dict[str, Any]] = []
+    publishing: dict[str, Any] = {}
     try:
         for p in plan.get("ports", []):
+            publishing = p
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((p["host_ip"], p["host_port"] or 0))
@@ -197,6 +199,9 @@ def run(cdir: str, ready_fd: int | None) -> int:
         for sock, _ in listeners:
             sock.close()
         unmount(rootfs)
+        if exc.errno == errno.EADDRINUSE:
+            # The driver words it as every engine does: the binding it names.
+            return fail(f"cannot publish port: {exc.strerror}", port_in_use=publishing)
         return fail(f"cannot publish port: {exc.strerror}")
 
     log_fd = logfile.open_for_append(os.path.join(cdir, "log"))
