@@ -88,6 +88,7 @@ from .cgroups import Limits
 from .errors import HINT, tool_path
 from .fsroot import Root
 from .helper import helper_argv, not_found_argv
+from .imagefit import check_workdir, port_refused, workdir_error
 from .launcher import MonitorLauncher
 from .lxcconf import LxcSettings, container_env, find_helper, render
 from .lxchost import LxcHost
@@ -479,6 +480,8 @@ class LxcDriver:
         for m in spec.mounts:
             if not os.path.exists(m.source):
                 raise InvalidSpec(f"bind mount source path does not exist: {m.source}")
+        if spec.workdir:
+            check_workdir(self.images.rootfs(image_id), spec.workdir)
         env: dict[str, str] = dict(config.env)
         env.update(spec.env)
         id = secrets.token_hex(32)
@@ -575,7 +578,7 @@ class LxcDriver:
                 try:
                     root.makedirs(meta["workdir"] or "/")
                 except OSError as exc:
-                    raise InvalidSpec(
+                    raise workdir_error(meta["workdir"], exc) or InvalidSpec(
                         f"cannot create the working directory {meta['workdir']}: {exc.strerror}"
                     ) from exc
                 runtime_env = container_env(
@@ -655,8 +658,10 @@ class LxcDriver:
                     unmount(rootfs)
                 release(lease, cdir)
         if "error" in message:
-            raise self.host.refused(message["error"]) or EngineError(
-                f"cannot start container {id[:12]}: {message['error']}"
+            raise (
+                port_refused(message)
+                or self.host.refused(message["error"])
+                or EngineError(f"cannot start container {id[:12]}: {message['error']}")
             )
 
     @staticmethod
