@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-from enginekit.errors import InvalidSpec
+from enginekit import refusals
 
 from .fsroot import Root
 
@@ -69,9 +69,7 @@ def resolve_user(root: Root, user: str | None) -> ExecUser:
             break
     if uid is None:
         if numeric is None:
-            raise InvalidSpec(
-                f"unable to find user {name_part}: no matching entries in passwd file"
-            )
+            raise refusals.missing_user(name_part)
         uid = numeric
 
     if group_part:
@@ -86,9 +84,7 @@ def resolve_user(root: Root, user: str | None) -> ExecUser:
                 found = _int(row[2])
                 break
         if found is None:
-            raise InvalidSpec(
-                f"unable to find group {group_part}: no matching entries in group file"
-            )
+            raise refusals.missing_group(group_part)
         return ExecUser(uid=uid, gid=found, groups=(found,), home=home)
 
     extra: list[int] = [gid]
