@@ -9,6 +9,7 @@ holds them, empty when the command ran.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 import tempfile
@@ -16,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from enginekit.errors import EngineUnavailable
+from enginekit.errors import EngineError, EngineUnavailable
 
 from .errors import HINT, tool_path
 from .helper import ENV_HELPER
@@ -128,5 +129,22 @@ def _run(
         return subprocess.run(
             cmd, stdin=subprocess.DEVNULL, capture_output=True, env=child_env, check=False
         )
+    except FileNotFoundError as exc:
+        # The tool found on PATH is gone: LXC is not (or no longer) installed.
+        raise EngineUnavailable(f"{cmd[0]} not found", hint=HINT) from exc
     except OSError as exc:
-        raise EngineUnavailable("lxc-attach could not run", hint=HINT) from exc
+        # lxc-attach is there but the kernel would not start it: E2BIG (the
+        # command and its environment exceed what one exec may carry),
+        # ENOMEM, EAGAIN... An engine error of this exec, not a missing LXC.
+        raise EngineError(_not_started(exc, cmd, child_env)) from exc
+
+
+def _not_started(exc: OSError, cmd: Sequence[str], env: Mapping[str, str]) -> str:
+    """What to say of an lxc-attach the kernel would not start (no value of
+    the environment, only its size)."""
+    message = f"lxc-attach could not be started for the exec: {exc.strerror or exc}"
+    if exc.errno == errno.E2BIG:
+        size = sum(len(os.fsencode(a)) + 1 for a in cmd)
+        size += sum(len(os.fsencode(k)) + len(os.fsencode(v)) + 2 for k, v in env.items())
+        message += f" (the command and its environment take {size} bytes)"
+    return message
