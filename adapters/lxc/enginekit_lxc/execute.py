@@ -199,6 +199,9 @@ def execute(
                 )
             except FileNotFoundError as exc:
                 raise EngineUnavailable("lxc-execute not found", hint=HINT) from exc
+            except OSError as exc:
+                # There, but the kernel would not start it (E2BIG, ENOMEM...).
+                raise EngineError(f"lxc-execute could not be started: {exc.strerror}") from exc
             assert proc.stdout is not None and proc.stderr is not None
             try:
                 _pump(proc.stdout.fileno(), proc.stderr.fileno(), on_output, NoiseFilter(name))
