@@ -18,7 +18,7 @@ from enginekit.transport import Response, demux_frames
 
 from .convert import parse_time
 
-__all__ = ["LogIterator", "log_lines"]
+__all__ = ["LineJoiner", "LogIterator", "log_lines"]
 
 _STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
 
@@ -33,19 +33,22 @@ def _split_timestamp(payload: bytes) -> tuple[dt.datetime | None, bytes]:
     return stamp, rest
 
 
-def log_lines(frames: Iterable[tuple[int, bytes]], *, timestamps: bool) -> Iterator[LogLine]:
-    """Join ``(stream, payload)`` frames into :class:`LogLine` objects.
+class LineJoiner:
+    """Frames in, whole lines out, one frame at a time (what :func:`log_lines`
+    does for a whole stream; a follow feeds it frame by frame across reads)."""
 
-    With ``timestamps`` each payload starts with ``<RFC 3339> `` (what libpod
-    sends for ``timestamps=true``). A trailing part without a newline is
-    given as the last line of its stream.
-    """
-    pending: dict[int, tuple[dt.datetime | None, bytearray]] = {}
-    for stream, payload in frames:
+    def __init__(self, *, timestamps: bool = True) -> None:
+        self._timestamps = timestamps
+        self._pending: dict[int, tuple[dt.datetime | None, bytearray]] = {}
+
+    def feed(self, stream: int, payload: bytes) -> Iterator[LogLine]:
+        """The lines this frame ends (none while a line is still open)."""
         kind = _STREAMS.get(stream)
         if kind is None:
-            continue
+            return
+        timestamps = self._timestamps
         stamp, data = _split_timestamp(payload) if timestamps else (None, payload)
+        pending = self._pending
         if stream in pending:
             first_stamp, buf = pending[stream]
         else:
@@ -65,9 +68,26 @@ def log_lines(frames: Iterable[tuple[int, bytes]], *, timestamps: bool) -> Itera
             pending[stream] = (first_stamp, buf)
         else:
             pending[stream] = (first_stamp, bytearray(buf[start:]))
-    for stream, (stamp, buf) in pending.items():
-        if buf:
-            yield LogLine(stream=_STREAMS[stream], data=bytes(buf), timestamp=stamp)
+
+    def flush(self) -> Iterator[LogLine]:
+        """What is left without a newline, one line per stream (the end of the log)."""
+        pending, self._pending = self._pending, {}
+        for stream, (stamp, buf) in pending.items():
+            if buf:
+                yield LogLine(stream=_STREAMS[stream], data=bytes(buf), timestamp=stamp)
+
+
+def log_lines(frames: Iterable[tuple[int, bytes]], *, timestamps: bool) -> Iterator[LogLine]:
+    """Join ``(stream, payload)`` frames into :class:`LogLine` objects.
+
+    With ``timestamps`` each payload starts with ``<RFC 3339> `` (what libpod
+    sends for ``timestamps=true``). A trailing part without a newline is
+    given as the last line of its stream.
+    """
+    joiner = LineJoiner(timestamps=timestamps)
+    for stream, payload in frames:
+        yield from joiner.feed(stream, payload)
+    yield from joiner.flush()
 
 
 class LogIterator(ClosableLines):

@@ -1,0 +1,442 @@
+"""A follow of a container's log built from plain reads, complete and in order.
+
+Why not libpod's own follow
+---------------------------
+``GET /containers/{id}/logs?follow=true`` loses output under a fast writer
+with the ``k8s-file`` log driver (Podman's file driver; ``json-file`` is the
+same file): the file tailer Podman uses, meeting the end of the file in the
+middle of an entry, sends that part, then seeks to the *end* of the file, so
+whatever the container wrote in between is skipped (10 MiB written at full
+speed came through as 0.8 to 2 MB on Podman 4.3; 2.4 to 5.2 MB on 5.8).
+``podman logs -f`` does the same. A read without ``follow`` goes through the
+file from its start to its end and loses nothing.
+
+What is done instead
+--------------------
+The follow is a series of reads without ``follow``, each asking only for what
+is new: ``since`` = the timestamp of the last entry taken less 1 ns (libpod
+gives the entries stamped *after* ``since``, so the last one's stamp comes
+again). Entries carry the time conmon read them; several can share one (libpod
+shows whole seconds before Podman 5.8, nanoseconds since): the cursor counts
+how many entries of that stamp it has taken and passes over as many at the
+start of the next read (the file only grows, in order). The last entry of a
+read may be one conmon was still writing (the reader sends a part found at the
+end of the file as if whole): it is taken only once a later entry follows it,
+or when two reads in a row end with it unchanged, or when the container has
+ended. The follow ends once the container no longer runs (its exit recorded by
+Podman, so conmon has written everything) and a read after that brings
+nothing new.
+
+This serves a remote engine exactly as a local one (nothing reads the engine's
+files), which is why it was chosen over tailing the log file directly when it
+happens to be readable here: that would be cheaper, but a remote engine would
+stay lossy.
+
+The cost
+--------
+A read without ``tail`` goes through the whole file on the engine's side
+(Podman 4.3: about 0.3 s for a 12 MB log on a loaded machine), so the pause
+between reads is at least as long as the last read took: the engine spends at
+most half its time on a follow of a big log, and a line's latency grows with
+the log (about 0.1 s for a small log, 0.3 to 0.9 s at 10 MiB on Podman 4.3).
+From Podman 4.7 (its ``tail`` reads the file backwards and keeps partial lines
+together) a read asks for ``tail=N`` as well: it costs what it returns, and
+when it returns N lines it may have cut some, so it is done again with a larger
+N (then without ``tail``). Between reads the follow waits 0.05 s, up to 0.2 s
+while nothing comes; a read that ends with an entry not yet taken is followed
+by the next one after 0.05 s. Figures: a line reaches the reader about 0.15 s
+after the container wrote it (0.3 s at most); the 10 MiB above arrive whole.
+
+What stays with libpod's follow
+-------------------------------
+A container whose log driver is not the file (``journald``, Podman's default
+where systemd runs; ``passthrough``, ``none``): libpod reads the journal with
+its own follow, which does not have the file tailer's fault, and those drivers
+are not tested here. A line stamped earlier than one already taken (the host's
+clock set back while the container writes) is not seen by this follow.
+"""
+
+from __future__ import annotations
+
+import calendar
+import collections
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from enginekit.errors import ContainerNotFound, EngineError, EngineUnavailable
+from enginekit.logstream import ClosableLines
+from enginekit.models import LogLine
+from enginekit.transport import Response, demux_frames
+
+from .streams import LineJoiner
+
+__all__ = [
+    "FILE_DRIVERS",
+    "FrameCursor",
+    "PolledFollow",
+    "alive",
+    "follow_by_reads",
+    "format_stamp",
+    "log_driver",
+    "stamp_ns",
+]
+
+Frame = tuple[int, bytes]
+
+#: Log drivers whose log is the file libpod reads (and follows badly).
+FILE_DRIVERS = frozenset({"k8s-file", "json-file", ""})
+
+#: Pause between reads while output comes, or an entry waits to be taken (s).
+BASE_DELAY = 0.05
+#: Longest pause while nothing comes (s): the latency of a line after a silence.
+IDLE_DELAY = 0.2
+#: How long a container may show ``stopped`` before its exit is recorded (s).
+EXIT_GRACE = 2.0
+#: ``tail`` of a bounded read, at first and at most (then the read is unbounded).
+FIRST_TAIL = 256
+MAX_TAIL = 65536
+
+_NS = 1_000_000_000
+_STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
+_seconds_cache: dict[bytes, int] = {}
+
+
+def _epoch(head: bytes) -> int:
+    seconds = _seconds_cache.get(head)
+    if seconds is None:
+        text = head.decode("ascii")
+        seconds = calendar.timegm(
+            (
+                int(text[0:4]),
+                int(text[5:7]),
+                int(text[8:10]),
+                int(text[11:13]),
+                int(text[14:16]),
+                int(text[17:19]),
+            )
+        )
+        if len(_seconds_cache) > 4096:
+            _seconds_cache.clear()
+        _seconds_cache[head] = seconds
+    return seconds
+
+
+def stamp_ns(payload: bytes) -> int | None:
+    """Nanoseconds since the epoch of the ``<RFC 3339> `` a payload starts with."""
+    m = _STAMP.match(payload)
+    if m is None:
+        return None
+    head, frac, zone = m.groups()
+    ns = _epoch(head) * _NS
+    if frac:
+        ns += int(frac.ljust(9, b"0"))
+    if zone != b"Z":
+        offset = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * _NS
+        ns += -offset if zone[:1] == b"+" else offset
+    return ns
+
+
+def format_stamp(ns: int) -> str:
+    """``ns`` as RFC 3339 in UTC with nanoseconds (what libpod's ``since`` takes)."""
+    seconds, frac = divmod(ns, _NS)
+    head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{head}.{frac:09d}Z"
+
+
+class FrameCursor:
+    """Where a follow stands: which frames of a read are new, which to take.
+
+    ``boundary`` is the stamp (ns) of the last frame taken and ``at_boundary``
+    how many frames of that stamp were taken; ``held`` the last frame of the
+    previous read, not taken yet.
+    """
+
+    def __init__(self) -> None:
+        self.boundary: int | None = None
+        self.at_boundary = 0
+        self.held: Frame | None = None
+        self.taken = 0
+
+    def since(self) -> str | None:
+        """The ``since`` of the next read (the boundary's frames come again)."""
+        return None if self.boundary is None else format_stamp(self.boundary - 1)
+
+    def fresh(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """The frames of a read not taken before (those re-read at the boundary
+        skipped by count, any stamped earlier skipped too), in order."""
+        boundary = self.boundary
+        skip = self.at_boundary
+        for frame in frames:
+            if boundary is not None:
+                stamp = stamp_ns(frame[1])
+                if stamp is not None:
+                    if stamp < boundary:
+                        continue
+                    if stamp == boundary and skip > 0:
+                        skip -= 1
+                        continue
+                    if stamp > boundary:
+                        boundary = None  # past the boundary: everything is new
+            yield frame
+
+    def take(self, frames: Iterable[Frame], *, final: bool) -> Iterator[Frame]:
+        """The frames of one read to hand on, in order: all the new ones but the
+        last, which waits for a later frame, for a second read ending with it
+        unchanged, or for ``final`` (the container has ended)."""
+        last: Frame | None = None
+        count = 0
+        for frame in self.fresh(frames):
+            count += 1
+            if last is not None:
+                self._took(last)
+                yield last
+            last = frame
+        if last is None:
+            if final:
+                self.held = None
+            return
+        if final or (count == 1 and last == self.held):
+            self.held = None
+            self._took(last)
+            yield last
+        else:
+            self.held = last
+
+    def _took(self, frame: Frame) -> None:
+        self.taken += 1
+        stamp = stamp_ns(frame[1])
+        if stamp is None:
+            return
+        if stamp == self.boundary:
+            self.at_boundary += 1
+        elif self.boundary is None or stamp > self.boundary:
+            self.boundary = stamp
+            self.at_boundary = 1
+
+
+def _counted_lines(frames: list[Frame]) -> int:
+    """Lines as libpod's ``tail`` counts them: entries that end one (a frame
+    ending in a newline), and a last entry that ends none."""
+    ended = sum(1 for _, payload in frames if payload.endswith(b"\n"))
+    if frames and not frames[-1][1].endswith(b"\n"):
+        ended += 1
+    return ended
+
+
+def alive(info: Mapping[str, Any], *, stopped_since: float | None, now: float) -> bool:
+    """Whether a container (its inspect) may still write to its log.
+
+    Running, paused and stopping do; ``stopped`` with no finish time recorded
+    yet means conmon may still be writing what it read last, for a moment
+    (``stopped_since``, bounded by :data:`EXIT_GRACE`); anything else does not.
+    """
+    state = info.get("State")
+    if not isinstance(state, Mapping):
+        return False
+    status = str(state.get("Status") or "").lower()
+    if status in ("running", "paused", "stopping"):
+        return True
+    if status == "stopped":
+        finished = str(state.get("FinishedAt") or "")
+        recorded = bool(finished) and not finished.startswith("0001-")
+        if not recorded:
+            return stopped_since is None or now - stopped_since < EXIT_GRACE
+    return False
+
+
+class PolledFollow:
+    """The follow described above, over a driver's ``read`` and ``inspect``.
+
+    ``first`` is the response of the first read (made by the caller, so that a
+    missing container raises at once); ``read(params)`` makes the next ones
+    (``params`` adds ``since``/``tail`` to the caller's own);
+    ``inspect()`` gives the container's inspect. ``ended`` says the container
+    had ended before ``first`` was asked for. ``tail`` keeps only that many
+    lines of what ``first`` brings; ``bounded`` allows reads with ``tail``.
+    """
+
+    def __init__(
+        self,
+        first: Response,
+        *,
+        read: Callable[[Mapping[str, Any]], Response],
+        inspect: Callable[[], Mapping[str, Any]],
+        since: str | None = None,
+        tail: int | None = None,
+        ended: bool = False,
+        bounded: bool = False,
+    ) -> None:
+        self._read = read
+        self._inspect = inspect
+        self._since = since
+        self._tail = tail
+        self._ended = ended
+        self._bounded = bounded
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._resp: Response | None = first
+        self._first: Response | None = first
+        self.reads = 1
+
+    def iterator(self) -> ClosableLines:
+        """The lines, as an abortable driver iterator."""
+        return ClosableLines(self._lines(), abort=self.abort, release=self.release)
+
+    def abort(self) -> None:
+        self._stop.set()
+        with self._lock:
+            resp = self._resp
+        if resp is not None:
+            resp.abort()
+
+    def release(self) -> None:
+        with self._lock:
+            resp, self._resp = self._resp, None
+            first, self._first = self._first, None
+        for r in (resp, first):
+            if r is not None:
+                with contextlib.suppress(Exception):
+                    r.close()
+
+    # -- the reads ---------------------------------------------------------
+    def _frames(self, resp: Response) -> Iterator[Frame]:
+        try:
+            yield from demux_frames(resp.iter_chunks())
+        finally:
+            with self._lock:
+                if self._resp is resp:
+                    self._resp = None
+            resp.close()
+
+    def _request(self, params: Mapping[str, Any]) -> Response | None:
+        if self._stop.is_set():
+            return None
+        resp = self._read(params)
+        with self._lock:
+            self._resp = resp
+        if self._stop.is_set():
+            resp.abort()
+        self.reads += 1
+        return resp
+
+    def _next_read(self, cursor: FrameCursor, tail: int) -> tuple[Iterable[Frame], int] | None:
+        """The frames of the next read (None when stopped or the container is
+        gone), and the ``tail`` to use next time."""
+        since = cursor.since() or self._since
+        params: dict[str, Any] = {} if since is None else {"since": since}
+        while self._bounded and tail <= MAX_TAIL:
+            try:
+                resp = self._request({**params, "tail": tail})
+            except (ContainerNotFound, EngineUnavailable):
+                raise
+            except EngineError:
+                break  # libpod's backwards read met an entry being written: read it all
+            if resp is None:
+                return None
+            frames = list(self._frames(resp))
+            got = _counted_lines(frames)
+            if got < tail:  # the read reached back past ``since``: nothing cut
+                return frames, max(FIRST_TAIL, min(MAX_TAIL, 2 * got))
+            tail *= 4
+        resp = self._request(params)
+        if resp is None:
+            return None
+        return self._frames(resp), tail
+
+    # -- the follow --------------------------------------------------------
+    def _lines(self) -> Iterator[LogLine]:
+        cursor = FrameCursor()
+        joiner = LineJoiner()
+        first = self._first
+        self._first = None
+        assert first is not None
+        frames = cursor.take(self._frames(first), final=self._ended)
+        if self._tail is None:
+            for stream, payload in frames:
+                yield from joiner.feed(stream, payload)
+        else:
+            kept: collections.deque[LogLine] = collections.deque(maxlen=self._tail)
+            for stream, payload in frames:
+                kept.extend(joiner.feed(stream, payload))
+            yield from kept
+        if self._ended:
+            yield from joiner.flush()
+            return
+        final = False
+        stopped_since: float | None = None
+        delay = BASE_DELAY
+        tail = FIRST_TAIL
+        while not self._stop.wait(0 if final else delay):
+            taken = cursor.taken
+            held = cursor.held
+            started = time.monotonic()
+            try:
+                got = self._next_read(cursor, tail)
+            except ContainerNotFound:
+                break  # removed meanwhile: the follow ends
+            if got is None:
+                return
+            batch, tail = got
+            for stream, payload in cursor.take(batch, final=final):
+                yield from joiner.feed(stream, payload)
+            took = time.monotonic() - started
+            moved = cursor.taken != taken or cursor.held != held
+            if final and not moved:
+                break
+            if moved:
+                delay = BASE_DELAY
+            else:
+                try:
+                    info = self._inspect()
+                except ContainerNotFound:
+                    final = True
+                    continue
+                now = time.monotonic()
+                if alive(info, stopped_since=stopped_since, now=now):
+                    status = str((info.get("State") or {}).get("Status") or "").lower()
+                    if status == "stopped" and stopped_since is None:
+                        stopped_since = now
+                    delay = BASE_DELAY if cursor.held is not None else min(IDLE_DELAY, delay * 2)
+                else:
+                    final = True
+            # The engine spends at most half its time on this follow.
+            delay = max(delay, took)
+        if not self._stop.is_set():
+            yield from joiner.flush()
+
+
+def log_driver(info: Mapping[str, Any]) -> str:
+    """The log driver of a container, from its inspect."""
+    host = info.get("HostConfig")
+    config = host.get("LogConfig") if isinstance(host, Mapping) else None
+    kind = config.get("Type") if isinstance(config, Mapping) else None
+    return kind if isinstance(kind, str) else ""
+
+
+def follow_by_reads(
+    read: Callable[[Mapping[str, Any]], Response],
+    inspect: Callable[[], Mapping[str, Any]],
+    *,
+    since: str | None,
+    tail: int | None,
+    bounded: bool,
+) -> ClosableLines | None:
+    """A :class:`PolledFollow` of a container whose log is the file, or None
+    (another log driver: libpod's own follow is used).
+
+    ``read(params)`` makes a read without ``follow`` (``params`` added to the
+    caller's: ``since``, ``tail``); ``inspect()`` gives the container's inspect.
+    """
+    info = inspect()
+    if log_driver(info) not in FILE_DRIVERS:
+        return None
+    ended = not alive(info, stopped_since=None, now=time.monotonic())
+    first = read({} if since is None else {"since": since})
+    follow = PolledFollow(
+        first, read=read, inspect=inspect, since=since, tail=tail, ended=ended, bounded=bounded
+    )
+    return follow.iterator()
