@@ -63,7 +63,7 @@ from enginekit.models import (
     LogLine,
     Stats,
 )
-from enginekit.transport import demux_frames
+from enginekit.transport import Response, demux_frames
 
 from . import convert
 from ._base import DEFAULT_ADDRESS, HINT, labels_match
@@ -75,6 +75,7 @@ from .errors import (
 )
 from .execs import ExecMixin
 from .files import FilesMixin
+from .follow import follow_by_reads
 from .host import Host
 from .images import ImagesMixin
 from .streams import LogIterator
@@ -468,25 +469,33 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         if not stdout and not stderr:
             self._container_raw(id)  # ContainerNotFound still applies
             return iter(())
-        params: dict[str, Any] = {
-            "stdout": stdout,
-            "stderr": stderr,
-            "timestamps": True,
-            "follow": follow,
-        }
+        params: dict[str, Any] = {"stdout": stdout, "stderr": stderr, "timestamps": True}
         if since is not None:
             params["since"] = f"{since:.9f}"
-        if tail is not None and follow:
-            params["tail"] = tail
-        with map_errors("container logs"):
-            resp = self._request(
-                "GET",
-                f"/containers/{_q(id)}/logs",
-                params=params,
-                timeout=None if follow else 60,
-            )
-            check(resp)
-        return LogIterator(resp, tail=None if follow else tail)
+
+        def read(extra: Mapping[str, Any], timeout: float | None = 60) -> Response:
+            with map_errors("container logs"):
+                resp = self._request(
+                    "GET", f"/containers/{_q(id)}/logs", params={**params, **extra}, timeout=timeout
+                )
+                check(resp)
+            return resp
+
+        if not follow:
+            return LogIterator(read({"follow": False}), tail=tail)
+        # libpod's follow of the log file loses output: see follow.py.
+        polled = follow_by_reads(
+            lambda extra: read({"follow": False, **extra}),
+            lambda: self._container_raw(id),
+            since=params.get("since"),
+            tail=tail,
+            bounded=self._api().at_least(4, 7),
+        )
+        if polled is not None:
+            return polled
+        return LogIterator(
+            read({"follow": True} if tail is None else {"follow": True, "tail": tail}, None)
+        )
 
     def container_pause(self, id: str) -> None:
         self._call("POST", f"/containers/{_q(id)}/pause")
