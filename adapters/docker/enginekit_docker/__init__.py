@@ -8,21 +8,28 @@ Which dockerd ``connect()`` talks to with no address is Docker's own order
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 from typing import Any
 
 from enginekit.endpoints import Endpoint, redact
-from enginekit.errors import InvalidSpec, Unsupported
+from enginekit.errors import InvalidSpec
 
-from . import contexts
+from . import contexts, remote
 from .driver import HINT, DockerDriver
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "DockerDriver", "connect", "endpoints"]
 
 DEFAULT_ADDRESS = contexts.DEFAULT_HOST
-_SCHEMES = ("unix", "tcp", "http")
-_OPTIONS = {"pool_size", "context"}
+_SCHEMES = ("unix", "tcp", "http", "ssh")
+_OPTIONS = {
+    "pool_size",
+    "context",
+    "tls",
+    "insecure",
+    "identity",
+    "connect_timeout",
+    "ssh_config",
+}
 
 
 def connect(address: str | None = None, **options: Any) -> DockerDriver:
@@ -32,15 +39,28 @@ def connect(address: str | None = None, **options: Any) -> DockerDriver:
     context named by ``DOCKER_CONTEXT``, else the current context of
     ``~/.docker/config.json`` (``docker context use``), else
     ``unix:///var/run/docker.sock`` (see :mod:`enginekit_docker.contexts`).
-    ``unix:///path``, a bare socket path and ``tcp://host:port`` are served;
-    ``ssh://`` and TLS (``DOCKER_TLS_VERIFY``, a context's TLS material) are
-    ``Unsupported``. Options: ``context`` (a context's name, instead of an
-    address), ``pool_size`` (idle connections kept, default 8).
+    ``unix:///path`` (or a bare socket path), ``tcp://host[:port]`` (TLS as
+    ``tls=``, ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH`` or the context say;
+    plain TCP only to loopback unless ``insecure=True``) and
+    ``ssh://[user@]host[:port][/socket]`` (the system's ssh client; see
+    :mod:`enginekit_docker.remote`) are served.
+
+    Options: ``context`` (a context's name, instead of an address),
+    ``pool_size`` (idle connections kept, default 8), ``tls`` (True, False,
+    or ``{"ca": path, "cert": path, "key": path, "verify": bool}``),
+    ``insecure`` (True: plain TCP to a host other than loopback),
+    ``identity`` (an ssh key file, ``ssh -i``), ``ssh_config`` (an ssh
+    config file instead of ``~/.ssh/config``, ``ssh -F``; default
+    ``$ENGINEKIT_SSH_CONFIG``), ``connect_timeout`` (seconds ssh may take to
+    reach the host, default 10).
     """
     unknown = set(options) - _OPTIONS
     if unknown:
         raise InvalidSpec(f"docker: unknown connect options: {', '.join(sorted(unknown))}")
     context = options.get("context")
+    insecure = options.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise InvalidSpec("docker: insecure must be True or False")
     target: contexts.Target | None = None
     if address is None:
         target = contexts.resolve(context)
@@ -57,24 +77,24 @@ def connect(address: str | None = None, **options: Any) -> DockerDriver:
             f"{what} holds a password (user:password@): enginekit sends none to an engine; "
             "use SSH keys or TLS certificates"
         )
-    if scheme == "ssh":
-        raise Unsupported("docker", "ssh:// addresses", f"{where}use unix:// or tcp://")
     if scheme not in _SCHEMES:
         raise InvalidSpec(
-            f"docker: unsupported address scheme {scheme!r} ({where}use unix:// or tcp://)"
+            f"docker: unsupported address scheme {scheme!r} ({where}use unix://, tcp:// or ssh://)"
         )
-    if scheme == "tcp" and target is not None:
-        if target.from_environment and os.environ.get("DOCKER_TLS_VERIFY"):
-            raise Unsupported(
-                "docker", "TLS (DOCKER_TLS_VERIFY)", f"{where}use a unix socket or plain tcp://"
-            )
-        if target.tls or target.skip_tls_verify:
-            raise Unsupported(
-                "docker",
-                "TLS (a context's TLS material)",
-                f"{where}use a unix socket or plain tcp://",
-            )
-    return DockerDriver(address, pool_size=int(options.get("pool_size", 8)))
+    pool_size = int(options.get("pool_size", 8))
+    if scheme != "tcp" and options.get("tls") not in (None, False):
+        raise InvalidSpec(f"docker: tls= is for a tcp:// address, not {scheme}://")
+    for name in ("identity", "ssh_config"):
+        if scheme != "ssh" and options.get(name) is not None:
+            raise InvalidSpec(f"docker: {name}= is for an ssh:// address, not {scheme}://")
+    if scheme == "ssh":
+        origin = target.describe() if target else ""
+        shown, dialer = remote.ssh_dialer(address, options, origin=origin)
+        return DockerDriver(shown, pool_size=pool_size, dialer=dialer)
+    if scheme in ("tcp", "http"):
+        address, tls = remote.tcp_target(address, options, target, where)
+        return DockerDriver(address, pool_size=pool_size, tls=tls)
+    return DockerDriver(address, pool_size=pool_size)
 
 
 def endpoints() -> list[Endpoint]:

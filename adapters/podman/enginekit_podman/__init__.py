@@ -13,42 +13,56 @@ rootful or rootless socket): see :mod:`.connections`.
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from typing import Any
 
 from enginekit.endpoints import Endpoint, redact
-from enginekit.errors import InvalidSpec, Unsupported
+from enginekit.errors import InvalidSpec
+from enginekit.tls import check_plain_tcp
 
-from . import connections
+from . import connections, remote
 from .driver import DEFAULT_ADDRESS, HINT, PodmanDriver
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "PodmanDriver", "connect", "endpoints"]
 
-_OPTIONS = {"pool_size", "connection"}
+_OPTIONS = {"pool_size", "connection", "insecure", "identity", "connect_timeout", "ssh_config"}
 
 
 def connect(address: str | None = None, **options: Any) -> PodmanDriver:
     """A driver for the Podman service at ``address``.
 
-    ``address`` is ``unix:///path/to/podman.sock`` (or a bare socket path) or
-    ``tcp://host:port``; None means Podman's own choice: the connection
-    ``CONTAINER_CONNECTION`` names, else ``CONTAINER_HOST``, else the default
-    system connection, else ``unix:///run/podman/podman.sock`` for root and
-    ``unix://$XDG_RUNTIME_DIR/podman/podman.sock`` for another user (see
-    :mod:`enginekit_podman.connections`). ``ssh://`` connections are not
-    supported. Options: ``connection`` (a connection's name, instead of an
-    address), ``pool_size`` (idle connections kept, default 8).
+    ``address`` is ``unix:///path/to/podman.sock`` (or a bare socket path),
+    ``tcp://host:port`` (only to loopback unless ``insecure=True``) or
+    ``ssh://[user@]host[:port][/socket]`` (the system's ssh client; see
+    :mod:`enginekit_podman.remote`); None means Podman's own choice: the
+    connection ``CONTAINER_CONNECTION`` names, else ``CONTAINER_HOST``, else
+    the default system connection, else ``unix:///run/podman/podman.sock``
+    for root and ``unix://$XDG_RUNTIME_DIR/podman/podman.sock`` for another
+    user (see :mod:`enginekit_podman.connections`).
+
+    Options: ``connection`` (a connection's name, instead of an address),
+    ``pool_size`` (idle connections kept, default 8), ``insecure`` (True:
+    plain TCP to a host other than loopback), ``identity`` (an ssh key file,
+    ``ssh -i``; default the connection's ``Identity``, else
+    ``CONTAINER_SSHKEY``), ``ssh_config`` (an ssh config file instead of
+    ``~/.ssh/config``; default ``$ENGINEKIT_SSH_CONFIG``),
+    ``connect_timeout`` (seconds ssh may take to reach the host, default 10).
     """
     unknown = set(options) - _OPTIONS
     if unknown:
         raise InvalidSpec(f"podman: unknown options {sorted(unknown)}")
     connection = options.get("connection")
+    insecure = options.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise InvalidSpec("podman: insecure must be True or False")
     target: connections.Target | None = None
     if address is None:
         target = connections.resolve(connection)
         address = target.address
     elif connection is not None:
         raise InvalidSpec("podman: give an address or a connection, not both")
+    address = address.removeprefix("podman+")
     if "://" not in address:
         address = "unix://" + address
     parts = urllib.parse.urlsplit(address)
@@ -60,11 +74,25 @@ def connect(address: str | None = None, **options: Any) -> PodmanDriver:
             f"{what} holds a password (user:password@): enginekit sends none to an engine; "
             "use SSH keys"
         )
-    if scheme == "ssh":
-        raise Unsupported("podman", "ssh:// connections", f"{where}use a unix:// socket address")
-    if scheme not in ("unix", "tcp", "http"):
-        raise InvalidSpec(f"podman: unsupported address scheme {scheme!r} ({where}use unix://)")
+    if scheme not in ("unix", "tcp", "http", "ssh"):
+        raise InvalidSpec(
+            f"podman: unsupported address scheme {scheme!r} ({where}use unix:// or ssh://)"
+        )
+    for name in ("identity", "ssh_config"):
+        if scheme != "ssh" and options.get(name) is not None:
+            raise InvalidSpec(f"podman: {name}= is for an ssh:// address, not {scheme}://")
     pool_size = int(options.get("pool_size", 8))
+    if scheme == "ssh":
+        identity = target.identity if target else os.environ.get("CONTAINER_SSHKEY") or None
+        origin = target.describe() if target else ""
+        shown, dialer = remote.ssh_dialer(address, options, identity=identity, origin=origin)
+        return PodmanDriver(shown, pool_size=pool_size, dialer=dialer)
+    if scheme in ("tcp", "http"):
+        try:
+            host = parts.hostname or ""
+        except ValueError as exc:
+            raise InvalidSpec(f"podman: not an address: {redact(address)} ({exc})") from None
+        check_plain_tcp("podman", host, insecure=insecure, where=where)
     return PodmanDriver(address, pool_size=pool_size)
 
 

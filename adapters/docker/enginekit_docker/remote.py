@@ -1,0 +1,117 @@
+"""dockerd on another host: over ssh, or over TCP with TLS.
+
+``ssh://[user@]host[:port]`` (``docker+ssh://``, ``DOCKER_HOST=ssh://...``,
+a context whose docker endpoint is ``ssh://``): the Engine API over the
+system's ssh client (:mod:`enginekit.sshtunnel`), one multiplexed connection
+per driver. As the docker CLI does, each HTTP connection is ``docker system
+dial-stdio`` run on the remote host (which reaches the daemon the remote
+docker CLI is set up for); a remote host without the docker CLI is reached
+through a forward of ``/var/run/docker.sock``. A path after the host
+(``ssh://ci@build1/run/user/1000/docker.sock``) names the daemon's socket on
+the remote host: it is forwarded, and no docker CLI is needed there.
+
+``tcp://host[:port]``: TLS when a ``tls=`` option, ``DOCKER_TLS_VERIFY``/
+``DOCKER_TLS`` (with ``DOCKER_CERT_PATH``, for an address given outright or
+the default context) or a context's TLS material says so, the port then
+defaulting to 2376; plain TCP (port 2375) only to loopback unless
+``insecure=True`` (see :mod:`enginekit.tls`).
+"""
+
+from __future__ import annotations
+
+import ssl
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from enginekit.errors import EngineUnavailable, InvalidSpec
+from enginekit.sshtunnel import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
+from enginekit.tls import TLSConfig, check_plain_tcp
+
+from . import contexts
+
+__all__ = ["DIAL_STDIO", "REMOTE_SOCKET", "ssh_dialer", "tcp_target"]
+
+DIAL_STDIO = ("docker", "system", "dial-stdio")
+#: dockerd's socket on a remote host without the docker CLI.
+REMOTE_SOCKET = "/var/run/docker.sock"
+#: How long the first ``docker system dial-stdio`` (the check that the remote answers) may take.
+_PROBE_TIMEOUT = 30.0
+
+
+def _find_route(path: str) -> Any:
+    def find(tunnel: SshTunnel) -> Route:
+        if path:
+            return Route(socket=path)
+        status, _, err = tunnel.run(DIAL_STDIO, timeout=_PROBE_TIMEOUT)
+        if status == 0:
+            return Route(command=DIAL_STDIO, probe=DIAL_STDIO)
+        if status == 127 or "not found" in err:
+            # No docker CLI there: the daemon's own socket, forwarded.
+            return Route(socket=REMOTE_SOCKET)
+        said = next((line.strip() for line in err.splitlines() if line.strip()), "")
+        raise EngineUnavailable(
+            f"docker on {tunnel.address.host} does not answer: `docker system dial-stdio` "
+            f"there exited with status {status}" + (f": {said[:300]}" if said else ""),
+            address=tunnel.address.url,
+            hint="start dockerd on that host",
+        )
+
+    return find
+
+
+def ssh_dialer(
+    address: str, options: Mapping[str, Any], *, origin: str = ""
+) -> tuple[str, SshDialer]:
+    """The address as messages show it, and the dialer of a transport over ssh."""
+    parsed = SshAddress.parse(address, identity=options.get("identity"), what="docker")
+    tunnel = SshTunnel(
+        parsed,
+        name="docker",
+        connect_timeout=options.get("connect_timeout", CONNECT_TIMEOUT),
+        config=options.get("ssh_config"),
+        origin=origin,
+    )
+    return parsed.url, SshDialer(tunnel, _find_route(parsed.path))
+
+
+def tcp_target(
+    address: str,
+    options: Mapping[str, Any],
+    target: contexts.Target | None,
+    where: str,
+) -> tuple[str, ssl.SSLContext | None]:
+    """``tcp://host:port`` with its TLS context (None: plain TCP, checked as such)."""
+    parts = urllib.parse.urlsplit(address)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidSpec(f"docker: bad port in {address!r} ({exc})") from None
+    host = parts.hostname or ""
+    if not host:
+        raise InvalidSpec(f"docker: the address {address!r} names no host")
+    config: TLSConfig | None
+    if "tls" in options:
+        config = TLSConfig.from_option(options["tls"], what="docker: tls")
+    elif target is not None and not target.from_environment:
+        config = _context_tls(target)
+    else:
+        config = TLSConfig.from_docker_env()
+    shown_host = f"[{host}]" if ":" in host else host
+    if config is None:
+        check_plain_tcp("docker", host, insecure=options.get("insecure") is True, where=where)
+        return f"tcp://{shown_host}:{port or 2375}", None
+    return f"tcp://{shown_host}:{port or 2376}", config.context()
+
+
+def _context_tls(target: contexts.Target) -> TLSConfig | None:
+    files = target.tls
+    if not files and not target.skip_tls_verify:
+        return None
+    return TLSConfig(
+        ca=files.ca,
+        cert=files.cert,
+        key=files.key,
+        verify=not target.skip_tls_verify,
+        shown=target.describe(),
+    )
