@@ -13,7 +13,7 @@ import pytest
 from enginekit_docker import DEFAULT_ADDRESS, connect, contexts, endpoints
 
 import enginekit
-from enginekit.errors import EngineUnavailable, InvalidSpec, Unsupported
+from enginekit.errors import EngineUnavailable, InvalidSpec
 
 SOCK = "unix:///run/elsewhere/docker.sock"
 
@@ -180,15 +180,16 @@ def test_files_that_are_not_json_are_invalid_spec(
     assert connect().address == SOCK
 
 
-def test_ssh_context_is_unsupported_naming_context_and_url(
+def test_ssh_context_is_served_over_ssh_without_io(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_context(config, "remote", "ssh://ci@build1.example:2222")
     monkeypatch.setenv("DOCKER_CONTEXT", "remote")
-    with pytest.raises(Unsupported) as info:
-        enginekit.connect("docker")
-    text = str(info.value)
-    assert "docker context 'remote'" in text and "ssh://ci@build1.example:2222" in text
+    with enginekit.connect("docker") as engine:  # nothing is sent before a call
+        assert engine.address == "ssh://ci@build1.example:2222"
+        tunnel = engine.driver.transport._dialer.tunnel  # type: ignore[attr-defined]
+        assert tunnel.origin == "docker context 'remote' (chosen by DOCKER_CONTEXT)"
+        assert tunnel.handshakes == 0
 
 
 @pytest.mark.parametrize("host", ["ssh://ci:s3cret@build1:22", "tcp://u:s3cret@127.0.0.1:2375"])
@@ -206,7 +207,7 @@ def test_context_with_a_password_is_refused_without_quoting_it(
     assert [e.url for e in endpoints() if e.name == "pw"] == [host.replace(":s3cret", "")]
 
 
-def test_tls_context_is_unsupported_and_plain_tcp_is_served(config: Path) -> None:
+def test_tls_context_is_served_with_its_material_and_plain_tcp_too(config: Path) -> None:
     write_context(config, "tls", "tcp://127.0.0.1:2376", tls=("ca", "cert", "key"))
     write_context(config, "skip", "tcp://127.0.0.1:2376", skip_tls_verify=True)
     write_context(config, "plain", "tcp://127.0.0.1:2375")
@@ -214,10 +215,14 @@ def test_tls_context_is_unsupported_and_plain_tcp_is_served(config: Path) -> Non
     target = contexts.resolve("tls")
     assert target.tls.ca and target.tls.cert and target.tls.key
     assert target.tls.ca.endswith("/docker/ca.pem")
-    for name in ("tls", "skip"):
-        with pytest.raises(Unsupported, match=rf"TLS.*docker context '{name}'.*tcp://127.0.0.1"):
-            connect(context=name)
-    assert connect(context="plain").address == "tcp://127.0.0.1:2375"
+    # Its files are read at connect: these are no PEM (test_tls.py uses real ones).
+    with pytest.raises(InvalidSpec, match=r"docker context 'tls'.*not usable PEM"):
+        connect(context="tls")
+    skip = connect(context="skip")  # TLS, not verified
+    assert skip.address == "tcp://127.0.0.1:2376"
+    assert skip.transport._tls is not None and not skip.transport._tls.check_hostname
+    plain = connect(context="plain")
+    assert plain.address == "tcp://127.0.0.1:2375" and plain.transport._tls is None
     # TLS material does not apply to a socket (as for the docker CLI).
     assert connect(context="sock").address == SOCK
 
@@ -229,7 +234,8 @@ def test_tls_from_the_environment_applies_to_the_default_context_only(
     monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
     assert connect(context="plain").address == "tcp://127.0.0.1:2375"
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2376")
-    with pytest.raises(Unsupported, match="DOCKER_TLS_VERIFY"):
+    # No ca.pem in ~/.docker: said, naming the variable (not its value).
+    with pytest.raises(InvalidSpec, match="DOCKER_TLS_VERIFY.*~/.docker/ca.pem"):
         connect()
 
 
