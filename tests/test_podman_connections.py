@@ -12,7 +12,7 @@ import pytest
 from enginekit_podman import connect, connections, endpoints
 
 import enginekit
-from enginekit.errors import EngineUnavailable, InvalidSpec, Unsupported
+from enginekit.errors import EngineUnavailable, InvalidSpec
 
 ROOTFUL = "unix:///run/podman/podman.sock"
 
@@ -227,14 +227,21 @@ def test_podman_connections_conf_names_the_file(
     assert endpoints()[0].source == "$PODMAN_CONNECTIONS_CONF (default)"
 
 
-def test_ssh_connection_is_unsupported_naming_it_and_the_url(
+def test_ssh_connection_is_served_with_its_identity_without_io(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_connections(home, "vm", vm="ssh://core@127.0.0.1:2222/run/user/1000/podman/podman.sock")
-    with pytest.raises(Unsupported) as info:
-        connect()
-    text = str(info.value)
-    assert "podman connection 'vm'" in text and "ssh://core@127.0.0.1:2222/run/user/1000" in text
+    driver = connect()  # nothing is sent before a call
+    try:
+        assert driver.address == "ssh://core@127.0.0.1:2222/run/user/1000/podman/podman.sock"
+        tunnel = driver.transport._dialer.tunnel  # type: ignore[attr-defined]
+        assert tunnel.origin == "podman connection 'vm' (chosen by the default connection)"
+        assert tunnel.address.path == "/run/user/1000/podman/podman.sock"
+        assert tunnel.address.identity == "/keys/vm" and tunnel.handshakes == 0
+        assert "/keys/vm" not in repr(tunnel) + repr(tunnel.address) + driver.address
+        assert tunnel.address.options() == ["-l", "core", "-p", "2222", "-i", "/keys/vm"]
+    finally:
+        driver.close()
 
 
 def test_connection_with_a_password_is_refused_without_quoting_it(
