@@ -235,7 +235,7 @@ def test_tls_from_the_environment_applies_to_the_default_context_only(
     assert connect(context="plain").address == "tcp://127.0.0.1:2375"
     monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2376")
     # No ca.pem in ~/.docker: said, naming the variable (not its value).
-    with pytest.raises(InvalidSpec, match="DOCKER_TLS_VERIFY.*~/.docker/ca.pem"):
+    with pytest.raises(InvalidSpec, match=r"DOCKER_TLS_VERIFY.*~/\.docker/ca\.pem"):
         connect()
 
 
