@@ -124,9 +124,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def faults_command(config: pytest.Config) -> str | None:
     """The fault injector given with ``--enginekit-faults`` or ``$ENGINEKIT_TEST_FAULTS``."""
-    return config.getoption("enginekit_faults", default=None) or os.environ.get(
-        "ENGINEKIT_TEST_FAULTS"
-    ) or None
+    return (
+        config.getoption("enginekit_faults", default=None)
+        or os.environ.get("ENGINEKIT_TEST_FAULTS")
+        or None
+    )
 
 
 def _add_timeout_option(group: pytest.OptionGroup) -> None:
