@@ -18,19 +18,33 @@ containers can use (``host.cgroupControllers``):
 - rootless on cgroup v1: nothing (Podman reports no controllers): limits
   are ignored with a warning, pause and stats refuse.
 
+A rootless service runs as one user of its host (``host.idMappings``: the
+container's uid 0 is that user's uid). Reached from its host by a client
+running as another user (root driving a test user's service, say), it cannot
+read that client's files: a bind mount of them fails in the engine
+(``statfs ...: permission denied``), so ``BIND_MOUNTS`` is missing for such a
+client. A rootless service cannot publish a host port below its host's
+``net.ipv4.ip_unprivileged_port_start`` (1024 unless lowered): such a port is
+``Unsupported`` before anything is created (:meth:`Host.check_ports`). Both
+facts are known only when the engine is on the client's machine (a
+``unix://`` address); elsewhere nothing is assumed.
+
 Every other capability (build, images, exec, copy, ports, mounts, networks)
-works on every Podman 4.3 to 5.x instance.
+works on every Podman 4.3 to 5.x instance, rootful or rootless (tried on
+rootless Podman 4.3 on cgroup v1).
 """
 
 from __future__ import annotations
 
+import os
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
 from enginekit.capabilities import Capability
+from enginekit.errors import Unsupported
 
 __all__ = ["Host", "host_from_info"]
 
@@ -54,6 +68,12 @@ class Host:
     controllers: frozenset[str] | None = None
     memory_total: int | None = None
     image_store: str = ""
+    #: The host uid a rootless service runs as (its containers' uid 0); None when rootful.
+    service_uid: int | None = None
+    #: The client's uid when it runs on the engine's host; None when unknown (remote).
+    client_uid: int | None = None
+    #: The engine host's ``net.ipv4.ip_unprivileged_port_start``; None when unknown.
+    unprivileged_port_start: int | None = None
     # Worked out once, when made.
     _reasons: Mapping[Capability, str] = attrs.field(init=False, eq=False, repr=False)
     _capabilities: frozenset[Capability] = attrs.field(init=False, eq=False, repr=False)
@@ -83,7 +103,42 @@ class Host:
     def capabilities(self) -> frozenset[Capability]:
         return self._capabilities
 
+    @property
+    def foreign_client(self) -> bool:
+        """A client on the engine's host running as another user than the rootless service."""
+        return (
+            self.rootless
+            and self.service_uid is not None
+            and self.client_uid is not None
+            and self.client_uid != self.service_uid
+        )
+
+    def check_ports(self, host_ports: Iterable[int | None]) -> None:
+        """``Unsupported`` for a host port a rootless service cannot publish."""
+        start = self.unprivileged_port_start
+        if not self.rootless or start is None:
+            return
+        low = sorted({p for p in host_ports if p and p < start})
+        if low:
+            ports = ", ".join(str(p) for p in low)
+            raise Unsupported(
+                "podman",
+                f"publishing host port{'s' if len(low) > 1 else ''} {ports}",
+                f"a rootless Podman service cannot bind a port below {start} "
+                f"(net.ipv4.ip_unprivileged_port_start on its host)",
+            )
+
     def _missing(self) -> dict[Capability, str]:
+        out = self._cgroup_missing()
+        if self.foreign_client:
+            out[Capability.BIND_MOUNTS] = (
+                f"the rootless Podman service runs as uid {self.service_uid} and cannot read "
+                f"the files of this client (uid {self.client_uid}); bind mounts need a client "
+                f"running as uid {self.service_uid}"
+            )
+        return out
+
+    def _cgroup_missing(self) -> dict[Capability, str]:
         if not self.container_cgroups:
             if self.cgroup_version == 1:
                 why = "rootless Podman on a cgroup v1 host"
@@ -130,8 +185,40 @@ def _cgroup_version(value: Any) -> int | None:
     return int(text) if text in ("1", "2") else None
 
 
-def host_from_info(data: Mapping[str, Any]) -> Host:
-    """A :class:`Host` from ``GET /libpod/info`` (Podman 4.x and 5.x alike)."""
+def _service_uid(host: Mapping[str, Any]) -> int | None:
+    """The host uid that the container's uid 0 maps to (a rootless service's user)."""
+    mappings = (host.get("idMappings") or {}).get("uidmap") or ()
+    for entry in mappings:
+        if isinstance(entry, Mapping) and entry.get("container_id") == 0:
+            host_id = entry.get("host_id")
+            return host_id if isinstance(host_id, int) else None
+    return None
+
+
+_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+
+
+def _local_port_start() -> int | None:
+    try:
+        with open(_PORT_START, encoding="ascii") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def host_from_info(
+    data: Mapping[str, Any],
+    *,
+    address: str | None = None,
+    client_uid: int | None = None,
+    unprivileged_port_start: int | None = None,
+) -> Host:
+    """A :class:`Host` from ``GET /libpod/info`` (Podman 4.x and 5.x alike).
+
+    ``address`` is where the engine was reached: for a ``unix://`` one (the
+    engine is on this machine) the client's uid and this machine's
+    unprivileged port start are taken unless given.
+    """
     host: Mapping[str, Any] = data.get("host") or {}
     security: Mapping[str, Any] = host.get("security") or {}
     store: Mapping[str, Any] = data.get("store") or {}
@@ -145,6 +232,7 @@ def host_from_info(data: Mapping[str, Any]) -> Host:
         # means "none delegated" for a rootless one).
         controllers = None
     memory = int(host.get("memTotal") or 0)
+    local = address is not None and address.startswith("unix:")
     return Host(
         cgroup_version=_cgroup_version(host.get("cgroupVersion")),
         rootless=rootless,
@@ -152,4 +240,11 @@ def host_from_info(data: Mapping[str, Any]) -> Host:
         controllers=controllers,
         memory_total=memory or None,
         image_store=str(store.get("graphDriverName") or ""),
+        service_uid=_service_uid(host) if rootless else None,
+        client_uid=client_uid if client_uid is not None or not local else os.geteuid(),
+        unprivileged_port_start=(
+            unprivileged_port_start
+            if unprivileged_port_start is not None or not local
+            else _local_port_start()
+        ),
     )
