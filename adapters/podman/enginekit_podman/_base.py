@@ -126,12 +126,12 @@ class Base:
             if self._host is None:
                 data = self._json("GET", "/info", what="info")
                 with map_errors("info"):
-                    self._host = host_from_info(data)
+                    self._host = host_from_info(data, address=self.address)
             return self._host
 
     def _remember_host(self, data: Mapping[str, Any]) -> Host:
         """The host as an ``/info`` answer describes it (kept if none was yet)."""
-        host = host_from_info(data)
+        host = host_from_info(data, address=self.address)
         with self._host_lock:
             if self._host is None:
                 self._host = host
