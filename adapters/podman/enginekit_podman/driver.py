@@ -149,6 +149,11 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
 
     # -- containers ----------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
+        if spec.ports:
+            # A rootless service cannot bind a low host port: refused before
+            # anything is made (Podman would make the container, then fail
+            # to start it).
+            self._host_info().check_ports(p.host_port for p in spec.ports)
         image, found_as = self._image_lookup(spec.image)
         image_cfg = image.get("Config") or {}
         image_env = {item.partition("=")[0] for item in image_cfg.get("Env") or ()}
