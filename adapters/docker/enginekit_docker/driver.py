@@ -179,8 +179,9 @@ class DockerDriver(ExecOps, ImageOps):
         port = refusals.port_refusal(said, container.ports)
         if port is not None:
             return port
-        if container.workdir and ("cwd" in said or "mkdir" in said.lower()):
-            # runc's "chdir to cwd ... not a directory"
+        if container.workdir and ("chdir to cwd" in said or "Cannot mkdir:" in said):
+            # runc's 'chdir to cwd ("X") ... not a directory', Docker's own words
+            # (a mount point made through a file is not the working directory)
             return refusals.workdir_not_a_directory(container.workdir)
         return None
 
