@@ -98,7 +98,7 @@ IDLE_DELAY = 0.2
 EXIT_GRACE = 2.0
 #: ``tail`` of a bounded read, at first and at most (then the read is unbounded).
 FIRST_TAIL = 256
-MAX_TAIL = 65536
+MAX_TAIL = 8192
 
 _NS = 1_000_000_000
 _STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
@@ -152,7 +152,8 @@ class FrameCursor:
 
     ``boundary`` is the stamp (ns) of the last frame taken and ``at_boundary``
     how many frames of that stamp were taken; ``held`` the last frame of the
-    previous read, not taken yet.
+    previous read, not taken yet; ``news`` how many frames the last read
+    brought that were not seen before (the held one, unchanged, is not news).
     """
 
     def __init__(self) -> None:
@@ -160,6 +161,8 @@ class FrameCursor:
         self.at_boundary = 0
         self.held: Frame | None = None
         self.taken = 0
+        self.news = 0
+        self._prefix = b"\0"  # the boundary's stamp as the engine writes it, and its space
 
     def since(self) -> str | None:
         """The ``since`` of the next read (the boundary's frames come again)."""
@@ -170,17 +173,24 @@ class FrameCursor:
         skipped by count, any stamped earlier skipped too), in order."""
         boundary = self.boundary
         skip = self.at_boundary
+        prefix = self._prefix
         for frame in frames:
             if boundary is not None:
-                stamp = stamp_ns(frame[1])
-                if stamp is not None:
-                    if stamp < boundary:
-                        continue
-                    if stamp == boundary and skip > 0:
+                payload = frame[1]
+                if payload.startswith(prefix):  # the boundary's stamp, written alike
+                    if skip > 0:
                         skip -= 1
                         continue
-                    if stamp > boundary:
-                        boundary = None  # past the boundary: everything is new
+                else:
+                    stamp = stamp_ns(payload)
+                    if stamp is not None:
+                        if stamp < boundary:
+                            continue
+                        if stamp == boundary and skip > 0:
+                            skip -= 1
+                            continue
+                        if stamp > boundary:
+                            boundary = None  # past the boundary: everything is new
             yield frame
 
     def take(self, frames: Iterable[Frame], *, final: bool) -> Iterator[Frame]:
@@ -189,6 +199,7 @@ class FrameCursor:
         unchanged, or for ``final`` (the container has ended)."""
         last: Frame | None = None
         count = 0
+        self.news = 0
         for frame in self.fresh(frames):
             count += 1
             if last is not None:
@@ -199,7 +210,9 @@ class FrameCursor:
             if final:
                 self.held = None
             return
-        if final or (count == 1 and last == self.held):
+        again = count == 1 and last == self.held
+        self.news = count - 1 if again else count
+        if final or again:
             self.held = None
             self._took(last)
             yield last
@@ -208,14 +221,18 @@ class FrameCursor:
 
     def _took(self, frame: Frame) -> None:
         self.taken += 1
-        stamp = stamp_ns(frame[1])
-        if stamp is None:
+        payload = frame[1]
+        m = _STAMP.match(payload)
+        if m is None:
             return
+        stamp = stamp_ns(payload)
+        assert stamp is not None
         if stamp == self.boundary:
             self.at_boundary += 1
         elif self.boundary is None or stamp > self.boundary:
             self.boundary = stamp
             self.at_boundary = 1
+            self._prefix = payload[: m.end()]
 
 
 def _counted_lines(frames: list[Frame]) -> int:
@@ -237,7 +254,7 @@ def alive(info: Mapping[str, Any], *, stopped_since: float | None, now: float) -
     state = info.get("State")
     if not isinstance(state, Mapping):
         return False
-    status = str(state.get("Status") or "").lower()
+    status = _status(info)
     if status in ("running", "paused", "stopping"):
         return True
     if status == "stopped":
@@ -280,6 +297,7 @@ class PolledFollow:
         self._lock = threading.Lock()
         self._resp: Response | None = first
         self._first: Response | None = first
+        self._answered = 0.0  # when the last read's first frame (or its end) came
         self.reads = 1
 
     def iterator(self) -> ClosableLines:
@@ -304,9 +322,16 @@ class PolledFollow:
 
     # -- the reads ---------------------------------------------------------
     def _frames(self, resp: Response) -> Iterator[Frame]:
+        first = True
         try:
-            yield from demux_frames(resp.iter_chunks())
+            for frame in demux_frames(resp.iter_chunks()):
+                if first:
+                    self._answered = time.monotonic()
+                    first = False
+                yield frame
         finally:
+            if first:
+                self._answered = time.monotonic()
             with self._lock:
                 if self._resp is resp:
                     self._resp = None
@@ -323,29 +348,26 @@ class PolledFollow:
         self.reads += 1
         return resp
 
-    def _next_read(self, cursor: FrameCursor, tail: int) -> tuple[Iterable[Frame], int] | None:
-        """The frames of the next read (None when stopped or the container is
-        gone), and the ``tail`` to use next time."""
+    def _next_read(self, cursor: FrameCursor, tail: int) -> Iterable[Frame] | None:
+        """The frames of the next read (None once stopped)."""
         since = cursor.since() or self._since
         params: dict[str, Any] = {} if since is None else {"since": since}
-        while self._bounded and tail <= MAX_TAIL:
+        if self._bounded:
             try:
                 resp = self._request({**params, "tail": tail})
             except (ContainerNotFound, EngineUnavailable):
                 raise
             except EngineError:
-                break  # libpod's backwards read met an entry being written: read it all
-            if resp is None:
-                return None
-            frames = list(self._frames(resp))
-            got = _counted_lines(frames)
-            if got < tail:  # the read reached back past ``since``: nothing cut
-                return frames, max(FIRST_TAIL, min(MAX_TAIL, 2 * got))
-            tail *= 4
+                resp = None  # libpod's backwards read met an entry being written
+            else:
+                if resp is None:
+                    return None
+                frames = list(self._frames(resp))
+                if _counted_lines(frames) < tail:  # it reached back past ``since``
+                    return frames
+            # More than ``tail`` lines since: read them all.
         resp = self._request(params)
-        if resp is None:
-            return None
-        return self._frames(resp), tail
+        return None if resp is None else self._frames(resp)
 
     # -- the follow --------------------------------------------------------
     def _lines(self) -> Iterator[LogLine]:
@@ -363,50 +385,60 @@ class PolledFollow:
             for stream, payload in frames:
                 kept.extend(joiner.feed(stream, payload))
             yield from kept
-        if self._ended:
+        if not self._ended:
+            yield from self._rest(cursor, joiner)
+        if not self._stop.is_set():
             yield from joiner.flush()
-            return
+
+    def _rest(self, cursor: FrameCursor, joiner: LineJoiner) -> Iterator[LogLine]:
+        """The reads after the first, until the container has ended (then one
+        more read, which takes everything), is removed, or the follow stops."""
         final = False
         stopped_since: float | None = None
         delay = BASE_DELAY
         tail = FIRST_TAIL
         while not self._stop.wait(0 if final else delay):
-            taken = cursor.taken
-            held = cursor.held
             started = time.monotonic()
             try:
-                got = self._next_read(cursor, tail)
+                batch = self._next_read(cursor, tail)
             except ContainerNotFound:
-                break  # removed meanwhile: the follow ends
-            if got is None:
+                return  # removed meanwhile: the follow ends
+            if batch is None:
                 return
-            batch, tail = got
             for stream, payload in cursor.take(batch, final=final):
                 yield from joiner.feed(stream, payload)
-            took = time.monotonic() - started
-            moved = cursor.taken != taken or cursor.held != held
-            if final and not moved:
-                break
-            if moved:
-                delay = BASE_DELAY
-            else:
+            if final:
+                return
+            # What the engine spent before it sent anything: going through the
+            # file up to ``since`` (the whole file, before Podman 4.7).
+            took = self._answered - started
+            lasted = time.monotonic() - started
+            tail = max(FIRST_TAIL, min(MAX_TAIL, 2 * cursor.news))
+            if cursor.news == 0 or (cursor.held is not None and lasted > BASE_DELAY):
+                # Nothing new, or the last entry waits and reading it again costs:
+                # has the container ended?
                 try:
                     info = self._inspect()
                 except ContainerNotFound:
                     final = True
                     continue
                 now = time.monotonic()
-                if alive(info, stopped_since=stopped_since, now=now):
-                    status = str((info.get("State") or {}).get("Status") or "").lower()
-                    if status == "stopped" and stopped_since is None:
-                        stopped_since = now
-                    delay = BASE_DELAY if cursor.held is not None else min(IDLE_DELAY, delay * 2)
-                else:
+                if not alive(info, stopped_since=stopped_since, now=now):
                     final = True
+                    continue
+                if stopped_since is None and _status(info) == "stopped":
+                    stopped_since = now
+            if cursor.news or cursor.held is not None:
+                delay = BASE_DELAY
+            else:
+                delay = min(IDLE_DELAY, delay * 2)
             # The engine spends at most half its time on this follow.
             delay = max(delay, took)
-        if not self._stop.is_set():
-            yield from joiner.flush()
+
+
+def _status(info: Mapping[str, Any]) -> str:
+    state = info.get("State")
+    return str(state.get("Status") or "").lower() if isinstance(state, Mapping) else ""
 
 
 def log_driver(info: Mapping[str, Any]) -> str:
