@@ -182,6 +182,13 @@ def _read(fh: IO[bytes]) -> str:
         return ""
 
 
+def _size(fh: IO[bytes]) -> int:
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (OSError, ValueError):
+        return 0
+
+
 def _end(proc: subprocess.Popen[bytes], grace: float = _END_GRACE) -> None:
     """Wait for ``proc`` (given ``grace`` seconds), terminate it, then kill it."""
     for step in (None, proc.terminate, proc.kill):
@@ -206,6 +213,7 @@ class _Master:
         self.errors = errors
         self.sessions: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
         self.forwards: dict[str, str] = {}
+        self.reported = _size(errors)  # stderr bytes already looked at
 
     def alive(self) -> bool:
         return self.proc.poll() is None and os.path.exists(self.control)
@@ -452,7 +460,9 @@ class SshTunnel:
             return ours
 
     def last_error(self) -> str:
-        """The first error line of the most recent session that failed (or of the master)."""
+        """ssh's first error line since the previous call: of a session that failed
+        (``docker system dial-stdio`` finding no daemon), else of a master (a
+        forwarded channel the remote host refused); ``""`` when there is none."""
         with self._lock:
             for master in self._masters:
                 for proc, err in reversed(master.sessions):
@@ -460,9 +470,14 @@ class SshTunnel:
                         text = _first_error(_read(err))
                         if text:
                             return text
-                text = _first_error(_read(master.errors))
-                if text:
-                    return text
+                size = _size(master.errors)
+                if size > master.reported:
+                    master.errors.seek(master.reported)
+                    new = master.errors.read(size - master.reported)
+                    master.reported = size
+                    text = _first_error(new.decode("utf-8", "replace"))
+                    if text:
+                        return text
         return ""
 
     def forward(self, remote_path: str) -> str:
@@ -628,6 +643,10 @@ class SshDialer:
         if route.command:
             return self.tunnel.open_stream(route.command)
         return self.tunnel.connect_forward(route.socket, timeout)
+
+    def trouble(self) -> str:
+        """ssh's words about the latest failure on the way (``""``: none)."""
+        return self.tunnel.last_error()
 
     def reachable(self) -> bool:
         route = self._route

@@ -73,12 +73,16 @@ class Dialer(Protocol):
     :class:`~enginekit.errors.EngineError` such as ``EngineUnavailable``
     passes through as it is, an ``OSError`` reads as nothing listening);
     ``reachable`` says, without sending anything to the engine, whether the
-    way there still stands; ``close`` ends it with the transport.
+    way there still stands; ``trouble`` gives the dialer's own words about the
+    latest failure on the way (``""`` if none: added to messages); ``close``
+    ends it with the transport.
     """
 
     def dial(self, timeout: float | None) -> socket.socket: ...
 
     def reachable(self) -> bool: ...
+
+    def trouble(self) -> str: ...
 
     def close(self) -> None: ...
 
@@ -309,12 +313,13 @@ class Transport:
         self._hint = hint
         self._tls = tls
         self._dialer = dialer
+        self._unix_path: str | None
         if dialer is not None:
             self._unix_path = None
             self._host = ""
             self._port = 0
         elif parsed.scheme in ("unix", "http+unix"):
-            self._unix_path: str | None = parsed.path
+            self._unix_path = parsed.path
             self._host = ""
             self._port = 0
         elif parsed.scheme in ("tcp", "http"):
@@ -382,7 +387,7 @@ class Transport:
         outcome = "; it may or may not have been carried out" if unsure else ""
         message = (
             f"{self.name} closed the connection without answering {request}"
-            f" ({_reason(exc)}){outcome}"
+            f" ({_reason(exc)}{self._trouble()}){outcome}"
         )
         if not self._listening():
             # Gone with the request (killed, stopped): the start hint applies.
@@ -390,6 +395,11 @@ class Transport:
                 f"{message}, and takes no connection now", address=self.address, hint=self._hint
             )
         return EngineError(message)
+
+    def _trouble(self) -> str:
+        """The dialer's words about what failed on the way, as ``"; ssh: ..."``."""
+        said = self._dialer.trouble() if self._dialer is not None else ""
+        return f"; on the way: {said}" if said else ""
 
     def _listening(self) -> bool:
         """Whether something still takes connections at the address (nothing is sent)."""
@@ -413,7 +423,7 @@ class Transport:
     def _broke_off(self, request: str, exc: BaseException) -> EngineError:
         """The engine began an answer and did not finish it."""
         what = f" to {request}" if request else ""
-        message = f"{self.name} broke off its answer{what} ({_reason(exc)})"
+        message = f"{self.name} broke off its answer{what} ({_reason(exc)}{self._trouble()})"
         if not self._listening():
             # Gone in the middle of it (killed, stopped): the start hint applies.
             return EngineUnavailable(
