@@ -85,7 +85,8 @@ wait_until() {
 
 install_packages() {
   local PACKAGES=(docker.io podman uidmap catatonit lxc lxc-dev skopeo umoci jq
-    busybox-static docker-registry iptables iproute2 curl)
+    busybox-static docker-registry iptables iproute2 curl
+    openssh-client openssh-server socat openssl)
   local missing=() p
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
