@@ -271,7 +271,7 @@ class SshTunnel:
             config, shown = os.environ[CONFIG_VARIABLE], f"${CONFIG_VARIABLE}"
         else:
             shown = "ssh_config"
-        if config is not None and (not isinstance(config, str) or not os.path.isfile(config)):
+        if config is not None and (not isinstance(config, str) or not os.path.exists(config)):
             raise InvalidSpec(f"{name}: {shown} names no ssh config file")
         self.address = address
         self.name = name

@@ -97,9 +97,7 @@ class LoopbackSshd:
         for name in ("host_key", "client_key"):
             if not (self.folder / name).exists():
                 _keygen(self.folder / name)
-        (self.folder / "authorized_keys").write_text(
-            (self.folder / "client_key.pub").read_text()
-        )
+        (self.folder / "authorized_keys").write_text((self.folder / "client_key.pub").read_text())
         with contextlib.suppress(FileExistsError):
             os.mkdir("/run/sshd", 0o755)  # sshd's privilege separation directory
         for _ in range(5):
