@@ -373,9 +373,13 @@ class Transport:
         conn.close()
 
     def _unavailable(self, exc: BaseException) -> EngineUnavailable:
-        """Nothing (or nothing we may use) listens at the address: the start hint applies."""
+        """Nothing (or nothing we may use) listens at the address: the start hint applies
+        (for a TLS handshake that failed, a word on the certificates instead)."""
+        hint = self._hint
+        if isinstance(exc, ssl.SSLError):
+            hint = "check the CA, client certificate and key given for TLS"
         return EngineUnavailable(
-            f"cannot talk to {self.name} ({_reason(exc)})", address=self.address, hint=self._hint
+            f"cannot talk to {self.name} ({_reason(exc)})", address=self.address, hint=hint
         )
 
     def _no_answer(self, request: str, exc: BaseException, *, unsure: bool) -> EngineError:
@@ -562,8 +566,13 @@ def _maybe_longer(obj: Any) -> bool:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"TLS: the engine's certificate failed verification: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLEOFError):
+        return "TLS: the engine closed the TLS session (does it want a client certificate?)"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc.strerror or type(exc).__name__}"
+        reason = exc.reason or exc.strerror or type(exc).__name__
+        if "CERTIFICATE_REQUIRED" in str(reason):
+            return f"TLS: the engine wants a client certificate ({reason})"
+        return f"TLS: {reason}"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, http.client.RemoteDisconnected):
