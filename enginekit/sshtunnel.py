@@ -358,6 +358,12 @@ class SshTunnel:
             raise self._unavailable(f"cannot run {self._ssh} ({exc.strerror})") from exc
         deadline = time.monotonic() + self.connect_timeout + _LOGIN_MARGIN
         while proc.poll() is None and not os.path.exists(control):
+            if self._closed:  # closed from another thread meanwhile (interpreter exit)
+                _end(proc, 0.5)
+                errors.close()
+                raise EngineError(
+                    f"{self.name}: the ssh connection to {self.address.url} is closed"
+                )
             if time.monotonic() > deadline:
                 _end(proc, 0.5)
                 text = _first_error(_read(errors))
@@ -576,8 +582,8 @@ class SshTunnel:
     # -- the end --------------------------------------------------------------
     def close(self) -> None:
         """End every session and master, and remove the private directory. Idempotent."""
+        self._closed = True  # seen by a master being started: it gives up at once
         with self._lock:
-            self._closed = True
             masters, self._masters = self._masters, []
             folder, self._dir = self._dir, None
         for master in masters:

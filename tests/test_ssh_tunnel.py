@@ -329,3 +329,32 @@ def test_container_host_and_docker_host_name_ssh(
             assert engine.address == f"ssh://root@127.0.0.1:{ssh_env.port}"
             if name == "podman":
                 assert tunnel_of(engine).address.identity == str(ssh_env.client_key)
+
+
+def test_close_from_another_thread_ends_a_login_in_progress(ssh_env: LoopbackSshd) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        engine = enginekit.connect(f"docker+ssh://root@127.0.0.1:{port}", connect_timeout=60)
+        tunnel = tunnel_of(engine)
+        failed: list[BaseException] = []
+
+        def ping() -> None:
+            try:
+                engine.ping()
+            except enginekit.EngineError as exc:
+                failed.append(exc)
+
+        caller = threading.Thread(target=ping)
+        caller.start()
+        deadline = time.monotonic() + 10
+        while tunnel._dir is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # ssh is waiting for the silent host's banner
+        folder = tunnel._dir
+        t0 = time.monotonic()
+        engine.close()
+        caller.join(10)
+        assert not caller.is_alive() and failed and time.monotonic() - t0 < 5
+        assert folder is not None and not Path(folder).exists()
