@@ -61,6 +61,7 @@ from __future__ import annotations
 import calendar
 import collections
 import contextlib
+import itertools
 import re
 import threading
 import time
@@ -69,7 +70,7 @@ from typing import Any
 
 from enginekit.errors import ContainerNotFound, EngineError, EngineUnavailable
 from enginekit.logstream import ClosableLines
-from enginekit.models import LogLine
+from enginekit.models import LogLine, Stream
 from enginekit.transport import Response, demux_frames
 
 from .streams import LineJoiner
@@ -101,6 +102,7 @@ FIRST_TAIL = 256
 MAX_TAIL = 8192
 
 _NS = 1_000_000_000
+_STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
 _STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
 _seconds_cache: dict[bytes, int] = {}
 
@@ -205,13 +207,15 @@ class FrameCursor:
             if last is not None:
                 self._took(last)
                 yield last
+            elif frame == self.held:
+                count -= 1  # the one held, read again: no news
             last = frame
+        self.news = count
         if last is None:
             if final:
                 self.held = None
             return
-        again = count == 1 and last == self.held
-        self.news = count - 1 if again else count
+        again = count == 0  # only the one held, unchanged: whole
         if final or again:
             self.held = None
             self._took(last)
@@ -377,6 +381,7 @@ class PolledFollow:
         self._first = None
         assert first is not None
         frames = cursor.take(self._frames(first), final=self._ended)
+        old: Stream | None = None  # whose next line is one before the follow, not asked for
         if self._tail is None:
             for stream, payload in frames:
                 yield from joiner.feed(stream, payload)
@@ -384,9 +389,28 @@ class PolledFollow:
             kept: collections.deque[LogLine] = collections.deque(maxlen=self._tail)
             for stream, payload in frames:
                 kept.extend(joiner.feed(stream, payload))
+            if self._ended:
+                kept.extend(joiner.flush())
+            elif cursor.held is not None and cursor.held[1].endswith(b"\n"):
+                # The entry held back ends the last line before the follow: one
+                # of those asked for, it comes later.
+                if not self._tail:
+                    old = _STREAMS.get(cursor.held[0])
+                elif len(kept) == self._tail:
+                    kept.popleft()
             yield from kept
-        if not self._ended:
-            yield from self._rest(cursor, joiner)
+        if self._ended:
+            rest: Iterator[LogLine] = iter(())
+        else:
+            rest = self._rest(cursor, joiner)
+        for line in itertools.chain(rest, self._unfinished(joiner)):
+            if line.stream is old:
+                old = None
+                continue
+            yield line
+
+    def _unfinished(self, joiner: LineJoiner) -> Iterator[LogLine]:
+        """The lines left without a newline at the end (none once stopped)."""
         if not self._stop.is_set():
             yield from joiner.flush()
 
