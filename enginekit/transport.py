@@ -63,6 +63,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 #: How long a check that the engine still takes connections may wait.
 _PROBE_TIMEOUT = 2.0
+_SETTLE = 0.25  # how long a probe's new connection must stay open to count
 
 
 class Dialer(Protocol):
@@ -412,6 +413,14 @@ class Transport:
         conn = self._new_connection(_PROBE_TIMEOUT)
         try:
             conn.connect()
+            # A listener closing as its process dies may still take the
+            # connection into its backlog, then drop it: a live engine says
+            # nothing to a connection that has sent nothing, a dying one
+            # closes or resets it at once.
+            sock = conn.sock
+            if sock is not None and select.select([sock], [], [], _SETTLE)[0]:
+                # (the raw socket's peek: on TLS, a session ticket also says "alive")
+                return bool(socket.socket.recv(sock, 1, socket.MSG_PEEK))
         except TimeoutError:
             return True  # there, and slow
         except OSError:

@@ -263,6 +263,25 @@ def test_an_engine_that_dies_in_the_middle_of_an_answer_is_unavailable(serve: Se
     assert HINT in str(info.value)
 
 
+def test_a_listener_that_drops_what_it_takes_is_not_an_engine(serve: Serve) -> None:
+    # A listener closing as its process dies can still take a connection into
+    # its backlog and then drop it: that is no engine either.
+    first = threading.Event()
+
+    def dies(conn: socket.socket) -> None:
+        if first.is_set():
+            return  # taken, then closed at once
+        first.set()
+        read_head(conn)
+        conn.sendall(chunked_head() + b"5\r\nhello\r\n")
+        conn.shutdown(socket.SHUT_RDWR)
+
+    _, t = serve(dies)
+    resp = t.request("GET", "/containers/x/logs", timeout=None)
+    with pytest.raises(EngineUnavailable, match="takes no connection now"):
+        b"".join(resp.iter_chunks())
+
+
 def test_no_answer_in_time(serve: Serve) -> None:
     done = threading.Event()
 
