@@ -58,6 +58,8 @@ __all__ = ["HINT", "DockerDriver"]
 _STOP_MARGIN = 30.0
 #: How long a log read refused during a removal waits for that removal to end.
 _REMOVAL_SETTLE = 10.0
+#: How long a container must show "dead" to be taken as dead, not at the end of a removal.
+_DEAD_SETTLE = 1.0
 
 
 def _seconds(timeout: float) -> int:
@@ -302,19 +304,30 @@ class DockerDriver(ExecOps, ImageOps):
         """Docker refuses to read a container it is removing ("can not get logs from
         container which is dead or marked for removal") where the other engines
         read it or find it gone: once the removal is over, that is ContainerNotFound.
-        Returns (the refusal stands) for another refusal, for a container that is
-        dead (not being removed), or one still there after ``_REMOVAL_SETTLE``.
+        Returns (the refusal stands) for another refusal, for a container that
+        stays dead (a removal that failed: it is not going away), or one still
+        there after ``_REMOVAL_SETTLE``.
         (The inspection does not say "marked for removal": a container being
-        removed still shows "running" until its kill is through.)"""
+        removed shows "running" until its kill is through, then "removing";
+        Docker 28 also shows "dead" for a moment at the end of every removal,
+        so "dead" must last ``_DEAD_SETTLE`` to count.)"""
         if "marked for removal" not in str(refusal):
             return
         deadline = time.monotonic() + _REMOVAL_SETTLE
+        dead_since: float | None = None
         while True:
             try:
                 state = self._inspect_raw(id).get("State") or {}
             except ContainerNotFound as gone:
                 raise gone from refusal
-            if state.get("Status") == "dead" or time.monotonic() > deadline:
+            now = time.monotonic()
+            if state.get("Status") != "dead":
+                dead_since = None
+            elif dead_since is None:
+                dead_since = now
+            elif now - dead_since > _DEAD_SETTLE:
+                return
+            if now > deadline:
                 return
             time.sleep(0.05)
 
