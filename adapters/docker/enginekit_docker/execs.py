@@ -12,12 +12,19 @@ A pause can meet an exec at every step, and Docker answers each differently:
   looks at the container again): the refusal comes as text in the stream and
   the exec never gets an exit code (nor a pid);
 - while runc starts the process: runc refuses ("cannot exec in a paused
-  container"), which Docker reports as exit code 126, pid 0.
+  container"), which Docker reports as exit code 126 (Docker 20.10 to 24) or
+  128 (Docker 25 on: "unknown" start errors), pid 0.
+
+A stop or a removal meets an exec the same ways, with more words from the
+runtime as the container's init goes away: "cannot exec in a stopped
+container", "init process is not running: failed precondition", "procReady
+not received", "error executing setns process", "error writing config to
+pipe: ... broken pipe", "namespace path: ... no such file".
 
 Those are all the same thing, the container was paused, and come out as
-``Conflict``. A 126 the command itself caused (a file that is not
-executable, a working directory that does not exist) stays an
-:class:`ExecResult`: it is a ``Conflict`` only when the process never
+``Conflict``. A 126 or 128 the command itself caused (a file that is not
+executable, a working directory that does not exist, ``sh -c 'exit 128'``)
+stays an :class:`ExecResult`: it is a ``Conflict`` only when the process never
 started (pid 0: what the stream holds is the runtime's, not the command's)
 *and* the runtime said "paused" or "stopped", or the container is now paused,
 stopped or gone (the last as ``ContainerNotFound``).
@@ -63,13 +70,17 @@ _PAUSED_TEXT = re.compile(r"\bpaused\b", re.IGNORECASE)
 _STOPPED_TEXT = re.compile(r"\bstopped (container|state)\b|\bnot running\b", re.IGNORECASE)
 # The exit code lands a moment after the stream ends: how long to look for it.
 _EXIT_CODE_DELAYS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+# Exit codes Docker gives an exec whose process the runtime could not start:
+# 126 (Docker 20.10 to 24, and "permission denied" on every version) and 128
+# (Docker 25 on, every start error it does not recognise).
+_NOT_STARTED_CODES = frozenset({126, 128})
 # runc's words for a command that cannot be started ('exec: "x": permission
 # denied', 'exec: "x": executable file not found', "chdir to cwd").
 _COMMAND_TEXT = re.compile(r'exec: "|chdir to cwd', re.IGNORECASE)
 # runc refusing a pause or unpause for the state it found.
 _STATE_TEXT = re.compile(r"\bpaused\b|running process|not running|\bstopped\b", re.IGNORECASE)
 # When to ask a container's state again after an exec the runtime could not start.
-_STATE_SETTLE_DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2)
+_STATE_SETTLE_DELAYS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 # How long a pause waits for exec starts in flight, and an exec start for a
 # pause in flight, before going ahead anyway.
 _GATE_WAIT = 30.0
@@ -223,7 +234,7 @@ class ExecOps(Api):
             code = state.get("ExitCode")
             never_ran = "Pid" in state and not state.get("Pid")
             if code is not None:
-                if int(code) == 126 and never_ran:
+                if int(code) in _NOT_STARTED_CODES and never_ran:
                     _account_refused(out + err)
                     self._refused(id, out + err)
                 return ExecResult(exit_code=int(code), stdout=out, stderr=err)
@@ -254,8 +265,9 @@ class ExecOps(Api):
 
         runc fails in many words when the container's init is going away
         ("namespace path: ... no such file", "error executing setns
-        process"), and Docker reports the container running until it has
-        taken in the exit: its state is asked again for a moment.
+        process", "procReady not received", "write init-p: broken pipe"),
+        and Docker reports the container running until it has taken in the
+        exit: its state is asked again for a moment.
         """
         text = said.decode("utf-8", "replace")
         if _PAUSED_TEXT.search(text):
