@@ -50,6 +50,7 @@ import attrs
 from enginekit import refusals
 from enginekit.capabilities import Capability
 from enginekit.errors import (
+    Conflict,
     ContainerNotFound,
     EngineError,
     EngineTimeout,
@@ -76,7 +77,7 @@ from .errors import (
 from .execs import ExecMixin
 from .files import FilesMixin
 from .follow import follow_by_reads
-from .host import Host
+from .host import Host, busy_binding
 from .images import ImagesMixin
 from .streams import LogIterator
 
@@ -268,6 +269,8 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             return str(data["Id"])
 
     def container_start(self, id: str) -> None:
+        if self._host_info().checks_ports_first:
+            self._refuse_busy_port(id)
         try:
             self._call("POST", f"/containers/{_q(id)}/start", timeout=None)
         except EngineError as exc:
@@ -277,6 +280,19 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             if refused is None:
                 raise
             raise refused from exc
+
+    def _refuse_busy_port(self, id: str) -> None:
+        """``Conflict`` for a host port of a stopped container that something on
+        this machine holds, before Podman is asked (:attr:`Host.checks_ports_first`:
+        rootless Podman would keep the container's address allocated)."""
+        data = self._container_raw(id)
+        with map_errors("container start"):
+            container = convert.container_from_inspect(data, engine=self.name)
+        if container.state not in (ContainerState.CREATED, ContainerState.EXITED):
+            return  # running or paused: its ports are its own
+        busy = busy_binding(container.ports)
+        if busy is not None:
+            raise refusals.port_in_use(busy)
 
     def _start_refusal(self, id: str, said: str) -> EngineError | None:
         """The error, worded as on every engine (:mod:`enginekit.refusals`), for
@@ -541,7 +557,18 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         params: dict[str, Any] = {"force": bool(force), "v": True}
         if force:
             params["timeout"] = 0
-        self._call("DELETE", f"/containers/{_q(id)}", params=params, timeout=None)
+        for attempt in range(5):
+            try:
+                self._call("DELETE", f"/containers/{_q(id)}", params=params, timeout=None)
+                return
+            except Conflict as exc:
+                # The container exited between Podman's look and its SIGKILL
+                # ("could not be stopped: ... container state improper:
+                # stopped"): it is stopped now, the removal goes through.
+                said = str(exc)
+                if not force or attempt == 4 or "could not be stopped" not in said:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def container_stats(self, id: str) -> Stats:
         data = self._json(

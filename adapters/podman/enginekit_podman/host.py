@@ -36,7 +36,9 @@ rootless Podman 4.3 on cgroup v1).
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import types
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -45,8 +47,9 @@ import attrs
 
 from enginekit.capabilities import Capability
 from enginekit.errors import Unsupported
+from enginekit.models import PortBinding
 
-__all__ = ["Host", "host_from_info"]
+__all__ = ["Host", "busy_binding", "host_from_info"]
 
 _CGROUP_CAPS = (
     Capability.MEMORY_LIMIT,
@@ -102,6 +105,24 @@ class Host:
 
     def capabilities(self) -> frozenset[Capability]:
         return self._capabilities
+
+    @property
+    def local(self) -> bool:
+        """Whether the engine runs on the client's machine (the client's uid is known)."""
+        return self.client_uid is not None
+
+    @property
+    def checks_ports_first(self) -> bool:
+        """Whether a start looks for its host ports taken before asking the engine.
+
+        A rootless Podman 4.3 whose port forwarder cannot bind a taken port
+        keeps the container's address allocated (its CNI plugin's
+        ``duplicate allocation is not allowed`` then refuses every later
+        start); asked first, the start is refused as on every engine
+        (``Conflict``) and the container starts once the port is free. Only
+        where the engine runs on this machine, whose ports the client sees.
+        """
+        return self.rootless and self.local
 
     @property
     def foreign_client(self) -> bool:
@@ -183,6 +204,32 @@ class Host:
 def _cgroup_version(value: Any) -> int | None:
     text = str(value or "").strip().lower().lstrip("v")
     return int(text) if text in ("1", "2") else None
+
+
+def busy_binding(bindings: Iterable[PortBinding]) -> PortBinding | None:
+    """The first binding with a fixed host port that something on this machine
+    holds (a listening or bound socket), or None.
+
+    Bound as the engine's port forwarder binds (``SO_REUSEADDR``, as Go's
+    listeners do), so a port in ``TIME_WAIT`` is free; a port this client may
+    not bind (below the unprivileged start) is not judged.
+    """
+    for binding in bindings:
+        if not binding.host_port:
+            continue
+        ip = binding.host_ip or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        kind = socket.SOCK_DGRAM if binding.protocol == "udp" else socket.SOCK_STREAM
+        if binding.protocol not in ("tcp", "udp"):
+            continue
+        try:
+            with socket.socket(family, kind) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((ip.strip("[]"), binding.host_port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return binding
+    return None
 
 
 def _service_uid(host: Mapping[str, Any]) -> int | None:
