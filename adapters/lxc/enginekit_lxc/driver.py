@@ -95,7 +95,7 @@ from .lxchost import LxcHost
 from .lxchost import detect as detect_host
 from .monitor import _now, _proc_starttime, mount_overlay, unmount
 from .netalloc import allocate, release
-from .store import ContainerStore
+from .store import ContainerStore, remove_tree
 from .users import resolve_user
 
 __all__ = ["DEFAULT_STORAGE_ROOT", "LxcDriver"]
@@ -1010,16 +1010,18 @@ class LxcDriver:
                 unmount(rootfs)
             except OSError as exc:
                 raise EngineError(f"cannot unmount {rootfs}: {exc.strerror}") from exc
-            lxc_dir = os.path.join(self.lxcpath, meta["lxc_name"])
-            shutil.rmtree(lxc_dir, ignore_errors=True)
+            remove_tree(os.path.join(self.lxcpath, meta["lxc_name"]))
             with self.store.lock():
                 self.store.release_name(meta["name"], id)
                 # Unlink the meta first: the container vanishes from lists at once.
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.store.path(id, "meta.json"))
+            # Still under the container's lock: a racing exec or inspect that
+            # recovers the state (``_recover``) takes the lock next and finds
+            # no directory, instead of re-creating ``.lock`` or a status in it.
+            self.store.delete(id)
         self._meta_cache.pop(id, None)
         self._static_cache.pop(id, None)
-        self.store.delete(id)
 
     # -- copy ----------------------------------------------------------------
     @contextlib.contextmanager

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["ContainerStore", "atomic_write", "read_json"]
+__all__ = ["ContainerStore", "atomic_write", "read_json", "remove_tree"]
 
 META = "meta.json"
 STATUS = "status.json"
@@ -194,4 +194,30 @@ class ContainerStore:
             os.close(fd)
 
     def delete(self, id: str) -> None:
-        shutil.rmtree(self.dir(id), ignore_errors=True)
+        """Remove the container's directory, so that nothing can bring it back.
+
+        It is first renamed away (one atomic step): a thread or process that
+        opens ``<id>/.lock`` (``O_CREAT``) or writes a status at that moment
+        finds no directory, instead of putting a file into one being emptied
+        (which then stays, with that file). The renamed tree is then removed.
+        """
+        remove_tree(self.dir(id))
+
+
+def remove_tree(path: str) -> None:
+    """Remove the directory ``path`` and everything in it, also while others
+    still try to create files in it: it is renamed to a hidden sibling first
+    (``.removing-<name>-<pid>-<n>``), which is then removed (twice if a
+    writer that already held it got a file in)."""
+    parent, name = os.path.split(path.rstrip("/"))
+    doomed = os.path.join(parent, f".removing-{name}-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.rename(path, doomed)
+    except FileNotFoundError:
+        return
+    except OSError:
+        doomed = path  # cannot rename (busy, another file system): remove in place
+    for _ in range(3):
+        shutil.rmtree(doomed, ignore_errors=True)
+        if not os.path.lexists(doomed):
+            return
