@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import socket
 from typing import Any
 
 import pytest
-from enginekit_podman.host import Host, host_from_info
+from enginekit_podman.host import Host, busy_binding, host_from_info
 
 from enginekit.capabilities import Capability
 from enginekit.errors import Unsupported
+from enginekit.models import PortBinding
 
 DATA = pathlib.Path(__file__).parent / "data"
 C = Capability
@@ -124,3 +126,31 @@ def test_low_ports_are_unsupported_rootless() -> None:
     rootless(unprivileged_port_start=80).check_ports([80])
     with pytest.raises(Unsupported, match="port 79:"):
         rootless(unprivileged_port_start=80).check_ports([79])
+
+
+def test_a_start_checks_ports_first_only_rootless_on_this_machine() -> None:
+    assert rootless(client_uid=0).checks_ports_first
+    assert not rootless(address="tcp://127.0.0.1:8888").checks_ports_first
+    rootful = host_from_info(info("info_4.3.1_rootful_v1.json"), client_uid=0)
+    assert not rootful.checks_ports_first
+
+
+def test_busy_binding_finds_a_listening_port() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        taken = PortBinding(80, "tcp", "127.0.0.1", port)
+        anywhere = PortBinding(81, "tcp", "0.0.0.0", port)
+        other_ip = PortBinding(82, "tcp", "127.0.0.2", port)
+        random = PortBinding(83, "tcp", "127.0.0.1", None)
+        udp = PortBinding(84, "udp", "127.0.0.1", port)
+        assert busy_binding([random, taken]) == taken
+        assert busy_binding([anywhere]) == anywhere
+        assert busy_binding([random, other_ip, udp]) is None
+    # Closed, the port is free again.
+    assert busy_binding([taken]) is None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held_udp:
+        held_udp.bind(("127.0.0.1", 0))
+        uport = held_udp.getsockname()[1]
+        assert busy_binding([PortBinding(84, "udp", "127.0.0.1", uport)]) is not None
