@@ -91,6 +91,22 @@ def parse_url(url: str) -> tuple[str, str | None]:
     return name, address or None
 
 
+#: Schemes of a bare address (``ssh://ci@build1``), as against a URL naming an engine.
+_TRANSPORTS = frozenset({"unix", "tcp", "http", "ssh"})
+
+
+def _url_or_address(url: str) -> tuple[str | None, str]:
+    """``ENGINEKIT_URL``/``url``: a URL naming its engine (``docker+ssh://h`` ->
+    ``("docker", "ssh://h")``) or a bare address (``ssh://h``, ``/run/x.sock`` ->
+    ``(None, the address)``) for the engine named elsewhere."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if not scheme or scheme in _TRANSPORTS:
+        parse_url(url)  # a password is refused here too
+        return None, url
+    name, address = parse_url(url)
+    return name, address or url
+
+
 def _find_config(start: Path) -> tuple[dict[str, Any], str] | None:
     for folder in (start, *start.parents):
         toml_file = folder / "enginekit.toml"
@@ -128,11 +144,16 @@ def choose(engine: str | None = None, *, cwd: str | None = None) -> Choice:
         if env_engine:
             name, address = parse_url(env_engine)
         if env_url:
-            url_name, url_address = parse_url(env_url)
+            url_name, url_address = _url_or_address(env_url)
             if name is None:
                 name = url_name
-            if url_name == name or "://" not in env_url:
-                address = url_address if "://" in env_url else env_url
+            if url_name in (None, name):
+                address = url_address
+        if name is None:
+            raise InvalidSpec(
+                "ENGINEKIT_URL is an address without an engine: set ENGINEKIT_ENGINE too, "
+                "or give a URL naming it (docker+ssh://..., podman+unix://...)"
+            )
         return Choice(name, address, {}, "environment")
     found = _find_config(Path(cwd or os.getcwd()).resolve())
     if found is not None:
@@ -147,9 +168,9 @@ def choose(engine: str | None = None, *, cwd: str | None = None) -> Choice:
         if raw_url is not None:
             if not isinstance(raw_url, str):
                 raise InvalidSpec(f"{path}: url must be a string")
-            url_name, url_address = parse_url(raw_url)
+            url_name, url_address = _url_or_address(raw_url)
             name = name or url_name
-            address = url_address if "://" in raw_url else raw_url
+            address = url_address
         options = table.get("options", {})
         if not isinstance(options, dict):
             raise InvalidSpec(f"{path}: options must be a table")

@@ -106,3 +106,23 @@ def test_a_password_in_the_url_is_refused_unquoted(url: str) -> None:
         parse_url(url)
     assert "s3cr3t-pw" not in str(info.value)
     assert "password" in str(info.value)
+
+
+def test_a_bare_remote_address_goes_with_the_engine_named_elsewhere(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENGINEKIT_ENGINE", "docker")
+    for url in ("ssh://ci@127.0.0.1:2222", "tcp://127.0.0.1:2376", "/run/x.sock"):
+        monkeypatch.setenv("ENGINEKIT_URL", url)
+        assert (choose().name, choose().address) == ("docker", url)
+    monkeypatch.setenv("ENGINEKIT_URL", "ssh://ci:s3cret@127.0.0.1")
+    with pytest.raises(InvalidSpec) as info:
+        choose()
+    assert "s3cret" not in str(info.value)
+    monkeypatch.delenv("ENGINEKIT_ENGINE")
+    monkeypatch.setenv("ENGINEKIT_URL", "ssh://ci@127.0.0.1:2222")
+    with pytest.raises(InvalidSpec, match="without an engine"):
+        choose()
+    monkeypatch.delenv("ENGINEKIT_URL")
+    (clean_env / "enginekit.toml").write_text('engine = "podman"\nurl = "ssh://core@127.0.0.1:22"\n')
+    assert (choose().name, choose().address) == ("podman", "ssh://core@127.0.0.1:22")
