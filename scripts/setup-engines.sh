@@ -84,7 +84,8 @@ wait_until() {
 }
 
 install_packages() {
-  local PACKAGES=(docker.io podman uidmap catatonit lxc lxc-dev skopeo umoci jq
+  # (slirp4netns and passt: rootless Podman 4 and 5 networks, scripts/rootless-podman.sh)
+  local PACKAGES=(docker.io podman uidmap catatonit slirp4netns passt lxc lxc-dev skopeo umoci jq
     busybox-static docker-registry iptables iproute2 curl
     openssh-client openssh-server socat openssl)
   local missing=() p
