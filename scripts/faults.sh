@@ -10,7 +10,9 @@
 #                                    container monitor on this machine (ADDRESS
 #                                    is the lxcpath, checked to be local)
 #   faults.sh start ENGINE ADDRESS   start the daemon again and wait until it
-#                                    answers (LXC: nothing to start)
+#                                    answers (LXC: nothing to start; a user's
+#                                    rootless Podman, /run/user/<uid>/podman/podman.sock:
+#                                    scripts/rootless-podman.sh start as that user)
 #
 # ENGINE is the suite's name of the engine (docker, podman, lxc, or a URL such
 # as docker+unix:///run/docker-containerd.sock). It acts on the engines that
@@ -75,7 +77,28 @@ wait_gone() { # wait_gone PID: until PID is dead or a zombie (10 s at most)
   die "pid $1 still alive after SIGKILL"
 }
 
+# rootless_owner PATH: the user whose rootless Podman socket PATH is
+# (/run/user/<uid>/podman/podman.sock), or nothing.
+rootless_owner() {
+  local uid
+  case "$1" in
+    /run/user/*/podman/podman.sock) uid=${1#/run/user/}; uid=${uid%%/*} ;;
+    *) return 0 ;;
+  esac
+  [[ $uid =~ ^[1-9][0-9]*$ ]] && getent passwd "$uid" | cut -d: -f1
+  return 0
+}
+
 start_daemons() {
+  local owner
+  if [ "$kind" = podman ]; then
+    # A user's rootless service (scripts/rootless-podman.sh) is started as that user.
+    owner=$(rootless_owner "$(socket_path "$address")")
+    if [ -n "$owner" ]; then
+      ENGINEKIT_ROOTLESS_USER=$owner bash "$ROOT/scripts/rootless-podman.sh" start >/dev/null
+      return
+    fi
+  fi
   if [ -x "$TESTHOST_ENGINES" ]; then
     "$TESTHOST_ENGINES" >&2
     return
