@@ -5,6 +5,15 @@
 #   bash scripts/rootless-podman.sh stop      stop the service (and the user's pause process)
 #   bash scripts/rootless-podman.sh status    exit 0 when the service answers
 #   bash scripts/rootless-podman.sh address   print its address (podman+unix://...)
+#   bash scripts/rootless-podman.sh test [PYTEST ARGS]
+#                                             the contract suite run by the user itself,
+#                                             on what connect("podman") finds for it
+#
+# `test` runs in this checkout with its .venv when the user can read both (the
+# test host's /opt/enginekit); else it copies the working tree to
+# ENGINEKIT_ROOTLESS_COPY (default /tmp/ek-rootless) and makes a venv there as
+# the user (PYTHON, default python3; pip as configured for the machine).
+# ENGINEKIT_ROOTLESS_ENGINES (default podman) chooses the engines there.
 #
 # Must run as root. `start` makes, when missing:
 # - the user ENGINEKIT_ROOTLESS_USER (default ekrootless), its uid chosen free by
@@ -13,7 +22,8 @@
 #   (65536 ids after every range already given out);
 # - the packages rootless Podman needs (uidmap: newuidmap/newgidmap; slirp4netns
 #   for Podman 4's rootless network, passt for Podman 5's; fuse-overlayfs where
-#   the kernel cannot mount overlayfs inside a user namespace);
+#   the kernel cannot mount overlayfs inside a user namespace), installed only
+#   when missing;
 # - /dev/net/tun open to users (0666, as udev makes it; made if missing);
 # - its XDG_RUNTIME_DIR, /run/user/<uid> (owned by it, mode 0700);
 # - without systemd, ~/.config/containers/containers.conf with the cgroupfs
@@ -69,17 +79,27 @@ wait_until() {
   "$@"
 }
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# install PACKAGE...: apt-get install (an index is fetched once per run).
+install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if [ -z "${_APT_UPDATED:-}" ]; then
+    apt-get update -qq || true
+    _APT_UPDATED=1
+  fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 install_packages() {
   local wanted=(podman uidmap catatonit slirp4netns passt curl util-linux)
   local missing=() p
   for p in "${wanted[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" || missing+=("$p")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    install "${missing[@]}" || die "cannot install ${missing[*]} (no package source here?)"
   fi
 }
 
@@ -192,22 +212,24 @@ EOF
 
 # configure_storage: the overlay driver (Podman 4.3 would otherwise pick vfs, a full
 # copy of every layer per container), native where the kernel mounts overlayfs
-# inside a user namespace, else through fuse-overlayfs. A store the user made
-# earlier with another driver is emptied (it holds only this user's objects).
+# inside a user namespace, else through fuse-overlayfs (with /dev/fuse), else vfs.
+# A store the user made earlier with another driver is emptied (it holds only
+# this user's objects).
 configure_storage() {
-  local conf want program="" had
+  local conf want driver=overlay program="" had
   conf="$(user_home)/.config/containers/storage.conf"
   if ! native_overlay; then
-    log "the kernel cannot mount overlayfs in a user namespace: using fuse-overlayfs"
-    if ! dpkg-query -W -f='${Status}' fuse-overlayfs 2>/dev/null | grep -q "install ok installed"; then
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get install -y -qq --no-install-recommends fuse-overlayfs >/dev/null
+    if [ -c /dev/fuse ] && { installed fuse-overlayfs || install fuse-overlayfs; }; then
+      log "the kernel cannot mount overlayfs in a user namespace: using fuse-overlayfs"
+      program=/usr/bin/fuse-overlayfs
+    else
+      log "no overlayfs in a user namespace and no fuse-overlayfs: using vfs (slow)"
+      driver=vfs
     fi
-    program=/usr/bin/fuse-overlayfs
   fi
   want=$(printf '%s\n' \
     "# Written by enginekit's scripts/rootless-podman.sh." \
-    '[storage]' 'driver = "overlay"' \
+    '[storage]' "driver = \"$driver\"" \
     "${program:+[storage.options.overlay]}" "${program:+mount_program = \"$program\"}")
   [ "$(cat "$conf" 2>/dev/null)" = "$want" ] && return 0
   had=$(ls "$(user_home)/.local/share/containers/storage" 2>/dev/null | grep -E '^(vfs|overlay)$' || true)
@@ -216,7 +238,7 @@ configure_storage() {
     stop
     as_user podman system reset --force >/dev/null 2>&1 || true
   fi
-  log "writing $conf (overlay${program:+ through fuse-overlayfs})"
+  log "writing $conf ($driver${program:+ through fuse-overlayfs})"
   printf '%s\n' "$want" | as_user sh -c 'cat >"$1"' sh "$conf"
 }
 
@@ -324,10 +346,78 @@ stop() {
   rm -f "$(socket_path)" "$(pid_file)"
 }
 
-case "${1:-start}" in
-  start) start ;;
-  stop) stop ;;
-  status) ok ;;
-  address) print_address ;;
-  *) die "usage: $0 [start|stop|status|address]" ;;
-esac
+# -- the contract suite as the user itself ---------------------------------------
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+COPY=${ENGINEKIT_ROOTLESS_COPY:-/tmp/ek-rootless}
+
+# user_can_run_here: the user reads this checkout and can run its venv's Python
+# with enginekit and the Podman adapter importable.
+user_can_run_here() {
+  [ -x "$ROOT/.venv/bin/python" ] &&
+    as_user sh -c 'cd "$1" && exec .venv/bin/python -c "import enginekit, enginekit_podman, pytest"' \
+      sh "$ROOT" >/dev/null 2>&1
+}
+
+# copy_checkout: the working tree (tracked and new files, edits included; no
+# .venv, no caches) into COPY, owned by the user, with a venv of the user's own.
+copy_checkout() {
+  local stage want have
+  log "copying the checkout to $COPY (the user cannot read $ROOT)"
+  stage=$(mktemp -d /tmp/ek-rootless-stage.XXXXXX)
+  if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard |
+      while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+      tar --null -T - -cf -) | tar -xf - -C "$stage"
+  else
+    tar -C "$ROOT" --exclude=./.venv --exclude=__pycache__ --exclude=.mypy_cache \
+      --exclude=.ruff_cache --exclude=.hypothesis --exclude=.pytest_cache -cf - . |
+      tar -xf - -C "$stage"
+  fi
+  mkdir -p "$COPY"
+  chown "$(user_uid):$(user_gid)" "$COPY"
+  chmod 0755 "$COPY"
+  # Files gone from the tree go from the copy; the venv stays.
+  find "$COPY" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
+  tar -C "$stage" -cf - . | as_user tar -xf - -C "$COPY"
+  rm -rf "$stage"
+  want=$(cat "$COPY/pyproject.toml" "$COPY/adapters/podman/pyproject.toml" | sha256sum | cut -c1-16)
+  have=$(cat "$COPY/.venv/stamp" 2>/dev/null || true)
+  if [ ! -x "$COPY/.venv/bin/python" ] || [ "$want" != "$have" ]; then
+    log "making the user's venv in $COPY/.venv"
+    as_user "${PYTHON:-python3}" -m venv "$COPY/.venv"
+    as_user sh -c 'cd "$1" && exec .venv/bin/python -m pip install -q --disable-pip-version-check \
+      -e ".[test]" -e adapters/podman' sh "$COPY" ||
+      die "pip install as $USER_NAME failed"
+    printf '%s\n' "$want" | as_user sh -c 'cat >"$1"' sh "$COPY/.venv/stamp"
+  fi
+}
+
+# suite [PYTEST ARGS]: the contract suite run by the user, on the engine
+# connect("podman") finds for it ($XDG_RUNTIME_DIR/podman/podman.sock).
+suite() {
+  [ "$(id -u)" -eq 0 ] || die "must run as root"
+  start >/dev/null
+  local where=$ROOT
+  if ! user_can_run_here; then
+    copy_checkout
+    where=$COPY
+  fi
+  log "the contract suite as $USER_NAME in $where (ENGINEKIT_TEST_ENGINES=${ENGINEKIT_ROOTLESS_ENGINES:-podman})"
+  cd "$where"
+  as_user env ENGINEKIT_TEST_ENGINES="${ENGINEKIT_ROOTLESS_ENGINES:-podman}" \
+    .venv/bin/python -m pytest -p no:cacheprovider tests/test_contract.py "$@"
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  case "${1:-start}" in
+    start) start ;;
+    stop) stop ;;
+    status) ok ;;
+    address) print_address ;;
+    test)
+      shift
+      suite "$@"
+      ;;
+    *) die "usage: $0 [start|stop|status|address|test [PYTEST ARGS]]" ;;
+  esac
+fi
