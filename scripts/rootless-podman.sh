@@ -23,7 +23,7 @@
 # - the packages rootless Podman needs (uidmap: newuidmap/newgidmap; slirp4netns
 #   for Podman 4's rootless network, passt for Podman 5's; fuse-overlayfs where
 #   the kernel cannot mount overlayfs inside a user namespace), installed only
-#   when missing;
+#   when missing (the test host has no package source: its image must hold them);
 # - /dev/net/tun open to users (0666, as udev makes it; made if missing);
 # - its XDG_RUNTIME_DIR, /run/user/<uid> (owned by it, mode 0700);
 # - without systemd, ~/.config/containers/containers.conf with the cgroupfs
@@ -91,9 +91,14 @@ install() {
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# install_packages: what is missing of Podman, uidmap, catatonit (the init of
+# its containers) and the rootless network helper its version uses (slirp4netns
+# for Podman 4, pasta from passt for Podman 5).
 install_packages() {
-  local wanted=(podman uidmap catatonit slirp4netns passt curl util-linux)
-  local missing=() p
+  local wanted=(podman uidmap catatonit curl util-linux) missing=() p major
+  installed podman || install podman || die "cannot install podman (no package source here?)"
+  major=$(podman --version 2>/dev/null | sed -n 's/.* \([0-9][0-9]*\)\..*/\1/p')
+  if [ "${major:-5}" -ge 5 ]; then wanted+=(passt); else wanted+=(slirp4netns); fi
   for p in "${wanted[@]}"; do
     installed "$p" || missing+=("$p")
   done
@@ -373,11 +378,13 @@ copy_checkout() {
       --exclude=.ruff_cache --exclude=.hypothesis --exclude=.pytest_cache -cf - . |
       tar -xf - -C "$stage"
   fi
-  mkdir -p "$COPY"
-  chown "$(user_uid):$(user_gid)" "$COPY"
-  chmod 0755 "$COPY"
+  if [ -L "$COPY" ] || { [ -e "$COPY" ] && [ "$(stat -c %u "$COPY")" != "$(user_uid)" ]; }; then
+    die "$COPY is not a directory of $USER_NAME's; remove it or set ENGINEKIT_ROOTLESS_COPY"
+  fi
+  as_user mkdir -p "$COPY"
+  as_user chmod 0755 "$COPY"
   # Files gone from the tree go from the copy; the venv stays.
-  find "$COPY" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
+  as_user find "$COPY" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
   tar -C "$stage" -cf - . | as_user tar -xf - -C "$COPY"
   rm -rf "$stage"
   want=$(cat "$COPY/pyproject.toml" "$COPY/adapters/podman/pyproject.toml" | sha256sum | cut -c1-16)
