@@ -28,7 +28,6 @@ from enginekit.errors import (
     ImageNotFound,
     InvalidSpec,
     NotFound,
-    Unsupported,
 )
 from enginekit.models import (
     BuildRequest,
@@ -85,12 +84,15 @@ def test_connect_defaults_and_docker_host(docker_host_env: None) -> None:
     assert connect("docker+unix:///var/run/docker.sock").address == "unix:///var/run/docker.sock"
 
 
-def test_connect_refuses_ssh_and_tls(docker_host_env: None) -> None:
-    with pytest.raises(Unsupported, match="docker"):
-        connect("ssh://user@host")
+def test_connect_takes_ssh_and_tls_without_io(
+    docker_host_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ssh: nothing runs until the first call (the host does not exist).
+    assert connect("ssh://user@host.invalid").address == "ssh://user@host.invalid"
     os.environ["DOCKER_HOST"] = "tcp://127.0.0.1:2376"
     os.environ["DOCKER_TLS_VERIFY"] = "1"
-    with pytest.raises(Unsupported):
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(tmp_path))  # holds no ca.pem
+    with pytest.raises(InvalidSpec, match=r"DOCKER_TLS_VERIFY is set but .*ca\.pem does not exist"):
         connect()
     with pytest.raises(InvalidSpec):
         connect("unix:///var/run/docker.sock", bogus=1)
