@@ -201,9 +201,15 @@ class ExecOps(Api):
             body["User"] = user
         out, err = bytearray(), bytearray()
         with GATE.starting((self.address, id)) as start:
-            exec_id = str(
-                self._json("POST", f"/containers/{id}/exec", operation="exec", json=body)["Id"]
-            )
+            try:
+                exec_id = str(
+                    self._json("POST", f"/containers/{id}/exec", operation="exec", json=body)[
+                        "Id"
+                    ]
+                )
+            except EngineError as exc:
+                _account_refused(str(exc).encode())
+                raise
             start.exec_id = exec_id
             try:
                 resp = self._call(
@@ -215,6 +221,11 @@ class ExecOps(Api):
                 )
             except NotFound as exc:
                 raise self._exec_gone(id) from exc
+            except EngineError as exc:
+                # Docker 25 on refuses a user or group the image lacks here
+                # (an HTTP error), not as exit code 126 with its words.
+                _account_refused(str(exc).encode())
+                raise
             with resp:
                 for number, payload in demux_frames(resp.iter_chunks()):
                     (err if number == 2 else out).extend(payload)
