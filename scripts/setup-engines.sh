@@ -52,11 +52,18 @@ clear_stale_pidfile() {
   rm -f "$file"
 }
 
-# live_podman_services: pids of live `podman system service` processes.
+# live_podman_services: pids of live `podman system service` processes serving
+# $PODMAN_SOCK on this machine. Not another socket's (a rootless user's service)
+# and not another mount namespace's: a system container's processes (the test
+# host's own podman service, on the same path inside it) show in this /proc too.
 live_podman_services() {
-  local pid
+  local pid ns
+  ns=$(readlink /proc/self/ns/mnt 2>/dev/null || true)
   for pid in $(pgrep -f '^podman system service' 2>/dev/null || true); do
-    live "$pid" podman && printf '%s\n' "$pid"
+    live "$pid" podman || continue
+    [ "$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)" = "$ns" ] || continue
+    tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "unix://$PODMAN_SOCK" || continue
+    printf '%s\n' "$pid"
   done
   return 0
 }

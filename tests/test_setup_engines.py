@@ -185,12 +185,30 @@ def test_start_podman_removes_a_dead_services_socket(tmp_path: Path) -> None:
     # stale socket goes before the new service starts.
     sock = tmp_path / "podman.sock"
     sock.write_text("")
+    # A stand-in podman first on PATH: the service is started with `exec nohup
+    # podman ...`, which no shell function can stand in for.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "podman"
+    fake.write_text(f'#!/bin/sh\necho "$@" > "{tmp_path}/podman-args"\n')
+    fake.chmod(0o755)
     res = sourced(
         f"podman_ok() {{ false; }}\nlive_podman_services() {{ :; }}\n"
-        f"nohup() {{ :; }}\npodman() {{ :; }}\n"
-        f'wait_until() {{ [ ! -e "{sock}" ]; }}\n'
+        f"wait_until() {{ for _ in $(seq 100); do "
+        f'[ ! -e "{sock}" ] && [ -s "{tmp_path}/podman-args" ] && return 0; sleep 0.1; done; '
+        "return 1; }\n"
         'rc=0; start_podman || rc=$?; echo "rc=$rc"',
         **_paths(tmp_path),
+        PATH=f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     )
     assert res.stdout == "rc=0\n", res.stderr
     assert "starting podman system service" in res.stderr
+    args = (tmp_path / "podman-args").read_text()
+    assert args == f"system service --time=0 unix://{sock}\n"
+
+
+def test_live_podman_services_are_only_those_serving_the_socket(tmp_path: Path) -> None:
+    # Another socket's service (a rootless user's) is not ours: with no service of
+    # our socket, none is found (the one another test or user runs is ignored).
+    res = sourced("live_podman_services | wc -l", **_paths(tmp_path))
+    assert res.stdout.strip() == "0", res.stderr
