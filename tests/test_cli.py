@@ -521,6 +521,15 @@ def test_error_classes_and_exit_codes(
         one_line_error(ek("push", base_image, expect=None), "Unsupported")
 
 
+def _interruptible() -> None:
+    """In the child: Ctrl-C and SIGTERM at their defaults, as from a terminal. A
+    test run started in the background by a non-interactive shell (a CI job)
+    has SIGINT ignored, which every child inherits, and Python then installs no
+    KeyboardInterrupt for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_run_interrupted_with_rm_removes_the_container(
     signum: int,
@@ -550,6 +559,7 @@ def test_run_interrupted_with_rm_removes_the_container(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
     try:
         assert proc.stdout is not None
@@ -579,6 +589,7 @@ def test_logs_follow_ends_on_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_interruptible,
     )
     try:
         assert proc.stdout is not None
