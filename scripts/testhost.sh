@@ -44,7 +44,8 @@ DEFAULT_ENGINES=docker,docker+unix:///run/docker-containerd.sock,podman,lxc
 PACKAGES=(docker.io docker-cli containerd podman crun catatonit uidmap netavark aardvark-dns
           lxc lxc-dev dnsmasq-base nftables iptables iproute2 busybox-static skopeo umoci
           jq curl docker-registry python3 python3-venv python3-dev gcc libc6-dev pkg-config
-          procps psmisc kmod tar xz-utils gzip git ca-certificates)
+          procps psmisc kmod tar xz-utils gzip git ca-certificates
+          openssh-client openssh-server socat openssl)
 
 log() { printf '[testhost] %s\n' "$*" >&2; }
 die() { printf '[testhost] error: %s\n' "$*" >&2; exit 1; }
