@@ -25,10 +25,10 @@ leaves the container created, not started; ``run`` removes what it created.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from .errors import Conflict, InvalidSpec
-from .models import PortBinding
+from .errors import Conflict, EngineError, InvalidSpec
+from .models import Container, PortBinding
 
 __all__ = [
     "account_refusal",
@@ -37,6 +37,7 @@ __all__ = [
     "names_not_a_directory",
     "port_in_use",
     "port_refusal",
+    "start_refusal",
     "workdir_not_a_directory",
 ]
 
@@ -109,3 +110,32 @@ def names_not_a_directory(text: str) -> bool:
     """Whether an engine's ``text`` says a path is not a directory (ENOTDIR,
     in any engine's or runtime's words)."""
     return bool(_NOT_A_DIRECTORY.search(text))
+
+
+def start_refusal(
+    text: str, inspect: Callable[[], Container], workdir_words: Iterable[str]
+) -> EngineError | None:
+    """The error for a start the engine refused with ``text`` because of what
+    the image lacks (a user, a group, a working directory) or a host port in
+    use; None for anything else (the caller re-raises the engine's error).
+
+    ``inspect`` gives the container (called only when its ports or working
+    directory are needed; an ``EngineError`` from it means "not known": None);
+    ``workdir_words`` are the engine's and runtime's words that a failed
+    change into the working directory carries beside "not a directory".
+    """
+    account = account_refusal(text)
+    if account is not None:
+        return account
+    if port_refusal(text, ()) is None and not names_not_a_directory(text):
+        return None
+    try:
+        container = inspect()
+    except EngineError:
+        return None
+    port = port_refusal(text, container.ports)
+    if port is not None:
+        return port
+    if container.workdir and any(word in text for word in workdir_words):
+        return workdir_not_a_directory(container.workdir)
+    return None

@@ -163,29 +163,18 @@ class DockerDriver(ExecOps, ImageOps):
             raise refused from exc
 
     def _start_refusal(self, id: str, said: str) -> EngineError | None:
-        """The error, worded as on every engine (:mod:`enginekit.refusals`), for
-        a start Docker refused for what the image lacks (a user, a group, a
-        working directory) or a host port in use; None for anything else. The
-        container stays created."""
-        account = refusals.account_refusal(said)
-        if account is not None:
-            return account
-        if refusals.port_refusal(said, ()) is None and not refusals.names_not_a_directory(said):
-            return None
-        try:
+        """A start Docker refused for what the image lacks or a host port in
+        use, worded as on every engine (:func:`enginekit.refusals.start_refusal`);
+        the container stays created."""
+
+        def inspect() -> Container:
             data = self._inspect_raw(id)
             with map_errors("start"):
-                container = convert.container_from_inspect(data)
-        except EngineError:
-            return None
-        port = refusals.port_refusal(said, container.ports)
-        if port is not None:
-            return port
-        if container.workdir and ("chdir to cwd" in said or "Cannot mkdir:" in said):
-            # runc's 'chdir to cwd ("X") ... not a directory', Docker's own words
-            # (a mount point made through a file is not the working directory)
-            return refusals.workdir_not_a_directory(container.workdir)
-        return None
+                return convert.container_from_inspect(data)
+
+        # runc's 'chdir to cwd ("X") ... not a directory', Docker's own words
+        # (a mount point made through a file is not the working directory)
+        return refusals.start_refusal(said, inspect, ("chdir to cwd", "Cannot mkdir:"))
 
     def container_inspect(self, ref: str) -> Container:
         """A one-character ``ref`` is a name only (never an id prefix); the

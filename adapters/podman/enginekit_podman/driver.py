@@ -295,29 +295,18 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             raise refusals.port_in_use(busy)
 
     def _start_refusal(self, id: str, said: str) -> EngineError | None:
-        """The error, worded as on every engine (:mod:`enginekit.refusals`), for
-        a start Podman refused for what the image lacks (a user, a group, a
-        working directory) or a host port in use; None for anything else. The
-        container stays created."""
-        account = refusals.account_refusal(said)
-        if account is not None:
-            return account
-        if refusals.port_refusal(said, ()) is None and not refusals.names_not_a_directory(said):
-            return None
-        try:
+        """A start Podman refused for what the image lacks or a host port in
+        use, worded as on every engine (:func:`enginekit.refusals.start_refusal`);
+        the container stays created."""
+
+        def inspect() -> Container:
             data = self._container_raw(id)
             with map_errors("container start"):
-                container = convert.container_from_inspect(data, engine=self.name)
-        except EngineError:
-            return None
-        port = refusals.port_refusal(said, container.ports)
-        if port is not None:
-            return port
-        if container.workdir and ("workdir" in said or "cwd" in said or "chdir" in said):
-            # libpod's 'workdir "X" exists on container ID, but is not a
-            # directory', the runtime's chdir failing
-            return refusals.workdir_not_a_directory(container.workdir)
-        return None
+                return convert.container_from_inspect(data, engine=self.name)
+
+        # libpod's 'workdir "X" exists on container ID, but is not a
+        # directory', the runtime's chdir failing
+        return refusals.start_refusal(said, inspect, ("workdir", "cwd", "chdir"))
 
     def container_inspect(self, ref: str) -> Container:
         data = self._container_raw(ref)
