@@ -18,22 +18,62 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so that cleanup (``run --rm``, ``compare``) runs."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+def _on_signal(signum: int, frame: object) -> None:
+    import signal
+
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def _handle_sigterm() -> Callable[[], None]:
-    """Install the SIGTERM handler (main thread, default handler only); return its undo."""
+def _handle_signals() -> Callable[[], None]:
+    """Ctrl-C and SIGTERM as interrupts that cannot be lost; return the undo.
+
+    Python raises a signal's exception in whatever code runs when it arrives.
+    If that is a finaliser (an HTTP response collected while a follow reads),
+    the exception is reported as "ignored" and the command would go on reading
+    until the container ends. Such an interrupt is sent again, to be raised in
+    the code that runs next (a blocked read is woken by the signal). Installed
+    in the main thread only: SIGTERM if at its default, SIGINT if at Python's,
+    never one a caller or the shell set or ignored.
+    """
     import signal
     import threading
 
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    installed: list[tuple[int, object]] = []
+    for signum, default in (
+        (signal.SIGTERM, signal.SIG_DFL),
+        (signal.SIGINT, signal.default_int_handler),
+    ):
+        previous = signal.getsignal(signum)
+        if previous is default:
+            signal.signal(signum, _on_signal)
+            installed.append((signum, previous))
+    if not installed:
+        return lambda: None
+    ours = {signum for signum, _ in installed}
+    main = threading.main_thread().ident
+    previous_hook = sys.unraisablehook
+
+    def hook(unraisable: object) -> None:
+        exc = getattr(unraisable, "exc_value", None)
+        if isinstance(exc, KeyboardInterrupt):
+            signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            if signum in ours and main is not None:
+                # Sent from another thread a moment later: raised here, the
+                # exception would be lost in this hook in its turn.
+                resend = threading.Timer(0.05, signal.pthread_kill, (main, signum))
+                resend.daemon = True
+                resend.start()
+                return
+        previous_hook(unraisable)  # type: ignore[arg-type]
+
+    sys.unraisablehook = hook
 
     def undo() -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sys.unraisablehook = previous_hook
+        for signum, previous in installed:
+            signal.signal(signum, previous)  # type: ignore[arg-type]
 
     return undo
 
@@ -71,7 +111,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     from . import _commands
 
-    undo = _handle_sigterm()
+    undo = _handle_signals()
     try:
         return _commands.dispatch(args)
     except UsageError as exc:

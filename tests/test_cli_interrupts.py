@@ -1,0 +1,78 @@
+"""The CLI's interrupts cannot be lost: Ctrl-C or SIGTERM arriving while a
+finaliser runs (where Python reports the exception as ignored) is raised again
+in the code that runs next, waking a blocked read."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, threading, time
+    from enginekit.cli import _app
+
+    undo = _app._handle_signals()
+
+    class Slow:
+        def __del__(self):
+            time.sleep(0.5)  # the signal arrives here, in a finaliser
+
+    def send():
+        time.sleep(0.1)
+        os.kill(os.getpid(), int(sys.argv[1]))
+
+    threading.Thread(target=send).start()
+    try:
+        obj = Slow()
+        del obj
+        r, w = os.pipe()
+        os.read(r, 1)  # blocks for ever unless the interrupt is raised again
+        print("not interrupted")
+    except _app.Terminated:
+        print("terminated")
+    except KeyboardInterrupt:
+        print("interrupted")
+    finally:
+        undo()
+    """
+)
+
+
+def _defaults() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize(
+    ("signum", "said"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")]
+)
+def test_an_interrupt_lost_in_a_finaliser_is_raised_again(signum: int, said: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(int(signum))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=_defaults,
+    )
+    assert proc.stdout.strip() == said, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_ignored_sigint_stays_ignored() -> None:
+    script = (
+        "import signal; from enginekit.cli import _app; undo = _app._handle_signals(); "
+        "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN); undo()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    assert proc.stdout.strip() == "True", proc.stderr
