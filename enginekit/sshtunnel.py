@@ -204,6 +204,7 @@ class SshTunnel:
         self._count = 0
         self._closed = False
         self.handshakes = 0  #: masters started so far (each one an ssh handshake)
+        self._hostname: str | None = None  # see hostname()
         _OPEN.add(self)
 
     def __repr__(self) -> str:
@@ -338,6 +339,31 @@ class SshTunnel:
         for path in (master.control, *master.forwards.values()):
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+    def hostname(self) -> str:
+        """The host ssh connects to for this address: the ``HostName`` the user's
+        ssh config gives it, as ``ssh -G`` reads it (no connection is made), else
+        the address's own host. Asked once, then kept."""
+        with self._lock:
+            if self._hostname is None:
+                config = ["-F", self._config] if self._config else []
+                argv = [self._ssh, *config, *self.address.options(), "-G", "--", self.address.host]
+                found = ""
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    done = subprocess.run(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        capture_output=True,
+                        timeout=self.connect_timeout,
+                        check=False,
+                    )
+                    for line in done.stdout.decode("utf-8", "replace").splitlines():
+                        key, _, value = line.strip().partition(" ")
+                        if done.returncode == 0 and key.lower() == "hostname" and value.strip():
+                            found = value.strip()
+                            break
+                self._hostname = found or self.address.host
+            return self._hostname
 
     def alive(self) -> bool:
         """Whether the master connection runs (no new one is made)."""
