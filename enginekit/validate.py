@@ -13,9 +13,12 @@ import math
 import os
 import re
 import signal as _signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
+
+from . import hostfacts
 from .errors import InvalidSpec, UnknownOption
 from .models import ContainerSpec, ContainerState, FrozenDict, Mount, PortBinding
 
@@ -271,14 +274,24 @@ def memory(value: Any) -> int:
     return result
 
 
-def cpus(value: Any) -> float:
+def cpus(value: Any, available: int | None = None) -> float:
+    """CPUs as a number from 0.01 up to ``available``, the CPUs of the engine's host
+    (None: no upper bound checked here; :func:`container_spec` checks it against
+    the engine's host once everything else has passed)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail("cpus must be a number")
     result = float(value)
-    available = os.cpu_count() or 1
-    if not math.isfinite(result) or result < 0.01 or result > available:
-        raise _fail(f"cpus must be between 0.01 and {available} (the CPUs of this machine)")
+    if not math.isfinite(result) or result < 0.01:
+        raise _fail(_cpus_range(available))
+    if available is not None and result > available:
+        raise _fail(_cpus_range(available))
     return round(result, 2)
+
+
+def _cpus_range(available: int | None) -> str:
+    if available is None:
+        return "cpus must be at least 0.01 (and at most the CPUs of the engine's host)"
+    return f"cpus must be between 0.01 and {available} (the CPUs of the engine's host)"
 
 
 def positive_int(value: Any, field: str) -> int:
@@ -343,10 +356,12 @@ def _host_ip(value: Any) -> str:
         raise _fail(f"host ip {value!r} is not an IP address") from exc
 
 
-def ports(value: Any) -> tuple[PortBinding, ...]:
+def ports(value: Any, default_ip: str = hostfacts.LOCAL_ADDRESS) -> tuple[PortBinding, ...]:
     """``{8080: None, "53/udp": 5353, 80: ("127.0.0.1", 8000)}`` -> bindings.
 
-    The host side defaults to 127.0.0.1 and, with port None or 0, any free port.
+    The host side defaults to ``default_ip`` (the address a client reaches the
+    engine's published ports at: 127.0.0.1 for an engine on this machine), also
+    for a host ip of None (``(None, 8000)``), and, with port None or 0, any free port.
     """
     if value is None:
         return ()
@@ -362,7 +377,7 @@ def ports(value: Any) -> tuple[PortBinding, ...]:
                 raise _fail(f"container port {key!r} must be like 80, '80/tcp' or '53/udp'")
             key = int(number)
         cport = _port_number(key, "container port", allow_zero=False)
-        host_ip = "127.0.0.1"
+        host_ip = default_ip
         host_port: int | None
         if host is None:
             host_port = None
@@ -371,7 +386,7 @@ def ports(value: Any) -> tuple[PortBinding, ...]:
         elif isinstance(host, tuple | list):
             if len(host) != 2:
                 raise _fail("a host binding must be a port or (host_ip, host_port)")
-            host_ip = _host_ip(host[0])
+            host_ip = default_ip if host[0] is None else _host_ip(host[0])
             host_port = (
                 None if host[1] is None else _port_number(host[1], "host port", allow_zero=True)
             )
@@ -404,9 +419,12 @@ def _mount_path(value: Any, field: str) -> str:
     return os.path.normpath(path)
 
 
-def mounts(value: Any) -> tuple[Mount, ...]:
+def mounts(value: Any, exists: Callable[[str], bool] | None = os.path.exists) -> tuple[Mount, ...]:
     """Bind mounts: a list of ``Mount`` or ``"SRC:DST[:ro|rw]"``, or ``{SRC: DST}``
-    / ``{SRC: {"bind": DST, "mode": "ro"}}`` as docker-py takes them."""
+    / ``{SRC: {"bind": DST, "mode": "ro"}}`` as docker-py takes them.
+
+    ``exists`` says whether a source exists on the engine's host (None: not looked
+    for here; :func:`container_spec` asks the engine's host last)."""
     if value is None:
         return ()
     items: list[Mount] = []
@@ -437,15 +455,21 @@ def mounts(value: Any) -> tuple[Mount, ...]:
     for m in items:
         src = _mount_path(m.source, "mount source")
         dst = _mount_path(m.target, "mount target")
-        if not os.path.exists(src):
-            raise _fail("mount source does not exist on the host")
         if dst == "/":
             raise _fail("mount target must not be /")
         if dst in targets:
             raise _fail("two mounts share a target")
         targets.add(dst)
         out.append(Mount(source=src, target=dst, read_only=bool(m.read_only)))
+    if exists is not None:
+        _sources_exist(out, exists)
     return tuple(out)
+
+
+def _sources_exist(items: Iterable[Mount], exists: Callable[[str], bool]) -> None:
+    for m in items:
+        if not exists(m.source):
+            raise _fail("mount source does not exist on the engine's host")
 
 
 def image_ref(value: Any, field: str = "image") -> str:
@@ -507,8 +531,21 @@ def container_state(value: Any) -> ContainerState | None:
         raise _fail(f"state must be a ContainerState, not {value!r}") from exc
 
 
-def container_spec(image: Any, command: Any, spec: Mapping[str, Any]) -> ContainerSpec:
-    """Check and normalise everything ``create``/``run`` take."""
+#: A port binding whose host ip was not given, until the engine's published address is known.
+_UNSET_IP = ""
+
+
+def container_spec(
+    image: Any, command: Any, spec: Mapping[str, Any], *, host: object | None = None
+) -> ContainerSpec:
+    """Check and normalise everything ``create``/``run`` take.
+
+    ``host`` is the driver of the engine that will get the spec: what depends on
+    where the engine runs (the CPUs of its host, whether a mount source exists
+    there, the address a port is published on by default: see
+    :mod:`enginekit.hostfacts`) is asked of it, after every check of the spec's
+    form has passed and before anything is created. None: an engine on this machine.
+    """
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         # A keyword the method does not take: a TypeError, as Python's, and an InvalidSpec.
@@ -520,7 +557,7 @@ def container_spec(image: Any, command: Any, spec: Mapping[str, Any]) -> Contain
         raise _fail("image must be a non-empty str")
     image_ref(image)  # checked; passed on as the caller wrote it
     get = spec.get
-    return ContainerSpec(
+    checked = ContainerSpec(
         image=image,
         command=None if command is None else argv(command, "command"),
         entrypoint=None
@@ -532,8 +569,8 @@ def container_spec(image: Any, command: Any, spec: Mapping[str, Any]) -> Contain
         user=None if get("user") is None else user(get("user")),
         labels=labels(get("labels")),
         hostname=None if get("hostname") is None else hostname(get("hostname")),
-        ports=ports(get("ports")),
-        mounts=mounts(get("mounts")),
+        ports=ports(get("ports"), default_ip=_UNSET_IP),
+        mounts=mounts(get("mounts"), exists=None),
         memory=None if get("memory") is None else memory(get("memory")),
         cpus=None if get("cpus") is None else cpus(get("cpus")),
         pids_limit=None
@@ -544,6 +581,24 @@ def container_spec(image: Any, command: Any, spec: Mapping[str, Any]) -> Contain
         if get("stop_signal") is None
         else signal_name(get("stop_signal"), "stop_signal"),
     )
+    return on_engine_host(checked, host)
+
+
+def on_engine_host(spec: ContainerSpec, host: object | None) -> ContainerSpec:
+    """``spec`` checked against the engine's host (``host``: its driver, None for
+    this machine): ``cpus`` at most its CPUs, every mount source existing there,
+    and a port binding without a host ip published on its published address."""
+    if spec.cpus is not None:
+        cpus(spec.cpus, hostfacts.host_cpus(host))
+    if spec.mounts:
+        _sources_exist(spec.mounts, lambda path: hostfacts.host_path_exists(host, path))
+    if any(b.host_ip == _UNSET_IP for b in spec.ports):
+        address = hostfacts.published_address(host)
+        bindings = tuple(
+            attrs.evolve(b, host_ip=address) if b.host_ip == _UNSET_IP else b for b in spec.ports
+        )
+        spec = attrs.evolve(spec, ports=bindings)
+    return spec
 
 
 def build_args(value: Any) -> FrozenDict[str, str]:
