@@ -339,7 +339,7 @@ class ContainerService:
     @_guard
     def create(self, image: str, command: list[str] | None = None, **spec: Any) -> Container:
         """Create a container (state CREATED) from ``image``; see CONTRACT.md for ``spec``."""
-        checked = validate.container_spec(image, command, spec)
+        checked = validate.container_spec(image, command, spec, host=self._driver)
         self._engine._require_spec(checked)
         cid = self._driver.container_create(checked)
         return self._driver.container_inspect(cid)
@@ -353,7 +353,7 @@ class ContainerService:
     @_guard
     def run(self, image: str, command: list[str] | None = None, **spec: Any) -> Container:
         """Create and start; if the start fails the container is removed again."""
-        checked = validate.container_spec(image, command, spec)
+        checked = validate.container_spec(image, command, spec, host=self._driver)
         self._engine._require_spec(checked)
         cid = self._driver.container_create(checked)
         try:
