@@ -72,6 +72,25 @@ class Driver(Protocol):
     #: Where the driver connects (URL or path), for messages; never secrets.
     address: str
 
+    # -- where the engine runs (optional) -------------------------------------
+    # A driver whose engine may be on another host says so with these members;
+    # the core reads them with getattr and defaults (enginekit.hostfacts), so a
+    # driver of an engine on this machine needs none of them (they are not
+    # declared here: a driver without them is still a Driver):
+    #
+    # * ``published_address: str``: the address a client reaches a port
+    #   published by this engine at (the remote host's address; default
+    #   ``"127.0.0.1"``). A port whose host side the user did not give arrives in
+    #   ``container_create`` with this host ip, and ``container_inspect`` reports
+    #   the ip the engine bound.
+    # * ``host_cpus() -> int``: the CPUs of the engine's host, the most ``cpus``
+    #   may be (default ``os.cpu_count()``). Asked once, then kept.
+    # * ``host_path_exists(path: str) -> bool``: whether ``path`` exists on the
+    #   engine's host (default ``os.path.exists``); a bind mount's source is
+    #   looked for with it before anything is created. A driver that cannot tell
+    #   answers True and maps the engine's refusal of a missing source to
+    #   ``InvalidSpec``.
+
     # -- engine --------------------------------------------------------------
     def ping(self) -> None:
         """Cheap reachability check. Raises ``EngineUnavailable`` with a hint."""
