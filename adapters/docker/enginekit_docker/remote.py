@@ -15,22 +15,44 @@ the remote host: it is forwarded, and no docker CLI is needed there.
 the default context) or a context's TLS material says so, the port then
 defaulting to 2376; plain TCP (port 2375) only to loopback unless
 ``insecure=True`` (see :mod:`enginekit.tls`).
+
+Such a daemon's host is not this machine (:class:`RemoteDockerDriver`, see
+:mod:`enginekit.hostfacts`): a port is published by default on the address
+the client reached the host at (ssh's ``HostName`` for the address, or the
+TCP host, resolved once); ``cpus`` is checked against the daemon's ``NCPU``;
+a bind mount's source is looked for on that host with ``test -e`` over the
+ssh connection. Over TCP there is no shell on the daemon's host: the source
+is not looked for beforehand, and the daemon's own refusal of a missing one
+(``bind source path does not exist``, made nothing) is the same
+``InvalidSpec`` as on every engine.
 """
 
 from __future__ import annotations
 
 import ssl
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from enginekit.errors import EngineUnavailable, InvalidSpec
+from enginekit import hostfacts
+from enginekit.errors import EngineError, EngineUnavailable, InvalidSpec
+from enginekit.models import ContainerSpec
 from enginekit.sshtunnel import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
 from enginekit.tls import TLSConfig, check_plain_tcp
 
 from . import contexts
+from .driver import DockerDriver
 
-__all__ = ["DIAL_STDIO", "REMOTE_SOCKET", "ssh_dialer", "tcp_target"]
+__all__ = [
+    "DIAL_STDIO",
+    "REMOTE_SOCKET",
+    "RemoteDockerDriver",
+    "ssh_dialer",
+    "ssh_driver",
+    "tcp_driver",
+    "tcp_target",
+]
 
 DIAL_STDIO = ("docker", "system", "dial-stdio")
 #: dockerd's socket on a remote host without the docker CLI.
@@ -115,3 +137,100 @@ def _context_tls(target: contexts.Target) -> TLSConfig | None:
         verify=not target.skip_tls_verify,
         shown=target.describe(),
     )
+
+
+#: The daemon's words for a bind mount whose source its host lacks (it then made nothing).
+_NO_SOURCE = "bind source path does not exist"
+
+
+class RemoteDockerDriver(DockerDriver):
+    """A :class:`DockerDriver` whose daemon runs on another host (ssh or TCP).
+
+    ``host`` is the host as the address names it (a TCP address's host; for
+    ssh, ssh's own ``HostName`` for it is used); ``dialer`` is the ssh dialer,
+    None for TCP. Nothing is asked in the constructor.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        host: str,
+        pool_size: int = 8,
+        tls: ssl.SSLContext | None = None,
+        dialer: SshDialer | None = None,
+    ) -> None:
+        super().__init__(address, pool_size=pool_size, tls=tls, dialer=dialer)
+        self._remote_host = host
+        self._ssh = dialer.tunnel if dialer is not None else None
+        self._facts_lock = threading.Lock()
+        self._published: str | None = None
+        self._cpus: int | None = None
+
+    def __repr__(self) -> str:
+        return f"RemoteDockerDriver(address={self.address!r})"
+
+    @property
+    def published_address(self) -> str:
+        """The address a client reaches this daemon's published ports at (its host's)."""
+        found = self._published
+        if found is None:
+            with self._facts_lock:
+                if self._published is None:
+                    name = self._ssh.hostname() if self._ssh is not None else self._remote_host
+                    self._published = hostfacts.address_of(name)
+                found = self._published
+        return found
+
+    def host_cpus(self) -> int:
+        """The CPUs of the daemon's host (``NCPU`` of ``GET /info``, asked once)."""
+        found = self._cpus
+        if found is None:
+            info = self._json("GET", "/info", operation="info")
+            count = info.get("NCPU")
+            found = count if isinstance(count, int) and not isinstance(count, bool) else 0
+            if found < 1:
+                raise EngineUnavailable(
+                    "docker: the daemon says no CPU count (NCPU) in /info", address=self.address
+                )
+            self._cpus = found
+        return found
+
+    def host_path_exists(self, path: str) -> bool:
+        """Whether ``path`` exists on the daemon's host: ``test -e`` over ssh;
+        over TCP (no shell there) True, the daemon then refusing a missing source."""
+        if self._ssh is None:
+            return True
+        return hostfacts.remote_path_exists(self._ssh, path)
+
+    def container_create(self, spec: ContainerSpec) -> str:
+        try:
+            return super().container_create(spec)
+        except EngineError as exc:
+            if spec.mounts and _NO_SOURCE in str(exc):
+                raise InvalidSpec("mount source does not exist on the engine's host") from exc
+            raise
+
+
+def ssh_driver(
+    address: str, options: Mapping[str, Any], *, pool_size: int, origin: str = ""
+) -> RemoteDockerDriver:
+    """The driver of a daemon reached over ssh (see :func:`ssh_dialer`)."""
+    shown, dialer = ssh_dialer(address, options, origin=origin)
+    return RemoteDockerDriver(
+        shown, host=dialer.tunnel.address.host, pool_size=pool_size, dialer=dialer
+    )
+
+
+def tcp_driver(
+    address: str,
+    options: Mapping[str, Any],
+    target: contexts.Target | None,
+    where: str,
+    *,
+    pool_size: int,
+) -> RemoteDockerDriver:
+    """The driver of a daemon reached over TCP (see :func:`tcp_target`)."""
+    shown, tls = tcp_target(address, options, target, where)
+    host = urllib.parse.urlsplit(shown).hostname or ""
+    return RemoteDockerDriver(shown, host=host, pool_size=pool_size, tls=tls)
