@@ -89,11 +89,9 @@ def connect(address: str | None = None, **options: Any) -> DockerDriver:
             raise InvalidSpec(f"docker: {name}= is for an ssh:// address, not {scheme}://")
     if scheme == "ssh":
         origin = target.describe() if target else ""
-        shown, dialer = remote.ssh_dialer(address, options, origin=origin)
-        return DockerDriver(shown, pool_size=pool_size, dialer=dialer)
+        return remote.ssh_driver(address, options, pool_size=pool_size, origin=origin)
     if scheme in ("tcp", "http"):
-        address, tls = remote.tcp_target(address, options, target, where)
-        return DockerDriver(address, pool_size=pool_size, tls=tls)
+        return remote.tcp_driver(address, options, target, where, pool_size=pool_size)
     return DockerDriver(address, pool_size=pool_size)
 
 
