@@ -10,17 +10,33 @@ without one, the remote ``podman info`` says where its service listens (as
 ``podman system connection add`` asks), and where that cannot be asked,
 ``/run/podman/podman.sock`` for root and ``/run/user/<uid>/podman/podman.sock``
 for another user.
+
+Such a service's host is not this machine (:class:`RemotePodmanDriver`, see
+:mod:`enginekit.hostfacts`): a port is published by default on the address the
+client reaches that host at (ssh's ``HostName`` for the address, resolved once),
+``cpus`` is checked against the service's ``host.cpus`` and a bind mount's
+source is looked for there with ``test -e`` over the ssh connection. A service
+reached over plain TCP (``insecure=True``) has no shell beside it: a source is
+not looked for beforehand, and the service's refusal of a missing one
+(``statfs ...: no such file or directory``, made nothing) is the same
+``InvalidSpec`` as on every engine.
 """
 
 from __future__ import annotations
 
+import threading
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from enginekit.errors import EngineUnavailable
+from enginekit import hostfacts
+from enginekit.errors import EngineError, EngineUnavailable, InvalidSpec
+from enginekit.models import ContainerSpec
 from enginekit.sshtunnel import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
 
-__all__ = ["SOCKET_QUERY", "ssh_dialer"]
+from .driver import PodmanDriver
+
+__all__ = ["SOCKET_QUERY", "RemotePodmanDriver", "ssh_dialer", "ssh_driver", "tcp_driver"]
 
 #: The remote command that says where the service's socket is.
 SOCKET_QUERY = ("podman", "info", "--format", "'{{.Host.RemoteSocket.Path}}'")
@@ -72,3 +88,89 @@ def ssh_dialer(
         origin=origin,
     )
     return parsed.url, SshDialer(tunnel, _find_route(parsed.path))
+
+
+class RemotePodmanDriver(PodmanDriver):
+    """A :class:`PodmanDriver` whose service runs on another host (ssh or TCP).
+
+    ``host`` is the host as the address names it (for ssh, ssh's own
+    ``HostName`` for it is used); ``dialer`` is the ssh dialer, None for TCP.
+    Nothing is asked in the constructor.
+    """
+
+    def __init__(
+        self, address: str, *, host: str, pool_size: int = 8, dialer: SshDialer | None = None
+    ) -> None:
+        super().__init__(address, pool_size=pool_size, dialer=dialer)
+        self._remote_host = host
+        self._ssh = dialer.tunnel if dialer is not None else None
+        self._facts_lock = threading.Lock()
+        self._published: str | None = None
+        self._cpus: int | None = None
+
+    def __repr__(self) -> str:
+        return f"RemotePodmanDriver(address={self.address!r})"
+
+    @property
+    def published_address(self) -> str:
+        """The address a client reaches this service's published ports at (its host's)."""
+        found = self._published
+        if found is None:
+            with self._facts_lock:
+                if self._published is None:
+                    name = self._ssh.hostname() if self._ssh is not None else self._remote_host
+                    self._published = hostfacts.address_of(name)
+                found = self._published
+        return found
+
+    def host_cpus(self) -> int:
+        """The CPUs of the service's host (``host.cpus`` of ``GET /info``, asked once)."""
+        found = self._cpus
+        if found is None:
+            data = self._json("GET", "/info", what="info")
+            count = (data.get("host") or {}).get("cpus")
+            found = count if isinstance(count, int) and not isinstance(count, bool) else 0
+            if found < 1:
+                raise EngineUnavailable(
+                    "podman: the service says no CPU count (host.cpus) in /info",
+                    address=self.address,
+                )
+            self._cpus = found
+        return found
+
+    def host_path_exists(self, path: str) -> bool:
+        """Whether ``path`` exists on the service's host: ``test -e`` over ssh;
+        over TCP (no shell there) True, the service then refusing a missing source."""
+        if self._ssh is None:
+            return True
+        return hostfacts.remote_path_exists(self._ssh, path)
+
+    def container_create(self, spec: ContainerSpec) -> str:
+        try:
+            return super().container_create(spec)
+        except EngineError as exc:
+            said = str(exc)
+            if spec.mounts and "statfs" in said and "no such file or directory" in said:
+                raise InvalidSpec("mount source does not exist on the engine's host") from exc
+            raise
+
+
+def ssh_driver(
+    address: str,
+    options: Mapping[str, Any],
+    *,
+    pool_size: int,
+    identity: str | None = None,
+    origin: str = "",
+) -> RemotePodmanDriver:
+    """The driver of a service reached over ssh (see :func:`ssh_dialer`)."""
+    shown, dialer = ssh_dialer(address, options, identity=identity, origin=origin)
+    return RemotePodmanDriver(
+        shown, host=dialer.tunnel.address.host, pool_size=pool_size, dialer=dialer
+    )
+
+
+def tcp_driver(address: str, *, pool_size: int) -> RemotePodmanDriver:
+    """The driver of a service reached over TCP (the address already checked)."""
+    host = urllib.parse.urlsplit(address).hostname or ""
+    return RemotePodmanDriver(address, host=host, pool_size=pool_size)
