@@ -85,14 +85,16 @@ def connect(address: str | None = None, **options: Any) -> PodmanDriver:
     if scheme == "ssh":
         identity = target.identity if target else os.environ.get("CONTAINER_SSHKEY") or None
         origin = target.describe() if target else ""
-        shown, dialer = remote.ssh_dialer(address, options, identity=identity, origin=origin)
-        return PodmanDriver(shown, pool_size=pool_size, dialer=dialer)
+        return remote.ssh_driver(
+            address, options, pool_size=pool_size, identity=identity, origin=origin
+        )
     if scheme in ("tcp", "http"):
         try:
             host = parts.hostname or ""
         except ValueError as exc:
             raise InvalidSpec(f"podman: not an address: {redact(address)} ({exc})") from None
         check_plain_tcp("podman", host, insecure=insecure, where=where)
+        return remote.tcp_driver(address, pool_size=pool_size)
     return PodmanDriver(address, pool_size=pool_size)
 
 
