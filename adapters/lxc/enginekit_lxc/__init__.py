@@ -5,6 +5,11 @@
 the LXC containers live (``lxc:///var/lib/lxc`` -> ``/var/lib/lxc``); options:
 ``storage_root`` (default ``/var/lib/enginekit/lxc``).
 
+``lxc+ssh://[user@]host[:port][/lxcpath]`` (an address ``ssh://...``) is the
+LXC of another host, through an agent the adapter brings there
+(:class:`~enginekit_lxc.remote.RemoteLxcDriver`); options ``identity``,
+``connect_timeout`` and ``ssh_config`` then go to ssh.
+
 Importing the package imports nothing else (not even ``typing``): LXC's
 start-host hook imports :mod:`enginekit_lxc.cgroups` through it.
 """
@@ -19,7 +24,12 @@ __all__ = ["connect"]
 
 
 def connect(address: str | None = None, **options: Any) -> Any:
-    """The LXC driver for ``address`` (an LXC path), without doing any I/O."""
+    """The LXC driver for ``address`` (an LXC path, or ``ssh://...`` for another
+    host), without doing any I/O."""
+    if address is not None and address.lower().startswith(("ssh://", "lxc+ssh://")):
+        from .remote import RemoteLxcDriver
+
+        return RemoteLxcDriver(address, **options)
     from .driver import LxcDriver
 
     return LxcDriver(address, **options)
