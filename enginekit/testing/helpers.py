@@ -2,20 +2,30 @@
 thread-bounded call (no plugin needed for timeouts), ports and one HTTP GET.
 
 Nothing here sleeps for a fixed time: everything polls until a deadline.
+
+The engine under test need not run on this machine: a port it publishes is
+reached at :func:`published_address` (127.0.0.1 for an engine here, the
+engine host's address for a remote one), and a free host port is one free
+there (:func:`free_host_port`). Traffic only ever goes to loopback or to
+that address.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
+import ipaddress
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+
+from enginekit import hostfacts
 
 if TYPE_CHECKING:
     from enginekit import Container, ContainerState, Engine
@@ -24,11 +34,14 @@ __all__ = [
     "RFC3339",
     "assert_utc",
     "call_within",
+    "free_host_port",
     "free_port",
+    "hold_port",
     "http_get",
     "parse_env",
     "parse_rfc3339",
     "poll",
+    "published_address",
     "wait_state",
 ]
 
@@ -103,21 +116,78 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def http_get(port: int, path: str = "/", *, within: float = 10.0, interval: float = 0.1) -> bytes:
-    """One successful HTTP GET of ``path`` on ``127.0.0.1:port`` (only there).
+def published_address(engine: Engine) -> str:
+    """The address a client reaches the ports ``engine`` publishes at (and where a
+    port without a host side is published): ``127.0.0.1`` for an engine on this
+    machine, the engine host's address for a remote one (its driver says)."""
+    return hostfacts.published_address(engine.driver)
 
-    A failed attempt (the server may still be starting) is retried every
-    ``interval`` seconds until ``within`` seconds have passed since the first
-    one: a published port must answer within that time of ``run`` returning.
-    Returns the body of a 200.
+
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+@contextlib.contextmanager
+def hold_port(address: str) -> Iterator[int | None]:
+    """A TCP port held by a listening socket of this machine on ``address`` for the
+    block, or None when ``address`` is not this machine's (an engine on another host)."""
+    with socket.socket(_family(address), socket.SOCK_STREAM) as busy:
+        try:
+            busy.bind((address, 0))
+        except OSError:
+            yield None
+            return
+        busy.listen(1)
+        yield int(busy.getsockname()[1])
+
+
+def free_host_port(engine: Engine, image: str, labels: dict[str, str] | None = None) -> int:
+    """A TCP port nothing holds right now on the engine's host at its published address.
+
+    Where that address is this machine's (an engine here, or the test host
+    reaching its own engine over ssh) a socket bound there finds one. Elsewhere
+    no socket here can: the engine picks one for a container of ``image``
+    (labelled ``labels``) published there, it is read back and freed by
+    removing the container.
     """
+    address = published_address(engine)
+    with hold_port(address) as port:
+        if port is not None:
+            return port
+    c = engine.containers.run(image, ["sleep", "60"], ports={9: None}, labels=labels)
+    try:
+        bound = [b.host_port for b in engine.containers.get(c).ports if b.container_port == 9]
+    finally:
+        engine.containers.remove(c, force=True)
+    assert bound and bound[0], f"the engine published no port: {bound}"
+    return int(bound[0])
+
+
+def http_get(
+    port: int,
+    path: str = "/",
+    *,
+    host: str = "127.0.0.1",
+    within: float = 10.0,
+    interval: float = 0.1,
+) -> bytes:
+    """One successful HTTP GET of ``path`` on ``host:port`` (only there).
+
+    ``host`` is an IP address: loopback, or the engine host's
+    :func:`published_address` (no name is looked up). A failed attempt (the
+    server may still be starting) is retried every ``interval`` seconds until
+    ``within`` seconds have passed since the first one: a published port must
+    answer within that time of ``run`` returning. Returns the body of a 200.
+    """
+    ip = ipaddress.ip_address(host)  # an address, never a name to look up
+    shown = f"[{ip}]" if ip.version == 6 else str(ip)
     deadline = time.monotonic() + within
     attempts = 0
     last: Exception | None = None
     while True:
         attempts += 1
         remaining = deadline - time.monotonic()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=max(0.2, min(2.0, remaining)))
+        conn = http.client.HTTPConnection(str(ip), port, timeout=max(0.2, min(2.0, remaining)))
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -133,7 +203,7 @@ def http_get(port: int, path: str = "/", *, within: float = 10.0, interval: floa
             break
         time.sleep(interval)
     pytest.fail(
-        f"GET http://127.0.0.1:{port}{path}: no answer within {within}s "
+        f"GET http://{shown}:{port}{path}: no answer within {within}s "
         f"({attempts} attempts; last: {last!r})"
     )
 

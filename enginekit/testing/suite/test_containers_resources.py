@@ -2,8 +2,10 @@
 
 CONTRACT.md, "Containers" (``ports``: container port -> host port or
 ``(host_ip, host_port)``; ``network`` ``"none"``/``"bridge"``, a published
-port reachable on 127.0.0.1, ``"none"`` leaves only loopback; ``mounts``;
-``stats``). Traffic goes only to 127.0.0.1, a bounded handful of requests.
+port reachable at the address a client reaches the engine's host at
+(127.0.0.1 for an engine on this machine: "Where it runs"), ``"none"`` leaves
+only loopback; ``mounts``; ``stats``). Traffic goes only to 127.0.0.1 or that
+address, a bounded handful of requests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from enginekit import Capability, Mount, PortBinding, Stats
-from enginekit.testing.helpers import free_port, http_get, poll
+from enginekit.testing.helpers import free_host_port, http_get, poll, published_address
 
 if TYPE_CHECKING:
     from enginekit import Container, Engine
@@ -46,40 +48,54 @@ def _binding(c: Container, port: int) -> PortBinding:
     return found[0]
 
 
+@pytest.fixture
+def host_port(engine: Engine, base_image: str, labels: dict[str, str]) -> int:
+    """A TCP port free on the engine's host at its published address."""
+    return free_host_port(engine, base_image, labels)
+
+
 @pytest.mark.requires(Capability.PORTS, Capability.NETWORK_BRIDGE)
 class TestContainerPorts:
     def test_engine_picks_host_port(self, engine: Engine, run_container: ContainerFactory) -> None:
         c = run_container(HTTPD, ports={8080: None})
-        binding = _binding(engine.containers.get(c), 8080)
-        assert binding.protocol == "tcp"
-        assert isinstance(binding.host_port, int) and binding.host_port > 0
-        assert http_get(binding.host_port, "/index.html") == BODY
+        address = published_address(engine)
+        for snap in (c, engine.containers.get(c)):
+            binding = _binding(snap, 8080)
+            assert binding.protocol == "tcp"
+            assert binding.host_ip == address  # where a client reaches it
+            assert isinstance(binding.host_port, int) and binding.host_port > 0
+            port = binding.host_port
+        assert http_get(port, "/index.html", host=address) == BODY
 
-    def test_host_ip_and_port_given(self, engine: Engine, run_container: ContainerFactory) -> None:
-        port = free_port()
-        c = run_container(HTTPD, ports={8080: ("127.0.0.1", port)})
+    def test_host_ip_and_port_given(
+        self, engine: Engine, run_container: ContainerFactory, host_port: int
+    ) -> None:
+        address = published_address(engine)
+        c = run_container(HTTPD, ports={8080: (address, host_port)})
         for snap in (c, engine.containers.get(c)):
             binding = _binding(snap, 8080)
             assert binding == PortBinding(
-                container_port=8080, protocol="tcp", host_ip="127.0.0.1", host_port=port
+                container_port=8080, protocol="tcp", host_ip=address, host_port=host_port
             )
-        assert http_get(port, "/index.html") == BODY
+        assert http_get(host_port, "/index.html", host=address) == BODY
 
-    def test_host_port_given(self, engine: Engine, run_container: ContainerFactory) -> None:
-        port = free_port()
-        c = run_container(HTTPD, ports={8080: port})
-        assert _binding(engine.containers.get(c), 8080).host_port == port
-        assert http_get(port, "/index.html") == BODY
+    def test_host_port_given(
+        self, engine: Engine, run_container: ContainerFactory, host_port: int
+    ) -> None:
+        c = run_container(HTTPD, ports={8080: host_port})
+        binding = _binding(engine.containers.get(c), 8080)
+        assert (binding.host_ip, binding.host_port) == (published_address(engine), host_port)
+        assert http_get(host_port, "/index.html", host=published_address(engine)) == BODY
 
     def test_ports_of_created_container(
-        self, engine: Engine, create_container: ContainerFactory
+        self, engine: Engine, create_container: ContainerFactory, host_port: int
     ) -> None:
-        port = free_port()
-        c = create_container(HTTPD, ports={8080: ("127.0.0.1", port)})
-        assert _binding(c, 8080).host_port == port
+        address = published_address(engine)
+        c = create_container(HTTPD, ports={8080: (None, host_port)})
+        assert (_binding(c, 8080).host_ip, _binding(c, 8080).host_port) == (address, host_port)
         started = engine.containers.start(c)
-        assert _binding(started, 8080).host_port == port
-        assert http_get(port, "/index.html") == BODY
+        assert _binding(started, 8080).host_port == host_port
+        assert http_get(host_port, "/index.html", host=address) == BODY
 
 
 class TestContainerNetwork:
