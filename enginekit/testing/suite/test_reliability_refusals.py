@@ -15,7 +15,8 @@ same on every engine):
   from ``create`` and ``run``, as Docker refuses it when it creates the
   container: nothing is made;
 - a host port that something else holds: ``Conflict("host port
-  127.0.0.1:PORT is already in use")`` from ``start`` and ``run``; the
+  ADDRESS:PORT is already in use")`` from ``start`` and ``run``, ADDRESS the
+  engine host's published address (127.0.0.1 for an engine here); the
   container made by ``create`` stays created, and starts once the port is free;
 - an exec whose command and environment are more than one exec can carry:
   never ``EngineUnavailable`` (the engine is there), the container runs on.
@@ -27,7 +28,6 @@ after the refusal; every wait is bounded.
 from __future__ import annotations
 
 import contextlib
-import socket
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,8 @@ import pytest
 from enginekit.capabilities import Capability
 from enginekit.errors import Conflict, EngineError, EngineUnavailable, InvalidSpec
 from enginekit.models import ContainerState
+
+from ..helpers import hold_port, published_address
 
 if TYPE_CHECKING:
     from enginekit import Engine
@@ -85,12 +87,22 @@ def _remove_marked(engine: Engine, mark: str) -> None:
 
 
 @contextlib.contextmanager
-def _busy_port() -> Iterator[int]:
-    """A port on 127.0.0.1 held by a listening socket for the block."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        yield int(busy.getsockname()[1])
+def _busy_port(engine: Engine, image: str, labels: dict[str, str]) -> Iterator[int]:
+    """A port of the engine's host, at its published address, held for the block: by
+    a listening socket where that address is this machine's, else by a container
+    of the engine publishing it (what another user of that host would hold)."""
+    with hold_port(published_address(engine)) as port:
+        if port is not None:
+            yield port
+            return
+    holder = engine.containers.run(image, ["sleep", "300"], ports={9: None}, labels=labels)
+    try:
+        port = next(b.host_port for b in holder.ports if b.container_port == 9)
+        assert port, holder.ports
+        yield port
+    finally:
+        with contextlib.suppress(EngineError):
+            engine.containers.remove(holder, force=True)
 
 
 def _refused(call: Any, *args: Any, **kwargs: Any) -> EngineError:
@@ -173,13 +185,14 @@ class TestReliabilityRefusedForTheHost:
         self, engine: Engine, base_image: str, labels: dict[str, str]
     ) -> None:
         marked, mark = _labelled(labels)
+        address = published_address(engine)
         try:
-            with _busy_port() as port:
+            with _busy_port(engine, base_image, labels) as port:
                 error = _refused(
                     engine.containers.run, base_image, ["true"], ports={80: port}, labels=marked
                 )
             assert type(error) is Conflict, repr(error)
-            assert str(error) == f"host port 127.0.0.1:{port} is already in use"
+            assert str(error) == f"host port {address}:{port} is already in use"
             assert _left(engine, mark) == [], "run left the container it made"
         finally:
             _remove_marked(engine, mark)
@@ -188,18 +201,19 @@ class TestReliabilityRefusedForTheHost:
         self, engine: Engine, base_image: str, labels: dict[str, str]
     ) -> None:
         marked, mark = _labelled(labels)
+        address = published_address(engine)
         try:
-            with _busy_port() as port:
+            with _busy_port(engine, base_image, labels) as port:
                 c = engine.containers.create(
                     base_image, ["sleep", "300"], ports={80: port}, labels=marked
                 )
                 error = _refused(engine.containers.start, c)
                 assert type(error) is Conflict, repr(error)
-                assert str(error) == f"host port 127.0.0.1:{port} is already in use"
+                assert str(error) == f"host port {address}:{port} is already in use"
                 assert engine.containers.get(c).state is ContainerState.CREATED
             started = engine.containers.start(c)
             assert started.state is ContainerState.RUNNING
-            assert [(p.host_ip, p.host_port) for p in started.ports] == [("127.0.0.1", port)]
+            assert [(p.host_ip, p.host_port) for p in started.ports] == [(address, port)]
         finally:
             _remove_marked(engine, mark)
 
