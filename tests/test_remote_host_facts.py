@@ -317,3 +317,28 @@ def test_remote_path_exists_failure_is_unavailable() -> None:
     with pytest.raises(EngineUnavailable, match="Connection refused"):
         hostfacts.remote_path_exists(Broken(), "/srv")  # type: ignore[arg-type]
     assert hostfacts.remote_path_exists(Broken(), "relative") is False  # type: ignore[arg-type]
+
+
+def test_remote_path_exists_through_a_real_ssh_login(tmp_path: Path) -> None:
+    """The same words through sshd and the remote user's login shell (an sshd of the
+    test's own on 127.0.0.1; no engine): odd paths reach ``test`` as one word."""
+    from enginekit.testing.sshd import LoopbackSshd
+
+    server = LoopbackSshd(tmp_path / "sshd")
+    server.start()
+    address = SshAddress.parse(f"ssh://{server.user}@127.0.0.1:{server.port}")
+    tunnel = SshTunnel(address, config=str(server.client_config))
+    try:
+        assert tunnel.hostname() == "127.0.0.1"
+        folder = tmp_path / "data"
+        folder.mkdir()
+        for name in ("it's", '"q"', "$HOME", "`id`", "a;b", "x*", "a b", "back\\slash"):
+            assert hostfacts.remote_path_exists(tunnel, str(folder / name)) is False, name
+            (folder / name).write_text("x")
+            assert hostfacts.remote_path_exists(tunnel, str(folder / name)) is True, name
+        (folder / "x-decoy").write_text("x")
+        assert hostfacts.remote_path_exists(tunnel, str(folder / "x-*")) is False
+        assert tunnel.handshakes == 1  # one login for every question
+    finally:
+        tunnel.close()
+        server.stop()
