@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
+from enginekit import hostfacts
 from enginekit.errors import EngineError, InvalidSpec
 from enginekit.models import BuildRequest
 
@@ -85,7 +86,8 @@ METHODS = frozenset(
         "container_stats",
     }
 )
-#: Members a driver may have or not; ``/hello`` says which this one has.
+#: What the core asks about the engine's host (:mod:`enginekit.hostfacts`): the
+#: driver's answer where it has one, else this (the remote) host's.
 OPTIONAL = ("host_cpus", "host_path_exists")
 _CHUNK = 1 << 20
 #: How long calls still running when the agent is told to end may take to finish.
@@ -96,7 +98,7 @@ def _work_base() -> str:
     """Where the private directory goes: ``$TMPDIR``, else ``/var/tmp`` (on disk:
     images and contexts can be large), else ``/tmp``."""
     base = os.environ.get("TMPDIR") or ""
-    if base and os.path.isdir(base) and len(base) < 60:
+    if base and os.path.isdir(base) and len(base) <= 80:  # the socket path fits sun_path
         return base
     if os.access("/var/tmp", os.W_OK | os.X_OK):
         return "/var/tmp"
@@ -301,10 +303,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._json_body()
             if name not in METHODS and name not in OPTIONAL:
                 raise EngineError(f"lxc agent: no driver method {name!r}")
-            method = getattr(agent.driver, name, None)
-            if method is None:
-                raise EngineError(f"lxc agent: the LXC driver there has no {name}")
-            result = method(*body.get("a", ()), **body.get("k", {}))
+            args, kwargs = body.get("a", ()), body.get("k", {})
+            if name in OPTIONAL:
+                # What the driver says of its host, else this host's own answer.
+                result = getattr(hostfacts, name)(agent.driver, *args, **kwargs)
+            else:
+                result = getattr(agent.driver, name)(*args, **kwargs)
         except Exception as exc:
             self._fail(exc)
             return
@@ -392,73 +396,75 @@ class _Handler(BaseHTTPRequestHandler):
     def _image_save(self, agent: Agent) -> None:
         folder = agent.scratch()
         try:
-            try:
-                args = self._json_body()
-                path = os.path.join(folder, "image.tar")
-                agent.driver.image_save(args["ref"], path)
-                size = os.path.getsize(path)
-            except Exception as exc:
-                self._fail(exc)
-                return
+            args = self._json_body()
+            path = os.path.join(folder, "image.tar")
+            agent.driver.image_save(args["ref"], path)
+            fh = open(path, "rb")  # noqa: SIM115 - closed below
+        except Exception as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._fail(exc)
+            return
+        # Removed before it is sent (the open file reads on): gone when the client has it.
+        shutil.rmtree(folder, ignore_errors=True)
+        with fh:
             self.send_response(200)
             self.send_header("Content-Type", "application/x-tar")
-            self.send_header("Content-Length", str(size))
+            self.send_header("Content-Length", str(os.fstat(fh.fileno()).st_size))
             self.end_headers()
-            with open(path, "rb") as fh:
-                shutil.copyfileobj(fh, self.wfile, _CHUNK)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copyfileobj(fh, self.wfile, _CHUNK)
 
     def _image_load(self, agent: Agent) -> None:
         body = self._body()
         folder = agent.scratch()
         try:
-            try:
-                path = os.path.join(folder, "image.tar")
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(body, out, _CHUNK)
-                images = agent.driver.image_load(path)
-            except Exception as exc:
-                self._finish_body(body)
-                self._fail(exc)
-                return
-            self._answer(images)
-        finally:
+            path = os.path.join(folder, "image.tar")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(body, out, _CHUNK)
+            images = agent.driver.image_load(path)
+        except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)
+            self._finish_body(body)
+            self._fail(exc)
+            return
+        shutil.rmtree(folder, ignore_errors=True)
+        self._answer(images)
 
     def _image_build(self, agent: Agent) -> None:
         body = self._body()
         folder = agent.scratch()
         try:
-            try:
-                data = io.BufferedReader(body, _CHUNK)
-                fields = _head(data)
-                context = os.path.join(folder, "context")
-                os.mkdir(context, 0o700)
-                extract_context(data, context)
-                self._finish_body(body)
-                request = BuildRequest(context=context, **fields)
-            except Exception as exc:
-                self._finish_body(body)
-                self._fail(exc)
-                return
-            self._start_chunks("application/x-ndjson")
-
-            def progress(text: str) -> None:
-                self._line({"p": text})
-
-            try:
-                image = agent.driver.image_build(request, progress=progress)
-            except (BrokenPipeError, ConnectionResetError):
-                raise
-            except Exception as exc:
-                self._line({"e": wire.encode_error(exc)})
-            else:
-                self._line({"r": wire.encode(image)})
-            self._end_chunks()
-        finally:
+            data = io.BufferedReader(body, _CHUNK)
+            fields = _head(data)
+            context = os.path.join(folder, "context")
+            os.mkdir(context, 0o700)
+            extract_context(data, context)
+            self._finish_body(body)
+            request = BuildRequest(context=context, **fields)
+        except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)
+            self._finish_body(body)
+            self._fail(exc)
+            return
+        self._start_chunks("application/x-ndjson")
+
+        def progress(text: str) -> None:
+            self._line({"p": text})
+
+        outcome: dict[str, Any]
+        try:
+            image = agent.driver.image_build(request, progress=progress)
+        except (BrokenPipeError, ConnectionResetError):
+            raise
+        except Exception as exc:
+            outcome = {"e": wire.encode_error(exc)}
+        else:
+            outcome = {"r": wire.encode(image)}
+        finally:
+            # Removed before the answer ends: gone when the client has it.
+            shutil.rmtree(folder, ignore_errors=True)
+        self._line(outcome)
+        self._end_chunks()
 
 
 def _head(data: IO[bytes]) -> Any:

@@ -29,18 +29,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
-import functools
 import io
 import json
 import os
-import socket
-import subprocess
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import attrs
 
+from enginekit import hostfacts
 from enginekit.capabilities import Capability
 from enginekit.driver import ProgressCallback
 from enginekit.errors import EngineError, InvalidSpec
@@ -57,11 +55,10 @@ from enginekit.models import (
     Stats,
     Stream,
 )
-from enginekit.sshtunnel import CONFIG_VARIABLE, CONNECT_TIMEOUT, SshAddress, SshTunnel
+from enginekit.sshtunnel import CONNECT_TIMEOUT, SshAddress, SshTunnel
 from enginekit.transport import Response, Transport
 
 from . import wire
-from .agent import OPTIONAL
 from .remoteagent import HINT, AgentDialer
 
 __all__ = ["RemoteLxcDriver"]
@@ -147,6 +144,7 @@ class RemoteLxcDriver:
         self._lock = threading.Lock()
         self._hello: dict[str, Any] | None = None
         self._published: str | None = None
+        self._cpus: int | None = None
 
     def __repr__(self) -> str:
         return f"RemoteLxcDriver({self.address!r})"
@@ -219,27 +217,28 @@ class RemoteLxcDriver:
         raw = self.hello().get("unsupported") or {}
         return {Capability(k): str(v) for k, v in raw.items() if k in known}
 
+    # -- where the engine runs ------------------------------------------------
     @property
     def published_address(self) -> str:
         """The address a client reaches the remote host at (where its containers'
-        published ports are): the ssh host's address (``ssh -G``'s hostname,
-        resolved), else the host as written."""
-        if self._published is None:
-            self._published = _host_address(self._ssh_address, self._tunnel_config())
-        return self._published
+        published ports are): ssh's ``HostName`` for the host, resolved once."""
+        found = self._published
+        if found is None:
+            with self._lock:
+                if self._published is None:
+                    self._published = hostfacts.address_of(self._tunnel.hostname())
+                found = self._published
+        return found
 
-    def _tunnel_config(self) -> str | None:
-        config: str | None = getattr(self._tunnel, "_config", None)
-        return config or os.environ.get(CONFIG_VARIABLE) or None
+    def host_cpus(self) -> int:
+        """The CPUs of the remote host (asked of the agent once)."""
+        if self._cpus is None:
+            self._cpus = int(self._call("host_cpus"))
+        return self._cpus
 
-    def __getattr__(self, name: str) -> Any:
-        # The optional members the LXC driver has here (the agent runs this very source).
-        if name in OPTIONAL:
-            from .driver import LxcDriver
-
-            if callable(getattr(LxcDriver, name, None)):
-                return functools.partial(self._call, name)
-        raise AttributeError(name)
+    def host_path_exists(self, path: str) -> bool:
+        """Whether ``path`` exists on the remote host (asked of the agent)."""
+        return bool(self._call("host_path_exists", path))
 
     def ping(self) -> None:
         self._result(self._request("/call/ping", payload={"a": [], "k": {}}, timeout=_QUICK))
@@ -479,28 +478,3 @@ def _log_line(obj: dict[str, Any]) -> LogLine:
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise wire.WireError(f"lxc agent: an unreadable log line ({exc})") from None
-
-
-def _host_address(address: SshAddress, config: str | None) -> str:
-    """``ssh -G``'s hostname for ``address``, resolved to an address (else as written)."""
-    name = address.host
-    argv = ["ssh", *(["-F", config] if config else []), "-G", *address.options(), "--", name]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False
-        )
-        if done.returncode == 0:
-            for line in done.stdout.decode("utf-8", "replace").splitlines():
-                key, _, value = line.partition(" ")
-                if key.lower() == "hostname" and value.strip():
-                    name = value.strip()
-                    break
-    try:
-        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return name
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for info in infos:
-            if info[0] == family:
-                return str(info[4][0])
-    return name
