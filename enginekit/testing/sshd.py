@@ -16,12 +16,14 @@ docker or podman CLI.
 
 Run a command with one up (the contract suite over ssh, say)::
 
-    python -m enginekit.testing.sshd --engines docker,podman -- \\
+    python -m enginekit.testing.sshd --engines docker,podman,lxc -- \\
         python -m pytest tests/test_contract.py -k info
 
 sets ``ENGINEKIT_SSH_CONFIG`` and ``ENGINEKIT_TEST_ENGINES``
-(``docker+ssh://root@127.0.0.1:PORT``, ``podman+ssh://root@127.0.0.1:PORT``)
-for the command, and stops the server after it.
+(``docker+ssh://root@127.0.0.1:PORT``, ``podman+ssh://root@127.0.0.1:PORT``,
+``lxc+ssh://root@127.0.0.1:PORT``: this machine's LXC through the agent the
+adapter brings, see :mod:`enginekit_lxc.remote`) for the command, and stops
+the server after it. An engine other than these is refused.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["SSHD", "LoopbackSshd", "loopback_sshd", "main"]
+__all__ = ["ENGINES", "SSHD", "LoopbackSshd", "loopback_sshd", "main"]
 
 SSHD = "/usr/sbin/sshd"
+#: The engines reached over ssh (``ENGINE+ssh://``).
+ENGINES = ("docker", "podman", "lxc")
 _START_TIMEOUT = 15.0
 
 
@@ -222,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--engines",
         default="docker,podman",
-        help="engines to name in ENGINEKIT_TEST_ENGINES as ENGINE+ssh:// URLs (comma-separated)",
+        help="engines to name in ENGINEKIT_TEST_ENGINES as ENGINE+ssh:// URLs "
+        f"(comma-separated: {', '.join(ENGINES)})",
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     args = parser.parse_args(argv)
@@ -231,9 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = command[1:]
     if not command:
         parser.error("give a command after --")
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown or not engines:
+        parser.error(f"--engines takes {', '.join(ENGINES)} (not {', '.join(unknown) or 'none'})")
     with loopback_sshd() as server:
         env = dict(os.environ, **server.environment())
-        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
         env["ENGINEKIT_TEST_ENGINES"] = ",".join(server.url(e) for e in engines)
         print(f"[sshd] 127.0.0.1:{server.port}: {env['ENGINEKIT_TEST_ENGINES']}", file=sys.stderr)
         return subprocess.call(command, env=env)
