@@ -251,7 +251,7 @@ configure_storage() {
 # the rootless network namespace between calls), or nothing.
 pause_pid() {
   local pid
-  pid=$(tr -cd '0-9' <"$(runtime_dir)/libpod/tmp/pause.pid" 2>/dev/null) || true
+  pid=$({ tr -cd '0-9' <"$(runtime_dir)/libpod/tmp/pause.pid"; } 2>/dev/null) || true
   [ -n "$pid" ] && [ "$(stat -c %u "/proc/$pid" 2>/dev/null)" = "$(user_uid)" ] &&
     [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = catatonit ] && printf '%s\n' "$pid"
   return 0

@@ -26,6 +26,9 @@ fi
 echo "[test] pytest on engines: $ENGINEKIT_TEST_ENGINES" >&2
 # Each chosen engine's adapter tests too, in their own pytest run (their
 # test_contract.py is the same suite as tests/test_contract.py, run once below).
+# ENGINEKIT_TEST_PARTS (comma-separated; default adapters,tests) chooses what runs:
+# `adapters` (each engine's adapter tests), `tests` (the core tests and the
+# contract suite, fault scenarios included), `faults` (the fault scenarios alone).
 status=0
 IFS=',' read -ra chosen <<<"$ENGINEKIT_TEST_ENGINES"
 for choice in "${chosen[@]}"; do
@@ -43,6 +46,12 @@ for choice in "${chosen[@]}"; do
       "adapters/$e/tests" || status=1
   fi
 done
-echo "[test] core tests and the contract suite" >&2
-"$VPY" -m pytest -q -p no:cacheprovider tests "$@" || status=1
+if [[ $parts == *,faults,* ]]; then
+  echo "[test] the contract suite's fault scenarios" >&2
+  "$VPY" -m pytest -q -p no:cacheprovider -m faults tests/test_contract.py "$@" || status=1
+fi
+if [[ $parts == *,tests,* ]]; then
+  echo "[test] core tests and the contract suite" >&2
+  "$VPY" -m pytest -q -p no:cacheprovider tests "$@" || status=1
+fi
 exit $status

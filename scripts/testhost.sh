@@ -4,8 +4,12 @@
 #
 #   scripts/testhost.sh up              build what is missing, start what is stopped, print versions
 #   scripts/testhost.sh exec CMD...     run CMD inside as root (cwd /opt/enginekit, clean env)
-#   scripts/testhost.sh test [ARGS]     sync this checkout in, run the suite inside on every engine
-#                                       (ENGINEKIT_TESTHOST_ENGINES chooses; extra args go to pytest)
+#   scripts/testhost.sh test [ARGS]     sync this checkout in, run inside: the adapter tests and fault
+#                                       scenarios on the local sockets, then the core tests and the
+#                                       contract suite on every engine as a remote one (docker+ssh,
+#                                       docker+tcp with TLS, podman+ssh rootful and rootless, lxc+ssh,
+#                                       at the container's own address); ENGINEKIT_TESTHOST_ENGINES
+#                                       names engines instead (local run); extra args go to pytest
 #   scripts/testhost.sh bench [ARGS]    run benchmarks/bench_engines.py inside on its engines
 #   scripts/testhost.sh sync            sync this checkout in (and reinstall if its metadata changed)
 #   scripts/testhost.sh versions        print the engine versions
@@ -45,7 +49,7 @@ PACKAGES=(docker.io docker-cli containerd podman crun catatonit uidmap netavark 
           lxc lxc-dev dnsmasq-base nftables iptables iproute2 busybox-static skopeo umoci
           jq curl docker-registry python3 python3-venv python3-dev gcc libc6-dev pkg-config
           procps psmisc kmod tar xz-utils gzip git ca-certificates
-          openssh-client openssh-server socat openssl)
+          openssh-client openssh-server socat openssl passt slirp4netns fuse-overlayfs)
 
 log() { printf '[testhost] %s\n' "$*" >&2; }
 die() { printf '[testhost] error: %s\n' "$*" >&2; exit 1; }
@@ -164,9 +168,13 @@ configure_engines() {
   "features": {"containerd-snapshotter": false}
 }
 EOF
-  cat >"$r/etc/docker/daemon-containerd.json" <<'EOF'
+  cat >"$r/etc/docker/daemon-containerd.json" <<EOF
 {
-  "hosts": ["unix:///run/docker-containerd.sock"],
+  "hosts": ["unix:///run/docker-containerd.sock", "tcp://$CT_ADDR:2376"],
+  "tlsverify": true,
+  "tlscacert": "/etc/enginekit-testhost/tls/ca.pem",
+  "tlscert": "/etc/enginekit-testhost/tls/server-cert.pem",
+  "tlskey": "/etc/enginekit-testhost/tls/server-key.pem",
   "pidfile": "/run/docker-containerd.pid",
   "exec-root": "/run/docker-containerd",
   "data-root": "/var/lib/docker-containerd",
@@ -210,6 +218,7 @@ lxc.net.0.flags = up
 lxc.apparmor.profile = unconfined
 EOF
   install -m 755 "$REPO/scripts/testhost/engines.sh" "$r/usr/local/sbin/enginekit-testhost-engines"
+  install -m 755 "$REPO/scripts/testhost/remote.sh" "$r/usr/local/sbin/enginekit-testhost-remote"
 }
 
 install_packages() {
@@ -363,7 +372,9 @@ inner() {
 }
 
 start_engines() {
-  inner /usr/local/sbin/enginekit-testhost-engines
+  inner /usr/local/sbin/enginekit-testhost-engines &&
+    # Rootless Podman for the user ekrootless (uid 1000): its own service and store.
+    inner bash "$INNER_SRC/scripts/rootless-podman.sh" start >/dev/null
 }
 
 versions() {
@@ -374,6 +385,7 @@ versions() {
       echo "docker  $s: $v${st:+ [$st]}"
     done
     echo "podman  $(podman --remote --url unix:///run/podman/podman.sock version --format "{{.Server.Version}} (API {{.Server.APIVersion}})" 2>/dev/null || echo not answering)"
+    u=$(id -u ekrootless 2>/dev/null) && echo "podman  rootless (ekrootless, unix:///run/user/$u/podman/podman.sock): $(podman --remote --url unix:///run/user/$u/podman/podman.sock version --format "{{.Server.Version}}" 2>/dev/null || echo not answering)"
     echo "lxc     $(lxc-start --version 2>/dev/null) (lxcbr0 $(ip -4 -br addr show lxcbr0 2>/dev/null | awk "{print \$3}"))"
     echo "python  $('"$INNER_VENV"'/bin/python --version 2>&1 | cut -d" " -f2) ($('"$INNER_VENV"'/bin/python -c "import sys; print(sys.executable)" 2>/dev/null))"
     echo "kernel  $(uname -r), cgroups: $(ls /sys/fs/cgroup | tr "\n" " ")"
@@ -402,6 +414,18 @@ cmd_up() {
   versions
 }
 
+# The engines the contract suite runs on by default: every engine of the test
+# host as a remote engine, reached at the container's own address (sshd and the
+# TLS dockerd inside; a client key and certificates made per run by
+# enginekit-testhost-remote): Docker over ssh (classic store), Docker over TLS
+# (containerd store), rootful and rootless Podman over ssh, LXC over ssh.
+remote_engines() {
+  local uid
+  uid=$(inner id -u ekrootless)
+  printf '%s' "docker+ssh://root@$CT_ADDR,docker+tcp://$CT_ADDR:2376,podman+ssh://root@$CT_ADDR"
+  printf '%s' ",podman+ssh://ekrootless@$CT_ADDR/run/user/$uid/podman/podman.sock,lxc+ssh://root@$CT_ADDR"
+}
+
 cmd_test() {
   need_root
   running || die "the test host is not running: scripts/testhost.sh up"
@@ -410,10 +434,26 @@ cmd_test() {
   install_venv
   flock -u 9
   versions
-  local engines=${ENGINEKIT_TESTHOST_ENGINES:-$DEFAULT_ENGINES}
-  log "suite inside on: $engines"
-  inner /usr/bin/env ENGINEKIT_TEST_ENGINES="$engines" ENGINEKIT_SKIP_SETUP=1 ENGINEKIT_SKIP_LINT=1 \
-    bash scripts/test.sh "$@"
+  local inside=(/usr/bin/env ENGINEKIT_SKIP_SETUP=1 ENGINEKIT_SKIP_LINT=1)
+  if [ -n "${ENGINEKIT_TESTHOST_ENGINES:-}" ]; then
+    log "suite inside on: $ENGINEKIT_TESTHOST_ENGINES"
+    inner "${inside[@]}" ENGINEKIT_TEST_ENGINES="$ENGINEKIT_TESTHOST_ENGINES" bash scripts/test.sh "$@"
+    return
+  fi
+  local kit=/run/enginekit-ci status=0 remote env_lines
+  remote=$(remote_engines)
+  env_lines=$(inner /usr/local/sbin/enginekit-testhost-remote prepare "$kit" "$CT_ADDR") ||
+    die "could not make the remote engines ready (sshd, TLS dockerd)"
+  # shellcheck disable=SC2064
+  trap "inner /usr/local/sbin/enginekit-testhost-remote cleanup '$kit' || true" EXIT
+  log "adapter tests and fault scenarios inside, on the local sockets: $DEFAULT_ENGINES"
+  inner "${inside[@]}" ENGINEKIT_TEST_ENGINES="$DEFAULT_ENGINES" ENGINEKIT_TEST_PARTS=adapters,faults \
+    bash scripts/test.sh || status=1
+  log "core tests and the contract suite inside, on remote engines: $remote"
+  # shellcheck disable=SC2086 # env_lines: NAME=VALUE lines without spaces
+  inner "${inside[@]}" ENGINEKIT_TEST_ENGINES="$remote" ENGINEKIT_TEST_PARTS=tests ENGINEKIT_TEST_FAULTS= \
+    DOCKER_TLS_VERIFY=1 $env_lines bash scripts/test.sh "$@" || status=1
+  return $status
 }
 
 cmd_bench() {

@@ -47,6 +47,13 @@ mkdir -p /dev/net
 [ -e /dev/net/tun ] || mknod -m 666 /dev/net/tun c 10 200
 [ -e /dev/fuse ] || mknod -m 666 /dev/fuse c 10 229
 [ -e /dev/loop-control ] || mknod -m 660 /dev/loop-control c 10 237
+# LXC gives the container a boot_id of its own by mounting a file over
+# /proc/sys/kernel/random/boot_id. Any mount over /proc makes the kernel refuse
+# a new proc mount inside an unprivileged user namespace (rootless Podman's
+# containers: "mount `proc` to `proc`: Operation not permitted").
+if grep -q ' /proc/sys/kernel/random/boot_id ' /proc/mounts; then
+  umount /proc/sys/kernel/random/boot_id
+fi
 
 # A default route that leads nowhere: into `ekthnull`, a bridge with no ports
 # (this kernel has no dummy device). Tools and tests that look for the host's
@@ -126,6 +133,10 @@ bridge() { # bridge NAME ADDR/PREFIX
   ip link set "$1" up
 }
 bridge ekcd0 172.21.0.1/16
+# The containerd-store daemon also listens on the container's own address with
+# TLS (tcp ADDR:2376): its certificates must exist before it starts.
+addr=$(ip -4 -o addr show eth0 | awk '{ print $4 }' | cut -d/ -f1 | head -n 1)
+/usr/local/sbin/enginekit-testhost-remote certs "$addr"
 status=0
 start_dockerd dockerd-containerd /etc/docker/daemon-containerd.json /run/docker-containerd.sock \
   /run/docker-containerd.pid /run/docker-containerd || status=1
