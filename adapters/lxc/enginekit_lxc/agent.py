@@ -233,7 +233,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _answer(self, value: Any) -> None:
-        self._send(200, json.dumps({"r": wire.encode(value)}, separators=(",", ":")).encode())
+        try:
+            payload = json.dumps({"r": wire.encode(value)}, separators=(",", ":")).encode()
+        except (TypeError, ValueError) as exc:
+            self._fail(EngineError(f"lxc agent: cannot send the answer ({exc})"))
+            return
+        self._send(200, payload)
 
     def _fail(self, exc: BaseException) -> None:
         payload = json.dumps({"error": wire.encode_error(exc)}).encode()
@@ -453,13 +458,11 @@ class _Handler(BaseHTTPRequestHandler):
 
         outcome: dict[str, Any]
         try:
-            image = agent.driver.image_build(request, progress=progress)
+            outcome = {"r": wire.encode(agent.driver.image_build(request, progress=progress))}
         except (BrokenPipeError, ConnectionResetError):
             raise
         except Exception as exc:
             outcome = {"e": wire.encode_error(exc)}
-        else:
-            outcome = {"r": wire.encode(image)}
         finally:
             # Removed before the answer ends: gone when the client has it.
             shutil.rmtree(folder, ignore_errors=True)
