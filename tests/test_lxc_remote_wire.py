@@ -671,3 +671,41 @@ def test_extract_context_keeps_links_modes_and_refuses_escapes(tmp_path: Path) -
         with pytest.raises(errors.InvalidSpec):
             agent_mod.extract_context(evil, str(target))
     assert not (tmp_path / "through").exists() and not (tmp_path / "x").exists()
+
+
+def test_an_upload_whose_read_fails_raises_that_and_hangs_nothing(
+    served: tuple[RemoteLxcDriver, StandIn, str],
+) -> None:
+    driver, stand_in, _ = served
+
+    class Failing(io.RawIOBase):
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            self.reads += 1
+            if self.reads > 2:
+                raise OSError("the disk went away")
+            buffer[:10] = b"x" * 10
+            return 10
+
+    done = threading.Event()
+    caught: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            source: Any = Failing()
+            driver.container_put_archive("a" * 64, "/", source)
+        except BaseException as exc:
+            caught.append(exc)
+        done.set()
+
+    threading.Thread(target=put, daemon=True).start()
+    assert done.wait(10), "the upload hung"
+    assert len(caught) == 1 and isinstance(caught[0], EngineError)
+    assert "the disk went away" in str(caught[0])
+    assert stand_in.put == b"x" * 20  # what was read before, then the body ended
+    assert driver.container_inspect("web").name == "web"

@@ -73,11 +73,40 @@ _START_MARGIN = 60.0
 _QUICK = 120.0
 
 
-def _chunks(stream: IO[bytes], head: bytes = b"") -> Iterator[bytes]:
-    if head:
-        yield head
-    while data := stream.read(_CHUNK):
-        yield data
+class _Upload:
+    """A request body read from ``stream`` in chunks, after ``head``.
+
+    A read that fails ends the body early (the agent then refuses what it got)
+    and is kept in :attr:`error`, to be raised instead of the agent's answer:
+    raised inside the transport's send, it would leave the agent waiting for
+    the rest of a body that never comes.
+    """
+
+    def __init__(self, stream: IO[bytes], head: bytes = b"") -> None:
+        self._stream = stream
+        self._head = head
+        self.error: Exception | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._head:
+            yield self._head
+        while True:
+            try:
+                data = self._stream.read(_CHUNK)
+            except Exception as exc:
+                self.error = exc
+                return
+            if not data:
+                return
+            yield data
+
+    def check(self) -> None:
+        if self.error is not None:
+            if isinstance(self.error, EngineError):
+                raise self.error
+            raise EngineError(f"lxc: cannot read what was to be sent ({self.error})") from (
+                self.error
+            )
 
 
 class _ResponseFile(io.RawIOBase):
@@ -264,8 +293,10 @@ class RemoteLxcDriver:
         }
         head = json.dumps(wire.encode(fields), separators=(",", ":")).encode() + b"\n"
         with context_tar(request.context, request.dockerfile) as tar:
-            response = self._request("/image_build", body=_chunks(tar, head))
+            upload = _Upload(tar, head)
+            response = self._request("/image_build", body=upload)
         try:
+            upload.check()
             self._check(response)
             for raw in response.iter_lines():
                 line = _json_line(raw)
@@ -323,7 +354,11 @@ class RemoteLxcDriver:
         except OSError as exc:
             raise EngineError(f"lxc: cannot read {path}: {exc.strerror}") from exc
         with fh:
-            response = self._request("/image_load", body=_chunks(fh))
+            upload = _Upload(fh)
+            response = self._request("/image_load", body=upload)
+        if upload.error is not None:
+            response.close()
+            upload.check()
         images: list[Image] = wire.decode(self._result(response))
         return images
 
@@ -436,7 +471,12 @@ class RemoteLxcDriver:
 
     def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
         head = json.dumps(wire.encode({"id": id, "path": path})).encode() + b"\n"
-        self._result(self._request("/put_archive", body=_chunks(data, head)))
+        upload = _Upload(data, head)
+        response = self._request("/put_archive", body=upload)
+        if upload.error is not None:
+            response.close()
+            upload.check()
+        self._result(response)
 
     def container_get_archive(self, id: str, path: str) -> IO[bytes]:
         response = self._request("/get_archive", payload={"id": id, "path": path})
