@@ -229,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
+        if self.close_connection:  # the body was not read whole: the client must not reuse it
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(payload)
 
