@@ -168,6 +168,7 @@ class RemoteBench:
         self.counting: CountingDialer | None = None
         self.raw: RawDialed | None = None
         self.running = ""
+        self.made = False  # whether anything may have been created on the engine
         self.fresh: list[Any] = []
         self.notes: list[str] = []
 
@@ -194,6 +195,7 @@ class RemoteBench:
             f"{info.name} {info.version}, API {info.api_version}, reached through "
             f"{route.describe()} over ssh"
         )
+        self.made = True
         with build_context() as ctx:
             engine.images.build(ctx, tag=self.image, labels=self.labels)
         if docker:
@@ -304,9 +306,9 @@ class RemoteBench:
             close_all(fresh)
         if self.raw is not None:
             self.raw.close()  # an interrupted request leaves it unusable
-        if self.counting is None:
+        if self.counting is None or not self.made:
             close_all(self.engine)
-            return problems  # never connected: nothing made
+            return problems  # nothing made
         attempt = self._remove_all(self.counting.inner)
         if attempt:
             # The Engine's own tunnel may be what failed: once more on a new one.
