@@ -284,6 +284,15 @@ class RemoteBench:
             }
             if self.logins:
                 record["sshd_logins"] = self.logins() - before
+            # What of the first call is ssh's own: another fresh Engine's tunnel
+            # logging in and running `true` (nothing sent to the engine).
+            probe = self.connect()
+            self.fresh.append(probe)
+            login = count_dials(probe).inner.tunnel
+            record["login_ms"] = (
+                _timed(functools.partial(login.run, ("true",), timeout=60.0)) * 1000
+            )
+            probe.close()
             out.append(record)
         firsts = [r["first_ms"] for r in out]
         laters = [r["later_median_ms"] for r in out]
@@ -294,6 +303,7 @@ class RemoteBench:
             "first_ms": statistics.median(firsts),
             "later_median_ms": statistics.median(laters),
             "threads_median_ms": statistics.median(r["threads_median_ms"] for r in out),
+            "login_ms": statistics.median(r["login_ms"] for r in out),
             "first_over_later": statistics.median(firsts) / statistics.median(laters),
             "masters_started": max(r["masters_started"] for r in out),
             "once_per_engine": all(r["masters_started"] == 1 and r["tunnel_closed"] for r in out),
@@ -425,8 +435,8 @@ def print_table(results: dict[str, Any], goals: list[dict[str, Any]]) -> None:
         conns = data.get("connections")
         if conns:
             print(
-                f"   connections dialed during the measured calls: enginekit {conns['enginekit']},"
-                f" raw {conns['raw']}"
+                f"   new connections during the iterations (warm-up too): "
+                f"enginekit {conns['enginekit']}, raw {conns['raw']} (0: all on kept ones)"
             )
         shake = data.get("handshake")
         if shake:
@@ -436,6 +446,10 @@ def print_table(results: dict[str, Any], goals: list[dict[str, Any]]) -> None:
                 f"{shake['first_ms']:.1f} ms, later calls {shake['later_median_ms']:.2f} ms "
                 f"({shake['first_over_later']:.0f}x), from {shake['threads']} threads "
                 f"{shake['threads_median_ms']:.2f} ms"
+            )
+            print(
+                f"   of the first call, ssh's own login + a `true` session: "
+                f"{shake['login_ms']:.1f} ms (another fresh Engine's tunnel)"
             )
             print(
                 f"   masters started: {shake['masters_started']} (per Engine: "
