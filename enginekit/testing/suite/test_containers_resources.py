@@ -48,12 +48,6 @@ def _binding(c: Container, port: int) -> PortBinding:
     return found[0]
 
 
-@pytest.fixture
-def host_port(engine: Engine, base_image: str, labels: dict[str, str]) -> int:
-    """A TCP port free on the engine's host at its published address."""
-    return free_host_port(engine, base_image, labels)
-
-
 @pytest.mark.requires(Capability.PORTS, Capability.NETWORK_BRIDGE)
 class TestContainerPorts:
     def test_engine_picks_host_port(self, engine: Engine, run_container: ContainerFactory) -> None:
@@ -68,8 +62,13 @@ class TestContainerPorts:
         assert http_get(port, "/index.html", host=address) == BODY
 
     def test_host_ip_and_port_given(
-        self, engine: Engine, run_container: ContainerFactory, host_port: int
+        self,
+        engine: Engine,
+        run_container: ContainerFactory,
+        base_image: str,
+        labels: dict[str, str],
     ) -> None:
+        host_port = free_host_port(engine, base_image, labels)
         address = published_address(engine)
         c = run_container(HTTPD, ports={8080: (address, host_port)})
         for snap in (c, engine.containers.get(c)):
@@ -80,16 +79,26 @@ class TestContainerPorts:
         assert http_get(host_port, "/index.html", host=address) == BODY
 
     def test_host_port_given(
-        self, engine: Engine, run_container: ContainerFactory, host_port: int
+        self,
+        engine: Engine,
+        run_container: ContainerFactory,
+        base_image: str,
+        labels: dict[str, str],
     ) -> None:
+        host_port = free_host_port(engine, base_image, labels)
         c = run_container(HTTPD, ports={8080: host_port})
         binding = _binding(engine.containers.get(c), 8080)
         assert (binding.host_ip, binding.host_port) == (published_address(engine), host_port)
         assert http_get(host_port, "/index.html", host=published_address(engine)) == BODY
 
     def test_ports_of_created_container(
-        self, engine: Engine, create_container: ContainerFactory, host_port: int
+        self,
+        engine: Engine,
+        create_container: ContainerFactory,
+        base_image: str,
+        labels: dict[str, str],
     ) -> None:
+        host_port = free_host_port(engine, base_image, labels)
         address = published_address(engine)
         c = create_container(HTTPD, ports={8080: (None, host_port)})
         assert (_binding(c, 8080).host_ip, _binding(c, 8080).host_port) == (address, host_port)
