@@ -425,6 +425,10 @@ class StandIn:
         self.loaded: bytes = b""
         self.context: dict[str, bytes] = {}
         self.aborted = threading.Event()
+        self.removed: list[tuple[str, bool]] = []
+
+    def image_remove(self, ref: str, *, force: bool = False) -> None:
+        self.removed.append((ref, force))
 
     def container_inspect(self, ref: str) -> Container:
         if ref != "web":
@@ -605,6 +609,7 @@ def test_build_sends_the_context_and_streams_progress(
         "link": b"/etc/passwd",
     }
     assert os.listdir(folder) == ["s"]
+    assert stand_in.removed == []  # kept: every line was taken
     failing = BuildRequest(context=str(ctx), tags=("t:1",), build_args={"A": "1"}, target="fail")
     with pytest.raises(BuildFailed) as info:
         driver.image_build(failing)
@@ -615,7 +620,7 @@ def test_build_sends_the_context_and_streams_progress(
 def test_a_progress_callback_that_raises_leaves_as_it_is(
     served: tuple[RemoteLxcDriver, StandIn, str], tmp_path: Path
 ) -> None:
-    driver, _, _ = served
+    driver, stand_in, _ = served
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
 
     class Mine(BaseException):
@@ -629,6 +634,11 @@ def test_a_progress_callback_that_raises_leaves_as_it_is(
         driver.image_build(request, progress=progress)
     # The connection was not left half-read: the next call works.
     assert driver.container_inspect("web").name == "web"
+    # The build had ended there: the image it made went, as the builder does here.
+    deadline = time.monotonic() + 5
+    while not stand_in.removed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert stand_in.removed == [("sha256:" + "e" * 64, True)]
 
 
 def test_extract_context_keeps_links_modes_and_refuses_escapes(tmp_path: Path) -> None:

@@ -36,13 +36,13 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
 import socket
 import socketserver
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -52,12 +52,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
 from enginekit import hostfacts
-from enginekit.errors import EngineError, InvalidSpec
+from enginekit.errors import EngineError
 from enginekit.models import BuildRequest
 
 from . import wire
+from .agentcontext import extract_context
 
-__all__ = ["METHODS", "OPTIONAL", "main"]
+__all__ = ["METHODS", "OPTIONAL", "extract_context", "main"]
 
 #: The driver methods ``/call/`` runs (the streams have calls of their own).
 METHODS = frozenset(
@@ -90,6 +91,8 @@ METHODS = frozenset(
 #: driver's answer where it has one, else this (the remote) host's.
 OPTIONAL = ("host_cpus", "host_path_exists")
 _CHUNK = 1 << 20
+#: How long a built image waits for the client's word before it is removed.
+_VERDICT = 600.0
 #: How long calls still running when the agent is told to end may take to finish.
 _DRAIN = 120.0
 
@@ -166,6 +169,7 @@ class Agent:
         self.folder = folder
         self._lock = threading.Lock()
         self._busy = 0
+        self._verdicts: dict[str, tuple[threading.Event, list[bool]]] = {}
 
     def hello(self) -> dict[str, Any]:
         driver = self.driver
@@ -190,6 +194,40 @@ class Agent:
     def idle(self) -> bool:
         with self._lock:
             return self._busy == 0
+
+    # A build's image is kept only once the client has taken every progress line
+    # (its callback may raise at the last one, which must leave nothing behind, as
+    # on this host): it says so with /build_verdict, on another connection.
+    def expect_verdict(self) -> str:
+        token = secrets.token_hex(16)
+        with self._lock:
+            self._verdicts[token] = (threading.Event(), [])
+        return token
+
+    def give_verdict(self, token: str, keep: bool) -> None:
+        with self._lock:
+            entry = self._verdicts.get(token)
+        if entry is None:
+            raise EngineError("lxc agent: no build waits for that word")
+        entry[1].append(keep)
+        entry[0].set()
+
+    def await_verdict(self, token: str, conn: Any) -> bool:
+        """The client's word on the build ``token``; no (False) once its connection
+        ``conn`` closes, or after :data:`_VERDICT` seconds."""
+        event, said = self._verdicts[token]
+        deadline = time.monotonic() + _VERDICT
+        try:
+            while not event.wait(0.05):
+                if time.monotonic() > deadline:
+                    return False
+                with contextlib.suppress(OSError, ValueError):
+                    if select.select([conn], [], [], 0)[0]:
+                        return bool(said and said[0])  # closed (or a word meanwhile)
+            return bool(said and said[0])
+        finally:
+            with self._lock:
+                self._verdicts.pop(token, None)
 
     def scratch(self) -> str:
         """A new private temporary directory for one call (removed by the caller)."""
@@ -274,6 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/image_save": self._image_save,
             "/image_load": self._image_load,
             "/image_build": self._image_build,
+            "/build_verdict": self._build_verdict,
         }
         handler = handlers.get(route)
         if handler is None and route.startswith("/call/"):
@@ -458,9 +497,10 @@ class _Handler(BaseHTTPRequestHandler):
         def progress(text: str) -> None:
             self._line({"p": text})
 
-        outcome: dict[str, Any]
+        image = None
         try:
-            outcome = {"r": wire.encode(agent.driver.image_build(request, progress=progress))}
+            image = agent.driver.image_build(request, progress=progress)
+            outcome = {"r": wire.encode(image), "t": agent.expect_verdict()}
         except (BrokenPipeError, ConnectionResetError):
             raise
         except Exception as exc:
@@ -468,8 +508,28 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             # Removed before the answer ends: gone when the client has it.
             shutil.rmtree(folder, ignore_errors=True)
-        self._line(outcome)
+        if "t" not in outcome:
+            self._line(outcome)
+            self._end_chunks()
+            return
+        keep = False
+        try:
+            self._line(outcome)
+            keep = agent.await_verdict(outcome["t"], self.connection)
+        finally:
+            if not keep and image is not None:
+                with contextlib.suppress(Exception):
+                    agent.driver.image_remove(image.id, force=True)
         self._end_chunks()
+
+    def _build_verdict(self, agent: Agent) -> None:
+        try:
+            args = self._json_body()
+            agent.give_verdict(str(args["t"]), bool(args["keep"]))
+        except Exception as exc:
+            self._fail(exc)
+            return
+        self._answer(None)
 
 
 def _head(data: IO[bytes]) -> Any:
@@ -492,72 +552,6 @@ def _watch_close(conn: Any, wake: int, lines: Any) -> None:
         if abort is not None:
             with contextlib.suppress(Exception):
                 abort()
-
-
-def _clean_parts(name: str) -> list[str]:
-    if name.startswith("/") or "\0" in name:
-        raise InvalidSpec("the build context holds an absolute name")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise InvalidSpec("the build context holds a name with '..'")
-    return parts
-
-
-def _real_dirs(root: str, parts: list[str]) -> str:
-    """``root/parts...`` made of directories (never through a symbolic link)."""
-    path = root
-    for part in parts:
-        path = os.path.join(path, part)
-        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-            raise InvalidSpec("the build context writes through a link or a file")
-        if not os.path.lexists(path):
-            os.mkdir(path, 0o755)
-    return path
-
-
-def extract_context(stream: IO[bytes], dest: str) -> None:
-    """A build context's tar (:func:`enginekit.buildcontext.context_tar`) into
-    ``dest``: modes and mtimes kept, symbolic links as links (their text
-    unchanged), hard links only to files extracted before, nothing written
-    outside ``dest`` or through a link."""
-    dirs: list[tuple[str, int, int]] = []
-    try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                parts = _clean_parts(member.name)
-                if not parts:
-                    continue
-                parent = _real_dirs(dest, parts[:-1])
-                path = os.path.join(parent, parts[-1])
-                if member.isdir():
-                    _real_dirs(dest, parts)
-                    dirs.append((path, member.mode & 0o7777, int(member.mtime)))
-                    continue
-                if os.path.lexists(path):
-                    raise InvalidSpec(f"the build context holds {member.name!r} twice")
-                if member.isreg():
-                    src = tar.extractfile(member)
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                    with os.fdopen(fd, "wb") as out:
-                        if src is not None:
-                            shutil.copyfileobj(src, out, _CHUNK)
-                    os.chmod(path, member.mode & 0o7777)
-                    os.utime(path, (member.mtime, member.mtime))
-                elif member.issym():
-                    os.symlink(member.linkname, path)
-                    with contextlib.suppress(OSError, NotImplementedError):
-                        os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
-                elif member.islnk():
-                    target = os.path.join(dest, *_clean_parts(member.linkname))
-                    if os.path.islink(target) or not os.path.isfile(target):
-                        raise InvalidSpec("the build context holds a hard link to nothing in it")
-                    os.link(target, path, follow_symlinks=False)
-                # devices, fifos and sockets are not part of a build context
-    except tarfile.TarError as exc:
-        raise InvalidSpec(f"the build context arrived unreadable ({exc})") from exc
-    for path, mode, mtime in reversed(dirs):
-        os.chmod(path, mode)
-        os.utime(path, (mtime, mtime))
 
 
 # -- the process -------------------------------------------------------------

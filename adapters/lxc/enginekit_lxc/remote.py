@@ -305,6 +305,12 @@ class RemoteLxcDriver:
                         progress(str(line["p"]))
                 elif "r" in line:
                     image: Image = wire.decode(line["r"])
+                    if "t" in line:
+                        # Every line was taken: the agent may keep the image.
+                        verdict = {"t": line["t"], "keep": True}
+                        self._result(self._request("/build_verdict", payload=verdict))
+                    for _ in response.iter_chunks():
+                        pass  # the end of the answer: the connection is reused
                     return image
                 elif "e" in line:
                     raise wire.decode_error(line["e"])
