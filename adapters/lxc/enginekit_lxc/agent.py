@@ -36,7 +36,6 @@ import contextlib
 import io
 import json
 import os
-import secrets
 import select
 import shutil
 import signal
@@ -161,6 +160,31 @@ class _Body(io.RawIOBase):
             pass
 
 
+class _Build:
+    """A build running: the client's word on it, and its end."""
+
+    def __init__(self) -> None:
+        self.said = threading.Event()
+        self.keep: list[bool] = []
+        self.done = threading.Event()
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.keep) and not self.keep[0]
+
+    def verdict(self, conn: Any) -> bool:
+        """The client's word; no (False) once its connection ``conn`` closes, or
+        after :data:`_VERDICT` seconds."""
+        deadline = time.monotonic() + _VERDICT
+        while not self.said.wait(0.05):
+            if time.monotonic() > deadline:
+                return False
+            with contextlib.suppress(OSError, ValueError):
+                if select.select([conn], [], [], 0)[0]:
+                    break  # closed (the client sends nothing else on it)
+        return bool(self.keep) and self.keep[0]
+
+
 class Agent:
     """The driver, its private directory, and the calls running now."""
 
@@ -169,7 +193,7 @@ class Agent:
         self.folder = folder
         self._lock = threading.Lock()
         self._busy = 0
-        self._verdicts: dict[str, tuple[threading.Event, list[bool]]] = {}
+        self._builds: dict[str, _Build] = {}
 
     def hello(self) -> dict[str, Any]:
         driver = self.driver
@@ -197,37 +221,32 @@ class Agent:
 
     # A build's image is kept only once the client has taken every progress line
     # (its callback may raise at the last one, which must leave nothing behind, as
-    # on this host): it says so with /build_verdict, on another connection.
-    def expect_verdict(self) -> str:
-        token = secrets.token_hex(16)
+    # on this host): it says so with /build_verdict, on another connection, naming
+    # the build by the token it chose. A "no" stops the build at its next line;
+    # with "wait" the answer comes once the build and its cleanup are over.
+    def build_started(self, token: str) -> _Build:
+        build = _Build()
         with self._lock:
-            self._verdicts[token] = (threading.Event(), [])
-        return token
+            if token in self._builds:
+                raise EngineError("lxc agent: two builds with one token")
+            self._builds[token] = build
+        return build
 
-    def give_verdict(self, token: str, keep: bool) -> None:
+    def build_ended(self, token: str) -> None:
         with self._lock:
-            entry = self._verdicts.get(token)
-        if entry is None:
-            raise EngineError("lxc agent: no build waits for that word")
-        entry[1].append(keep)
-        entry[0].set()
+            build = self._builds.pop(token, None)
+        if build is not None:
+            build.done.set()
 
-    def await_verdict(self, token: str, conn: Any) -> bool:
-        """The client's word on the build ``token``; no (False) once its connection
-        ``conn`` closes, or after :data:`_VERDICT` seconds."""
-        event, said = self._verdicts[token]
-        deadline = time.monotonic() + _VERDICT
-        try:
-            while not event.wait(0.05):
-                if time.monotonic() > deadline:
-                    return False
-                with contextlib.suppress(OSError, ValueError):
-                    if select.select([conn], [], [], 0)[0]:
-                        return bool(said and said[0])  # closed (or a word meanwhile)
-            return bool(said and said[0])
-        finally:
-            with self._lock:
-                self._verdicts.pop(token, None)
+    def give_verdict(self, token: str, keep: bool, *, wait: bool) -> None:
+        with self._lock:
+            build = self._builds.get(token)
+        if build is None:
+            return  # over already (a "no" after the client went: nothing waits)
+        build.keep.append(keep)
+        build.said.set()
+        if wait:
+            build.done.wait(_VERDICT)
 
     def scratch(self) -> str:
         """A new private temporary directory for one call (removed by the caller)."""
@@ -326,7 +345,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with contextlib.nullcontext() if lasting else agent.busy():
                 handler(agent)
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True  # the client went away
 
     def _json_body(self) -> Any:
@@ -482,40 +501,49 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             data = io.BufferedReader(body, _CHUNK)
             fields = _head(data)
+            token = str(fields.pop("token"))
             context = os.path.join(folder, "context")
             os.mkdir(context, 0o700)
             extract_context(data, context)
             self._finish_body(body)
             request = BuildRequest(context=context, **fields)
+            build = agent.build_started(token)
         except Exception as exc:
             shutil.rmtree(folder, ignore_errors=True)
             self._finish_body(body)
             self._fail(exc)
             return
+        try:
+            self._build(agent, request, build, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            agent.build_ended(token)
+
+    def _build(self, agent: Agent, request: BuildRequest, build: _Build, folder: str) -> None:
         self._start_chunks("application/x-ndjson")
 
         def progress(text: str) -> None:
+            if build.refused:
+                raise ConnectionAbortedError("the client gave the build up")
             self._line({"p": text})
 
         image = None
-        try:
-            image = agent.driver.image_build(request, progress=progress)
-            outcome = {"r": wire.encode(image), "t": agent.expect_verdict()}
-        except (BrokenPipeError, ConnectionResetError):
-            raise
-        except Exception as exc:
-            outcome = {"e": wire.encode_error(exc)}
-        finally:
-            # Removed before the answer ends: gone when the client has it.
-            shutil.rmtree(folder, ignore_errors=True)
-        if "t" not in outcome:
-            self._line(outcome)
-            self._end_chunks()
-            return
         keep = False
         try:
-            self._line(outcome)
-            keep = agent.await_verdict(outcome["t"], self.connection)
+            try:
+                image = agent.driver.image_build(request, progress=progress)
+            except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                raise
+            except Exception as exc:
+                shutil.rmtree(folder, ignore_errors=True)  # gone when the client has the answer
+                self._line({"e": wire.encode_error(exc)})
+                self._end_chunks()
+                return
+            shutil.rmtree(folder, ignore_errors=True)
+            if build.refused:
+                return
+            self._line({"r": wire.encode(image)})
+            keep = build.verdict(self.connection)
         finally:
             if not keep and image is not None:
                 with contextlib.suppress(Exception):
@@ -525,7 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _build_verdict(self, agent: Agent) -> None:
         try:
             args = self._json_body()
-            agent.give_verdict(str(args["t"]), bool(args["keep"]))
+            keep, wait = bool(args["keep"]), bool(args.get("wait"))
+            agent.give_verdict(str(args["t"]), keep, wait=wait)
         except Exception as exc:
             self._fail(exc)
             return

@@ -32,6 +32,7 @@ import datetime as dt
 import io
 import json
 import os
+import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
@@ -286,11 +287,12 @@ class RemoteLxcDriver:
     ) -> Image:
         from enginekit.buildcontext import context_tar
 
-        fields = {
+        fields: dict[str, Any] = {
             f.name: getattr(request, f.name)
             for f in attrs.fields(BuildRequest)
             if f.name != "context"
         }
+        token = fields["token"] = secrets.token_hex(16)
         head = json.dumps(wire.encode(fields), separators=(",", ":")).encode() + b"\n"
         with context_tar(request.context, request.dockerfile) as tar:
             upload = _Upload(tar, head)
@@ -302,13 +304,19 @@ class RemoteLxcDriver:
                 line = _json_line(raw)
                 if "p" in line:
                     if progress is not None:
-                        progress(str(line["p"]))
+                        try:
+                            progress(str(line["p"]))
+                        except BaseException:
+                            # The caller's callback: the build goes, its image too,
+                            # before the exception leaves (as the builder does here).
+                            response.abort()
+                            self._give_up(token)
+                            raise
                 elif "r" in line:
                     image: Image = wire.decode(line["r"])
-                    if "t" in line:
-                        # Every line was taken: the agent may keep the image.
-                        verdict = {"t": line["t"], "keep": True}
-                        self._result(self._request("/build_verdict", payload=verdict))
+                    # Every line was taken: the agent may keep the image.
+                    verdict = {"t": token, "keep": True}
+                    self._result(self._request("/build_verdict", payload=verdict))
                     for _ in response.iter_chunks():
                         pass  # the end of the answer: the connection is reused
                     return image
@@ -317,6 +325,12 @@ class RemoteLxcDriver:
             raise EngineError("lxc: the build's answer ended without its image")
         finally:
             response.close()
+
+    def _give_up(self, token: str) -> None:
+        """Tell the agent the build ``token`` is refused; return once it has ended there."""
+        with contextlib.suppress(EngineError):
+            verdict = {"t": token, "keep": False, "wait": True}
+            self._result(self._request("/build_verdict", payload=verdict))
 
     def image_inspect(self, ref: str) -> Image:
         image: Image = self._call("image_inspect", ref)
