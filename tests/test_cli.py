@@ -769,8 +769,8 @@ def test_parse_ports() -> None:
     from enginekit.cli._commands import parse_ports
 
     assert parse_ports(["80", "8080:80/udp", "0.0.0.0:9000:90", "127.0.0.1::91"]) == {
-        "80/tcp": ("127.0.0.1", None),
-        "80/udp": ("127.0.0.1", 8080),
+        "80/tcp": (None, None),
+        "80/udp": (None, 8080),
         "90/tcp": ("0.0.0.0", 9000),
         "91/tcp": ("127.0.0.1", None),
     }

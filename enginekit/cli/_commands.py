@@ -61,21 +61,24 @@ def parse_filters(items: Sequence[str], allowed: Sequence[str]) -> dict[str, Any
     return out
 
 
-def parse_ports(items: Sequence[str]) -> dict[str, tuple[str, int | None]]:
+def parse_ports(items: Sequence[str]) -> dict[str, tuple[str | None, int | None]]:
     """``-p`` as docker takes it: ``PORT``, ``HOST:PORT``, ``IP:HOST:PORT``,
-    ``IP::PORT``, each with an optional ``/tcp`` or ``/udp``."""
-    out: dict[str, tuple[str, int | None]] = {}
+    ``IP::PORT``, each with an optional ``/tcp`` or ``/udp``. Without an IP the
+    host side is None: the engine's published address (127.0.0.1 for an engine
+    on this machine, the engine host's address for a remote one)."""
+    out: dict[str, tuple[str | None, int | None]] = {}
     for item in items:
         spec, _, proto = item.partition("/")
         parts = spec.rsplit(":", 2) if spec.count(":") <= 2 else []
-        ip, host = "127.0.0.1", ""
+        ip: str | None = None
+        host = ""
         if len(parts) == 1:
             cport = parts[0]
         elif len(parts) == 2:
             host, cport = parts
         elif len(parts) == 3:
-            ip, host, cport = parts
-            ip = ip.strip("[]") or "127.0.0.1"
+            given, host, cport = parts
+            ip = given.strip("[]") or None
         else:
             raise UsageError(f"bad port {item!r}: use [IP:][HOSTPORT:]PORT[/tcp|udp]")
         if not cport.isdigit() or (host and not host.isdigit()):

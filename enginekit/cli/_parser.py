@@ -57,7 +57,10 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="[IP:][HOSTPORT:]PORT[/PROTO]",
-        help="publish a container port (host side defaults to 127.0.0.1, any free port)",
+        help=(
+            "publish a container port (host side defaults to the engine's address, "
+            "127.0.0.1 on this machine; host port to any free one)"
+        ),
     )
     add(
         "-v",
