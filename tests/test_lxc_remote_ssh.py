@@ -294,3 +294,20 @@ def test_inspect_over_lxc_ssh_against_a_raw_call_through_the_same_forward(
         assert med["ssh"] < med["raw"] * 3 + 5, med
     finally:
         engine.containers.remove(c, force=True)
+
+
+def test_a_python_too_old_is_unavailable_saying_so(
+    sshd: LoopbackSshd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bootstrap's own check, made to refuse this machine's python3.
+    monkeypatch.setattr(
+        remoteagent, "_BOOTSTRAP", remoteagent._BOOTSTRAP.replace("(3, 11)", "(99, 0)")
+    )
+    driver = enginekit.connect(sshd.url("lxc"), ssh_config=str(sshd.client_config))
+    try:
+        with pytest.raises(EngineUnavailable) as info:
+            driver.ping()
+        text = str(info.value)
+        assert "needs Python 3.11 or newer" in text and f":{sshd.port}" in text, text
+    finally:
+        driver.close()
