@@ -25,9 +25,15 @@ an error is status 500 with ``{"error": ...}``):
   arguments then the tar stream, as the request body;
 - ``/image_save``: the archive (written to a private temporary file first);
   ``/image_load``: the archive as the request body;
-- ``/image_build``: a JSON line (the request's fields) then the build context
-  as a tar, extracted into a private directory; answers ``{"p": line}`` lines
-  as the build goes, then ``{"r": image}`` or ``{"e": error}``.
+- ``/image_build``: a JSON line (the request's fields and a ``token`` the
+  client chose) then the build context as a tar, extracted into a private
+  directory; answers ``{"p": line}`` lines as the build goes, then ``{"r":
+  image}`` or ``{"e": error}``. The image is kept only once the client says
+  ``/build_verdict`` ``{"t": token, "keep": true}`` (it has taken every line);
+  ``"keep": false`` (its progress callback raised), its connection closing, or
+  no word within ten minutes stops the build at its next line and removes its
+  image (``"wait": true``: answered once that is done), as the builder does
+  when the callback raises on the build's own host.
 """
 
 from __future__ import annotations
