@@ -29,8 +29,10 @@ echo "[test] pytest on engines: $ENGINEKIT_TEST_ENGINES" >&2
 # ENGINEKIT_TEST_PARTS (comma-separated; default adapters,tests) chooses what runs:
 # `adapters` (each engine's adapter tests), `tests` (the core tests and the
 # contract suite, fault scenarios included), `faults` (the fault scenarios alone).
+parts=",${ENGINEKIT_TEST_PARTS:-adapters,tests},"
 status=0
 IFS=',' read -ra chosen <<<"$ENGINEKIT_TEST_ENGINES"
+[[ $parts == *,adapters,* ]] || chosen=()
 for choice in "${chosen[@]}"; do
   e=${choice%%+*}; e=${e%%:*}
   # An engine given as a URL (docker+unix:///run/x.sock): its adapter's tests

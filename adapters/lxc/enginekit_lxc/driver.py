@@ -89,7 +89,7 @@ from .errors import HINT, tool_path
 from .fsroot import Root
 from .helper import helper_argv, not_found_argv
 from .imagefit import check_workdir, port_refused, workdir_error
-from .launcher import MonitorLauncher
+from .launcher import MonitorLauncher, await_lxc_gone
 from .lxcconf import LxcSettings, container_env, find_helper, render
 from .lxchost import LxcHost
 from .lxchost import detect as detect_host
@@ -552,6 +552,16 @@ class LxcDriver:
             state, status = self._state(id)
             if state in (ContainerState.RUNNING, ContainerState.PAUSED):
                 return
+            if not await_lxc_gone(self.lxcpath, meta["lxc_name"]):
+                # Still there: LXC tears the old instance down.
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    subprocess.run(
+                        [tool_path("lxc-stop"), "-k", "-n", meta["lxc_name"], "-P", self.lxcpath],
+                        capture_output=True,
+                        timeout=30,
+                        check=False,
+                    )
+                await_lxc_gone(self.lxcpath, meta["lxc_name"])
             self._start_locked(id, meta, status)
 
     def _start_locked(self, id: str, meta: dict[str, Any], status: dict[str, Any]) -> None:

@@ -21,7 +21,40 @@ import threading
 import time
 from typing import Any
 
-__all__ = ["MonitorLauncher"]
+__all__ = ["MonitorLauncher", "await_lxc_gone"]
+
+#: How long a start waits for the previous run's ``lxc-execute`` to let go.
+LXC_GONE_WITHIN = 10.0
+
+
+def _command_socket_bound(lxcpath: str, name: str) -> bool:
+    """Whether LXC's command socket of container ``name`` is still bound (an
+    abstract unix socket, ``@<lxcpath>/<name>/command``, in this network
+    namespace: the previous ``lxc-execute`` has not exited yet)."""
+    want = f"@{os.path.join(lxcpath, name)}/command"
+    try:
+        with open("/proc/net/unix", encoding="utf-8", errors="replace") as fh:
+            return any(line.rstrip("\n").endswith(want) for line in fh)
+    except OSError:
+        return False
+
+
+def await_lxc_gone(lxcpath: str, name: str, within: float = LXC_GONE_WITHIN) -> bool:
+    """Wait until the previous ``lxc-execute`` of container ``name`` is gone.
+
+    A container whose init has exited is EXITED, but its ``lxc-execute`` can
+    still be tearing down for a moment (longer on a busy host, and when its
+    monitor was killed and nobody waits for it): started again then, LXC
+    fails with "Address already in use - Failed to create command socket".
+    True once the socket is free; False if it is still bound after ``within``.
+    """
+    deadline = time.monotonic() + within
+    while _command_socket_bound(lxcpath, name):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BOOT = (

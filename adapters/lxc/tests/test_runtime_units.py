@@ -243,3 +243,29 @@ def test_init_signal_read_from_lxcs_log(tmp_path: Path) -> None:
     log.write_bytes(_LXC_LOG_EXITED)
     assert _init_signal(str(log), 8521) is None
     assert _init_signal(str(tmp_path / "absent.log"), 8521) is None
+
+
+def test_a_start_waits_for_the_previous_lxc_execute_to_let_go() -> None:
+    """LXC's command socket of a container, ``@<lxcpath>/<name>/command``, still
+    bound by an ``lxc-execute`` tearing down: the start waits until it is free."""
+    import socket
+    import threading
+    import time
+
+    from enginekit_lxc import launcher
+
+    lxcpath, name = "/tmp/enginekit-test-lxcpath", f"ek-{os.getpid()}"
+    held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    held.bind(f"\0{lxcpath}/{name}/command")
+    held.listen(1)
+    try:
+        assert launcher._command_socket_bound(lxcpath, name)
+        assert not launcher._command_socket_bound(lxcpath, name + "x")
+        assert launcher.await_lxc_gone(lxcpath, name, within=0.2) is False
+        threading.Timer(0.3, held.close).start()
+        t0 = time.monotonic()
+        assert launcher.await_lxc_gone(lxcpath, name, within=5) is True
+        assert 0.2 < time.monotonic() - t0 < 5
+    finally:
+        held.close()
+    assert not launcher._command_socket_bound(lxcpath, name)
