@@ -20,7 +20,8 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
@@ -294,3 +295,21 @@ def run_container(
         return engine.containers.run(image, command, **_spec(spec, labels, make_name))
 
     return run
+
+
+@pytest.fixture
+def mount_source() -> Iterator[pathlib.Path]:
+    """A fresh directory to bind-mount into a container, removed after the test.
+
+    Made on this machine: the engines the suite runs against must share its
+    file system (local engines, and remote ones reached at this machine's own
+    address, as in CI). Open to every user (0777, under the system's temporary
+    directory, not pytest's private one): a rootless engine runs as another user,
+    whose containers read and write it as that user.
+    """
+    path = pathlib.Path(tempfile.mkdtemp(prefix="enginekit-mount-"))
+    try:
+        path.chmod(0o777)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -48,6 +48,7 @@ from .fixtures import (
     engines,
     labels,
     make_name,
+    mount_source,
     run_container,
     run_id,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "engines",
     "labels",
     "make_name",
+    "mount_source",
     "registry",
     "run_container",
     "run_id",

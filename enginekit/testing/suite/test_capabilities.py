@@ -184,8 +184,7 @@ def _spec_field(**spec: Any) -> Callable[[_Case], Callable[[], None]]:
 
 
 def _mounts(case: _Case) -> Callable[[], None]:
-    folder = case.tmp / "bind"
-    folder.mkdir()
+    folder = case.fixture("mount_source")
     return _spec_field(mounts=[f"{folder}:/data"])(case)
 
 

@@ -162,13 +162,13 @@ class TestContainerModel:
 
     @pytest.mark.requires(Capability.BIND_MOUNTS)
     def test_mounts_round_trip(
-        self, engine: Engine, create_container: ContainerFactory, tmp_path: pathlib.Path
+        self, engine: Engine, create_container: ContainerFactory, mount_source: pathlib.Path
     ) -> None:
-        (tmp_path / "ro").mkdir()
-        (tmp_path / "rw").mkdir()
+        (mount_source / "ro").mkdir()
+        (mount_source / "rw").mkdir()
         mounts = [
-            Mount(source=str(tmp_path / "ro"), target="/data/ro", read_only=True),
-            Mount(source=str(tmp_path / "rw"), target="/data/rw", read_only=False),
+            Mount(source=str(mount_source / "ro"), target="/data/ro", read_only=True),
+            Mount(source=str(mount_source / "rw"), target="/data/rw", read_only=False),
         ]
         c = create_container(SLEEP, mounts=mounts)
         for snap in (c, engine.containers.get(c)):

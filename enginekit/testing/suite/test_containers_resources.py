@@ -128,38 +128,38 @@ class TestContainerNetwork:
 @pytest.mark.requires(Capability.BIND_MOUNTS)
 class TestContainerMounts:
     def test_read_write(
-        self, engine: Engine, run_container: ContainerFactory, tmp_path: pathlib.Path
+        self, engine: Engine, run_container: ContainerFactory, mount_source: pathlib.Path
     ) -> None:
-        (tmp_path / "in.txt").write_bytes(b"from host\n")
+        (mount_source / "in.txt").write_bytes(b"from host\n")
         c = run_container(
             ["sh", "-c", "cat /data/in.txt && echo from container > /data/out.txt"],
-            mounts=[Mount(source=str(tmp_path), target="/data")],
+            mounts=[Mount(source=str(mount_source), target="/data")],
         )
         assert engine.containers.wait(c, timeout=30) == 0
         assert engine.containers.logs(c) == b"from host\n"
-        assert (tmp_path / "out.txt").read_bytes() == b"from container\n"
+        assert (mount_source / "out.txt").read_bytes() == b"from container\n"
 
     def test_read_only_refuses_writes(
-        self, engine: Engine, run_container: ContainerFactory, tmp_path: pathlib.Path
+        self, engine: Engine, run_container: ContainerFactory, mount_source: pathlib.Path
     ) -> None:
-        (tmp_path / "in.txt").write_bytes(b"from host\n")
+        (mount_source / "in.txt").write_bytes(b"from host\n")
         c = run_container(
             ["sh", "-c", "cat /data/in.txt; echo x > /data/out.txt; echo rc=$?"],
-            mounts=[Mount(source=str(tmp_path), target="/data", read_only=True)],
+            mounts=[Mount(source=str(mount_source), target="/data", read_only=True)],
         )
         assert engine.containers.wait(c, timeout=30) == 0
         out = engine.containers.logs(c, stderr=False)
         assert out.startswith(b"from host\n")
         assert out.endswith(b"rc=1\n") or out.endswith(b"rc=2\n"), out
-        assert not (tmp_path / "out.txt").exists()
-        assert list(tmp_path.iterdir()) == [tmp_path / "in.txt"]
+        assert not (mount_source / "out.txt").exists()
+        assert list(mount_source.iterdir()) == [mount_source / "in.txt"]
 
     @pytest.mark.requires(Capability.EXEC)
     def test_host_change_seen_inside(
-        self, engine: Engine, run_container: ContainerFactory, tmp_path: pathlib.Path
+        self, engine: Engine, run_container: ContainerFactory, mount_source: pathlib.Path
     ) -> None:
-        c = run_container(SLEEP, mounts=[Mount(source=str(tmp_path), target="/data")])
-        (tmp_path / "late.txt").write_bytes(b"later\n")
+        c = run_container(SLEEP, mounts=[Mount(source=str(mount_source), target="/data")])
+        (mount_source / "late.txt").write_bytes(b"later\n")
         assert engine.containers.exec(c, ["cat", "/data/late.txt"]).stdout == b"later\n"
 
 
