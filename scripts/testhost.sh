@@ -322,6 +322,9 @@ lxc.apparmor.allow_nesting = 1
 lxc.cap.drop =
 lxc.cgroup.devices.allow = a
 lxc.mount.auto = proc:rw sys:rw
+# /run empty at every start, as a booted system has it: the engines' runtime
+# state (Podman's, keyed to the boot id) never outlives the container.
+lxc.mount.entry = tmpfs run tmpfs rw,nosuid,nodev,mode=755 0 0
 lxc.autodev = 1
 lxc.pty.max = 1024
 lxc.tty.max = 0

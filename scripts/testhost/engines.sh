@@ -50,7 +50,9 @@ mkdir -p /dev/net
 # LXC gives the container a boot_id of its own by mounting a file over
 # /proc/sys/kernel/random/boot_id. Any mount over /proc makes the kernel refuse
 # a new proc mount inside an unprivileged user namespace (rootless Podman's
-# containers: "mount `proc` to `proc`: Operation not permitted").
+# containers: "mount `proc` to `proc`: Operation not permitted"). Done before
+# any engine starts: Podman records the boot id in /run (a tmpfs, empty at
+# each start of the container) and refuses to run if it changes under it.
 if grep -q ' /proc/sys/kernel/random/boot_id ' /proc/mounts; then
   umount /proc/sys/kernel/random/boot_id
 fi
@@ -145,9 +147,11 @@ bridge docker0 172.18.0.1/16   # "bip" in /etc/docker/daemon.json
 
 # -- podman -------------------------------------------------------------------
 podman_ok() { curl -fsS --max-time 20 --unix-socket /run/podman/podman.sock http://d/_ping; }
-if ! podman_ok >/dev/null 2>&1 && { [ -z "$(pgrep -f '^podman system service' || true)" ] ||
+# The rootful service only: a rootless user's service (its own socket) is not ours.
+ROOTFUL_SERVICE='^podman system service --time=0 unix:///run/podman/podman.sock$'
+if ! podman_ok >/dev/null 2>&1 && { [ -z "$(pgrep -f "$ROOTFUL_SERVICE" || true)" ] ||
                                     ! wait_for podman 90 podman_ok; }; then
-  for p in $(pgrep -f '^podman system service' || true); do
+  for p in $(pgrep -f "$ROOTFUL_SERVICE" || true); do
     say "podman service (pid $p) does not answer: stopping it"
     kill -TERM "$p" 2>/dev/null || true
   done
