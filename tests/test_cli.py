@@ -604,6 +604,33 @@ def test_logs_follow_ends_on_ctrl_c(
     ek("rm", "-f", name)
 
 
+def _other_spelling(engine: Engine, engine_name: str) -> str:
+    """Another URL of the same engine than ``engine_name``."""
+    address = engine.address
+    if address.startswith(f"{engine.name}+"):
+        url = address
+    elif "://" in address:
+        url = f"{engine.name}+{address}"
+    else:
+        url = f"{engine.name}://{address}"
+    if url != engine_name:
+        return url
+    if address.startswith("unix://"):
+        # Chosen by its URL already: name the socket by its bare path instead.
+        return f"{engine.name}://{address.removeprefix('unix://')}"
+    # A remote engine: its default port written out, or left out.
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    transport = parts.scheme.rpartition("+")[2]
+    netloc = parts.netloc
+    if transport == "ssh" and parts.port is None:
+        netloc += ":22"
+    elif (transport, parts.port) in (("ssh", 22), ("tcp", 2375), ("tcp", 2376)):
+        netloc = netloc.rpartition(":")[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def test_compare_on_this_engine(
     engine_name: str,
     engine: Engine,
@@ -629,14 +656,7 @@ def test_compare_on_this_engine(
     assert not engine.containers.list(all=True, labels={"enginekit.compare": None})
 
     # The same engine twice (spelt two ways): a random output differs.
-    other = (
-        f"{engine.name}+{engine.address}"
-        if "://" in engine.address
-        else f"{engine.name}://{engine.address}"
-    )
-    if other == engine_name and engine.address.startswith("unix://"):
-        # Chosen by its URL already: name the socket by its bare path instead.
-        other = f"{engine.name}://{engine.address.removeprefix('unix://')}"
+    other = _other_spelling(engine, engine_name)
     assert other != engine_name
     twice = run_cli(
         [
@@ -720,7 +740,12 @@ def test_compare_every_chosen_engine(
 def test_engine_from_environment_and_config_file(
     engine_name: str, engine: Engine, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENGINEKIT_")}
+    # ENGINEKIT_SSH_CONFIG stays: it says how ssh reaches a remote engine, not which.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ENGINEKIT_") or k == "ENGINEKIT_SSH_CONFIG"
+    }
     proc = run_cli(
         ["version", "--json"], env={**env, "ENGINEKIT_ENGINE": engine_name}, cwd=tmp_path
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -46,11 +47,19 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> Any:
     )
 
 
-def write_context(config: Path, name: str, host: str) -> None:
-    folder = config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest()
+def write_context(config: Path, name: str, host: str, *, tls_from: str | None = None) -> None:
+    """A Docker context; with ``tls_from`` (a folder of ca.pem, cert.pem, key.pem),
+    its TLS material, as `docker context create --docker ca=,cert=,key=` stores it."""
+    cid = hashlib.sha256(name.encode()).hexdigest()
+    folder = config / "contexts" / "meta" / cid
     folder.mkdir(parents=True)
     meta = {"Name": name, "Metadata": {}, "Endpoints": {"docker": {"Host": host}}}
     (folder / "meta.json").write_text(json.dumps(meta))
+    if tls_from is not None:
+        material = config / "contexts" / "tls" / cid / "docker"
+        material.mkdir(parents=True)
+        for pem in ("ca.pem", "cert.pem", "key.pem"):
+            shutil.copyfile(Path(tls_from) / pem, material / pem)
 
 
 def write_connections(xdg: Path, default: str, **uris: str) -> None:
@@ -81,7 +90,8 @@ class Places:
         env = {
             k: v
             for k, v in os.environ.items()
-            if k not in _CLEARED and not k.startswith("ENGINEKIT_")
+            # ENGINEKIT_SSH_CONFIG says how ssh reaches a remote engine, not which.
+            if k not in _CLEARED and (not k.startswith("ENGINEKIT_") or k == "ENGINEKIT_SSH_CONFIG")
         }
         env.update(
             DOCKER_CONFIG=str(self.docker),
@@ -197,11 +207,14 @@ def test_engines_named_by_url_lists_no_contexts(places: Places) -> None:
 def test_connect_finds_the_engine_through_its_configuration(
     engine: Engine, places: Places, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # An engine under test over TLS (DOCKER_TLS_VERIFY with DOCKER_CERT_PATH, cleared
+    # below): a context carries its TLS material.
+    certs = os.environ.get("DOCKER_CERT_PATH") if engine.address.startswith("tcp://") else None
     places.apply(monkeypatch)
     name = engine.name
     gone = places.root / "gone.sock"
     if name == "docker":
-        write_context(places.docker, "ek-live", engine.address)
+        write_context(places.docker, "ek-live", engine.address, tls_from=certs)
         write_context(places.docker, "ek-gone", f"unix://{gone}")
         monkeypatch.setenv("DOCKER_CONTEXT", "ek-live")
         env = {**places.env(), "DOCKER_CONTEXT": "ek-live"}

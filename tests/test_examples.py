@@ -111,7 +111,10 @@ def test_own_project_with_the_plugin(engine_name: str, engine: Engine) -> None:
 
 
 def test_publish_port(engine_name: str, engine: Engine) -> None:
+    from enginekit.testing.helpers import published_address
+
     out = run_example([str(EXAMPLES / "publish_port.py"), engine_name])
-    assert "container port 8080/tcp is on 127.0.0.1:" in out
+    # On the engine's address: 127.0.0.1 here, the engine host's for a remote engine.
+    assert f"container port 8080/tcp is on {published_address(engine)}:" in out
     assert "-> 200: hello over http" in out
     assert_nothing_left(engine)
