@@ -761,15 +761,15 @@ def test_mounts_entrypoint_network_and_limits(
     base_image: str,
     label_args: list[str],
     make_name: Callable[..., str],
-    tmp_path: Path,
+    mount_source: Path,
 ) -> None:
     from enginekit import Capability
 
     caps = engine.capabilities
     args = ["--entrypoint", "sh", "--stop-signal", "SIGINT"]
     if Capability.BIND_MOUNTS in caps:
-        (tmp_path / "data.txt").write_text("from the host\n")
-        args += ["-v", f"{tmp_path}:/data:ro"]
+        (mount_source / "data.txt").write_text("from the host\n")
+        args += ["-v", f"{mount_source}:/data:ro"]
     if Capability.NETWORK_NONE in caps:
         args += ["--network", "none"]
     if Capability.PIDS_LIMIT in caps:
@@ -781,7 +781,9 @@ def test_mounts_entrypoint_network_and_limits(
     assert shown["entrypoint"] == ["sh"] and shown["stop_signal"] == "SIGINT"
     if Capability.BIND_MOUNTS in caps:
         assert proc.stdout == "from the host\nread-only\n"
-        assert shown["mounts"] == [{"source": str(tmp_path), "target": "/data", "read_only": True}]
+        assert shown["mounts"] == [
+            {"source": str(mount_source), "target": "/data", "read_only": True}
+        ]
     if Capability.NETWORK_NONE in caps:
         assert shown["network"] == "none"
     if Capability.PIDS_LIMIT in caps:
