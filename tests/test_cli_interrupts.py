@@ -76,3 +76,43 @@ def test_an_ignored_sigint_stays_ignored() -> None:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     assert proc.stdout.strip() == "True", proc.stderr
+
+
+QUIET = textwrap.dedent(
+    """
+    import os, signal, sys
+    from enginekit.cli import _app
+
+    class Broken:
+        def __del__(self):
+            raise ValueError("half-closed")
+
+    undo = _app._handle_signals()
+    if sys.argv[1] == "interrupted":
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            signal.pause()  # the interrupt is raised here
+        except KeyboardInterrupt:
+            pass
+    obj = Broken()
+    del obj
+    undo()
+    obj = Broken()  # on the way out too
+    """
+)
+
+
+@pytest.mark.parametrize("when", ["interrupted", "running"])
+def test_finaliser_noise_is_quiet_only_after_an_interrupt(when: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", QUIET, when],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=_defaults,
+    )
+    assert proc.returncode == 0, proc.stderr
+    if when == "interrupted":
+        assert proc.stderr == ""
+    else:
+        assert proc.stderr.count("ValueError: half-closed") == 2, proc.stderr

@@ -18,9 +18,18 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an interrupt so that cleanup (``run --rm``, ``compare``) runs."""
 
 
+_interrupted = False
+
+
+def _quiet(unraisable: object) -> None:
+    """An interrupted command's finalisers: nothing to say."""
+
+
 def _on_signal(signum: int, frame: object) -> None:
     import signal
 
+    global _interrupted
+    _interrupted = True
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -66,12 +75,19 @@ def _handle_signals() -> Callable[[], None]:
                 resend.daemon = True
                 resend.start()
                 return
+        if _interrupted:
+            # Once interrupted, an object the interrupt left half-closed (an HTTP
+            # response, a socket) may fail in its finaliser: the command is
+            # ending as asked, and a traceback would only alarm.
+            return
         previous_hook(unraisable)  # type: ignore[arg-type]
 
     sys.unraisablehook = hook
 
     def undo() -> None:
-        sys.unraisablehook = previous_hook
+        # After an interrupt the process ends: what is finalised on the way out
+        # stays quiet too. Otherwise the hook is given back.
+        sys.unraisablehook = _quiet if _interrupted else previous_hook
         for signum, previous in installed:
             signal.signal(signum, previous)  # type: ignore[arg-type]
 
