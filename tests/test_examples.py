@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from enginekit import Engine
+from enginekit import Capability, Engine
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 LABEL = "enginekit.example"
@@ -50,7 +50,10 @@ def test_build_and_run(engine_name: str, engine: Engine) -> None:
 
 def test_pause_resume(engine_name: str, engine: Engine) -> None:
     out = run_example([str(EXAMPLES / "pause_resume.py"), engine_name])
-    assert "paused (PAUSED)" in out and "resumed (RUNNING)" in out
+    if Capability.PAUSE in engine.capabilities:
+        assert "paused (PAUSED)" in out and "resumed (RUNNING)" in out
+    else:
+        assert f"this engine cannot pause: {engine.unsupported[Capability.PAUSE]}" in out
     assert "stopped: EXITED, exit code 143" in out
     assert_nothing_left(engine)
 

@@ -126,12 +126,16 @@ class Base:
             if self._host is None:
                 data = self._json("GET", "/info", what="info")
                 with map_errors("info"):
-                    self._host = host_from_info(data, address=self.address)
+                    self._host = self._make_host(data)
             return self._host
+
+    def _make_host(self, data: Mapping[str, Any]) -> Host:
+        """The host an ``/info`` answer describes (a remote driver adds what its host says)."""
+        return host_from_info(data, address=self.address)
 
     def _remember_host(self, data: Mapping[str, Any]) -> Host:
         """The host as an ``/info`` answer describes it (kept if none was yet)."""
-        host = host_from_info(data, address=self.address)
+        host = self._make_host(data)
         with self._host_lock:
             if self._host is None:
                 self._host = host

@@ -49,7 +49,7 @@ from enginekit.capabilities import Capability
 from enginekit.errors import Unsupported
 from enginekit.models import PortBinding
 
-__all__ = ["Host", "busy_binding", "host_from_info"]
+__all__ = ["PORT_START", "Host", "busy_binding", "host_from_info"]
 
 _CGROUP_CAPS = (
     Capability.MEMORY_LIMIT,
@@ -242,12 +242,13 @@ def _service_uid(host: Mapping[str, Any]) -> int | None:
     return None
 
 
-_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+#: Where a Linux host says its lowest port an unprivileged process may bind.
+PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 
 
 def _local_port_start() -> int | None:
     try:
-        with open(_PORT_START, encoding="ascii") as fh:
+        with open(PORT_START, encoding="ascii") as fh:
             return int(fh.read().strip())
     except (OSError, ValueError):
         return None

@@ -35,6 +35,7 @@ from enginekit.models import ContainerSpec
 from enginekit.sshtunnel import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
 
 from .driver import PodmanDriver
+from .host import PORT_START, Host, host_from_info
 
 __all__ = ["SOCKET_QUERY", "RemotePodmanDriver", "ssh_dialer", "ssh_driver", "tcp_driver"]
 
@@ -137,6 +138,17 @@ class RemotePodmanDriver(PodmanDriver):
                 )
             self._cpus = found
         return found
+
+    def _make_host(self, data: Mapping[str, Any]) -> Host:
+        """As locally, with the host's unprivileged port start asked over ssh for a
+        rootless service (a low port is then refused before anything is made)."""
+        security = (data.get("host") or {}).get("security") or {}
+        start = None
+        if security.get("rootless") and self._ssh is not None:
+            status, out, _ = self._ssh.run(("cat", PORT_START), timeout=30)
+            if status == 0 and out.strip().isdigit():
+                start = int(out.strip())
+        return host_from_info(data, address=self.address, unprivileged_port_start=start)
 
     def host_path_exists(self, path: str) -> bool:
         """Whether ``path`` exists on the service's host: ``test -e`` over ssh;
