@@ -83,8 +83,7 @@ class TestReliabilityDaemonKilled:
     # A method, so that ``from enginekit.testing.suite import *`` brings it along.
     @pytest.fixture
     def inject(
-        self,
-        request: pytest.FixtureRequest, engine: Engine, engine_name: str
+        self, request: pytest.FixtureRequest, engine: Engine, engine_name: str
     ) -> Iterator[Callable[[str], None]]:
         command = faults_command(request.config)
         assert command, "the faults marker's deselection let this test through without a command"
