@@ -225,10 +225,9 @@ def test_start_stop_gives_143_through_init(driver: DockerDriver, run: Make) -> N
     assert c.state is ContainerState.RUNNING and c.pid and c.started_at
     assert c.exit_code is None and c.finished_at is None
     driver.container_start(cid)  # starting a running one: no-op
-    t0 = time.monotonic()
     driver.container_stop(cid, timeout=10)
-    assert time.monotonic() - t0 < 5  # SIGTERM reached sleep (init is PID 1)
     c = driver.container_inspect(cid)
+    # 143: SIGTERM reached sleep through the init (SIGKILL after the timeout gives 137).
     assert c.state is ContainerState.EXITED and c.exit_code == 143
     assert c.pid is None and c.finished_at is not None and c.finished_at >= c.started_at
     driver.container_stop(cid, timeout=10)  # already stopped (304): fine

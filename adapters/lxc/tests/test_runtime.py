@@ -286,10 +286,9 @@ def test_states_pause_stop_restart(driver: LxcDriver, make: object) -> None:
         driver.container_exec(cid, ("true",))
     driver.container_unpause(cid)
     assert driver.container_inspect(cid).state is ContainerState.RUNNING
-    t0 = time.monotonic()
     driver.container_stop(cid, timeout=10)
-    assert time.monotonic() - t0 < 5
     c = driver.container_inspect(cid)
+    # 143: SIGTERM ended it (SIGKILL after the timeout gives 137).
     assert c.state is ContainerState.EXITED and c.exit_code == 143 and c.pid is None
     first_start = c.started_at
     driver.container_restart(cid, timeout=5)

@@ -205,10 +205,9 @@ def test_stop_gives_143_through_the_init(driver: PodmanDriver, make: Make) -> No
     cid = make(["sleep", "100"])
     assert driver.container_inspect(cid).state is ContainerState.RUNNING
     assert driver.container_inspect(cid).pid
-    t0 = time.monotonic()
     driver.container_stop(cid, timeout=10)
-    assert time.monotonic() - t0 < 5
     c = driver.container_inspect(cid)
+    # 143: SIGTERM ended it through the init (SIGKILL after the timeout gives 137).
     assert c.state is ContainerState.EXITED and c.exit_code == 143
     driver.container_stop(cid, timeout=10)  # not running: left as it is
     with pytest.raises(Conflict):
