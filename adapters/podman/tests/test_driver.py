@@ -201,8 +201,18 @@ def test_entrypoint_reported_without_the_init(driver: PodmanDriver, make: Make) 
     assert c.command == ("-c", "exit 0")
 
 
+def _await_ready(driver: PodmanDriver, cid: str) -> None:
+    """Until the command has printed ``ready``: the init forwards signals by then (a
+    SIGTERM sent while it is still setting up is lost, as on every engine)."""
+    deadline = time.monotonic() + 30
+    while not any(line.data == b"ready\n" for line in driver.container_logs(cid)):
+        assert time.monotonic() < deadline, "the command did not start"
+        time.sleep(0.05)
+
+
 def test_stop_gives_143_through_the_init(driver: PodmanDriver, make: Make) -> None:
-    cid = make(["sleep", "100"])
+    cid = make(["sh", "-c", "echo ready; exec sleep 100"])
+    _await_ready(driver, cid)
     assert driver.container_inspect(cid).state is ContainerState.RUNNING
     assert driver.container_inspect(cid).pid
     driver.container_stop(cid, timeout=10)
