@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,7 +77,12 @@ class TestReliabilityKillFromOutside:
         try:
             pid = c.pid
             assert c.state is ContainerState.RUNNING and isinstance(pid, int), c
-            if not (_is_namespace_init(pid) and _holds_token(pid, token.encode())):
+            # The init may not have started the command yet: a few seconds for that.
+            deadline = time.monotonic() + 10
+            while not (_is_namespace_init(pid) and _holds_token(pid, token.encode())):
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
                 pytest.fail(
                     f"Container.pid {pid} is not this container's PID 1 on this machine: "
                     "this test needs the engine's processes where the tests run",
