@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from enginekit import hostfacts
+from enginekit.errors import EngineError
 
 if TYPE_CHECKING:
     from enginekit import Container, ContainerState, Engine
@@ -139,6 +140,25 @@ def hold_port(address: str) -> Iterator[int | None]:
             return
         busy.listen(1)
         yield int(busy.getsockname()[1])
+
+
+@contextlib.contextmanager
+def busy_host_port(engine: Engine, image: str, labels: dict[str, str]) -> Iterator[int]:
+    """A port of the engine's host, at its published address, held for the block: by
+    a listening socket where that address is this machine's, else by a container
+    of the engine publishing it (what another user of that host would hold)."""
+    with hold_port(published_address(engine)) as port:
+        if port is not None:
+            yield port
+            return
+    holder = engine.containers.run(image, ["sleep", "300"], ports={9: None}, labels=labels)
+    try:
+        port = next(b.host_port for b in holder.ports if b.container_port == 9)
+        assert port, holder.ports
+        yield port
+    finally:
+        with contextlib.suppress(EngineError):
+            engine.containers.remove(holder, force=True)
 
 
 def free_host_port(engine: Engine, image: str, labels: dict[str, str] | None = None) -> int:

@@ -39,6 +39,7 @@ from enginekit.testing.strategies import (
     printable_text,
 )
 
+from ..helpers import busy_host_port
 from ._runs import examples, table
 from .test_build import FINGERPRINT, _fingerprinted
 
@@ -606,24 +607,25 @@ class TestReliabilityFuzzEngineSide:
         labels: dict[str, str],
         spec: dict[str, Any],
     ) -> None:
-        import socket
+        import contextlib
 
         rows: dict[str, dict[str, Any]] = {}
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
-            busy.bind(("127.0.0.1", 0))
-            busy.listen(1)
-            if spec.get("ports") == {80: BUSY}:
-                spec = {"ports": {80: int(busy.getsockname()[1])}}
-            for name, eng in engines.items():
-                mark = uuid.uuid4().hex[:12]
+        for name, eng in engines.items():
+            mark = uuid.uuid4().hex[:12]
+            with contextlib.ExitStack() as stack:
+                run_spec = spec
+                if spec.get("ports") == {80: BUSY}:
+                    # Held where the engine publishes (its host's published address).
+                    port = stack.enter_context(busy_host_port(eng, base_images[name], labels))
+                    run_spec = {"ports": {80: port}}
                 error, message = _outcome(
                     eng.containers.run,
                     base_images[name],
                     ["true"],
                     labels={**labels, MARK: mark},
-                    **spec,
+                    **run_spec,
                 )
-                rows[name] = {"error": error, "message": message, "made": _made(eng, mark)}
+            rows[name] = {"error": error, "message": message, "made": _made(eng, mark)}
         nothing: dict[str, list[str]] = {"containers": [], "images": []}
         classes = {row["error"] for row in rows.values()}
         if (

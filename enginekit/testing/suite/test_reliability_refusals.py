@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -38,7 +37,7 @@ from enginekit.capabilities import Capability
 from enginekit.errors import Conflict, EngineError, EngineUnavailable, InvalidSpec
 from enginekit.models import ContainerState
 
-from ..helpers import hold_port, published_address
+from ..helpers import busy_host_port, published_address
 
 if TYPE_CHECKING:
     from enginekit import Engine
@@ -84,25 +83,6 @@ def _remove_marked(engine: Engine, mark: str) -> None:
     for cid in _left(engine, mark):
         with contextlib.suppress(EngineError):
             engine.containers.remove(cid, force=True)
-
-
-@contextlib.contextmanager
-def _busy_port(engine: Engine, image: str, labels: dict[str, str]) -> Iterator[int]:
-    """A port of the engine's host, at its published address, held for the block: by
-    a listening socket where that address is this machine's, else by a container
-    of the engine publishing it (what another user of that host would hold)."""
-    with hold_port(published_address(engine)) as port:
-        if port is not None:
-            yield port
-            return
-    holder = engine.containers.run(image, ["sleep", "300"], ports={9: None}, labels=labels)
-    try:
-        port = next(b.host_port for b in holder.ports if b.container_port == 9)
-        assert port, holder.ports
-        yield port
-    finally:
-        with contextlib.suppress(EngineError):
-            engine.containers.remove(holder, force=True)
 
 
 def _refused(call: Any, *args: Any, **kwargs: Any) -> EngineError:
@@ -187,7 +167,7 @@ class TestReliabilityRefusedForTheHost:
         marked, mark = _labelled(labels)
         address = published_address(engine)
         try:
-            with _busy_port(engine, base_image, labels) as port:
+            with busy_host_port(engine, base_image, labels) as port:
                 error = _refused(
                     engine.containers.run, base_image, ["true"], ports={80: port}, labels=marked
                 )
@@ -203,7 +183,7 @@ class TestReliabilityRefusedForTheHost:
         marked, mark = _labelled(labels)
         address = published_address(engine)
         try:
-            with _busy_port(engine, base_image, labels) as port:
+            with busy_host_port(engine, base_image, labels) as port:
                 c = engine.containers.create(
                     base_image, ["sleep", "300"], ports={80: port}, labels=marked
                 )
