@@ -806,8 +806,18 @@ LIVE_TOOLS = ("docker", "podman", "skopeo", "umoci")
 LABEL = "enginekit.test=ociarchive"
 
 
+#: The CLIs talk to this machine's daemons: without the TLS settings a run may
+#: carry for a remote engine under test (with DOCKER_TLS_VERIFY set and no
+#: DOCKER_HOST, the docker CLI goes to tcp://localhost:2376).
+CLI_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if k not in ("DOCKER_TLS_VERIFY", "DOCKER_TLS", "DOCKER_CERT_PATH")
+}
+
+
 def run(*args: str, timeout: float = 180) -> str:
-    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, env=CLI_ENV)
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     return proc.stdout
@@ -819,9 +829,12 @@ def _remove_images(tool: str) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        env=CLI_ENV,
     ).stdout.split()
     if ids:
-        subprocess.run([tool, "rmi", "-f", *sorted(set(ids))], capture_output=True, timeout=120)
+        subprocess.run(
+            [tool, "rmi", "-f", *sorted(set(ids))], capture_output=True, timeout=120, env=CLI_ENV
+        )
 
 
 @pytest.fixture(scope="module")
@@ -831,7 +844,9 @@ def live_clis() -> Iterator[None]:
     if missing:
         pytest.fail(f"live ociarchive tests need {', '.join(missing)} on PATH")
     for tool in ("docker", "podman"):
-        probe = subprocess.run([tool, "version"], capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            [tool, "version"], capture_output=True, text=True, timeout=60, env=CLI_ENV
+        )
         if probe.returncode != 0:
             pytest.fail(
                 f"{tool} is not usable ({probe.stderr.strip()[-300:]}); "
