@@ -23,6 +23,7 @@ import ipaddress
 import os
 import shlex
 import socket
+import threading
 from typing import TYPE_CHECKING, Any
 
 from .errors import EngineUnavailable
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCAL_ADDRESS",
+    "RemoteHostFacts",
     "address_of",
     "host_cpus",
     "host_path_exists",
@@ -123,3 +125,57 @@ def remote_path_exists(tunnel: SshTunnel, path: str) -> bool:
         f"(`test -e` there exited with status {status}" + (f": {said[:200]})" if said else ")"),
         address=tunnel.address.url,
     )
+
+
+class RemoteHostFacts:
+    """The host facts of a driver whose engine runs on another host (ssh or TCP),
+    for the HTTP adapters to mix in: ``published_address`` (ssh's ``HostName``
+    for the host, else the TCP host, resolved once), ``host_cpus()`` (the
+    engine's own count, asked once through :meth:`_engine_cpus`) and
+    ``host_path_exists()`` (``test -e`` over ssh; over TCP, with no shell
+    there, True: the engine then refuses a missing source itself).
+    """
+
+    address: str
+
+    def _init_host_facts(self, host: str, tunnel: SshTunnel | None) -> None:
+        self._remote_host = host
+        self._ssh = tunnel
+        self._facts_lock = threading.Lock()
+        self._published: str | None = None
+        self._cpus: int | None = None
+
+    def _engine_cpus(self) -> tuple[object, str]:
+        """The CPU count as the engine's info says it, and where (for a message)."""
+        raise NotImplementedError
+
+    @property
+    def published_address(self) -> str:
+        """The address a client reaches the engine's published ports at (its host's)."""
+        found = self._published
+        if found is None:
+            with self._facts_lock:
+                if self._published is None:
+                    name = self._ssh.hostname() if self._ssh is not None else self._remote_host
+                    self._published = address_of(name)
+                found = self._published
+        return found
+
+    def host_cpus(self) -> int:
+        """The CPUs of the engine's host, asked of the engine once."""
+        found = self._cpus
+        if found is None:
+            count, where = self._engine_cpus()
+            found = count if isinstance(count, int) and not isinstance(count, bool) else 0
+            if found < 1:
+                raise EngineUnavailable(
+                    f"the engine says no CPU count ({where})", address=self.address
+                )
+            self._cpus = found
+        return found
+
+    def host_path_exists(self, path: str) -> bool:
+        """Whether ``path`` exists on the engine's host."""
+        if self._ssh is None:
+            return True
+        return remote_path_exists(self._ssh, path)

@@ -30,7 +30,6 @@ is not looked for beforehand, and the daemon's own refusal of a missing one
 from __future__ import annotations
 
 import ssl
-import threading
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -143,7 +142,7 @@ def _context_tls(target: contexts.Target) -> TLSConfig | None:
 _NO_SOURCE = "bind source path does not exist"
 
 
-class RemoteDockerDriver(DockerDriver):
+class RemoteDockerDriver(DockerDriver, hostfacts.RemoteHostFacts):
     """A :class:`DockerDriver` whose daemon runs on another host (ssh or TCP).
 
     ``host`` is the host as the address names it (a TCP address's host; for
@@ -161,47 +160,13 @@ class RemoteDockerDriver(DockerDriver):
         dialer: SshDialer | None = None,
     ) -> None:
         super().__init__(address, pool_size=pool_size, tls=tls, dialer=dialer)
-        self._remote_host = host
-        self._ssh = dialer.tunnel if dialer is not None else None
-        self._facts_lock = threading.Lock()
-        self._published: str | None = None
-        self._cpus: int | None = None
+        self._init_host_facts(host, dialer.tunnel if dialer is not None else None)
 
     def __repr__(self) -> str:
         return f"RemoteDockerDriver(address={self.address!r})"
 
-    @property
-    def published_address(self) -> str:
-        """The address a client reaches this daemon's published ports at (its host's)."""
-        found = self._published
-        if found is None:
-            with self._facts_lock:
-                if self._published is None:
-                    name = self._ssh.hostname() if self._ssh is not None else self._remote_host
-                    self._published = hostfacts.address_of(name)
-                found = self._published
-        return found
-
-    def host_cpus(self) -> int:
-        """The CPUs of the daemon's host (``NCPU`` of ``GET /info``, asked once)."""
-        found = self._cpus
-        if found is None:
-            info = self._json("GET", "/info", operation="info")
-            count = info.get("NCPU")
-            found = count if isinstance(count, int) and not isinstance(count, bool) else 0
-            if found < 1:
-                raise EngineUnavailable(
-                    "docker: the daemon says no CPU count (NCPU) in /info", address=self.address
-                )
-            self._cpus = found
-        return found
-
-    def host_path_exists(self, path: str) -> bool:
-        """Whether ``path`` exists on the daemon's host: ``test -e`` over ssh;
-        over TCP (no shell there) True, the daemon then refusing a missing source."""
-        if self._ssh is None:
-            return True
-        return hostfacts.remote_path_exists(self._ssh, path)
+    def _engine_cpus(self) -> tuple[object, str]:
+        return self._json("GET", "/info", operation="info").get("NCPU"), "NCPU in /info"
 
     def container_create(self, spec: ContainerSpec) -> str:
         try:

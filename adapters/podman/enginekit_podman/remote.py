@@ -24,7 +24,6 @@ not looked for beforehand, and the service's refusal of a missing one
 
 from __future__ import annotations
 
-import threading
 import urllib.parse
 from collections.abc import Mapping
 from typing import Any
@@ -91,7 +90,7 @@ def ssh_dialer(
     return parsed.url, SshDialer(tunnel, _find_route(parsed.path))
 
 
-class RemotePodmanDriver(PodmanDriver):
+class RemotePodmanDriver(PodmanDriver, hostfacts.RemoteHostFacts):
     """A :class:`PodmanDriver` whose service runs on another host (ssh or TCP).
 
     ``host`` is the host as the address names it (for ssh, ssh's own
@@ -103,41 +102,14 @@ class RemotePodmanDriver(PodmanDriver):
         self, address: str, *, host: str, pool_size: int = 8, dialer: SshDialer | None = None
     ) -> None:
         super().__init__(address, pool_size=pool_size, dialer=dialer)
-        self._remote_host = host
-        self._ssh = dialer.tunnel if dialer is not None else None
-        self._facts_lock = threading.Lock()
-        self._published: str | None = None
-        self._cpus: int | None = None
+        self._init_host_facts(host, dialer.tunnel if dialer is not None else None)
 
     def __repr__(self) -> str:
         return f"RemotePodmanDriver(address={self.address!r})"
 
-    @property
-    def published_address(self) -> str:
-        """The address a client reaches this service's published ports at (its host's)."""
-        found = self._published
-        if found is None:
-            with self._facts_lock:
-                if self._published is None:
-                    name = self._ssh.hostname() if self._ssh is not None else self._remote_host
-                    self._published = hostfacts.address_of(name)
-                found = self._published
-        return found
-
-    def host_cpus(self) -> int:
-        """The CPUs of the service's host (``host.cpus`` of ``GET /info``, asked once)."""
-        found = self._cpus
-        if found is None:
-            data = self._json("GET", "/info", what="info")
-            count = (data.get("host") or {}).get("cpus")
-            found = count if isinstance(count, int) and not isinstance(count, bool) else 0
-            if found < 1:
-                raise EngineUnavailable(
-                    "podman: the service says no CPU count (host.cpus) in /info",
-                    address=self.address,
-                )
-            self._cpus = found
-        return found
+    def _engine_cpus(self) -> tuple[object, str]:
+        data = self._json("GET", "/info", what="info")
+        return (data.get("host") or {}).get("cpus"), "host.cpus in /info"
 
     def _make_host(self, data: Mapping[str, Any]) -> Host:
         """As locally, with the host's unprivileged port start asked over ssh for a
@@ -149,13 +121,6 @@ class RemotePodmanDriver(PodmanDriver):
             if status == 0 and out.strip().isdigit():
                 start = int(out.strip())
         return host_from_info(data, address=self.address, unprivileged_port_start=start)
-
-    def host_path_exists(self, path: str) -> bool:
-        """Whether ``path`` exists on the service's host: ``test -e`` over ssh;
-        over TCP (no shell there) True, the service then refusing a missing source."""
-        if self._ssh is None:
-            return True
-        return hostfacts.remote_path_exists(self._ssh, path)
 
     def container_create(self, spec: ContainerSpec) -> str:
         try:
