@@ -27,9 +27,18 @@ import attrs
 
 from .errors import InvalidSpec
 
-__all__ = ["TLSConfig", "check_plain_tcp", "is_loopback"]
+__all__ = ["ClientContext", "TLSConfig", "check_plain_tcp", "is_loopback"]
 
 _KEYS = {"ca", "cert", "key", "verify"}
+
+
+class ClientContext(ssl.SSLContext):
+    """A client :class:`ssl.SSLContext` that says whether it shows a client
+    certificate, so that a session the engine ends without a word can be said
+    as what it most likely is (an engine that wants one, under TLS 1.3, may
+    close or reset the connection rather than send its alert)."""
+
+    shows_certificate: bool = False
 
 
 @attrs.frozen
@@ -101,12 +110,12 @@ class TLSConfig:
         which = "DOCKER_TLS_VERIFY" if verify else "DOCKER_TLS"
         return cls(**files, verify=verify, shown=f"{which} ({shown})")
 
-    def context(self) -> ssl.SSLContext:
+    def context(self) -> ClientContext:
         """The client context: TLS 1.2 or newer; the CA (or the system's) and the
         host name checked when ``verify``; the client certificate shown when given."""
         if (self.cert is None) != (self.key is None) and self.key is not None:
             raise InvalidSpec(f"{self.shown}: a client key needs its certificate (cert)")
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx = ClientContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if self.verify:
             ctx.check_hostname = True
@@ -120,6 +129,7 @@ class TLSConfig:
             ctx.verify_mode = ssl.CERT_NONE
         if self.cert is not None:
             self._load(lambda path: ctx.load_cert_chain(path, self.key), "cert/key", self.cert)
+            ctx.shows_certificate = True
         return ctx
 
     def _load(self, load: Any, name: str, path: str) -> None:

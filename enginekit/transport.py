@@ -392,7 +392,7 @@ class Transport:
         outcome = "; it may or may not have been carried out" if unsure else ""
         message = (
             f"{self.name} closed the connection without answering {request}"
-            f" ({_reason(exc)}{self._trouble()}){outcome}"
+            f" ({_reason(exc)}{self._trouble()}{self._tls_word(exc)}){outcome}"
         )
         if not self._listening():
             # Gone with the request (killed, stopped): the start hint applies.
@@ -400,6 +400,19 @@ class Transport:
                 f"{message}, and takes no connection now", address=self.address, hint=self._hint
             )
         return EngineError(message)
+
+    def _tls_word(self, exc: BaseException) -> str:
+        """For a TLS session the engine ended without answering while no client
+        certificate was shown: the likely reason (TLS 1.3 ends the handshake before
+        the engine checks the client's certificate, and an engine that wants one
+        may then reset the connection instead of sending its alert)."""
+        if self._tls is None or getattr(self._tls, "shows_certificate", True):
+            return ""
+        if isinstance(exc, ssl.SSLError):
+            return ""  # said by _reason
+        if isinstance(exc, ConnectionError | http.client.RemoteDisconnected):
+            return "; TLS: no client certificate was shown; does the engine want one?"
+        return ""
 
     def _trouble(self) -> str:
         """The dialer's words about what failed on the way, as ``"; ssh: ..."``."""

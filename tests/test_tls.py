@@ -14,7 +14,10 @@ import hashlib
 import json
 import shutil
 import socket
+import ssl
+import struct
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -280,3 +283,51 @@ def test_plain_tcp_beyond_loopback_needs_insecure(kind: str) -> None:
         enginekit.connect(f"{kind}+tcp://{loopback}:2375").close()
     with pytest.raises(InvalidSpec, match="insecure must be True or False"):
         enginekit.connect(f"{kind}+tcp://127.0.0.1:2375", insecure="yes")
+
+
+def _resetting_tls_server(pki: Pki) -> tuple[socket.socket, threading.Thread]:
+    """A TLS 1.3 server on 127.0.0.1 that completes each handshake, then resets the
+    connection without a word, as an engine that wants a client certificate may (seen
+    with OpenSSL 3.5: the reset reaches the client before the alert)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.load_cert_chain(str(pki.folder / "server.pem"))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)
+
+    def serve() -> None:
+        for _ in range(4):  # the request, and the transport's look at whether it listens
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(raw, server_side=True) as tls:
+                    tls.recv(1)  # the request's first byte: the client is done with its part
+                    tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                raw.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+@pytest.mark.parametrize("shown", [False, True], ids=["no-client-cert", "client-cert"])
+def test_a_session_reset_without_a_word_names_the_client_certificate(pki: Pki, shown: bool) -> None:
+    listener, thread = _resetting_tls_server(pki)
+    port = listener.getsockname()[1]
+    tls = pki.tls() if shown else {"ca": str(pki.ca)}
+    try:
+        with (
+            enginekit.connect(f"docker+tcp://127.0.0.1:{port}", tls=tls) as engine,
+            pytest.raises(EngineError) as info,
+        ):
+            engine.ping()
+    finally:
+        listener.close()
+        thread.join(timeout=10)
+    text = str(info.value)
+    assert "without answering" in text
+    # Only when none was shown is a client certificate the likely reason.
+    assert ("client certificate" in text) is (not shown)
