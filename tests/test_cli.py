@@ -793,7 +793,7 @@ def test_mounts_entrypoint_network_and_limits(
 
 # -- argument parsing, without an engine -------------------------------------------------
 def test_parse_ports() -> None:
-    from enginekit.cli._commands import parse_ports
+    from enginekit.cli._args import parse_ports
 
     assert parse_ports(["80", "8080:80/udp", "0.0.0.0:9000:90", "127.0.0.1::91"]) == {
         "80/tcp": (None, None),
@@ -810,7 +810,7 @@ def test_parse_ports() -> None:
 
 def test_parse_pairs_and_filters(monkeypatch: pytest.MonkeyPatch) -> None:
     from enginekit.cli._app import UsageError
-    from enginekit.cli._commands import parse_filters, parse_pairs
+    from enginekit.cli._args import parse_filters, parse_pairs
 
     monkeypatch.setenv("EK_FROM_HOST", "x=y")
     monkeypatch.delenv("EK_NOT_SET", raising=False)

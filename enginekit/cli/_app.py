@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from . import EXIT_CODES, EXIT_INTERRUPTED, EXIT_USAGE
 
-__all__ = ["UsageError", "exit_code_for", "run"]
+__all__ = ["UsageError", "each", "exit_code_for", "run"]
 
 
 class UsageError(Exception):
@@ -107,6 +107,23 @@ def _error(message: str) -> None:
     sys.stdout.flush()
     sys.stderr.write(f"enginekit: {message}\n")
     sys.stderr.flush()
+
+
+def each(refs: Sequence[str], action: Callable[[str], object], *, done: str = "{}") -> int:
+    """Apply ``action`` to every ref (as docker does: go on after a failure);
+    the exit code is the first failure's."""
+    from enginekit.errors import EngineError
+
+    code = 0
+    for ref in refs:
+        try:
+            action(ref)
+        except EngineError as exc:
+            _error(f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            code = code or exit_code_for(exc)
+        else:
+            print(done.format(ref))
+    return code
 
 
 def run(argv: Sequence[str] | None = None) -> int:

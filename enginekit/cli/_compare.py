@@ -14,7 +14,7 @@ import enginekit
 from enginekit.errors import Conflict, EngineError, EngineUnavailable, NotFound
 
 from ._app import UsageError
-from ._commands import _command_of, parse_pairs
+from ._args import command_of, parse_pairs
 
 __all__ = ["COMPARED", "compare"]
 
@@ -69,7 +69,7 @@ def _one(name: str, args: argparse.Namespace, run_id: str, index: int) -> dict[s
                 if args.user:
                     spec["user"] = args.user
                 t0 = time.perf_counter()
-                c = engine.containers.run(image, _command_of(args.command), **spec)
+                c = engine.containers.run(image, command_of(args.command), **spec)
                 engine.containers.wait(c, timeout=args.timeout)
                 seen["run time"] = time.perf_counter() - t0
                 c = engine.containers.get(c)

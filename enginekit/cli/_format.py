@@ -14,8 +14,11 @@ __all__ = [
     "ago",
     "duration",
     "human_size",
+    "iso_time",
     "jsonable",
+    "pairs_text",
     "print_json",
+    "print_kv",
     "print_table",
     "quote_command",
 ]
@@ -33,6 +36,21 @@ def print_table(
     for row in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
         stream.write("   ".join(cells).rstrip() + "\n")
+
+
+def print_kv(rows: Sequence[tuple[str, object]]) -> None:
+    """``key  value`` lines, the values aligned (``inspect``, ``version``)."""
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+
+
+def iso_time(t: _dt.datetime | None) -> str:
+    return t.isoformat().replace("+00:00", "Z") if t is not None else "-"
+
+
+def pairs_text(mapping: Mapping[str, object]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in mapping.items()) or "-"
 
 
 def human_size(n: int | None) -> str:
