@@ -12,13 +12,12 @@ import ipaddress
 import math
 import os
 import re
-import signal as _signal
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from . import hostfacts
+from . import hostfacts, signals
 from .errors import InvalidSpec, UnknownOption
 from .models import ContainerSpec, ContainerState, FrozenDict, Mount, PortBinding
 
@@ -311,25 +310,22 @@ def timeout(value: Any, field: str = "timeout") -> float | None:
 
 
 def signal_name(value: Any, field: str = "signal") -> str:
-    """``"SIGTERM"``, ``"TERM"``, ``"sigterm"`` or ``15`` -> ``"SIGTERM"``."""
-    if isinstance(value, bool):
+    """``"SIGTERM"``, ``"TERM"``, ``"sigterm"`` or ``15`` -> ``"SIGTERM"``.
+
+    The signals with a name of their own (:data:`enginekit.signals.SIGNALS`,
+    aliases too); not the real-time ones between ``SIGRTMIN`` and ``SIGRTMAX``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise _fail(f"{field} must be a signal name or number")
     try:
-        if isinstance(value, int):
-            sig = _signal.Signals(value)
-        elif isinstance(value, str):
-            text = value.strip().upper()
-            if text.isdigit():
-                sig = _signal.Signals(int(text))
-            else:
-                sig = _signal.Signals[text if text.startswith("SIG") else "SIG" + text]
-        else:
-            raise _fail(f"{field} must be a signal name or number")
-    except (KeyError, ValueError) as exc:
-        raise _fail(f"{field} {value!r} is not a signal") from exc
-    if sig.name in ("SIGSTOP", "SIGCONT") and field == "stop_signal":
-        raise _fail(f"{field} cannot be {sig.name}")
-    return sig.name
+        name = signals.signal_name(value)
+    except InvalidSpec:
+        name = ""
+    if name not in signals.SIGNALS:
+        raise _fail(f"{field} {value!r} is not a signal")
+    if name in ("SIGSTOP", "SIGCONT") and field == "stop_signal":
+        raise _fail(f"{field} cannot be {name}")
+    return name
 
 
 def network(value: Any) -> str:
