@@ -100,3 +100,20 @@ def test_numbers_round_trip(number: int) -> None:
     assert signal_number(name) == number
     assert signal_number(name.lower().removeprefix("sig")) == number
     assert signal_name(str(number)) == name
+
+
+def test_core_validation_takes_the_named_signals() -> None:
+    """validate.signal_name takes the named signals (aliases, numbers) and no other."""
+    from enginekit import validate
+
+    for name, number in SIGNALS.items():
+        assert validate.signal_name(name.lower()) == name
+        assert validate.signal_name(number) == name
+        assert validate.signal_name(str(number)) == name
+    for alias, name in ALIASES.items():
+        assert validate.signal_name(alias.removeprefix("SIG")) == name
+    for bad in ("SIGRTMIN+3", 37, "37", "SIGNOPE", 0, True, None, 1.5):
+        with pytest.raises(InvalidSpec):
+            validate.signal_name(bad)
+    with pytest.raises(InvalidSpec, match="cannot be SIGSTOP"):
+        validate.signal_name("stop", "stop_signal")
