@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from enginekit import hostfacts
+from enginekit import hostfacts, timeutil
 from enginekit.errors import EngineError
 
 if TYPE_CHECKING:
@@ -228,18 +228,14 @@ def http_get(
     )
 
 
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
-
-
 def parse_rfc3339(text: str | bytes) -> dt.datetime:
-    """An RFC 3339 timestamp (any number of fractional digits) as an aware datetime."""
-    raw = text.decode() if isinstance(text, bytes) else text
-    m = _STAMP.match(raw.strip())
-    assert m, f"not an RFC 3339 timestamp: {raw!r}"
-    base, frac, offset = m.groups()
-    micro = (frac or "0")[:6].ljust(6, "0")
-    offset = "+00:00" if offset == "Z" else offset
-    return dt.datetime.fromisoformat(f"{base}.{micro}{offset}")
+    """An RFC 3339 timestamp (any number of fractional digits) as an aware UTC datetime."""
+    try:
+        parsed = timeutil.parse_rfc3339(text)
+    except ValueError:
+        parsed = None
+    assert parsed is not None, f"not an RFC 3339 timestamp: {text!r}"
+    return parsed
 
 
 def parse_env(output: bytes) -> dict[str, str]:
