@@ -16,11 +16,12 @@ __all__ = ["parse_rfc3339"]
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d:\d\d)(?:[.,](\d+))?([Zz]|[+-]\d\d:?\d\d)?")
 
 
-def parse_rfc3339(text: str | bytes | None) -> dt.datetime | None:
+def parse_rfc3339(text: str | bytes | None, *, zone_required: bool = False) -> dt.datetime | None:
     """``text`` as an aware UTC datetime; None for None, ``""`` and Go's zero time.
 
     Nanoseconds are truncated to microseconds. A stamp without a zone is
-    taken as UTC. ``ValueError`` if ``text`` is not such a timestamp.
+    taken as UTC, or refused with ``zone_required``. ``ValueError`` if
+    ``text`` is not such a timestamp.
     """
     if text is None:
         return None
@@ -32,6 +33,8 @@ def parse_rfc3339(text: str | bytes | None) -> dt.datetime | None:
     if m is None:
         raise ValueError(f"not an RFC 3339 timestamp: {raw[:64]!r}")
     date, clock, frac, zone = m.groups()
+    if zone is None and zone_required:
+        raise ValueError(f"an RFC 3339 timestamp without a zone: {raw[:64]!r}")
     if date.startswith("0001-01-01"):
         return None
     micro = (frac or "0")[:6].ljust(6, "0")

@@ -70,3 +70,13 @@ def test_offsets_become_utc(local: dt.datetime, minutes: int) -> None:
     aware = local.replace(tzinfo=zone)
     parsed = parse_rfc3339(aware.isoformat())
     assert parsed == aware and parsed is not None and parsed.tzinfo is UTC
+
+
+def test_zone_required() -> None:
+    assert parse_rfc3339("2026-11-29T09:23:53") == dt.datetime(2026, 11, 29, 9, 23, 53, tzinfo=UTC)
+    with pytest.raises(ValueError, match="without a zone"):
+        parse_rfc3339("2026-11-29T09:23:53.5", zone_required=True)
+    assert parse_rfc3339("2026-11-29T10:23:53+01:00", zone_required=True) == dt.datetime(
+        2026, 11, 29, 9, 23, 53, tzinfo=UTC
+    )
+    assert parse_rfc3339("", zone_required=True) is None
