@@ -23,6 +23,7 @@ __all__ = [
     "Container",
     "ContainerSpec",
     "ContainerState",
+    "ContainerSummary",
     "EngineInfo",
     "EngineStatus",
     "ExecResult",
@@ -221,6 +222,67 @@ class Container:
     stop_signal: str | None = None
     engine: str = ""
     raw: Any = attrs.field(default=None, eq=False, repr=False, hash=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state is ContainerState.RUNNING
+
+
+def _opt_ports(value: Iterable[PortBinding] | None) -> tuple[PortBinding, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+@attrs.frozen(kw_only=True)
+class ContainerSummary:
+    """What the engine's own list says of a container, without inspecting each one.
+
+    ``containers.summaries()`` gives these (one engine request where the engine
+    lists; see CONTRACT.md). Every field means what it means on
+    :class:`Container` and agrees with ``get()`` taken at the same moment,
+    except where the engine's list says less:
+
+    - ``exit_code`` is the exit code of an EXITED container where the list
+      says it, else None (a ``get()`` then tells);
+    - ``created_at`` may be to the whole second only (an engine whose list
+      gives no finer);
+    - ``ports`` is None where the list does not say them (a created or
+      exited container, on an engine whose list shows only the ports bound
+      while the container runs); a running or paused container's are always
+      there.
+    """
+
+    id: str
+    name: str
+    image: str
+    image_id: str = ""
+    state: ContainerState
+    exit_code: int | None = None
+    created_at: _dt.datetime | None = attrs.field(default=None, converter=utc)
+    labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)
+    ports: tuple[PortBinding, ...] | None = attrs.field(default=(), converter=_opt_ports)
+    engine: str = ""
+    raw: Any = attrs.field(default=None, eq=False, repr=False, hash=False)
+
+    @classmethod
+    def of(cls, container: Container) -> ContainerSummary:
+        """The summary of a full snapshot (every field known)."""
+        return cls(
+            id=container.id,
+            name=container.name,
+            image=container.image,
+            image_id=container.image_id,
+            state=container.state,
+            exit_code=container.exit_code,
+            created_at=container.created_at,
+            labels=container.labels,
+            ports=container.ports,
+            engine=container.engine,
+            raw=container.raw,
+        )
 
     @property
     def short_id(self) -> str:
