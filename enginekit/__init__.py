@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .models import (
         Container,
         ContainerState,
+        ContainerSummary,
         EngineInfo,
         EngineStatus,
         ExecResult,
@@ -71,6 +72,7 @@ _WHERE = {
         (
             "Container",
             "ContainerState",
+            "ContainerSummary",
             "EngineInfo",
             "EngineStatus",
             "ExecResult",
@@ -111,6 +113,7 @@ __all__ = [
     "ContainerNotFound",
     "ContainerService",
     "ContainerState",
+    "ContainerSummary",
     "Engine",
     "EngineError",
     "EngineInfo",
