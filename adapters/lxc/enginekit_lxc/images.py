@@ -48,6 +48,7 @@ import attrs
 from enginekit import ociarchive
 from enginekit.errors import Conflict, EngineError, ImageNotFound, InvalidSpec
 from enginekit.models import Image, ImageConfig
+from enginekit.timeutil import parse_rfc3339
 
 from .oci import (
     Layout,
@@ -81,17 +82,12 @@ class _Record:
 
 
 def parse_created(value: Any) -> _dt.datetime | None:
-    """An RFC 3339 time from an image config (nanoseconds cut to microseconds)."""
-    if not isinstance(value, str) or not value:
+    """An RFC 3339 time from an image config (nanoseconds cut to microseconds);
+    None if absent, Go's zero time or not a timestamp."""
+    if not isinstance(value, str):
         return None
-    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?", value.strip())
-    if not m:
-        return None
-    frac = (m.group(2) or "")[:7]
-    zone = m.group(3) or "Z"
-    text = m.group(1) + frac + ("+00:00" if zone == "Z" else zone)
     try:
-        return _dt.datetime.fromisoformat(text).astimezone(_dt.UTC)
+        return parse_rfc3339(value)
     except ValueError:
         return None
 

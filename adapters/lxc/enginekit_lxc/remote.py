@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import datetime as dt
 import io
 import json
 import os
@@ -57,6 +56,7 @@ from enginekit.models import (
     Stream,
 )
 from enginekit.sshtunnel import CONNECT_TIMEOUT, SshAddress, SshTunnel
+from enginekit.timeutil import parse_rfc3339
 from enginekit.transport import Response, Transport
 
 from . import wire
@@ -534,7 +534,7 @@ def _log_line(obj: dict[str, Any]) -> LogLine:
         return LogLine(
             stream=Stream(obj["s"]),
             data=base64.b64decode(obj["d"], validate=True),
-            timestamp=dt.datetime.fromisoformat(stamp) if isinstance(stamp, str) else None,
+            timestamp=parse_rfc3339(stamp) if isinstance(stamp, str) else None,
         )
     except (KeyError, ValueError, TypeError) as exc:
         raise wire.WireError(f"lxc agent: an unreadable log line ({exc})") from None

@@ -44,6 +44,7 @@ import attrs
 from enginekit import errors, models
 from enginekit.capabilities import Capability
 from enginekit.errors import EngineError
+from enginekit.timeutil import parse_rfc3339
 
 __all__ = [
     "ENUMS",
@@ -171,10 +172,10 @@ def _decode_tagged(data: dict[str, Any], d: int) -> Any:
     if "$fd" in data and len(data) == 1:
         return models.FrozenDict(_pairs(data["$fd"], d))
     if "$dt" in data and len(data) == 1 and isinstance(data["$dt"], str):
-        value = dt.datetime.fromisoformat(data["$dt"])
-        if value.tzinfo is None:
-            raise WireError("lxc agent: a naive datetime")
-        return value
+        try:
+            return parse_rfc3339(data["$dt"], zone_required=True)
+        except ValueError:
+            raise WireError("lxc agent: a datetime that is not RFC 3339 with a zone") from None
     if "$e" in data and set(data) == {"$e", "v"}:
         cls = ENUMS.get(data["$e"]) if isinstance(data["$e"], str) else None
         if cls is None:
