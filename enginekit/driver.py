@@ -36,6 +36,7 @@ from .models import (
     BuildRequest,
     Container,
     ContainerSpec,
+    ContainerSummary,
     EngineInfo,
     ExecResult,
     Image,
@@ -44,7 +45,7 @@ from .models import (
     Stats,
 )
 
-__all__ = ["Driver", "DriverFactory", "ProgressCallback"]
+__all__ = ["Driver", "DriverFactory", "ProgressCallback", "container_summaries"]
 
 ProgressCallback = Callable[[str], None]
 
@@ -176,6 +177,13 @@ class Driver(Protocol):
         """Containers (running and paused only, unless ``all``), filtered by
         ``labels`` (as ``image_list``) and exact ``name``."""
 
+    # ``container_summaries(*, all=False, labels=None, name=None) ->
+    # list[ContainerSummary]`` (optional): the containers :meth:`container_list`
+    # would give, as the engine's own list says them, in one request where the
+    # engine lists. Not declared here (a driver without it is still a Driver):
+    # the core calls :func:`container_summaries` below, which says the contract
+    # and derives it from ``container_list`` for a driver that has none.
+
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         """Block until the container has exited; return its exit code.
 
@@ -265,3 +273,35 @@ class Driver(Protocol):
 
 
 DriverFactory = Callable[..., Driver]
+
+
+def container_summaries(
+    driver: Driver,
+    *,
+    all: bool = False,
+    labels: Mapping[str, str | None] | None = None,
+    name: str | None = None,
+) -> list[ContainerSummary]:
+    """The driver's ``container_summaries``, or the default derived from ``container_list``.
+
+    The contract of a driver's own ``container_summaries`` (same arguments,
+    already validated, as :meth:`Driver.container_list`): the same containers
+    ``container_list`` gives (running and paused only, unless ``all``;
+    ``labels`` and exact ``name`` as there), each a
+    :class:`~enginekit.models.ContainerSummary` whose fields agree with
+    ``container_inspect``'s, read from one engine request (the engine's list
+    with its filters; the state filter is the core's). A field the list does
+    not say reliably is left unknown as the model says (``exit_code`` and
+    ``ports`` None; ``created_at`` may be to the second), never guessed. A
+    container removed while the list is read is left out; nothing is created.
+
+    The default, for a driver without one: :meth:`Driver.container_list`'s
+    snapshots, summarised (every field known; as many requests as that takes).
+    """
+    own = getattr(driver, "container_summaries", None)
+    if callable(own):
+        found: list[ContainerSummary] = own(all=all, labels=labels, name=name)
+        return found
+    return [
+        ContainerSummary.of(c) for c in driver.container_list(all=all, labels=labels, name=name)
+    ]

@@ -18,9 +18,12 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+import attrs
+
 from . import validate
 from ._guard import _guard
 from .capabilities import Capability
+from .driver import container_summaries
 from .errors import (
     Conflict,
     ContainerNotFound,
@@ -35,6 +38,7 @@ from .models import (
     Container,
     ContainerSpec,
     ContainerState,
+    ContainerSummary,
     EngineInfo,
     ExecResult,
     Image,
@@ -69,6 +73,39 @@ def _format_ts(ts: _dt.datetime | None) -> bytes:
     if ts is None:
         return b""
     return ts.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z ").encode()
+
+
+_Listed = TypeVar("_Listed", Container, ContainerSummary)
+
+
+@attrs.frozen
+class _ListQuery:
+    """The filters of ``list()`` and ``summaries()``, checked once, the same way."""
+
+    all: bool
+    name: str | None
+    labels: Mapping[str, str | None] | None
+    state: ContainerState | None
+
+    @classmethod
+    def of(
+        cls,
+        all: bool,
+        name: str | None,
+        labels: Mapping[str, str | None] | None,
+        state: ContainerState | str | None,
+    ) -> _ListQuery:
+        wanted = validate.container_state(state)
+        if name is not None:
+            validate.name(name)
+        needs_all = bool(all) or wanted in (ContainerState.CREATED, ContainerState.EXITED)
+        return cls(needs_all, name, validate.label_filter(labels), wanted)
+
+    def keep(self, found: builtins.list[_Listed]) -> builtins.list[_Listed]:
+        """``found`` in the wanted state (all of it without a state filter)."""
+        if self.state is None:
+            return found
+        return [c for c in found if c.state is self.state]
 
 
 class Engine:
@@ -379,16 +416,28 @@ class ContainerService:
         labels: Mapping[str, str | None] | None = None,
         state: ContainerState | str | None = None,
     ) -> builtins.list[Container]:
-        wanted = validate.container_state(state)
-        if name is not None:
-            validate.name(name)
-        needs_all = bool(all) or wanted in (ContainerState.CREATED, ContainerState.EXITED)
-        found = self._driver.container_list(
-            all=needs_all, labels=validate.label_filter(labels), name=name
+        """Full snapshots (running and paused only, unless ``all``), filtered."""
+        query = _ListQuery.of(all, name, labels, state)
+        found = self._driver.container_list(all=query.all, labels=query.labels, name=query.name)
+        return query.keep(found)
+
+    @_guard
+    def summaries(
+        self,
+        *,
+        all: bool = False,
+        name: str | None = None,
+        labels: Mapping[str, str | None] | None = None,
+        state: ContainerState | str | None = None,
+    ) -> builtins.list[ContainerSummary]:
+        """What ``list()`` gives, as the engine's own list says it: one engine
+        request where the engine lists (see :class:`ContainerSummary` for the
+        fields that list may not say). The same filters, checked the same way."""
+        query = _ListQuery.of(all, name, labels, state)
+        found = container_summaries(
+            self._driver, all=query.all, labels=query.labels, name=query.name
         )
-        if wanted is not None:
-            found = [c for c in found if c.state is wanted]
-        return found
+        return query.keep(found)
 
     @_guard
     def wait(self, ref: Container | str, *, timeout: float | None = None) -> int:
@@ -461,7 +510,7 @@ class ContainerService:
     def prune(self, *, labels: Mapping[str, str | None] | None = None) -> builtins.list[str]:
         """Remove exited containers (with ``labels``, if given); their ids."""
         removed = []
-        for c in self._driver.container_list(all=True, labels=validate.label_filter(labels)):
+        for c in container_summaries(self._driver, all=True, labels=validate.label_filter(labels)):
             if c.state is ContainerState.EXITED:
                 try:
                     self._driver.container_remove(c.id, force=False)
