@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from enginekit.timeutil import parse_rfc3339
+from enginekit.timeutil import parse_rfc3339, unix_nanos
 
 UTC = dt.UTC
 
@@ -80,3 +80,19 @@ def test_zone_required() -> None:
         2026, 11, 29, 9, 23, 53, tzinfo=UTC
     )
     assert parse_rfc3339("", zone_required=True) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1970-01-01T00:00:01.000000002Z", 1_000_000_002),
+        ("1970-01-01T01:00:01.5+01:00", 1_500_000_000),
+        ("2026-11-29T09:23:53.467480031Z", 1_795_944_233_467_480_031),
+        (b"1970-01-01T00:00:00.0000000019Z", 1),
+        ("not a time", None),
+        ("0001-01-01T00:00:00Z", None),
+        ("", None),
+    ],
+)
+def test_unix_nanos_keeps_every_digit(text: str | bytes, expected: int | None) -> None:
+    assert unix_nanos(text) == expected
