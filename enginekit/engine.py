@@ -329,7 +329,7 @@ class ImageService:
         at once: enginekit never reaches out to a public registry by default."""
         self._engine._require(Capability.PULL, "pull")
         image = validate.image_ref(ref)
-        if validate.registry_of(image) is None:
+        if validate.registry_of(ref) is None:
             raise ImageNotFound(
                 f"images.pull: {ref} names no registry (give registry/name:tag)", ref=ref
             )
@@ -340,7 +340,7 @@ class ImageService:
         """Push ``registry/name:tag`` (a local image tagged with that name)."""
         self._engine._require(Capability.PUSH, "push")
         image = validate.image_ref(ref)
-        if validate.registry_of(image) is None:
+        if validate.registry_of(ref) is None:
             raise InvalidSpec(f"push: {ref} names no registry (tag it registry/name:tag first)")
         self._driver.image_push(image)
 
