@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         Stats,
         Stream,
     )
+    from .reference import Reference
 
 # Public names are loaded on first use (PEP 562) so that ``import enginekit``
 # stays cheap for command-line tools; every name below is part of the API.
@@ -87,6 +88,7 @@ _WHERE = {
         ),
         "models",
     ),
+    "Reference": "reference",
 }
 
 
@@ -130,6 +132,7 @@ __all__ = [
     "Mount",
     "NotFound",
     "PortBinding",
+    "Reference",
     "Resources",
     "Stats",
     "Stream",
