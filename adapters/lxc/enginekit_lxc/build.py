@@ -57,8 +57,9 @@ from enginekit.models import BuildRequest, Image, Stream
 from enginekit.ociarchive import familiar_name
 
 from .buildfs import ContextSource, CopyError, RootfsSource, copy_sources, resolve_chown, scoped
+from .errors import ENGINE
 from .fsroot import open_in_root
-from .images import ENGINE, ImageStore
+from .images import ImageStore
 from .oci import CONFIG_MEDIA_TYPE, Layout, run_tool
 
 __all__ = ["ExecuteFn", "base_state", "build_image", "resolve_base"]

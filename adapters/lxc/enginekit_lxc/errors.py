@@ -10,8 +10,10 @@ from collections.abc import Iterator
 
 from enginekit.errors import Conflict, EngineError, EngineUnavailable, NotFound
 
-__all__ = ["LxcToolError", "map_os_errors", "tool_error", "tool_path"]
+__all__ = ["ENGINE", "HINT", "LxcToolError", "map_os_errors", "tool_error", "tool_path"]
 
+#: The engine's name, as models and errors carry it.
+ENGINE = "lxc"
 HINT = "install LXC 5.0 or newer (`apt-get install lxc`) and make sure the lxc-* tools are on PATH"
 
 

@@ -50,6 +50,7 @@ from enginekit.errors import Conflict, EngineError, ImageNotFound, InvalidSpec
 from enginekit.models import Image, ImageConfig
 from enginekit.timeutil import parse_rfc3339
 
+from .errors import ENGINE
 from .oci import (
     Layout,
     atomic_write,
@@ -65,7 +66,6 @@ from .oci import (
 __all__ = ["DEFAULT_ROOT", "ImageStore", "image_config_from_json", "parse_created"]
 
 DEFAULT_ROOT = "/var/lib/enginekit/lxc"
-ENGINE = "lxc"
 
 ImageList = list[Image]
 _IN_USE = ".in-use"

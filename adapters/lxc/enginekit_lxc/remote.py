@@ -60,11 +60,11 @@ from enginekit.timeutil import parse_rfc3339
 from enginekit.transport import Response, Transport
 
 from . import wire
+from .errors import ENGINE
 from .remoteagent import HINT, AgentDialer
 
 __all__ = ["RemoteLxcDriver"]
 
-_ENGINE = "lxc"
 _DRIVER_OPTIONS = ("storage_root", "bridge")
 _SSH_OPTIONS = ("identity", "connect_timeout", "ssh_config")
 _CHUNK = 1 << 20
@@ -136,7 +136,7 @@ class _ResponseFile(io.RawIOBase):
 class RemoteLxcDriver:
     """The Driver of ``lxc+ssh://`` (see the module)."""
 
-    name = _ENGINE
+    name = ENGINE
 
     def __init__(self, address: str, **options: Any) -> None:
         unknown = set(options) - set(_DRIVER_OPTIONS) - set(_SSH_OPTIONS)
@@ -156,7 +156,7 @@ class RemoteLxcDriver:
         self.address = "lxc+" + parsed.url
         self._tunnel = SshTunnel(
             parsed,
-            name=_ENGINE,
+            name=ENGINE,
             connect_timeout=options.get("connect_timeout", CONNECT_TIMEOUT),
             config=options.get("ssh_config"),
         )
@@ -170,7 +170,7 @@ class RemoteLxcDriver:
             address=self.address,
             start_timeout=self._tunnel.connect_timeout + _START_MARGIN,
         )
-        self._transport = Transport(self.address, name=_ENGINE, dialer=self._dialer, hint=HINT)
+        self._transport = Transport(self.address, name=ENGINE, dialer=self._dialer, hint=HINT)
         self._lock = threading.Lock()
         self._hello: dict[str, Any] | None = None
         self._published: str | None = None
