@@ -20,6 +20,7 @@ import attrs
 from . import hostfacts, signals
 from .errors import InvalidSpec, UnknownOption
 from .models import ContainerSpec, ContainerState, FrozenDict, Mount, PortBinding
+from .reference import Reference, named_registry
 
 __all__ = [
     "NAME_RE",
@@ -41,12 +42,6 @@ USER_RE = re.compile(rf"{USER_PART}(?::{USER_PART})?")
 HOSTNAME_RE = re.compile(
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-# Docker's reference grammar: lowercase path components, optional registry host.
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_HOSTPART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_DOMAIN = rf"(?:{_HOSTPART}(?:\.{_HOSTPART})*(?::[0-9]+)?/)?"
-REPO_RE = re.compile(rf"{_DOMAIN}{_COMPONENT}(?:/{_COMPONENT})*")
-TAG_RE = re.compile(r"[\w][\w.-]{0,127}")
 HEX_RE = re.compile(r"[0-9a-f]+")
 
 MIN_MEMORY = 6 * 1024 * 1024  # the smallest limit Docker and Podman accept
@@ -469,7 +464,10 @@ def _sources_exist(items: Iterable[Mount], exists: Callable[[str], bool]) -> Non
 
 
 def image_ref(value: Any, field: str = "image") -> str:
-    """Check an image reference and return it normalised (``name`` -> ``name:latest``).
+    """Check an image reference and return it as Docker shows it
+    (:attr:`~enginekit.reference.Reference.familiar`: ``busybox`` and
+    ``docker.io/library/busybox`` -> ``busybox:latest``, ``library/app:1`` ->
+    ``app:1``), so that every engine gets the same name for the same reference.
 
     Ids (``sha256:<hex>``) and id prefixes of 12+ hex characters pass unchanged.
     """
@@ -482,33 +480,18 @@ def image_ref(value: Any, field: str = "image") -> str:
         return value
     if 12 <= len(value) <= 64 and HEX_RE.fullmatch(value):
         return value
-    ref, _, digest = value.partition("@")
-    if digest:
+    ref = Reference.parse(value, field=field)
+    if ref.digest is not None:
         raise _fail(f"{field}: digest references are not supported")
-    repo, tag = ref, "latest"
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        repo, tag = ref[:colon], ref[colon + 1 :]
-    if len(repo) > 255 or not REPO_RE.fullmatch(repo):
-        raise _fail(
-            f"{field} {value!r} is not a valid reference (lowercase name[:tag], e.g. 'app:1.0')"
-        )
-    if not TAG_RE.fullmatch(tag):
-        raise _fail(f"{field} {value!r} has an invalid tag")
-    return f"{repo}:{tag}"
+    return ref.familiar
 
 
 def registry_of(ref: str) -> str | None:
-    """The registry host a normalised image ref names (``127.0.0.1:5000/app:1`` ->
+    """The registry host a reference names itself (``127.0.0.1:5000/app:1`` ->
     ``127.0.0.1:5000``), or None for an id and for a name without one (``app:1``:
-    a local name here, which enginekit never sends to a public registry)."""
-    if ref.startswith("sha256:") or HEX_RE.fullmatch(ref):
-        return None
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        return first
-    return None
+    a local name here, which enginekit never sends to a public registry).
+    See :func:`enginekit.reference.named_registry`."""
+    return named_registry(ref)
 
 
 def container_ref(value: Any) -> str:
