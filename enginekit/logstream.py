@@ -5,7 +5,8 @@ the user holds) owns the closed state; a driver's log iterator may offer an
 ``abort()`` that wakes a read blocked in another thread (:class:`Abortable`);
 :class:`ClosableLines` is that iterator for a driver whose lines come from a
 generator over something it can interrupt (a socket to shut down, an event a
-poll loop waits on).
+poll loop waits on). :class:`LineJoiner` turns an engine's log frames (Docker's
+and libpod's multiplexed stream) into whole lines.
 
 The rules, for the user:
 
@@ -27,15 +28,24 @@ way out.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, runtime_checkable
 
 from ._guard import _guard
 from .errors import EngineError
-from .models import LogLine
+from .models import LogLine, Stream
+from .timeutil import parse_rfc3339, unix_nanos
 
-__all__ = ["Abortable", "ClosableLines", "LogStream"]
+__all__ = ["Abortable", "ClosableLines", "EndsLine", "LineJoiner", "LogStream"]
+
+#: Whether a last piece of a cut line ended it: ``(stream, stamp in
+#: nanoseconds, which piece)`` -> bool (see :class:`LineJoiner`).
+EndsLine = Callable[[str, int, int], bool]
+
+_STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 @runtime_checkable
@@ -215,3 +225,110 @@ class ClosableLines(Iterator[LogLine]):
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
+
+
+class LineJoiner:
+    """An engine's log frames in, whole lines out, one frame at a time.
+
+    A frame is ``(stream, payload)`` as :func:`enginekit.transport.demux_frames`
+    gives it: stream 1 stdout, 2 stderr, 3 the engine's own error (raised as
+    ``EngineError`` naming ``what``), others ignored. With ``timestamps`` a
+    payload starts with ``<RFC 3339> ``; a payload without a stamp is data as
+    a whole. The frames of one stream are joined until a ``b"\\n"``: a line
+    keeps the stamp of its first part; bytes are never decoded.
+
+    ``piece``: the size of the pieces an engine cuts a longer line into, each
+    its own frame with the line's stamp (Docker: 16 KiB). Where the engine's
+    reader drops the newline of the last piece (Docker's ``local`` log
+    driver), a piece that follows full pieces of its line without a newline
+    may or may not have ended it: ``ends_line(stream, nanoseconds, ordinal)``
+    says (without it, it did).
+    """
+
+    def __init__(
+        self,
+        *,
+        timestamps: bool = True,
+        what: str = "logs",
+        piece: int | None = None,
+        ends_line: EndsLine | None = None,
+    ) -> None:
+        self._timestamps = timestamps
+        self._what = what
+        self._piece = piece
+        self._ends_line = ends_line
+        self._pending: dict[int, tuple[dt.datetime | None, bytearray]] = {}
+        # stream -> (nanoseconds, count) of the full pieces of its current line
+        self._cut: dict[int, tuple[int | None, int]] = {}
+
+    def feed(self, stream: int, payload: bytes) -> Iterator[LogLine]:
+        """The lines this frame ends (none while a line is still open)."""
+        kind = _STREAMS.get(stream)
+        if kind is None:
+            if stream == 3:
+                raise EngineError(f"{self._what}: " + payload.decode("utf-8", "replace").strip())
+            return
+        stamp, data = self._split(payload)
+        if self._piece is not None:
+            data = self._mend(stream, kind, stamp, payload, data)
+        pending = self._pending
+        if stream in pending:
+            first, buf = pending[stream]
+        else:
+            first, buf = stamp, bytearray()
+        buf += data
+        start = 0
+        while True:
+            end = buf.find(b"\n", start)
+            if end < 0:
+                break
+            yield LogLine(stream=kind, data=bytes(buf[start : end + 1]), timestamp=first)
+            first = stamp
+            start = end + 1
+        if start == len(buf):
+            pending.pop(stream, None)
+        elif start == 0:
+            pending[stream] = (first, buf)
+        else:
+            pending[stream] = (first, bytearray(buf[start:]))
+
+    def join(self, frames: Iterable[tuple[int, bytes]]) -> Iterator[LogLine]:
+        """Every line of ``frames``, the unfinished ones of each stream at the end."""
+        for stream, payload in frames:
+            yield from self.feed(stream, payload)
+        yield from self.flush()
+
+    def flush(self) -> Iterator[LogLine]:
+        """What is left without a newline, one line a stream, oldest first (the end of the log)."""
+        pending, self._pending = self._pending, {}
+        for stream in sorted(pending, key=lambda n: pending[n][0] or _LATEST):
+            stamp, buf = pending[stream]
+            if buf:
+                yield LogLine(stream=_STREAMS[stream], data=bytes(buf), timestamp=stamp)
+
+    def _split(self, payload: bytes) -> tuple[dt.datetime | None, bytes]:
+        if not self._timestamps:
+            return None, payload
+        head, sep, rest = payload.partition(b" ")
+        if not sep:
+            return None, payload
+        try:
+            stamp = parse_rfc3339(head)
+        except ValueError:
+            return None, payload
+        return (stamp, rest) if stamp is not None else (None, payload)
+
+    def _mend(
+        self, stream: int, kind: Stream, stamp: dt.datetime | None, payload: bytes, data: bytes
+    ) -> bytes:
+        """``data`` with the newline a cut line's last piece lost given back."""
+        nanos = unix_nanos(payload.partition(b" ")[0]) if stamp is not None else None
+        before = self._cut.pop(stream, None)
+        pieces = before[1] if before is not None and before[0] == nanos else 0
+        if len(data) == self._piece and not data.endswith(b"\n"):
+            self._cut[stream] = (nanos, pieces + 1)
+        elif pieces and not data.endswith(b"\n"):
+            ends = self._ends_line
+            if ends is None or nanos is None or ends(kind.value, nanos, pieces + 1):
+                data += b"\n"
+        return data

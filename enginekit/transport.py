@@ -41,6 +41,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import http.client
+import io
 import json as _json
 import select
 import socket
@@ -119,7 +120,8 @@ class Response:
     """A response whose body has not been read yet.
 
     Read it whole (:meth:`read`, :meth:`json`) or as a stream
-    (:meth:`iter_chunks`, :meth:`iter_lines`, :func:`demux_frames`); either
+    (:meth:`iter_chunks`, :meth:`iter_lines`, :func:`demux_frames`,
+    :meth:`as_file`); either
     way :meth:`close` (or use as a context manager) hands the connection back.
     """
 
@@ -161,6 +163,23 @@ class Response:
             raise self._broken(exc) from exc
         self.close()
         return data
+
+    def as_file(self, buffer_size: int = 65536) -> IO[bytes]:
+        """The body as a readable file (an archive, an export): closing it hands
+        the connection back, or drops it when the body was left unread. A read
+        that stalls past the request's timeout is ``EngineTimeout``, an answer
+        broken off ``EngineError``, as for :meth:`read`."""
+        return io.BufferedReader(_BodyFile(self), buffer_size=buffer_size)
+
+    def _readinto(self, buffer: Any) -> int:
+        try:
+            return self._raw.readinto(buffer)
+        except TimeoutError as exc:
+            self._discard()
+            raise self._transport._late(self._request) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            self._discard()
+            raise self._broken(exc) from exc
 
     def _broken(self, exc: BaseException) -> EngineError:
         if self._aborted:  # our own abort(), not the engine: nothing to look into
@@ -282,6 +301,25 @@ class Response:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _BodyFile(io.RawIOBase):
+    """:meth:`Response.as_file`'s raw file."""
+
+    def __init__(self, resp: Response) -> None:
+        super().__init__()
+        self._resp = resp
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._resp._readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._resp.close()
+        super().close()
 
 
 class Transport:

@@ -1,0 +1,67 @@
+"""Builds: the context (``enginekit.buildcontext``) and the Dockerfile
+(``enginekit.dockerfile``).
+
+The core has checked a :class:`~enginekit.models.BuildRequest` before a
+driver sees it (every COPY/ADD source inside the context). An engine that
+builds from a context tar sends :func:`context_tar` (``.dockerignore``
+applied, links confined); an adapter that runs the steps itself
+:func:`parse` s the Dockerfile and walks its stages with a
+:class:`BuildState`, reading the context with :func:`iter_context` /
+:func:`resolve_context` and matching sources with :func:`go_match`.
+"""
+
+from __future__ import annotations
+
+from enginekit.buildcontext import (
+    ContextEntry,
+    DockerIgnore,
+    context_tar,
+    dockerfile_path,
+    go_match,
+    has_wildcards,
+    iter_context,
+    load_dockerignore,
+    resolve_context,
+)
+from enginekit.dockerfile import (
+    DEFAULT_PATH,
+    DEFAULT_SHELL,
+    BuildState,
+    Dockerfile,
+    EvaluatedStage,
+    Evaluation,
+    Instruction,
+    Stage,
+    Step,
+    expand,
+    expand_words,
+    parse,
+    parse_file,
+)
+from enginekit.models import BuildRequest
+
+__all__ = [
+    "DEFAULT_PATH",
+    "DEFAULT_SHELL",
+    "BuildRequest",
+    "BuildState",
+    "ContextEntry",
+    "DockerIgnore",
+    "Dockerfile",
+    "EvaluatedStage",
+    "Evaluation",
+    "Instruction",
+    "Stage",
+    "Step",
+    "context_tar",
+    "dockerfile_path",
+    "expand",
+    "expand_words",
+    "go_match",
+    "has_wildcards",
+    "iter_context",
+    "load_dockerignore",
+    "parse",
+    "parse_file",
+    "resolve_context",
+]

@@ -1,0 +1,282 @@
+"""The Driver contract, and a base driver with what derives from other primitives.
+
+:class:`Driver` (``enginekit.driver``) is what an adapter provides; its
+docstrings are the contract, and the contract suite
+(``enginekit.testing.suite``) checks it against a live engine.
+:class:`BaseDriver` implements what can be worked out from the rest, so an
+adapter writes only what its engine does in its own way (and may still
+override any default with a faster or more exact one):
+
+=============================  =================================================
+default                        derived from
+=============================  =================================================
+``unsupported``                nothing missing said (say why for each capability
+                               not declared)
+``ping()``                     ``info()``
+``close()``                    nothing to release
+``container_restart()``        ``container_stop()``, then ``container_start()``
+``container_list()``           ``_container_ids()`` (the engine's own list, its
+                               filters as far as it has them), each inspected
+                               (``list_workers`` at once); one gone meanwhile is
+                               left out; the filters applied again to the snapshots
+``container_wait()``           ``container_inspect()`` polled until EXITED
+``container_exists()``,        ``container_inspect()``, ``image_inspect()``
+``image_exists()``
+the optional operations        ``Unsupported`` (build, save, load, pull, push,
+                               exec, pause, unpause, stats, copy in and out):
+                               the core calls them only for a declared capability
+=============================  =================================================
+
+And for an adapter's own use: :meth:`BaseDriver._once` (a value asked of the
+engine once, on first need, however many threads ask), :func:`labels_match`
+and :func:`label_filters`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import MappingProxyType
+from typing import IO, Any, NoReturn, TypeVar
+
+from enginekit.capabilities import ALL_CAPABILITIES, Capability
+from enginekit.driver import Driver, DriverFactory, ProgressCallback
+from enginekit.errors import ContainerNotFound, EngineTimeout, ImageNotFound, Unsupported
+from enginekit.models import (
+    BuildRequest,
+    Container,
+    ContainerState,
+    ExecResult,
+    Image,
+    PathStat,
+    Stats,
+)
+
+__all__ = [
+    "ALL_CAPABILITIES",
+    "LIVE_STATES",
+    "BaseDriver",
+    "Capability",
+    "Driver",
+    "DriverFactory",
+    "ProgressCallback",
+    "label_filters",
+    "labels_match",
+]
+
+T = TypeVar("T")
+
+#: The states ``container_list`` shows without ``all``.
+LIVE_STATES = frozenset({ContainerState.RUNNING, ContainerState.PAUSED})
+_NOTHING_MISSING: Mapping[Capability, str] = MappingProxyType({})
+_WAIT_POLL_MAX = 0.1
+
+
+def labels_match(have: Mapping[str, str], wanted: Mapping[str, str | None] | None) -> bool:
+    """Whether labels ``have`` carry every key of ``wanted`` (and, where its value
+    is not None, that value): the ``labels`` filter of the Driver's lists."""
+    for key, value in (wanted or {}).items():
+        if key not in have or (value is not None and have[key] != value):
+            return False
+    return True
+
+
+def label_filters(labels: Mapping[str, str | None] | None) -> list[str]:
+    """``{"k": "v", "k2": None}`` -> ``["k=v", "k2"]``, the ``label`` filter of
+    the Docker and libpod APIs."""
+    return [k if v is None else f"{k}={v}" for k, v in (labels or {}).items()]
+
+
+class BaseDriver:
+    """Defaults for the :class:`Driver` methods that derive from others (see the module).
+
+    A subclass sets ``name``, ``address`` and ``capabilities`` and implements
+    the primitives: ``info``, the image operations it has, ``container_create``,
+    ``start``, ``inspect``, ``stop``, ``kill``, ``remove``, ``logs`` and either
+    ``_container_ids`` or ``container_list``. Its ``__init__`` calls
+    ``super().__init__()``.
+    """
+
+    #: The adapter's name, in messages and on models (``engine=``).
+    name: str
+    #: How many inspects the default ``container_list`` runs at once.
+    list_workers = 8
+
+    def __init__(self) -> None:
+        self._kept: dict[str, Any] = {}
+        self._kept_lock = threading.RLock()
+
+    def _once(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``'s value under ``key``: made on first need (never in the
+        constructor), once however many threads ask at once, then kept."""
+        kept = self._kept
+        if key in kept:
+            found: T = kept[key]
+            return found
+        with self._kept_lock:
+            if key not in kept:
+                kept[key] = make()
+            found = kept[key]
+        return found
+
+    def _forget(self, key: str) -> None:
+        """Make the value kept under ``key`` again on next need."""
+        with self._kept_lock:
+            self._kept.pop(key, None)
+
+    # -- engine -----------------------------------------------------------------
+    @property
+    def unsupported(self) -> Mapping[Capability, str]:
+        """Why each capability not declared is missing (none said here)."""
+        return _NOTHING_MISSING
+
+    def info(self) -> Any:
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        """Reachable when ``info()`` answers."""
+        self.info()
+
+    def close(self) -> None:
+        """Nothing held."""
+
+    def _cannot(self, operation: str, capability: Capability) -> NoReturn:
+        raise Unsupported(self.name, operation, capability=capability.value)
+
+    # -- images -------------------------------------------------------------------
+    def image_inspect(self, ref: str) -> Image:
+        raise NotImplementedError
+
+    def image_exists(self, ref: str) -> bool:
+        """Whether ``image_inspect(ref)`` finds an image."""
+        try:
+            self.image_inspect(ref)
+        except ImageNotFound:
+            return False
+        return True
+
+    def image_build(
+        self, request: BuildRequest, *, progress: ProgressCallback | None = None
+    ) -> Image:
+        self._cannot("build", Capability.BUILD)
+
+    def image_save(self, ref: str, path: str) -> None:
+        self._cannot("image save", Capability.IMAGE_SAVE)
+
+    def image_load(self, path: str) -> list[Image]:
+        self._cannot("image load", Capability.IMAGE_LOAD)
+
+    def image_pull(self, ref: str) -> Image:
+        self._cannot("pull", Capability.PULL)
+
+    def image_push(self, ref: str) -> None:
+        self._cannot("push", Capability.PUSH)
+
+    # -- containers ---------------------------------------------------------------
+    def container_inspect(self, ref: str) -> Container:
+        raise NotImplementedError
+
+    def container_start(self, id: str) -> None:
+        raise NotImplementedError
+
+    def container_stop(self, id: str, *, timeout: float) -> None:
+        raise NotImplementedError
+
+    def container_exists(self, ref: str) -> bool:
+        """Whether ``container_inspect(ref)`` finds a container."""
+        return self._container_or_none(ref) is not None
+
+    def _container_or_none(self, ref: str) -> Container | None:
+        """``container_inspect(ref)``, or None when there is no such container."""
+        try:
+            return self.container_inspect(ref)
+        except ContainerNotFound:
+            return None
+
+    def container_restart(self, id: str, *, timeout: float) -> None:
+        """``container_stop`` (a stopped container is left as it is), then ``container_start``."""
+        self.container_stop(id, timeout=timeout)
+        self.container_start(id)
+
+    def _container_ids(
+        self,
+        *,
+        all: bool,
+        labels: Mapping[str, str | None] | None,
+        name: str | None,
+    ) -> Sequence[str]:
+        """The ids of the containers the engine lists for these filters, in the
+        order to show them; more than match is fine (the snapshots are filtered
+        again), fewer is not."""
+        raise NotImplementedError
+
+    def container_list(
+        self,
+        *,
+        all: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        name: str | None = None,
+    ) -> list[Container]:
+        """Each container :meth:`_container_ids` lists, as ``container_inspect``
+        gives it, in that order (see the module)."""
+        ids = list(self._container_ids(all=all, labels=labels, name=name))
+        if len(ids) <= 1:
+            found = [self._container_or_none(i) for i in ids]
+        else:
+            with ThreadPoolExecutor(min(self.list_workers, len(ids))) as pool:
+                found = list(pool.map(self._container_or_none, ids))
+        return [
+            c
+            for c in found
+            if c is not None
+            and (all or c.state in LIVE_STATES)
+            and (name is None or c.name == name)
+            and labels_match(c.labels, labels)
+        ]
+
+    def container_wait(self, id: str, *, timeout: float | None = None) -> int:
+        """``container_inspect`` polled (5 ms at first, then less often) until EXITED."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            container = self.container_inspect(id)
+            if container.state is ContainerState.EXITED:
+                return container.exit_code if container.exit_code is not None else 0
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise EngineTimeout(
+                    f"{self.name} wait: container {id[:12]} did not exit within {timeout} s"
+                )
+            time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - now)))
+            pause = min(pause * 1.5, _WAIT_POLL_MAX)
+
+    def container_exec(
+        self,
+        id: str,
+        command: tuple[str, ...],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+    ) -> ExecResult:
+        self._cannot("exec", Capability.EXEC)
+
+    def container_pause(self, id: str) -> None:
+        self._cannot("pause", Capability.PAUSE)
+
+    def container_unpause(self, id: str) -> None:
+        self._cannot("pause", Capability.PAUSE)
+
+    def container_stats(self, id: str) -> Stats:
+        self._cannot("stats", Capability.STATS)
+
+    def container_stat_path(self, id: str, path: str) -> PathStat | None:
+        self._cannot("copy", Capability.COPY)
+
+    def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
+        self._cannot("copy", Capability.COPY)
+
+    def container_get_archive(self, id: str, path: str) -> IO[bytes]:
+        self._cannot("copy", Capability.COPY)

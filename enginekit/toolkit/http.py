@@ -1,0 +1,265 @@
+"""The HTTP side of an adapter whose engine serves a REST API (Docker's Engine
+API, Podman's libpod API): the transport, and :class:`HttpDriver`, the base
+such a driver builds on.
+
+:class:`Transport` (``enginekit.transport``) sends requests on pooled
+keep-alive connections (unix socket, TCP, TLS, or a :class:`Dialer` such as
+ssh's) and gives a :class:`Response`; :func:`demux_frames` splits the
+multiplexed stream of logs and execs.
+
+:class:`HttpDriver` holds what both engines' drivers do the same way:
+
+- the API version, agreed once per driver from ``GET /_ping`` on first need
+  (:meth:`HttpDriver._api`, :meth:`HttpDriver._negotiate`), every path sent
+  under it (:meth:`HttpDriver._path`);
+- calls whose failed answer raises the adapter's error (:meth:`~HttpDriver._call`,
+  :meth:`~HttpDriver._json`, :meth:`~HttpDriver._empty`; the adapter says what
+  an HTTP status and message mean in :meth:`~HttpDriver._error`), and
+  :func:`map_errors` for an answer that cannot be read;
+- a log answer as the lines ``container_logs`` returns (:func:`response_lines`).
+
+With :class:`~enginekit.toolkit.driver.BaseDriver` below it, an HTTP driver
+lists containers by implementing ``_container_ids`` (one list request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import ssl
+import struct
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator
+from email.message import Message
+from typing import Any, Generic, TypeVar
+
+from enginekit.errors import (
+    ContainerNotFound,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    NotFound,
+)
+from enginekit.logstream import ClosableLines, LineJoiner
+from enginekit.models import LogLine
+from enginekit.transport import Dialer, Response, Transport, demux_frames
+
+from .driver import BaseDriver
+
+__all__ = [
+    "UNREADABLE",
+    "Dialer",
+    "HttpDriver",
+    "Response",
+    "Transport",
+    "demux_frames",
+    "error_message",
+    "map_errors",
+    "response_lines",
+]
+
+V = TypeVar("V")
+
+#: What an answer that is not what the engine documents raises as it is read
+#: (bad JSON or UTF-8, a missing field or item, a tar stream cut short).
+UNREADABLE: tuple[type[Exception], ...] = (
+    ValueError,
+    KeyError,
+    IndexError,
+    EOFError,
+    struct.error,
+    tarfile.TarError,
+    zlib.error,
+    http.client.HTTPException,
+)
+
+
+@contextlib.contextmanager
+def map_errors(engine: str, operation: str) -> Iterator[None]:
+    """Let enginekit errors through; turn what an answer caused (:data:`UNREADABLE`)
+    or a local file operation that failed (``OSError``) into ``EngineError``.
+
+    Nothing else is translated: a ``TypeError`` or ``AttributeError`` is a bug
+    (the facade reports it as such), and an exception of the caller's own
+    callback is the caller's (the facade lets it leave as it is).
+    """
+    try:
+        yield
+    except EngineError:
+        raise
+    except UNREADABLE as exc:
+        raise EngineError(
+            f"{engine} {operation}: unexpected answer ({type(exc).__name__})"
+        ) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise EngineError(f"{engine} {operation}: {reason}") from exc
+
+
+def error_message(body: bytes) -> str:
+    """The message of an error answer: its JSON ``message`` (libpod: or ``cause``),
+    else the body's text; ``""`` for an empty body."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(data, dict):
+        for key in ("message", "cause"):
+            said = data.get(key)
+            if isinstance(said, str) and said:
+                return said
+    return text
+
+
+def response_lines(
+    resp: Response,
+    joiner: LineJoiner,
+    *,
+    arrange: Callable[[Iterator[LogLine]], Iterator[LogLine]] | None = None,
+) -> ClosableLines:
+    """The lines of a log answer (multiplexed frames, joined by ``joiner``, then
+    ``arrange``\\ d if given): closing them (or their end) releases the answer,
+    aborting wakes a read blocked in another thread."""
+    lines = joiner.join(demux_frames(resp.iter_chunks()))
+    return ClosableLines(
+        arrange(lines) if arrange is not None else lines, abort=resp.abort, release=resp.close
+    )
+
+
+class HttpDriver(BaseDriver, Generic[V]):
+    """The base of a driver over an engine's HTTP API (see the module).
+
+    ``V`` is what :meth:`_negotiate` makes of the ``/_ping`` answer (the API
+    version spoken). A subclass sets ``name`` and ``hint`` and implements
+    :meth:`_negotiate`, :meth:`_path` and :meth:`_error`.
+    """
+
+    #: How to start the engine, for ``EngineUnavailable``.
+    hint = ""
+    #: How long ``GET /_ping`` may take.
+    ping_timeout = 5.0
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        pool_size: int = 8,
+        tls: ssl.SSLContext | None = None,
+        dialer: Dialer | None = None,
+    ) -> None:
+        super().__init__()
+        self.address = address
+        self.transport = Transport(
+            address, hint=self.hint, pool_size=pool_size, name=self.name, tls=tls, dialer=dialer
+        )
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- the API version, agreed once -------------------------------------------
+    def _negotiate(self, ping: Message) -> V:
+        """The version to speak, from ``/_ping``'s headers (``EngineUnavailable``
+        or ``Unsupported`` for an engine the adapter cannot speak to)."""
+        raise NotImplementedError
+
+    def _path(self, path: str) -> str:
+        """``path`` as sent, under the agreed version (``/info`` -> ``/v1.51/info``)."""
+        raise NotImplementedError
+
+    def _api(self) -> V:
+        """The version agreed on this connection, asked with one ``/_ping`` on first need."""
+        return self._once("api", lambda: self._negotiate(self._ping()))
+
+    def ping(self) -> None:
+        """``GET /_ping``; the first answer also settles the API version."""
+        headers = self._ping()
+        self._once("api", lambda: self._negotiate(headers))
+
+    def _ping(self) -> Message:
+        """``GET /_ping`` (never versioned): its headers; ``EngineUnavailable``
+        unless the engine answers it with a success."""
+        try:
+            resp = self.transport.request("GET", "/_ping", timeout=self.ping_timeout)
+            body = resp.read()
+        except EngineTimeout as exc:
+            raise EngineUnavailable(
+                f"{self.name} did not answer /_ping in time", address=self.address, hint=self.hint
+            ) from exc
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:  # took the connection, gave no answer
+            raise EngineUnavailable(str(exc), address=self.address, hint=self.hint) from exc
+        if not resp.ok:
+            raise EngineUnavailable(
+                f"{self.name} answered /_ping with HTTP {resp.status}: "
+                + (error_message(body) or "no message"),
+                address=self.address,
+                hint=self.hint,
+            )
+        return resp.headers
+
+    # -- calls ---------------------------------------------------------------------
+    def _error(
+        self, status: int, message: str, *, operation: str, missing: type[NotFound]
+    ) -> EngineError:
+        """The enginekit error for a failed answer (``missing``: what a 404 means here)."""
+        raise NotImplementedError
+
+    def _map_errors(self, operation: str) -> contextlib.AbstractContextManager[None]:
+        return map_errors(self.name, operation)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
+        """A request under the agreed version; the answer unchecked."""
+        return self.transport.request(method, self._path(path), **kwargs)
+
+    def _check(
+        self, resp: Response, *, operation: str, missing: type[NotFound] = ContainerNotFound
+    ) -> Response:
+        """``resp`` if it is a success (2xx, or 304: already so); else its body
+        is read and its error raised."""
+        if resp.ok or resp.status == 304:
+            return resp
+        message = error_message(resp.read())
+        raise self._error(resp.status, message, operation=operation, missing=missing)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        missing: type[NotFound] = ContainerNotFound,
+        **kwargs: Any,
+    ) -> Response:
+        """Send a request; a failed answer raises its error, a success is returned unread."""
+        return self._check(
+            self._request(method, path, **kwargs), operation=operation, missing=missing
+        )
+
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        missing: type[NotFound] = ContainerNotFound,
+        **kwargs: Any,
+    ) -> Any:
+        """The JSON of a successful answer."""
+        with self._map_errors(operation):
+            return self._call(method, path, operation=operation, missing=missing, **kwargs).json()
+
+    def _empty(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        missing: type[NotFound] = ContainerNotFound,
+        **kwargs: Any,
+    ) -> None:
+        """A call whose answer carries nothing needed (read, to free the connection)."""
+        self._call(method, path, operation=operation, missing=missing, **kwargs).read()
