@@ -16,6 +16,7 @@ module                 what it holds
 :mod:`.errors`         the errors a driver raises (``enginekit.errors``)
 :mod:`.models`         the models a driver returns (``enginekit.models``)
 :mod:`.refusals`       how every engine words a refused start, exec or port
+:mod:`.references`     image references, normalised as Docker does
 :mod:`.archives`       image archives (OCI and docker-archive), tar link
                        handling, ADD's decompression
 :mod:`.build`          build contexts (``.dockerignore``, the context tar) and
@@ -47,6 +48,7 @@ __all__ = [
     "http",
     "logs",
     "models",
+    "references",
     "refusals",
     "signals",
     "ssh",
