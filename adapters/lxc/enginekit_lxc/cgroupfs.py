@@ -125,7 +125,8 @@ class OomWatch:
         raise NotImplementedError
 
 
-def _read(path: str) -> str | None:
+def read_file(path: str) -> str | None:
+    """A small file's text (None if unreadable)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -138,6 +139,12 @@ def _read(path: str) -> str | None:
         os.close(fd)
 
 
+def read_stripped(path: str) -> str | None:
+    """A small file's text, stripped (None if unreadable)."""
+    text = read_file(path)
+    return None if text is None else text.strip()
+
+
 def _quiet(fn: Callable[..., object], *args: object) -> None:
     """``fn(*args)``, an ``OSError`` ignored (contextlib costs the hook 2 ms)."""
     try:  # noqa: SIM105
@@ -147,7 +154,7 @@ def _quiet(fn: Callable[..., object], *args: object) -> None:
 
 
 def _int(path: str) -> int | None:
-    text = _read(path)
+    text = read_file(path)
     if text is None:
         return None
     text = text.strip()
@@ -157,7 +164,7 @@ def _int(path: str) -> int | None:
 def _procs_below(base: str) -> list[int]:
     out: list[int] = []
     for here, _, _ in os.walk(base):
-        out += [int(p) for p in (_read(os.path.join(here, "cgroup.procs")) or "").split()]
+        out += [int(p) for p in (read_file(os.path.join(here, "cgroup.procs")) or "").split()]
     return out
 
 
@@ -181,7 +188,7 @@ def _write(path: str, value: str) -> None:
 
 def _proc_lines(proc: str, pid: int | str) -> list[tuple[str, str, str]]:
     """``/proc/PID/cgroup`` as (hierarchy id, controllers, path) triples."""
-    text = _read(os.path.join(proc, str(pid), "cgroup")) or ""
+    text = read_file(os.path.join(proc, str(pid), "cgroup")) or ""
     out = []
     for line in text.splitlines():
         parts = line.split(":", 2)
@@ -200,7 +207,7 @@ def _cpu_quota(cpus: float) -> int:
 
 def _mount_fstype(proc: str, mountpoint: str) -> str | None:
     """The file system type mounted (last) at ``mountpoint``, from mountinfo."""
-    text = _read(os.path.join(proc, "self", "mountinfo"))
+    text = read_file(os.path.join(proc, "self", "mountinfo"))
     if text is None:
         return None
     found = None

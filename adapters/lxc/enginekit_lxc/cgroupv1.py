@@ -21,8 +21,8 @@ from .cgroupfs import (
     _proc_lines,
     _procs_below,
     _quiet,
-    _read,
     _write,
+    read_file,
 )
 
 TYPE_CHECKING = False
@@ -61,7 +61,7 @@ class CgroupV1(_Layout):
         return out
 
     def dirs(self, pid: int) -> dict[str, str]:
-        return self.parse(_read(os.path.join(self.proc, str(pid), "cgroup")) or "")
+        return self.parse(read_file(os.path.join(self.proc, str(pid), "cgroup")) or "")
 
     def _base(self, ctrl: str) -> str | None:
         """Where LXC makes a container's cgroup of ``ctrl``: below init's."""
@@ -119,7 +119,7 @@ class CgroupV1(_Layout):
         """Each controller hierarchy mounted at the root (its directory name)
         -> where LXC puts the container ``name``'s cgroup in it (``lxc.payload.NAME``
         below init's cgroup, as LXC does for root)."""
-        text = _read(os.path.join(self.proc, "self", "mountinfo")) or ""
+        text = read_file(os.path.join(self.proc, "self", "mountinfo")) or ""
         out = {}
         for line in text.splitlines():
             head, sep, tail = line.partition(" - ")
@@ -136,7 +136,7 @@ class CgroupV1(_Layout):
 
     def frozen(self, dirs: Mapping[str, str]) -> bool:
         freezer = dirs.get("freezer")
-        state = _read(os.path.join(freezer, "freezer.state")) if freezer else None
+        state = read_file(os.path.join(freezer, "freezer.state")) if freezer else None
         return (state or "").strip() in ("FROZEN", "FREEZING")
 
     def freeze(
@@ -150,7 +150,7 @@ class CgroupV1(_Layout):
         path = os.path.join(freezer, "freezer.state")
         value = "FROZEN" if frozen else "THAWED"
         _write(path, value)
-        _await(lambda: (_read(path) or "").strip() == value, path, timeout)
+        _await(lambda: (read_file(path) or "").strip() == value, path, timeout)
 
     def usage(self, dirs: Mapping[str, str]) -> Usage:
         def num(ctrl: str, name: str) -> int | None:

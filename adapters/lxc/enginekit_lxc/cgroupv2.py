@@ -22,8 +22,8 @@ from .cgroupfs import (
     _Layout,
     _procs_below,
     _quiet,
-    _read,
     _write,
+    read_file,
 )
 
 TYPE_CHECKING = False
@@ -46,11 +46,11 @@ class CgroupV2(_Layout):
         return {}
 
     def dirs(self, pid: int) -> dict[str, str]:
-        return self.parse(_read(os.path.join(self.proc, str(pid), "cgroup")) or "")
+        return self.parse(read_file(os.path.join(self.proc, str(pid), "cgroup")) or "")
 
     def base(self) -> str:
         """Where LXC makes containers' cgroups: init's cgroup, without ``init.scope``."""
-        path = self.parse(_read(os.path.join(self.proc, "1", "cgroup")) or "").get("unified")
+        path = self.parse(read_file(os.path.join(self.proc, "1", "cgroup")) or "").get("unified")
         if not path:
             return self.root
         return path.removesuffix("/init.scope") if path != self.root + "/init.scope" else self.root
@@ -68,7 +68,7 @@ class CgroupV2(_Layout):
 
     def _detect_support(self) -> Support:
         base = self.base()
-        controllers = set((_read(os.path.join(base, "cgroup.controllers")) or "").split())
+        controllers = set((read_file(os.path.join(base, "cgroup.controllers")) or "").split())
         writable = os.access(os.path.join(base, "cgroup.subtree_control"), os.W_OK)
         missing: dict[str, str] = {}
         for what in ("memory", "cpu", "pids"):
@@ -105,7 +105,7 @@ class CgroupV2(_Layout):
 
     def frozen(self, dirs: Mapping[str, str]) -> bool:
         base = dirs.get("unified")
-        return bool(base) and (_read(f"{base}/cgroup.freeze") or "").strip() == "1"
+        return bool(base) and (read_file(f"{base}/cgroup.freeze") or "").strip() == "1"
 
     def freeze(
         self, dirs: Mapping[str, str], frozen: bool, timeout: float = _FREEZE_TIMEOUT
@@ -119,7 +119,7 @@ class CgroupV2(_Layout):
         want = 1 if frozen else 0
 
         def done() -> bool:
-            text = _read(events)
+            text = read_file(events)
             if text is None:
                 raise FileNotFoundError(events)
             return _keyed(text).get("frozen") == want
@@ -130,7 +130,7 @@ class CgroupV2(_Layout):
         base = dirs.get("unified")
         if not base:
             return Usage(cpu_seconds=0.0, memory_bytes=0, memory_limit=None, pids=None)
-        usec = _keyed(_read(os.path.join(base, "cpu.stat"))).get("usage_usec", 0)
+        usec = _keyed(read_file(os.path.join(base, "cpu.stat"))).get("usage_usec", 0)
         return Usage(
             cpu_seconds=usec / 1e6,
             memory_bytes=_int(os.path.join(base, "memory.current")) or 0,

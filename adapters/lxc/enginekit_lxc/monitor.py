@@ -43,6 +43,7 @@ from typing import Any
 
 from . import cgroups as _cgroups
 from . import logfile
+from .cgroupfs import read_stripped
 from .helper import NoiseFilter
 from .store import MONITOR_LOCK, atomic_write
 
@@ -353,7 +354,7 @@ def run(cdir: str, ready_fd: int | None) -> int:
         # The init itself was killed by a signal (kill -9 from anywhere, the OOM
         # killer): lxc-execute says 1, LXC's log says which signal.
         code = 128 + killed_by
-    elif code == 1 and _read(os.path.join(cdir, "signal")) == "9":
+    elif code == 1 and read_stripped(os.path.join(cdir, "signal")) == "9":
         code = 137  # LXC's init itself was SIGKILLed (lxc-stop -k): lxc-execute says 1
     status.update(
         state="exited",
@@ -369,17 +370,9 @@ def run(cdir: str, ready_fd: int | None) -> int:
 
 def _release(lease: str | None, cdir: str) -> None:
     """Give the bridge address back (see ``enginekit_lxc.netalloc``)."""
-    if lease and _read(lease) == cdir:
+    if lease and read_stripped(lease) == cdir:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lease)
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
 
 
 def _children(pid: int) -> list[int]:

@@ -10,7 +10,6 @@ trace of a monitor that died: its exit is recovered (written down) here.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,31 +17,18 @@ from enginekit.errors import Conflict, ContainerNotFound, EngineError
 from enginekit.models import Container, ContainerState, FrozenDict, Mount, PortBinding, Resources
 from enginekit.timeutil import parse_rfc3339
 
+from .cgroupfs import read_stripped
 from .errors import ENGINE
 from .lxchost import LxcHost
 from .monitor import _now, _proc_starttime, unmount
 from .netalloc import release
 from .store import ContainerStore
 
-__all__ = ["ContainerRecords", "ending", "init_alive", "main_pid", "read_first"]
+__all__ = ["LIVE", "ContainerRecords", "ending", "init_alive", "main_pid"]
 
 _STATES = {"created": ContainerState.CREATED, "exited": ContainerState.EXITED}
 #: The states in which a container has processes.
 LIVE = (ContainerState.RUNNING, ContainerState.PAUSED)
-
-
-def read_first(path: str) -> str | None:
-    """A small file's text, stripped (None if unreadable); cheap: inspect uses it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 65536).decode("utf-8", "replace").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _dead(pid: object) -> bool:
@@ -161,7 +147,7 @@ class ContainerRecords:
                 return status
             if self.store.monitor_alive(id) or init_alive(status):
                 return status
-            sent = read_first(self.store.path(id, "signal"))
+            sent = read_stripped(self.store.path(id, "signal"))
             code = 128 + int(sent) if sent and sent.isdigit() else 255
             status.update(
                 state="exited",

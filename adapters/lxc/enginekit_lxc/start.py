@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from enginekit.errors import EngineError, InvalidSpec
 from enginekit.models import Mount
 
+from .cgroupfs import read_stripped
 from .cgroups import Limits
 from .errors import tool_path
 from .fsroot import Root
@@ -28,7 +29,7 @@ from .launcher import await_lxc_gone
 from .lxcconf import LxcSettings, container_env, render
 from .monitor import mount_overlay, unmount
 from .netalloc import allocate, release
-from .records import LIVE, read_first
+from .records import LIVE
 from .users import resolve_user
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def _etc_files(
     symlink of the image's: LXC mounts over no symlink)."""
     hostname = meta["hostname"]
     if meta["network"] == "host":
-        hosts = read_first("/etc/hosts") or "127.0.0.1\tlocalhost"
+        hosts = read_stripped("/etc/hosts") or "127.0.0.1\tlocalhost"
     else:
         hosts = (
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -201,7 +202,7 @@ def _etc_files(
         )
         if ip:
             hosts += f"\n{ip.split('/')[0]}\t{hostname}"
-    resolv = read_first("/etc/resolv.conf") or ""
+    resolv = read_stripped("/etc/resolv.conf") or ""
     files = {"hostname": hostname, "hosts": hosts, "resolv.conf": resolv}
     mounts = []
     for name, text in files.items():
