@@ -50,6 +50,7 @@ from enginekit.models import (
     Container,
     ContainerSpec,
     ContainerState,
+    ContainerSummary,
     EngineInfo,
     Image,
     ImageConfig,
@@ -74,6 +75,7 @@ __all__ = [
     "memory_in_use",
     "path_stat",
     "stats",
+    "summary_from_list",
     "unix_nanos",
 ]
 
@@ -234,6 +236,74 @@ def container_from_inspect(data: Mapping[str, Any]) -> Container:
         stop_signal=_none_if_empty(config.get("StopSignal")),
         engine=ENGINE,
         raw=data,
+    )
+
+
+#: ``Status`` of an exited container in ``GET /containers/json``: ``Exited (137) 5 seconds ago``.
+_EXITED_STATUS = re.compile(r"Exited \((\d{1,3})\) ")
+
+
+def summary_from_list(entry: Mapping[str, Any]) -> ContainerSummary | None:
+    """One entry of ``GET /containers/json`` -> ContainerSummary; None when the
+    entry does not say the image as asked (inspect that container instead).
+
+    Fields read, the same from API 1.41 to 1.52: ``Id``, ``Names`` (``/name``;
+    a legacy link's ``/other/alias`` is not the name), ``Image`` (the image as
+    asked, ``Config.Image``; Docker shows ``ImageID`` there instead once that
+    name has moved to another image: then None), ``ImageID``, ``Created``
+    (Unix seconds: ``created_at`` is to the second), ``State``, ``Status``,
+    ``Labels`` and ``Ports``.
+
+    - ``exit_code``: read from ``Status`` for the state ``exited`` only
+      (``Exited (137) 5 seconds ago``, written from the same snapshot as
+      ``State``); ``dead`` and ``removing`` say none: None.
+    - ``ports``: the list shows the ports bound while a container runs (its
+      ``NetworkSettings.Ports``), so a running or paused container's are
+      those of :func:`container_from_inspect`; a created or exited one's
+      configured bindings are not in the list: None. An exposed port that is
+      not published (no ``PublicPort``) is not a binding.
+    """
+    image = str(entry.get("Image") or "")
+    image_id = str(entry.get("ImageID") or "")
+    if not image or image == image_id:
+        return None
+    state = container_state(entry.get("State"))
+    docker_name = next(
+        (n[1:] for n in entry.get("Names") or () if n.startswith("/") and "/" not in n[1:]), ""
+    )
+    name, labels = names.user_view(docker_name, _labels(entry.get("Labels")))
+    exit_code = None
+    if entry.get("State") == "exited":
+        said = _EXITED_STATUS.match(str(entry.get("Status") or ""))
+        exit_code = int(said.group(1)) if said else None
+    ports: list[PortBinding] | None = None
+    if state in (ContainerState.RUNNING, ContainerState.PAUSED):
+        ports = sorted(
+            (
+                PortBinding(
+                    container_port=int(p["PrivatePort"]),
+                    protocol=p.get("Type") or "tcp",
+                    host_ip=p.get("IP") or "0.0.0.0",
+                    host_port=int(p["PublicPort"]),
+                )
+                for p in entry.get("Ports") or ()
+                if p.get("PublicPort")
+            ),
+            key=_port_key,
+        )
+    created = entry.get("Created")
+    return ContainerSummary(
+        id=entry["Id"],
+        name=name,
+        image=image,
+        image_id=image_id,
+        state=state,
+        exit_code=exit_code,
+        created_at=dt.datetime.fromtimestamp(created, dt.UTC) if created else None,
+        labels=labels,
+        ports=ports,
+        engine=ENGINE,
+        raw=entry,
     )
 
 
