@@ -6,10 +6,11 @@
 grammar:
 
 - The first ``/``-separated component is a **registry host** when it contains
-  a ``.`` or a ``:``, is ``localhost``, or has an uppercase letter (a
-  repository path is lowercase, so ``Reg/app`` names the registry ``Reg``);
-  otherwise the registry is Docker Hub, ``docker.io``. ``index.docker.io`` is
-  ``docker.io``.
+  a ``.`` or a ``:`` or is ``localhost``; otherwise the registry is Docker
+  Hub, ``docker.io``. ``index.docker.io`` is ``docker.io``. (Docker 28 also
+  takes a first component with an uppercase letter for a host; Podman reads
+  it as part of the repository, which must be lowercase: ``Reg/app`` is
+  refused, so that every engine reads a reference alike.)
 - On Docker Hub a one-component repository is an official image:
   ``busybox`` is ``docker.io/library/busybox``.
 - A registry host is DNS-like (letters, digits and ``-`` between dots; an
@@ -63,7 +64,7 @@ def _registry_part(text: str) -> tuple[str | None, str]:
     """``(registry, rest)``: the registry the text names itself (None: none, so
     Docker Hub) and what follows it, by Docker's first-component rule."""
     first, slash, rest = text.partition("/")
-    if slash and (first == "localhost" or "." in first or ":" in first or first.lower() != first):
+    if slash and (first == "localhost" or "." in first or ":" in first):
         return first, rest
     return None, text
 
@@ -93,6 +94,12 @@ def _problem(registry: str, repository: str, tag: str | None, digest: str | None
     if not repository:
         return "the repository name is empty"
     if repository.lower() != repository:
+        first = repository.partition("/")[0]
+        if "/" in repository and first.lower() != first:
+            return (
+                "the repository name must be lowercase (a registry host has a '.' or a "
+                "':port', or is localhost)"
+            )
         return "the repository name must be lowercase"
     if not _PATH_RE.fullmatch(repository):
         return (
