@@ -60,7 +60,6 @@ import signal as _signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from enginekit import ociarchive
 from enginekit.errors import InvalidSpec
 from enginekit.models import (
     Container,
@@ -73,6 +72,7 @@ from enginekit.models import (
     Resources,
     Stats,
 )
+from enginekit.reference import DEFAULT_REGISTRY, Reference
 from enginekit.timeutil import parse_rfc3339
 
 __all__ = [
@@ -84,13 +84,13 @@ __all__ = [
     "ENGINE_LABELS",
     "container_from_inspect",
     "container_state",
+    "engine_image_candidates",
     "engine_image_ref",
     "image_from_inspect",
     "oom_killed_from_events",
     "parse_time",
     "path_mtime",
     "path_stat",
-    "registry_of",
     "signal_name",
     "signal_number",
     "stats_from_libpod",
@@ -136,36 +136,42 @@ _DIR_BIT = 1 << 31  # Go's fs.ModeDir
 def engine_image_ref(ref: str) -> str:
     """The name Podman knows a local image by: ``app:1`` -> ``localhost/app:1``.
 
-    Ids and id prefixes, and names that already carry a registry, stay as they are.
+    Podman names an image it built or loaded ``localhost/NAME``; a reference
+    on Docker Hub (``app:1``, ``team/app:1``: where Docker looks for it) is
+    given that name here, so that ``docker.io/library/app:1``,
+    ``library/app:1`` and ``app:1`` are one image, as on Docker. Names on
+    another registry stay as they are, ids too (a short one without
+    ``sha256:``, as Podman takes it). ``ref`` has been checked by the core.
     """
+    return engine_image_candidates(ref)[0]
+
+
+def engine_image_candidates(ref: str) -> list[str]:
+    """The names to look ``ref`` up by, in order: :func:`engine_image_ref`, then
+    for a Docker Hub reference the qualified name an image pulled from there
+    has (``docker.io/library/busybox:1``: never a short-name search), for a
+    short id with ``sha256:`` the id as given."""
     if ref.startswith("sha256:"):
         # Podman takes a full id with the prefix, a short one only without.
-        return ref if len(ref) == 71 else ref.removeprefix("sha256:")
+        return [ref] if len(ref) == 71 else [ref.removeprefix("sha256:"), ref]
     if _HEX_RE.fullmatch(ref):
-        return ref
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return ref
-    return "localhost/" + ref
-
-
-def registry_of(ref: str) -> str | None:
-    """The registry ``ref`` names (``127.0.0.1:5000/app:1`` -> ``127.0.0.1:5000``);
-    None for an id and for a name without one (``app:1``, a local name here)."""
-    if ref.startswith("sha256:") or _HEX_RE.fullmatch(ref):
-        return None
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return None
+        return [ref]
+    parsed = Reference.parse(ref)
+    if parsed.registry == DEFAULT_REGISTRY:
+        return ["localhost/" + parsed.familiar, str(parsed)]
+    return [parsed.familiar]
 
 
 def user_image_name(name: str) -> str:
-    """The name as the contract shows it: ``localhost/app:1`` -> ``app:1``."""
+    """The name as the contract shows it: ``localhost/app:1`` -> ``app:1``,
+    ``docker.io/library/busybox:1`` -> ``busybox:1``."""
     try:
-        return ociarchive.strip_localhost(name)
+        parsed = Reference.parse(name)
     except InvalidSpec:
         return name.removeprefix("localhost/")
+    if parsed.registry == "localhost":
+        return parsed.familiar.removeprefix("localhost/")
+    return parsed.familiar
 
 
 def _tags(names: Sequence[str] | None) -> list[str]:
