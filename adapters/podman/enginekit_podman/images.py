@@ -12,12 +12,12 @@ from enginekit.errors import (
     Conflict,
     EngineError,
     ImageNotFound,
-    InvalidSpec,
 )
 from enginekit.models import (
     BuildRequest,
     Image,
 )
+from enginekit.reference import Reference
 from enginekit.transport import Response
 
 from . import convert
@@ -153,12 +153,15 @@ class ImagesMixin(Base):
             with resp, open(path, "wb") as out:
                 for chunk in resp.iter_chunks():
                     out.write(chunk)
-            ociarchive.normalize(path, rename=ociarchive.strip_localhost)
+            ociarchive.normalize(path, rename=convert.user_image_name)
 
     def image_load(self, path: str) -> list[Image]:
         with map_errors("image load"), tempfile.TemporaryDirectory(prefix="ek-podman-") as tmp:
             staged = os.path.join(tmp, "image.tar")
-            ociarchive.to_combined(path, staged, rename=ociarchive.add_localhost)
+            # Loaded as Podman names the images it builds (``localhost/app:1``), not
+            # as ``docker.io/library/app:1`` (what Podman makes of a short name
+            # in a one-entry archive's index.json).
+            ociarchive.to_combined(path, staged, rename=convert.engine_image_ref)
             with open(staged, "rb") as body:
                 data = self._json(
                     "POST",
@@ -177,25 +180,19 @@ class ImagesMixin(Base):
         return sorted(seen.values(), key=lambda i: (i.tags, i.id))
 
     def image_pull(self, ref: str) -> Image:
-        # A name without a registry would go through Podman's short-name
-        # search (Docker Hub and others): only registries a ref names are asked.
-        host = convert.registry_of(ref)
-        if host is None:
-            raise ImageNotFound(f"podman pull: {ref} names no registry (give registry/name:tag)")
-        params: dict[str, Any] = {"reference": ref, "quiet": False, **_tls(host)}
+        # The qualified name: a short one would go through Podman's short-name
+        # search (several registries), where Docker asks Docker Hub alone.
+        params: dict[str, Any] = {"reference": str(Reference.parse(ref)), "quiet": False}
+        params.update(_tls(ref))
         with map_errors("image pull"):
             resp = self._request("POST", "/images/pull", params=params, timeout=None)
             _read_progress(resp, "pull")
         return self.image_inspect(ref)
 
     def image_push(self, ref: str) -> None:
-        # A local name (``localhost/`` here) or an id names no registry:
-        # refused before anything is asked.
-        host = convert.registry_of(ref)
-        if host is None:
-            raise InvalidSpec(f"podman push: {ref} names no registry (give registry/name:tag)")
         _, name = self._image_lookup(ref)  # ImageNotFound before anything is sent
-        params: dict[str, Any] = {"destination": ref, "quiet": False, **_tls(host)}
+        params: dict[str, Any] = {"destination": str(Reference.parse(ref)), "quiet": False}
+        params.update(_tls(ref))
         with map_errors("image push"):
             resp = self._request("POST", f"/images/{_q(name)}/push", params=params, timeout=None)
             _read_progress(resp, "push")
@@ -284,13 +281,10 @@ class ImagesMixin(Base):
                 continue
 
 
-def _tls(host: str) -> dict[str, Any]:
+def _tls(ref: str) -> dict[str, Any]:
     """A registry on a loopback address is spoken to over plain HTTP, as Docker
     does; any other keeps TLS verification (Podman's default)."""
-    bare = host[: host.index("]") + 1] if host.startswith("[") else host.partition(":")[0]
-    if bare in ("localhost", "[::1]") or bare.startswith("127."):
-        return {"tlsVerify": False}
-    return {}
+    return {"tlsVerify": False} if Reference.parse(ref).loopback else {}
 
 
 def _read_progress(resp: Response, operation: str) -> None:
