@@ -194,15 +194,13 @@ class Base:
         return self._image_lookup(ref)[0]
 
     def _image_lookup(self, ref: str) -> tuple[dict[str, Any], str]:
-        """``GET /images/{ref}/json``, trying Podman's ``localhost/`` name first.
+        """``GET /images/{ref}/json``, trying Podman's ``localhost/`` name first
+        (see :func:`~enginekit_podman.convert.engine_image_candidates`).
 
         Returns the image data and the name that found it.
         """
-        candidates = [convert.engine_image_ref(ref)]
-        if candidates[0] != ref:
-            candidates.append(ref)
         last: NotFound | None = None
-        for cand in candidates:
+        for cand in convert.engine_image_candidates(ref):
             try:
                 data = self._json("GET", f"/images/{_q(cand)}/json", missing=ImageNotFound)
             except NotFound as exc:
