@@ -184,6 +184,54 @@ def test_names() -> None:
     assert convert.user_image_name("example.com/app:1") == "example.com/app:1"
 
 
+@pytest.mark.parametrize(
+    ("ref", "candidates"),
+    [
+        # A Docker Hub reference, however written, is one image, as on Docker.
+        ("app:1", ["localhost/app:1", "docker.io/library/app:1"]),
+        ("busybox", ["localhost/busybox:latest", "docker.io/library/busybox:latest"]),
+        ("library/app:1", ["localhost/app:1", "docker.io/library/app:1"]),
+        ("docker.io/app:1", ["localhost/app:1", "docker.io/library/app:1"]),
+        ("team/app:1", ["localhost/team/app:1", "docker.io/team/app:1"]),
+        ("localhost/app:1", ["localhost/app:1"]),
+        ("LOCALHOST:5000/app:1", ["LOCALHOST:5000/app:1"]),
+        ("example.com/app", ["example.com/app:latest"]),
+        ("sha256:" + "a" * 64, ["sha256:" + "a" * 64]),
+        ("sha256:abcdef012345", ["abcdef012345", "sha256:abcdef012345"]),
+        ("abcdef012345", ["abcdef012345"]),
+    ],
+)
+def test_image_names_podman_looks_up(ref: str, candidates: list[str]) -> None:
+    assert convert.engine_image_candidates(ref) == candidates
+    assert convert.engine_image_ref(ref) == candidates[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("localhost/app:v1", "app:v1"),
+        ("localhost/team/app:v1", "team/app:v1"),
+        ("docker.io/library/busybox:1", "busybox:1"),
+        ("docker.io/team/app:1", "team/app:1"),
+        ("quay.io/a:1", "quay.io/a:1"),
+        ("localhost:5000/a:1", "localhost:5000/a:1"),
+    ],
+)
+def test_names_as_the_contract_shows_them(name: str, shown: str) -> None:
+    assert convert.user_image_name(name) == shown
+    # and back: a loaded archive's tag lands as Podman names its own images
+    assert convert.user_image_name(convert.engine_image_ref(shown)) == shown
+
+
+def test_loopback_registries_are_plain_http() -> None:
+    from enginekit_podman.images import _tls
+
+    for ref in ("127.0.0.1:5000/a:1", "localhost:5000/a:1", "LOCALHOST:5000/a:1", "localhost/a"):
+        assert _tls(ref) == {"tlsVerify": False}
+    for ref in ("example.com/a:1", "localhost.example.com:5000/a:1"):
+        assert _tls(ref) == {}
+
+
 def test_signals() -> None:
     assert convert.signal_number("SIGTERM") == 15
     assert convert.signal_number("USR1") == 10
