@@ -26,7 +26,6 @@ from enginekit.errors import (
     EngineTimeout,
     EngineUnavailable,
     ImageNotFound,
-    InvalidSpec,
     NotFound,
 )
 from enginekit.models import (
@@ -679,12 +678,3 @@ def test_pull_and_push_errors(driver: PodmanDriver, base_image: Image, registry:
         assert type(info.value) is EngineError
     finally:
         driver.image_remove(closed)
-
-
-def test_pull_and_push_of_a_name_without_registry_ask_nobody() -> None:
-    d = connect("unix:///nonexistent/podman.sock")  # any call would fail
-    for ref in ("busybox:latest", "library/busybox:1", "sha256:" + "a" * 64, "a" * 12):
-        with pytest.raises(ImageNotFound, match="names no registry"):
-            d.image_pull(ref)
-        with pytest.raises(InvalidSpec, match="names no registry"):
-            d.image_push(ref)  # a local name (localhost/... here) or an id
