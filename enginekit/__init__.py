@@ -8,10 +8,13 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
 
+# Not ``typing.TYPE_CHECKING``: importing typing is most of ``import enginekit``.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .capabilities import Capability
     from .config import connect, engines
     from .engine import ContainerService, Engine, ImageService
@@ -96,7 +99,9 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'enginekit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    qualified = f"{__name__}.{module}"
+    __import__(qualified)
+    value = getattr(sys.modules[qualified], name)
     globals()[name] = value
     return value
 
