@@ -221,12 +221,7 @@ class BaseDriver:
     ) -> list[Container]:
         """Each container :meth:`_container_ids` lists, as ``container_inspect``
         gives it, in that order (see the module)."""
-        ids = list(self._container_ids(all=all, labels=labels, name=name))
-        if len(ids) <= 1:
-            found = [self._container_or_none(i) for i in ids]
-        else:
-            with ThreadPoolExecutor(min(self.list_workers, len(ids))) as pool:
-                found = list(pool.map(self._container_or_none, ids))
+        found = self._inspect_each(self._container_ids(all=all, labels=labels, name=name))
         return [
             c
             for c in found
@@ -235,6 +230,14 @@ class BaseDriver:
             and (name is None or c.name == name)
             and labels_match(c.labels, labels)
         ]
+
+    def _inspect_each(self, ids: Sequence[str]) -> list[Container | None]:
+        """``container_inspect`` of each id (``list_workers`` at once), None for
+        one that is gone; in the order of ``ids``."""
+        if len(ids) <= 1:
+            return [self._container_or_none(i) for i in ids]
+        with ThreadPoolExecutor(min(self.list_workers, len(ids))) as pool:
+            return list(pool.map(self._container_or_none, ids))
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         """``container_inspect`` polled (5 ms at first, then less often) until EXITED."""

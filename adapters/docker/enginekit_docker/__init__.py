@@ -11,8 +11,8 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-from enginekit.endpoints import Endpoint, redact
-from enginekit.errors import InvalidSpec
+from enginekit.toolkit.errors import InvalidSpec
+from enginekit.toolkit.hosts import Endpoint, redact
 
 from . import contexts, remote
 from .driver import HINT, DockerDriver

@@ -7,8 +7,8 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from enginekit.driver import ProgressCallback
-from enginekit.errors import BuildFailed
+from enginekit.toolkit.driver import ProgressCallback
+from enginekit.toolkit.errors import BuildFailed
 
 __all__ = ["BuildLog"]
 

@@ -46,7 +46,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from enginekit.models import (
+from enginekit.toolkit.models import (
     Container,
     ContainerSpec,
     ContainerState,
@@ -60,7 +60,7 @@ from enginekit.models import (
     Resources,
     Stats,
 )
-from enginekit.timeutil import parse_rfc3339
+from enginekit.toolkit.time import parse_rfc3339
 
 from . import instance, names
 
@@ -76,7 +76,6 @@ __all__ = [
     "path_stat",
     "stats",
     "summary_from_list",
-    "unix_nanos",
 ]
 
 ENGINE = "docker"
@@ -95,19 +94,6 @@ _STATES: dict[str, ContainerState] = {
 BUILDER_LABELS = frozenset({"io.buildah.version"})
 _DIR_BIT = 1 << 31
 _SYMLINK_BIT = 1 << 27
-
-
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|z|[+-]\d\d:\d\d)$")
-
-
-def unix_nanos(value: str) -> int | None:
-    """RFC 3339 with nanoseconds -> exact nanoseconds since the epoch (None if not one)."""
-    match = _STAMP.match(value)
-    if match is None:
-        return None
-    zone = match.group(3)
-    base = dt.datetime.fromisoformat(match.group(1) + ("+00:00" if zone in "Zz" else zone))
-    return int(base.timestamp()) * 10**9 + int((match.group(2) or "").ljust(9, "0"))
 
 
 def container_state(status: str | None) -> ContainerState:

@@ -12,27 +12,24 @@ many threads.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import math
-import re
-import signal
 import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import IO
 
-from enginekit import refusals, tarlinks
-from enginekit.capabilities import Capability
-from enginekit.errors import (
+from enginekit.toolkit import archives, refusals
+from enginekit.toolkit.driver import Capability
+from enginekit.toolkit.errors import (
     Conflict,
     ContainerNotFound,
     EngineError,
     EngineTimeout,
     ImageNotFound,
+    InvalidSpec,
     NotFound,
 )
-from enginekit.models import (
+from enginekit.toolkit.models import (
     Container,
     ContainerSpec,
     ContainerState,
@@ -41,15 +38,15 @@ from enginekit.models import (
     PathStat,
     Stats,
 )
+from enginekit.toolkit.signals import signal_number
 
-from . import convert, names
-from .api import HINT, label_filters
+from . import convert, names, streams
+from .api import HINT
 from .errors import error_for, map_errors, message_of
 from .execs import ExecOps
 from .images import ImageOps
-from .initsignals import signal_number, wait_until_ready
+from .initsignals import wait_until_ready
 from .locallog import PieceResolver
-from .streams import LogIterator, ResponseStream
 
 __all__ = ["HINT", "DockerDriver"]
 
@@ -91,15 +88,6 @@ class DockerDriver(ExecOps, ImageOps):
         return f"DockerDriver(address={self.address!r})"
 
     # -- engine ---------------------------------------------------------------
-    def ping(self) -> None:
-        """``GET /_ping``; the first one also settles the API version (EngineUnavailable
-        for an engine no version of which enginekit speaks)."""
-        headers = self._ping()
-        if self._api is None:
-            with self._api_lock:
-                if self._api is None:
-                    self._api = self._pick(headers)
-
     def info(self) -> EngineInfo:
         version = self._json("GET", "/version", operation="version")
         info = self._json("GET", "/info", operation="info")
@@ -115,9 +103,6 @@ class DockerDriver(ExecOps, ImageOps):
     def unsupported(self) -> Mapping[Capability, str]:
         """Why this daemon lacks each capability it lacks (see :mod:`.instance`)."""
         return self._instance().unsupported
-
-    def close(self) -> None:
-        self.transport.close()
 
     # -- containers -----------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
@@ -200,55 +185,6 @@ class DockerDriver(ExecOps, ImageOps):
         with map_errors("inspect"):
             container = convert.container_from_inspect(data)
         return container if container.name == name else None
-
-    def _inspect_listed(self, id: str) -> Container | None:
-        """Inspect a listed container; None if it was removed since."""
-        try:
-            data = self._inspect_raw(id)
-        except ContainerNotFound:
-            return None
-        with map_errors("list"):
-            return convert.container_from_inspect(data)
-
-    def container_list(
-        self,
-        *,
-        all: bool = False,
-        labels: Mapping[str, str | None] | None = None,
-        name: str | None = None,
-    ) -> list[Container]:
-        """Each container as :meth:`container_inspect` gives it.
-
-        One list call with the filters, then the entries inspected concurrently
-        over the pooled connections; a container removed in between is left out.
-        Without ``all``, one that the inspection finds stopped is left out too
-        (Docker 28's list of running containers can still show a container
-        whose exit was just reported).
-        """
-        filters: dict[str, list[str]] = {}
-        if labels:
-            filters["label"] = label_filters(labels)
-        if name:
-            filters["name"] = ["^/" + re.escape(names.engine_name(name)) + "$"]
-        entries = self._json(
-            "GET",
-            "/containers/json",
-            operation="list",
-            params={"all": all, "filters": filters or None},
-        )
-        with map_errors("list"):
-            ids = [str(e["Id"]) for e in entries]
-        if len(ids) <= 1:
-            found = [self._inspect_listed(i) for i in ids]
-        else:
-            with ThreadPoolExecutor(min(self.list_workers, len(ids))) as pool:
-                found = list(pool.map(self._inspect_listed, ids))
-        live = (ContainerState.RUNNING, ContainerState.PAUSED)
-        return [
-            c
-            for c in found
-            if c is not None and (not name or c.name == name) and (all or c.state in live)
-        ]
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         try:
@@ -353,7 +289,7 @@ class DockerDriver(ExecOps, ImageOps):
             self._gone_after_removal(id, exc)
             raise
         resolver = PieceResolver(id, lambda: self._inspect_raw(id), self._root_dir)
-        return LogIterator(resp, ends_line=resolver, ordered=not follow)
+        return streams.log_lines(resp, ends_line=resolver, ordered=not follow)
 
     def _init_ready(self, id: str, signal_name: str | None) -> None:
         """Let the init of a just started container get ready for ``signal_name``
@@ -365,8 +301,11 @@ class DockerDriver(ExecOps, ImageOps):
         if not (data.get("HostConfig") or {}).get("Init") or not state.get("Running"):
             return
         name = signal_name or (data.get("Config") or {}).get("StopSignal") or "SIGTERM"
-        number = signal_number(str(name))
-        if state.get("Pid") and number not in (None, signal.SIGKILL, signal.SIGSTOP):
+        try:
+            number = signal_number(str(name))
+        except InvalidSpec:
+            return  # Docker refuses it
+        if state.get("Pid") and number not in (signal_number("SIGKILL"), signal_number("SIGSTOP")):
             wait_until_ready(int(state["Pid"]))
 
     def container_stop(self, id: str, *, timeout: float) -> None:
@@ -388,17 +327,6 @@ class DockerDriver(ExecOps, ImageOps):
         self._init_ready(id, signal)
         self._empty("POST", f"/containers/{id}/kill", operation="kill", params={"signal": signal})
 
-    def container_restart(self, id: str, *, timeout: float) -> None:
-        self._init_ready(id, None)
-        seconds = _seconds(timeout)
-        self._empty(
-            "POST",
-            f"/containers/{id}/restart",
-            operation="restart",
-            params={"t": seconds},
-            timeout=seconds + _STOP_MARGIN,
-        )
-
     def container_remove(self, id: str, *, force: bool = False) -> None:
         self._empty(
             "DELETE", f"/containers/{id}", operation="remove", params={"force": force, "v": True}
@@ -418,9 +346,7 @@ class DockerDriver(ExecOps, ImageOps):
                 again.close()
                 raise error_for(resp.status, "", operation="stat")
             message = message_of(again)
-            error = self._refusal(again.status, message) or error_for(
-                again.status, message, operation="stat"
-            )
+            error = self._error(again.status, message, operation="stat", missing=ContainerNotFound)
             if type(error) is NotFound:  # no such path (not: no such container)
                 return None
             raise error
@@ -435,7 +361,7 @@ class DockerDriver(ExecOps, ImageOps):
         # refuses a link whose text climbs out of ``path`` ("invalid symlink"):
         # such a tar goes to an ancestor folder, its names prefixed with the way down.
         resolve = functools.partial(self._real_folder, id)
-        with tarlinks.from_ancestor(path, data, resolve) as sent, map_errors("put archive"):
+        with archives.from_ancestor(path, data, resolve) as sent, map_errors("put archive"):
             where, body = sent
             self._call(
                 "PUT",
@@ -464,7 +390,7 @@ class DockerDriver(ExecOps, ImageOps):
         resp = self._call(
             "GET", f"/containers/{id}/archive", operation="get archive", params={"path": path}
         )
-        return io.BufferedReader(ResponseStream(resp, self.address), buffer_size=65536)
+        return resp.as_file()
 
     def container_stats(self, id: str) -> Stats:
         limited = bool((self._inspect_raw(id).get("HostConfig") or {}).get("Memory"))

@@ -6,15 +6,9 @@ Docker answers some state conflicts with 500, recognised by their text here.
 
 from __future__ import annotations
 
-import http.client
-import json
-import struct
-import tarfile
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+import contextlib
 
-from enginekit.errors import (
+from enginekit.toolkit.errors import (
     BuildFailed,
     Conflict,
     ContainerNotFound,
@@ -23,9 +17,10 @@ from enginekit.errors import (
     InvalidSpec,
     NotFound,
 )
-from enginekit.transport import Response
+from enginekit.toolkit.http import Response, error_message
+from enginekit.toolkit.http import map_errors as _map_errors
 
-__all__ = ["build_error", "check", "error_for", "map_errors", "message_of", "registry_error"]
+__all__ = ["build_error", "error_for", "map_errors", "message_of", "registry_error"]
 
 # Docker texts that name the missing thing better than the endpoint does.
 _MISSING: tuple[tuple[str, type[NotFound]], ...] = (
@@ -55,15 +50,7 @@ _INVALID_TEXTS = (_INTO_A_FILE, "invalid mount config", "invalid reference forma
 
 def message_of(resp: Response) -> str:
     """The ``message`` of an error answer (its body read and the response closed)."""
-    body = resp.read()
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace").strip()
-    message = data.get("message") if isinstance(data, dict) else None
-    if isinstance(message, str):
-        return message
-    return body.decode("utf-8", "replace").strip()
+    return error_message(resp.read())
 
 
 def error_for(
@@ -86,15 +73,6 @@ def error_for(
     elif status == 400 or any(needle in text for needle in _INVALID_TEXTS):
         cls = InvalidSpec
     return cls(detail, status=status)
-
-
-def check(
-    resp: Response, *, operation: str, missing: type[NotFound] = ContainerNotFound
-) -> Response:
-    """Return ``resp`` if it is a success (2xx); else read it and raise its error."""
-    if resp.ok:
-        return resp
-    raise error_for(resp.status, message_of(resp), operation=operation, missing=missing)
 
 
 # What a registry (or the daemon about a local image to push) says when the
@@ -128,37 +106,7 @@ def build_error(status: int, message: str) -> BuildFailed:
     )
 
 
-# What an answer that is not what Docker documents raises as it is read (bad
-# JSON or UTF-8, a missing field or item, a tar stream cut short).
-_UNREADABLE = (
-    ValueError,
-    KeyError,
-    IndexError,
-    EOFError,
-    struct.error,
-    tarfile.TarError,
-    zlib.error,
-    http.client.HTTPException,
-)
-
-
-@contextmanager
-def map_errors(operation: str) -> Iterator[None]:
-    """Let enginekit errors through; turn what an answer caused into EngineError.
-
-    The transport already raises ``EngineUnavailable``/``EngineTimeout`` for
-    socket failures; what remains is an answer we could not read (bad JSON,
-    a missing field) or a local file operation that failed. Nothing else is
-    translated here: a ``TypeError`` or ``AttributeError`` is a bug (the
-    facade reports it as such) and an exception of the caller's own callback
-    is the caller's (the facade lets it leave as it is).
-    """
-    try:
-        yield
-    except EngineError:
-        raise
-    except _UNREADABLE as exc:
-        raise EngineError(f"docker {operation}: unexpected answer ({type(exc).__name__})") from exc
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise EngineError(f"docker {operation}: {reason}") from exc
+def map_errors(operation: str) -> contextlib.AbstractContextManager[None]:
+    """Let enginekit errors through; turn what an answer caused into EngineError
+    (:func:`enginekit.toolkit.http.map_errors`)."""
+    return _map_errors("docker", operation)

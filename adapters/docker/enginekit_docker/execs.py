@@ -53,10 +53,10 @@ from typing import Any
 
 import attrs
 
-from enginekit import refusals
-from enginekit.errors import Conflict, ContainerNotFound, EngineError, NotFound
-from enginekit.models import ExecResult
-from enginekit.transport import demux_frames
+from enginekit.toolkit import refusals
+from enginekit.toolkit.errors import Conflict, ContainerNotFound, EngineError, NotFound
+from enginekit.toolkit.http import demux_frames
+from enginekit.toolkit.models import ExecResult
 
 from .api import Api
 
@@ -203,9 +203,7 @@ class ExecOps(Api):
         with GATE.starting((self.address, id)) as start:
             try:
                 exec_id = str(
-                    self._json("POST", f"/containers/{id}/exec", operation="exec", json=body)[
-                        "Id"
-                    ]
+                    self._json("POST", f"/containers/{id}/exec", operation="exec", json=body)["Id"]
                 )
             except EngineError as exc:
                 _account_refused(str(exc).encode())

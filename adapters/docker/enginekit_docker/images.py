@@ -11,20 +11,11 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from enginekit.driver import ProgressCallback
-from enginekit.errors import (
-    BuildFailed,
-    EngineError,
-    ImageNotFound,
-    InvalidSpec,
-    NotFound,
-)
-from enginekit.models import (
-    BuildRequest,
-    Image,
-)
-from enginekit.transport import Response
-from enginekit.validate import registry_of
+from enginekit.toolkit.driver import ProgressCallback
+from enginekit.toolkit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec, NotFound
+from enginekit.toolkit.http import Response
+from enginekit.toolkit.models import BuildRequest, Image
+from enginekit.toolkit.references import named_registry
 
 from . import convert
 from .api import Api, label_filters
@@ -56,7 +47,7 @@ class ImageOps(Api):
     def image_build(
         self, request: BuildRequest, *, progress: ProgressCallback | None = None
     ) -> Image:
-        from enginekit.buildcontext import context_tar
+        from enginekit.toolkit.build import context_tar
 
         with context_tar(request.context, request.dockerfile) as tar:
             return self.build_tar(tar, request, progress=progress)
@@ -278,7 +269,7 @@ class ImageOps(Api):
         self._delete_image(ref, force=force)
 
     def image_save(self, ref: str, path: str) -> None:
-        from enginekit.ociarchive import normalize
+        from enginekit.toolkit.archives import normalize
 
         with map_errors("save"):
             resp = self._call(
@@ -295,7 +286,7 @@ class ImageOps(Api):
                 raise
 
     def image_load(self, path: str) -> list[Image]:
-        from enginekit.ociarchive import to_combined
+        from enginekit.toolkit.archives import to_combined
 
         refs: list[str] = []
         with map_errors("load"), tempfile.TemporaryDirectory(prefix="enginekit-load-") as tmp:
@@ -335,7 +326,7 @@ class ImageOps(Api):
     def image_pull(self, ref: str) -> Image:
         # A name without a registry would be looked for on Docker Hub: only
         # registries a reference names are asked.
-        if registry_of(ref) is None:
+        if named_registry(ref) is None:
             raise ImageNotFound(f"docker pull: {ref} names no registry (give registry/name:tag)")
         repo, tag = _split_ref(ref)
         with map_errors("pull"):
@@ -357,7 +348,7 @@ class ImageOps(Api):
     def image_push(self, ref: str) -> None:
         # Docker would push a name without a registry to Docker Hub: refused
         # before anything is asked, as an id is.
-        if registry_of(ref) is None:
+        if named_registry(ref) is None:
             raise InvalidSpec(f"docker push: {ref} names no registry (give registry/name:tag)")
         self.image_inspect(ref)  # ImageNotFound before anything is sent
         repo, tag = _split_ref(ref)

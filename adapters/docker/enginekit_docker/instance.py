@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from enginekit.capabilities import Capability
+from enginekit.toolkit.driver import Capability
 
 __all__ = ["CONTAINERD_SNAPSHOTTER", "Instance", "cgroup_version", "describe", "image_store"]
 

@@ -28,7 +28,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from enginekit.errors import EngineError
+from enginekit.toolkit.errors import EngineError
 
 __all__ = ["PieceResolver", "read_entries"]
 

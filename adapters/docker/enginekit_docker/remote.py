@@ -34,11 +34,11 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from enginekit import hostfacts
-from enginekit.errors import EngineError, EngineUnavailable, InvalidSpec
-from enginekit.models import ContainerSpec
-from enginekit.sshtunnel import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
-from enginekit.tls import TLSConfig, check_plain_tcp
+from enginekit.toolkit import hosts
+from enginekit.toolkit.errors import EngineError, EngineUnavailable, InvalidSpec
+from enginekit.toolkit.hosts import TLSConfig, check_plain_tcp
+from enginekit.toolkit.models import ContainerSpec
+from enginekit.toolkit.ssh import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
 
 from . import contexts
 from .driver import DockerDriver
@@ -142,7 +142,7 @@ def _context_tls(target: contexts.Target) -> TLSConfig | None:
 _NO_SOURCE = "bind source path does not exist"
 
 
-class RemoteDockerDriver(DockerDriver, hostfacts.RemoteHostFacts):
+class RemoteDockerDriver(DockerDriver, hosts.RemoteHostFacts):
     """A :class:`DockerDriver` whose daemon runs on another host (ssh or TCP).
 
     ``host`` is the host as the address names it (a TCP address's host; for

@@ -1,129 +1,42 @@
-"""Streaming answers: log frames -> LogLine, and a response body as a file."""
+"""Docker's log answers as lines: pieces of a long line joined, lines in time order.
+
+Containers log through Docker's ``local`` driver, which keeps bytes as they
+were written (``json-file`` replaces invalid UTF-8). Docker cuts a line
+longer than 16 KiB into pieces, each a frame carrying the line's timestamp;
+the ``local`` driver's reader drops the newline of a long line's last piece
+(an empty last piece when the line was a multiple of 16 KiB), and a long
+unterminated last line looks the same: for such a piece, :mod:`.locallog`
+says whether it ended its line (:class:`enginekit.toolkit.logs.LineJoiner`
+does the joining).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import heapq
-import http.client
-import io
-from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
 
-from enginekit.errors import EngineError, EngineTimeout
-from enginekit.logstream import ClosableLines
-from enginekit.models import LogLine, Stream
-from enginekit.timeutil import parse_rfc3339
-from enginekit.transport import Response, demux_frames
+from enginekit.toolkit.http import Response, response_lines
+from enginekit.toolkit.logs import ClosableLines, EndsLine, LineJoiner, LogLine
 
-from .convert import unix_nanos
+__all__ = ["PIECE", "in_time_order", "joiner", "log_lines"]
 
-EndsLine = Callable[[str, int, int], bool]
-
-__all__ = ["EndsLine", "LogIterator", "ResponseStream", "in_time_order", "log_lines"]
-
-_STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
-_PIECE = 16 * 1024  # Docker cuts a longer line into pieces of this size
-_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+#: Docker cuts a longer line into pieces of this size.
+PIECE = 16 * 1024
 _EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-class ResponseStream(io.RawIOBase):
-    """A response body as a readable raw file; closing it releases the connection."""
-
-    def __init__(self, resp: Response, address: str) -> None:
-        super().__init__()
-        self._resp = resp
-        self._address = address
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        try:
-            return int(self._resp.fp.readinto(buffer))  # type: ignore[attr-defined]
-        except TimeoutError as exc:
-            self.close()
-            raise EngineTimeout("docker: the stream stalled") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            # The daemon answered and stopped: not a daemon that is not there.
-            self.close()
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise EngineError(f"docker broke off the stream ({reason})") from exc
-
-    def close(self) -> None:
-        if not self.closed:
-            self._resp.close()
-        super().close()
+def joiner(ends_line: EndsLine | None = None) -> LineJoiner:
+    """A joiner of Docker's log frames (``timestamps=1``); ``ends_line`` as
+    :class:`~enginekit.toolkit.logs.LineJoiner` takes it."""
+    return LineJoiner(what="docker logs", piece=PIECE, ends_line=ends_line)
 
 
-class LogIterator(ClosableLines):
-    """Log lines read from an open response; :meth:`close` (or the end) releases it,
-    :meth:`abort` wakes a read blocked in another thread (the socket is shut down).
-
-    ``ordered``: lines in time order (see :func:`in_time_order`), for a log
-    read to its end; a followed log is handed on as it comes.
-    """
-
-    def __init__(
-        self, resp: Response, *, ends_line: EndsLine | None = None, ordered: bool = False
-    ) -> None:
-        lines = log_lines(demux_frames(resp.iter_chunks()), ends_line=ends_line)
-        super().__init__(
-            in_time_order(lines) if ordered else lines, abort=resp.abort, release=resp.close
-        )
-
-
-def log_lines(
-    frames: Iterator[tuple[int, bytes]], *, ends_line: EndsLine | None = None
-) -> Generator[LogLine, None, None]:
-    """Frames ``<RFC3339Nano> <bytes>`` (logs with ``timestamps=1``) -> whole lines.
-
-    Containers log through Docker's ``local`` driver, which keeps bytes as
-    they were written (``json-file`` replaces invalid UTF-8). Docker cuts a
-    line longer than 16 KiB into pieces, each a frame carrying the line's
-    timestamp: the pieces of one stream are joined until a ``b"\\n"``. The
-    ``local`` driver's reader drops the newline of a long line's last piece
-    (an empty last piece when the line was a multiple of 16 KiB), and a long
-    unterminated last line looks the same: for a piece that follows 16 KiB
-    pieces of its line without a newline, ``ends_line(source, time_nano,
-    ordinal)`` says whether it ended the line (see :mod:`.locallog`; without
-    it, it did). Bytes are never decoded. A last line without ``b"\\n"``
-    comes at the end.
-    """
-    pending: dict[int, tuple[dt.datetime | None, bytes]] = {}
-    # stream -> (nanoseconds, count) of the 16 KiB pieces of its current line
-    cut: dict[int, tuple[int | None, int]] = {}
-    for number, payload in frames:
-        stream = _STREAMS.get(number)
-        if stream is None:
-            if number == 3:  # the daemon's own error, sent in the stream
-                raise EngineError("docker logs: " + payload.decode("utf-8", "replace").strip())
-            continue
-        stamp, sep, data = payload.partition(b" ")
-        text = stamp.decode("ascii", "replace")
-        try:
-            when = parse_rfc3339(text) if sep else None
-        except ValueError:
-            when = None
-        if when is None:
-            data = payload
-        nanos = unix_nanos(text) if when is not None else None
-        before = cut.pop(number, None)
-        pieces = before[1] if before is not None and before[0] == nanos else 0
-        if len(data) == _PIECE and not data.endswith(b"\n"):
-            cut[number] = (nanos, pieces + 1)
-        elif pieces and not data.endswith(b"\n") and _ends(ends_line, stream, nanos, pieces + 1):
-            data += b"\n"
-        first, buf = pending.pop(number, (when, b""))
-        *lines, rest = (buf + data).split(b"\n")
-        for line in lines:
-            yield LogLine(stream=stream, data=line + b"\n", timestamp=first)
-            first = when
-        if rest:
-            pending[number] = (first, rest)
-    for number in sorted(pending, key=lambda n: pending[n][0] or _LATEST):
-        first, rest = pending[number]
-        yield LogLine(stream=_STREAMS[number], data=rest, timestamp=first)
+def log_lines(resp: Response, *, ends_line: EndsLine | None, ordered: bool) -> ClosableLines:
+    """The lines of a log answer; ``ordered``: in time order (see
+    :func:`in_time_order`), for a log read to its end (a followed log is
+    handed on as it comes)."""
+    return response_lines(resp, joiner(ends_line), arrange=in_time_order if ordered else None)
 
 
 #: How far out of place a line can come: stdout and stderr are copied to the
@@ -151,7 +64,3 @@ def in_time_order(
         close = getattr(lines, "close", None)
         if close is not None:
             close()
-
-
-def _ends(ends_line: EndsLine | None, stream: Stream, nanos: int | None, ordinal: int) -> bool:
-    return ends_line is None or nanos is None or ends_line(stream.value, nanos, ordinal)

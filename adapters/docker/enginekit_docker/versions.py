@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from enginekit.errors import EngineUnavailable
+from enginekit.toolkit.errors import EngineUnavailable
 
 __all__ = [
     "NEWEST",

@@ -21,7 +21,7 @@ import pytest
 from enginekit_docker import convert, instance
 from enginekit_docker.build import BuildLog
 from enginekit_docker.locallog import PieceResolver, read_entries
-from enginekit_docker.streams import in_time_order, log_lines
+from enginekit_docker.streams import in_time_order, joiner
 
 from enginekit.capabilities import Capability
 from enginekit.errors import BuildFailed
@@ -34,7 +34,8 @@ from enginekit.models import (
     Resources,
     Stream,
 )
-from enginekit.transport import demux_frames
+from enginekit.toolkit.http import demux_frames
+from enginekit.toolkit.time import unix_nanos
 
 DATA = Path(__file__).parent / "data"
 UTC = dt.UTC
@@ -333,7 +334,7 @@ def test_engine_info(recorded: Recorded) -> None:
 
 def test_log_lines_join_pieces_and_keep_bytes(recorded: Recorded) -> None:
     raw = (recorded.dir / "logs_frames.bin").read_bytes()
-    lines = list(log_lines(demux_frames([raw])))
+    lines = list(joiner().join(demux_frames([raw])))
     out = [line.data for line in lines if line.stream is Stream.STDOUT]
     err = [line.data for line in lines if line.stream is Stream.STDERR]
     assert out == [b"short\n", b"x" * 40000 + b"\n", b"y" * 16384 + b"\n", b"no-newline"]
@@ -345,8 +346,8 @@ def test_log_lines_join_pieces_and_keep_bytes(recorded: Recorded) -> None:
 
 def test_log_lines_byte_by_byte_chunks(recorded: Recorded) -> None:
     raw = (recorded.dir / "logs_frames.bin").read_bytes()
-    whole = list(log_lines(demux_frames([raw])))
-    trickled = list(log_lines(demux_frames(raw[i : i + 1] for i in range(len(raw)))))
+    whole = list(joiner().join(demux_frames([raw])))
+    trickled = list(joiner().join(demux_frames(raw[i : i + 1] for i in range(len(raw)))))
     assert trickled == whole
 
 
@@ -357,7 +358,7 @@ def _frame(stream: int, payload: bytes) -> bytes:
 def test_log_lines_json_file_pieces_keep_their_newline() -> None:
     ts = b"2026-11-29T09:25:14.666541246Z "
     raw = _frame(1, ts + b"a" * 16384) + _frame(1, ts + b"b\n") + _frame(2, ts + b"e\n")
-    lines = list(log_lines(demux_frames([raw])))
+    lines = list(joiner().join(demux_frames([raw])))
     assert [(x.stream, x.data) for x in lines] == [
         (Stream.STDOUT, b"a" * 16384 + b"b\n"),
         (Stream.STDERR, b"e\n"),
@@ -367,17 +368,11 @@ def test_log_lines_json_file_pieces_keep_their_newline() -> None:
 def test_log_lines_interleaved_streams() -> None:
     t1, t2 = b"2026-11-29T09:25:14.1Z ", b"2026-11-29T09:25:14.2Z "
     raw = _frame(1, t1 + b"o" * 16384) + _frame(2, t2 + b"err\n") + _frame(1, t1 + b"tail")
-    lines = list(log_lines(demux_frames([raw])))
+    lines = list(joiner().join(demux_frames([raw])))
     assert [(x.stream, x.data) for x in lines] == [
         (Stream.STDERR, b"err\n"),
         (Stream.STDOUT, b"o" * 16384 + b"tail\n"),
     ]
-
-
-def test_unix_nanos_is_exact() -> None:
-    assert convert.unix_nanos("1970-01-01T00:00:01.000000002Z") == 1_000_000_002
-    assert convert.unix_nanos("1970-01-01T01:00:01.5+01:00") == 1_500_000_000
-    assert convert.unix_nanos("not a time") is None
 
 
 def test_log_lines_ask_whether_a_last_piece_ended_its_line() -> None:
@@ -389,10 +384,10 @@ def test_log_lines_ask_whether_a_last_piece_ended_its_line() -> None:
         asked.append((source, nanos, ordinal))
         return False
 
-    lines = list(log_lines(demux_frames([raw]), ends_line=unterminated))
+    lines = list(joiner(unterminated).join(demux_frames([raw])))
     assert [x.data for x in lines] == [b"a" * 32768 + b"tail"]
-    assert asked == [("stdout", convert.unix_nanos(ts.decode().strip()), 3)]
-    lines = list(log_lines(demux_frames([raw]), ends_line=lambda *_: True))
+    assert asked == [("stdout", unix_nanos(ts.decode().strip()), 3)]
+    lines = list(joiner(lambda *_: True).join(demux_frames([raw])))
     assert [x.data for x in lines] == [b"a" * 32768 + b"tail\n"]
 
 

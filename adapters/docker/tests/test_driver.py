@@ -130,7 +130,7 @@ def test_ping_info_capabilities(driver: DockerDriver) -> None:
 def test_version_negotiated_once_and_lazily(tmp_path: Path) -> None:
     """No request before the first call; one ``/_ping`` for many threads."""
     d = connect()
-    assert d._api is None  # connect() sent nothing
+    assert "api" not in d._kept  # connect() sent nothing
     pings: list[str] = []
     real = d.transport.request
 

@@ -160,7 +160,7 @@ def test_an_engine_too_old(fake: Fake) -> None:
         d.ping()
     text = str(info.value)
     assert "1.40" in text and "1.41 to 1.52" in text and "upgrade Docker" in text
-    assert d._api is None
+    assert "api" not in d._kept
     with pytest.raises(EngineUnavailable):
         d.container_inspect("x" * 64)
 
@@ -173,7 +173,7 @@ def test_an_engine_whose_floor_is_above_the_newest_known(fake: Fake) -> None:
     assert not isinstance(err, InvalidSpec)
     assert "1.52" in str(err) and "1.55" in str(err)
     assert "upgrade enginekit-docker" in str(err) and err.address == d.address
-    assert d._api is None  # asked again next time
+    assert "api" not in d._kept  # asked again next time
     with pytest.raises(EngineUnavailable, match=r"1\.55"):
         d.image_inspect("busybox:1")
     assert server.paths.count("GET /_ping") == 2
