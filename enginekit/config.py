@@ -26,11 +26,8 @@ import os
 import sys
 import threading
 import time
-import tomllib
-import urllib.parse
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -39,6 +36,9 @@ from .endpoints import Endpoint
 from .engine import Engine
 from .errors import EngineError, EngineUnavailable, InvalidSpec
 from .models import EngineStatus
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "Choice",
@@ -74,6 +74,8 @@ def parse_url(url: str) -> tuple[str, str | None]:
     """
     if "://" not in url:
         return url, None
+    import urllib.parse  # only for a URL: not on a named engine's way (start-up)
+
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     name, plus, transport = scheme.partition("+")
@@ -121,6 +123,8 @@ def _find_config(start: Path) -> tuple[dict[str, Any], str] | None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only when a config file is found
+
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -155,6 +159,8 @@ def choose(engine: str | None = None, *, cwd: str | None = None) -> Choice:
                 "or give a URL naming it (docker+ssh://..., podman+unix://...)"
             )
         return Choice(name, address, {}, "environment")
+    from pathlib import Path  # not when the engine is named (start-up)
+
     found = _find_config(Path(cwd or os.getcwd()).resolve())
     if found is not None:
         table, path = found
