@@ -36,8 +36,11 @@ walked through in ``docs/adapters.md``.
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = [
     "archives",
@@ -58,7 +61,8 @@ __all__ = [
 
 def __getattr__(name: str) -> ModuleType:
     if name in __all__:
-        return importlib.import_module(f"{__name__}.{name}")
+        __import__(f"{__name__}.{name}")
+        return sys.modules[f"{__name__}.{name}"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

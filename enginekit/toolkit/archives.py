@@ -5,8 +5,7 @@
   writes one both kinds of reader take, :func:`to_combined` adds the
   docker-archive manifest, :func:`read_index` lists its images,
   :func:`extract_to_layout` / :func:`write_from_layout` go between an archive
-  and a layout directory; :func:`familiar_name`, :func:`qualified_name`,
-  :func:`add_localhost`, :func:`strip_localhost` spell image names.
+  and a layout directory; :func:`familiar_name`, :func:`qualified_name` spell image names.
 - Tar links (``enginekit.tarlinks``): :func:`from_ancestor` sends a tar whose
   links climb out of its folder from an ancestor instead.
 - ADD's archives (``enginekit.addarchive``): :func:`decompressed`.
@@ -18,13 +17,11 @@ from enginekit.addarchive import check_archive, decompressed
 from enginekit.ociarchive import (
     ArchiveImage,
     ArchiveLayer,
-    add_localhost,
     extract_to_layout,
     familiar_name,
     normalize,
     qualified_name,
     read_index,
-    strip_localhost,
     to_combined,
     write_from_layout,
 )
@@ -33,7 +30,6 @@ from enginekit.tarlinks import from_ancestor, rebased, staged
 __all__ = [
     "ArchiveImage",
     "ArchiveLayer",
-    "add_localhost",
     "check_archive",
     "decompressed",
     "extract_to_layout",
@@ -44,7 +40,6 @@ __all__ = [
     "read_index",
     "rebased",
     "staged",
-    "strip_localhost",
     "to_combined",
     "write_from_layout",
 ]
