@@ -14,7 +14,7 @@ from typing import Any
 from enginekit.toolkit.errors import InvalidSpec
 from enginekit.toolkit.hosts import Endpoint, redact
 
-from . import contexts, remote
+from . import contexts
 from .driver import HINT, DockerDriver
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "DockerDriver", "connect", "endpoints"]
@@ -87,10 +87,15 @@ def connect(address: str | None = None, **options: Any) -> DockerDriver:
     for name in ("identity", "ssh_config"):
         if scheme != "ssh" and options.get(name) is not None:
             raise InvalidSpec(f"docker: {name}= is for an ssh:// address, not {scheme}://")
+    # ssh and TLS are imported for a remote daemon only: a local one starts faster.
     if scheme == "ssh":
+        from . import remote
+
         origin = target.describe() if target else ""
         return remote.ssh_driver(address, options, pool_size=pool_size, origin=origin)
     if scheme in ("tcp", "http"):
+        from . import remote
+
         return remote.tcp_driver(address, options, target, where, pool_size=pool_size)
     return DockerDriver(address, pool_size=pool_size)
 
