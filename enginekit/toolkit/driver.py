@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 #: The states ``container_list`` shows without ``all``.
 LIVE_STATES = frozenset({ContainerState.RUNNING, ContainerState.PAUSED})
@@ -234,10 +235,14 @@ class BaseDriver:
     def _inspect_each(self, ids: Sequence[str]) -> list[Container | None]:
         """``container_inspect`` of each id (``list_workers`` at once), None for
         one that is gone; in the order of ``ids``."""
-        if len(ids) <= 1:
-            return [self._container_or_none(i) for i in ids]
-        with ThreadPoolExecutor(min(self.list_workers, len(ids))) as pool:
-            return list(pool.map(self._container_or_none, ids))
+        return self._each(self._container_or_none, ids)
+
+    def _each(self, fn: Callable[[K], T], keys: Sequence[K]) -> list[T]:
+        """``fn`` of each key, ``list_workers`` at once, in the order of ``keys``."""
+        if len(keys) <= 1:
+            return [fn(k) for k in keys]
+        with ThreadPoolExecutor(min(self.list_workers, len(keys))) as pool:
+            return list(pool.map(fn, keys))
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         """``container_inspect`` polled (5 ms at first, then less often) until EXITED."""

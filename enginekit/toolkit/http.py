@@ -16,7 +16,12 @@ multiplexed stream of logs and execs.
   :meth:`~HttpDriver._json`, :meth:`~HttpDriver._empty`; the adapter says what
   an HTTP status and message mean in :meth:`~HttpDriver._error`), and
   :func:`map_errors` for an answer that cannot be read;
-- a log answer as the lines ``container_logs`` returns (:func:`response_lines`).
+- ``container_exec`` and ``container_logs`` up to the engine's own part: the
+  exec's create body (Docker's, which libpod takes too) goes to :meth:`~HttpDriver._exec`,
+  the log request's common parameters to :meth:`~HttpDriver._logs`;
+  :func:`exec_output` reads an attached exec's output, :func:`response_lines`
+  a log answer as the lines ``container_logs`` returns;
+- ``GET /containers/{ref}/json`` (:meth:`~HttpDriver._inspect_raw`).
 
 With :class:`~enginekit.toolkit.driver.BaseDriver` below it, an HTTP driver
 lists containers by implementing ``_container_ids`` (one list request).
@@ -30,8 +35,9 @@ import json
 import ssl
 import struct
 import tarfile
+import urllib.parse
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from email.message import Message
 from typing import Any, Generic, TypeVar
 
@@ -43,7 +49,7 @@ from enginekit.errors import (
     NotFound,
 )
 from enginekit.logstream import ClosableLines, LineJoiner
-from enginekit.models import LogLine
+from enginekit.models import ExecResult, LogLine
 from enginekit.transport import Dialer, Response, Transport, demux_frames
 
 from .driver import BaseDriver
@@ -56,7 +62,9 @@ __all__ = [
     "Transport",
     "demux_frames",
     "error_message",
+    "exec_output",
     "map_errors",
+    "quote",
     "response_lines",
 ]
 
@@ -112,6 +120,24 @@ def error_message(body: bytes) -> str:
             if isinstance(said, str) and said:
                 return said
     return text
+
+
+def quote(value: str) -> str:
+    """``value`` as one URL path segment."""
+    return urllib.parse.quote(value, safe="")
+
+
+def exec_output(resp: Response) -> tuple[bytes, bytes]:
+    """stdout and stderr of an attached exec's answer (multiplexed frames), read
+    to its end; the answer is closed."""
+    out, err = bytearray(), bytearray()
+    with resp:
+        for stream, payload in demux_frames(resp.iter_chunks()):
+            if stream == 1:
+                out += payload
+            elif stream == 2:
+                err += payload
+    return bytes(out), bytes(err)
 
 
 def response_lines(
@@ -263,3 +289,68 @@ class HttpDriver(BaseDriver, Generic[V]):
     ) -> None:
         """A call whose answer carries nothing needed (read, to free the connection)."""
         self._call(method, path, operation=operation, missing=missing, **kwargs).read()
+
+    def _inspect_raw(self, ref: str) -> dict[str, Any]:
+        """``GET /containers/{ref}/json``: the engine's own inspect of a container."""
+        data = self._json("GET", f"/containers/{quote(ref)}/json", operation="inspect")
+        if not isinstance(data, dict):
+            raise EngineError(f"{self.name} inspect: unexpected answer (not an object)")
+        return data
+
+    # -- exec and logs, up to the engine's part -----------------------------------
+    def container_exec(
+        self,
+        id: str,
+        command: tuple[str, ...],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+    ) -> ExecResult:
+        """The exec's create body, run by :meth:`_exec`."""
+        body: dict[str, Any] = {
+            "Cmd": list(command),
+            "AttachStdin": False,
+            "AttachStdout": True,
+            "AttachStderr": True,
+            "Tty": False,
+        }
+        if env:
+            body["Env"] = [f"{k}={v}" for k, v in env.items()]
+        if workdir is not None:
+            body["WorkingDir"] = workdir
+        if user is not None:
+            body["User"] = user
+        return self._exec(id, body)
+
+    def _exec(self, id: str, body: dict[str, Any]) -> ExecResult:
+        """Create the exec ``body`` (``POST /containers/{id}/exec``), start it and
+        return its outcome."""
+        raise NotImplementedError
+
+    def container_logs(
+        self,
+        id: str,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        follow: bool = False,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> Iterator[LogLine]:
+        """No streams asked: no lines (the container must exist); else
+        :meth:`_logs` with the common parameters."""
+        if not stdout and not stderr:
+            self._inspect_raw(id)
+            return iter(())
+        params: dict[str, Any] = {"stdout": stdout, "stderr": stderr, "timestamps": True}
+        if since is not None:
+            params["since"] = f"{since:.9f}"
+        return self._logs(id, params, follow=follow, tail=tail)
+
+    def _logs(
+        self, id: str, params: dict[str, Any], *, follow: bool, tail: int | None
+    ) -> Iterator[LogLine]:
+        """The lines of ``GET /containers/{id}/logs`` with ``params`` (stdout,
+        stderr, timestamps, since), followed or not, the last ``tail`` only."""
+        raise NotImplementedError

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from email.message import Message
-from typing import Any
 
 from enginekit.toolkit.driver import label_filters
 from enginekit.toolkit.errors import EngineError, EngineUnavailable, NotFound
@@ -101,10 +100,6 @@ class Api(HttpDriver[str]):
 
     def _root_dir(self) -> str:
         return str(self._json("GET", "/info", operation="info").get("DockerRootDir") or "")
-
-    def _inspect_raw(self, ref: str) -> Mapping[str, Any]:
-        data: Mapping[str, Any] = self._json("GET", f"/containers/{ref}/json", operation="inspect")
-        return data
 
     def _container_ids(
         self,

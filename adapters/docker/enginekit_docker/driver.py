@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Iterator, Mapping
-from typing import IO
+from typing import IO, Any
 
 from enginekit.toolkit import archives, refusals
 from enginekit.toolkit.driver import Capability
@@ -256,27 +256,10 @@ class DockerDriver(ExecOps, ImageOps):
                 return
             time.sleep(0.05)
 
-    def container_logs(
-        self,
-        id: str,
-        *,
-        stdout: bool = True,
-        stderr: bool = True,
-        follow: bool = False,
-        since: float | None = None,
-        tail: int | None = None,
+    def _logs(
+        self, id: str, params: dict[str, Any], *, follow: bool, tail: int | None
     ) -> Iterator[LogLine]:
-        if not stdout and not stderr:
-            self._inspect_raw(id)  # Docker refuses the call; the answer is no lines
-            return iter(())
-        params = {
-            "stdout": stdout,
-            "stderr": stderr,
-            "timestamps": True,
-            "follow": follow,
-            "since": f"{since:.9f}" if since is not None else None,
-            "tail": tail if tail is not None else "all",
-        }
+        params.update(follow=follow, tail=tail if tail is not None else "all")
         try:
             resp = self._call(
                 "GET",

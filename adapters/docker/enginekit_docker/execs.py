@@ -48,14 +48,14 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 
 from enginekit.toolkit import refusals
 from enginekit.toolkit.errors import Conflict, ContainerNotFound, EngineError, NotFound
-from enginekit.toolkit.http import demux_frames
+from enginekit.toolkit.http import exec_output
 from enginekit.toolkit.models import ExecResult
 
 from .api import Api
@@ -175,31 +175,10 @@ def _account_refused(said: bytes) -> None:
 
 
 class ExecOps(Api):
-    """``container_exec``, ``container_pause``, ``container_unpause`` (see the module)."""
+    """``container_exec`` (its engine part), ``container_pause``, ``container_unpause``
+    (see the module)."""
 
-    def container_exec(
-        self,
-        id: str,
-        command: tuple[str, ...],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        user: str | None = None,
-    ) -> ExecResult:
-        body: dict[str, Any] = {
-            "Cmd": list(command),
-            "AttachStdin": False,
-            "AttachStdout": True,
-            "AttachStderr": True,
-            "Tty": False,
-        }
-        if env:
-            body["Env"] = [f"{k}={v}" for k, v in env.items()]
-        if workdir:
-            body["WorkingDir"] = workdir
-        if user:
-            body["User"] = user
-        out, err = bytearray(), bytearray()
+    def _exec(self, id: str, body: dict[str, Any]) -> ExecResult:
         with GATE.starting((self.address, id)) as start:
             try:
                 exec_id = str(
@@ -224,10 +203,8 @@ class ExecOps(Api):
                 # (an HTTP error), not as exit code 126 with its words.
                 _account_refused(str(exc).encode())
                 raise
-            with resp:
-                for number, payload in demux_frames(resp.iter_chunks()):
-                    (err if number == 2 else out).extend(payload)
-        return self._outcome(id, exec_id, bytes(out), bytes(err))
+            out, err = exec_output(resp)
+        return self._outcome(id, exec_id, out, err)
 
     def _outcome(self, id: str, exec_id: str, out: bytes, err: bytes) -> ExecResult:
         """The exit code once the stream ended; the refusals of the module's

@@ -16,23 +16,11 @@ process (a daemon on another machine), it returns at once.
 
 from __future__ import annotations
 
-import signal
 import time
 
-__all__ = ["signal_number", "wait_until_ready"]
+__all__ = ["wait_until_ready"]
 
 _POLL = 0.001
-
-
-def signal_number(name: str) -> int | None:
-    """``"SIGTERM"``/``"TERM"``/``"15"`` -> 15; None for what Python does not know."""
-    text = name.strip().upper()
-    if text.isdigit():
-        return int(text)
-    try:
-        return int(signal.Signals[text if text.startswith("SIG") else "SIG" + text])
-    except KeyError:
-        return None
 
 
 def _has_child(pid: int) -> bool | None:
