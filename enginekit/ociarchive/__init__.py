@@ -43,14 +43,13 @@ config or layer that does not add up.
 Names: a tag is given in Docker's familiar form (``busybox:1``,
 ``example.com/team/app:v2``; ``name`` alone means ``name:latest``); the
 qualified form (``docker.io/library/busybox:1``) goes in the
-``io.containerd.image.name`` annotation. Podman 4.3 calls a local image
-``localhost/app:v1``, and loads a short name ``app:v1`` as
-``docker.io/library/app:v1`` from a one-entry archive (it reads index.json)
-but as ``localhost/app:v1`` from any other (it reads manifest.json). Its
-adapter therefore saves with ``normalize(path, rename=strip_localhost)`` and
-loads a copy made with
-``to_combined(src, tmp, rename=add_localhost)``: every image then lands as
-``localhost/...``, which the contract shows without the prefix.
+``io.containerd.image.name`` annotation (names are read by
+:class:`enginekit.reference.Reference`). An engine that names images its own
+way passes ``rename=`` to :func:`normalize` and :func:`to_combined`: Podman
+4.3 calls a local image ``localhost/app:v1``, and loads a short name
+``app:v1`` as ``docker.io/library/app:v1`` from a one-entry archive (it reads
+index.json) but as ``localhost/app:v1`` from any other (it reads
+manifest.json), so its adapter renames on the way in and out.
 
 Note for layouts: ``skopeo copy docker-daemon:REF oci:DIR:TAG`` rewrites the
 config (the image id changes); :func:`extract_to_layout` and skopeo copies
@@ -74,7 +73,7 @@ from .media import (
     MEDIA_OCI_MANIFEST,
 )
 from .models import ArchiveImage, ArchiveLayer
-from .names import add_localhost, familiar_name, qualified_name, strip_localhost
+from .names import familiar_name, qualified_name
 
 __all__ = [
     "ANNOTATION_IMAGE_NAME",
@@ -89,13 +88,11 @@ __all__ = [
     "MEDIA_OCI_MANIFEST",
     "ArchiveImage",
     "ArchiveLayer",
-    "add_localhost",
     "extract_to_layout",
     "familiar_name",
     "normalize",
     "qualified_name",
     "read_index",
-    "strip_localhost",
     "to_combined",
     "write_from_layout",
 ]
