@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from enginekit_podman.convert import engine_image_ref as podman_name
+from enginekit_podman.convert import user_image_name
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -263,16 +265,6 @@ def test_bad_names(bad: str) -> None:
         oa.qualified_name(bad)
 
 
-def test_localhost_helpers() -> None:
-    assert oa.add_localhost("app:v1") == "localhost/app:v1"
-    assert oa.add_localhost("busybox") == "localhost/busybox:latest"
-    assert oa.add_localhost("docker.io/library/busybox:1") == "busybox:1"
-    assert oa.add_localhost("example.com/a:1") == "example.com/a:1"
-    assert oa.strip_localhost("localhost/app:v1") == "app:v1"
-    assert oa.strip_localhost("localhost/team/app:v1") == "team/app:v1"
-    assert oa.strip_localhost("quay.io/a:1") == "quay.io/a:1"
-
-
 # --------------------------------------------------------------------------- conversions
 
 
@@ -415,14 +407,14 @@ def test_same_image_twice_merged(workdir: Path) -> None:
 def test_rename(workdir: Path) -> None:
     path = workdir / "a.tar"
     write_docker_archive(path, two_images())
-    result = oa.normalize(path, rename=oa.add_localhost)
+    result = oa.normalize(path, rename=podman_name)
     assert result[0].repo_tags == ("localhost/app:latest", "localhost/app:v1")
     assert result[1].repo_tags == ("example.com:5000/team/other:2",)
     index = json.loads(members(path)["index.json"])
     assert "localhost/app:v1" in {
         e["annotations"][oa.ANNOTATION_IMAGE_NAME] for e in index["manifests"]
     }
-    back = oa.normalize(path, rename=oa.strip_localhost)
+    back = oa.normalize(path, rename=user_image_name)
     assert back[0].repo_tags == ("app:latest", "app:v1")
 
 
@@ -902,9 +894,9 @@ def test_live_docker_save_moves_everywhere(image: tuple[str, str], workdir: Path
     assert podman_id(f"docker.io/library/{ref}") == image_id
     run("podman", "rmi", f"docker.io/library/{ref}")
 
-    # with rename=add_localhost, Podman names it as one it built
+    # renamed as the Podman adapter does, Podman names it as one it built
     local = workdir / "local.tar"
-    oa.to_combined(path, local, rename=oa.add_localhost)
+    oa.to_combined(path, local, rename=podman_name)
     run("podman", "load", "-i", str(local))
     assert podman_id(f"localhost/{ref}") == image_id
 
@@ -979,13 +971,13 @@ def test_live_podman_save_to_docker(image: tuple[str, str], workdir: Path, fmt: 
     ref, image_id = image
     saved = workdir / "from-docker.tar"
     run("docker", "save", "-o", str(saved), ref)
-    oa.normalize(saved, rename=oa.add_localhost)
+    oa.normalize(saved, rename=podman_name)
     run("podman", "load", "-i", str(saved))
     run("docker", "rmi", ref)
 
     path = workdir / "from-podman.tar"
     run("podman", "save", "--format", fmt, "-o", str(path), f"localhost/{ref}")
-    (archived,) = oa.normalize(path, rename=oa.strip_localhost)
+    (archived,) = oa.normalize(path, rename=user_image_name)
     assert archived.id == image_id
     assert archived.repo_tags == (ref,)
     if fmt == "oci-archive":
@@ -1037,14 +1029,14 @@ def test_live_podman_multi_image_save(image: tuple[str, str], workdir: Path) -> 
     (context / "Dockerfile").write_text(f"FROM {ref}\nLABEL enginekit.other=2\n")
     other_id = run("docker", "build", "-q", "-t", f"{name}-other:v3", str(context)).strip()
     run("docker", "save", "-o", str(saved), ref, f"{name}-other:v3")
-    oa.normalize(saved, rename=oa.add_localhost)
+    oa.normalize(saved, rename=podman_name)
     run("podman", "load", "-i", str(saved))
     run("docker", "rmi", ref, f"{name}-other:v3")
 
     # podman save -m writes a several-image docker-archive (links, localhost/ names)
     path = workdir / "multi.tar"
     run("podman", "save", "-m", "-o", str(path), f"localhost/{ref}", f"localhost/{name}-other:v3")
-    archived = oa.normalize(path, rename=oa.strip_localhost)
+    archived = oa.normalize(path, rename=user_image_name)
     assert {a.id: a.repo_tags for a in archived} == {
         image_id: (ref,),
         other_id: (f"{name}-other:v3",),
