@@ -1,13 +1,14 @@
-"""DockerDriver against the live dockerd (no mocks): every behaviour the adapter promises."""
+"""DockerDriver against the live dockerd (no mocks): every behaviour the adapter promises.
+
+The scenarios the Podman adapter's tests run alike come from
+:mod:`enginekit.testing.httpdriver` (collected here with the ``kit`` fixture).
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
-import io
 import os
-import socket
 import tarfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,12 +23,8 @@ from enginekit.errors import (
     BuildFailed,
     Conflict,
     ContainerNotFound,
-    EngineError,
-    EngineTimeout,
-    EngineUnavailable,
     ImageNotFound,
     InvalidSpec,
-    NotFound,
 )
 from enginekit.models import (
     BuildRequest,
@@ -35,9 +32,10 @@ from enginekit.models import (
     Mount,
     PortBinding,
     Resources,
-    Stream,
 )
 from enginekit.ociarchive import read_index
+from enginekit.testing.httpdriver import *  # noqa: F403  (the shared scenarios, collected here)
+from enginekit.testing.httpdriver import Kit
 
 Make = Callable[..., str]
 SLEEP = ("sleep", "100")
@@ -72,6 +70,20 @@ def descendants(driver: DockerDriver, image: str) -> tuple[set[str], set[str]]:
     return containers, images
 
 
+@pytest.fixture
+def kit(driver: DockerDriver, make: Make, image: str) -> Kit:
+    """What the shared HTTP-driver scenarios need (enginekit.testing.httpdriver)."""
+    return Kit(
+        driver=driver,
+        image=image,
+        labels=LABELS,
+        create=make,
+        connect=connect,
+        start_hint="dockerd",
+        run_id=RUN,
+    )
+
+
 # -- connecting ---------------------------------------------------------------
 
 
@@ -96,15 +108,6 @@ def test_connect_takes_ssh_and_tls_without_io(
         connect()
     with pytest.raises(InvalidSpec):
         connect("unix:///var/run/docker.sock", bogus=1)
-
-
-def test_connect_does_no_io_and_ping_explains(tmp_path: Path) -> None:
-    address = f"unix://{tmp_path}/no.sock"
-    d = connect(address)  # nothing listens there: connect must not notice
-    with pytest.raises(EngineUnavailable) as info:
-        d.ping()
-    assert address in str(info.value) and "dockerd" in str(info.value)
-    assert info.value.address == address
 
 
 def test_ping_info_capabilities(driver: DockerDriver) -> None:
@@ -219,20 +222,6 @@ def test_entrypoint_override(driver: DockerDriver, run: Make) -> None:
 # -- lifecycle ----------------------------------------------------------------
 
 
-def test_start_stop_gives_143_through_init(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-    c = driver.container_inspect(cid)
-    assert c.state is ContainerState.RUNNING and c.pid and c.started_at
-    assert c.exit_code is None and c.finished_at is None
-    driver.container_start(cid)  # starting a running one: no-op
-    driver.container_stop(cid, timeout=10)
-    c = driver.container_inspect(cid)
-    # 143: SIGTERM reached sleep through the init (SIGKILL after the timeout gives 137).
-    assert c.state is ContainerState.EXITED and c.exit_code == 143
-    assert c.pid is None and c.finished_at is not None and c.finished_at >= c.started_at
-    driver.container_stop(cid, timeout=10)  # already stopped (304): fine
-
-
 def test_signals_right_after_start_are_not_lost(driver: DockerDriver, make: Make) -> None:
     def one(i: int) -> tuple[str, int | None]:
         cid = make(SLEEP, stop_signal="SIGINT" if i % 2 else None)
@@ -248,353 +237,9 @@ def test_signals_right_after_start_are_not_lost(driver: DockerDriver, make: Make
     assert results == {("stop", 130), ("kill", 143)}
 
 
-def test_stop_timeout_then_sigkill(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"))
-    time.sleep(0.3)
-    t0 = time.monotonic()
-    driver.container_stop(cid, timeout=1)
-    assert 0.9 < time.monotonic() - t0 < 10
-    assert driver.container_inspect(cid).exit_code == 137
-
-
-def test_kill_and_kill_exited(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-    driver.container_kill(cid, signal="SIGKILL")
-    assert driver.container_wait(cid, timeout=30) == 137
-    with pytest.raises(Conflict):
-        driver.container_kill(cid, signal="SIGKILL")
-
-
-def test_kill_with_other_signal(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-    driver.container_kill(cid, signal="SIGUSR1")
-    assert driver.container_wait(cid, timeout=30) == 128 + 10
-
-
-def test_pause_unpause(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-    driver.container_pause(cid)
-    c = driver.container_inspect(cid)
-    assert c.state is ContainerState.PAUSED and c.pid is not None
-    with pytest.raises(Conflict):
-        driver.container_pause(cid)
-    with pytest.raises(Conflict):
-        driver.container_exec(cid, ("true",))
-    with pytest.raises(Conflict):
-        driver.container_remove(cid)
-    driver.container_unpause(cid)
-    assert driver.container_inspect(cid).state is ContainerState.RUNNING
-    with pytest.raises(Conflict):
-        driver.container_unpause(cid)
-
-
-def test_pause_of_a_stopped_container_conflicts(driver: DockerDriver, make: Make) -> None:
-    cid = make(SLEEP)
-    with pytest.raises(Conflict):
-        driver.container_pause(cid)
-
-
-def test_restart(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-    first = driver.container_inspect(cid).started_at
-    assert first is not None
-    driver.container_restart(cid, timeout=5)
-    c = driver.container_inspect(cid)
-    assert c.state is ContainerState.RUNNING and c.started_at is not None and c.started_at > first
-    assert c.exit_code is None and c.finished_at is None
-
-
-def test_remove(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-    with pytest.raises(Conflict):
-        driver.container_remove(cid)
-    driver.container_remove(cid, force=True)
-    with pytest.raises(ContainerNotFound):
-        driver.container_inspect(cid)
-    with pytest.raises(ContainerNotFound):
-        driver.container_remove(cid)
-
-
-def test_restart_of_exited_container_with_start(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", "exit 3"))
-    assert driver.container_wait(cid, timeout=30) == 3
-    driver.container_start(cid)
-    assert driver.container_wait(cid, timeout=30) == 3
-    assert driver.container_inspect(cid).state is ContainerState.EXITED
-
-
 def test_missing_executable_exits_127(driver: DockerDriver, run: Make) -> None:
     cid = run(("/no/such/program",))
     assert driver.container_wait(cid, timeout=30) == 127
-
-
-def test_oom_kill(driver: DockerDriver, run: Make) -> None:
-    cid = run(("dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"), memory=16 * 2**20)
-    assert driver.container_wait(cid, timeout=60) == 137
-    c = driver.container_inspect(cid)
-    assert c.oom_killed and c.exit_code == 137
-
-
-# -- wait ---------------------------------------------------------------------
-
-
-def test_wait_exited_returns_at_once(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", "exit 5"))
-    assert driver.container_wait(cid) == 5
-    t0 = time.monotonic()
-    assert driver.container_wait(cid, timeout=5) == 5
-    assert time.monotonic() - t0 < 1
-
-
-def test_wait_timeout_leaves_container_and_connection_pool_sound(
-    driver: DockerDriver, run: Make
-) -> None:
-    cid = run(SLEEP)
-    t0 = time.monotonic()
-    with pytest.raises(EngineTimeout):
-        driver.container_wait(cid, timeout=0.5)
-    assert 0.4 < time.monotonic() - t0 < 3
-    assert driver.container_inspect(cid).state is ContainerState.RUNNING
-    for _ in range(20):  # no pooled connection still carries the abandoned wait
-        driver.ping()
-        assert driver.container_inspect(cid).state is ContainerState.RUNNING
-
-
-def test_wait_on_created_waits_for_start_and_exit(driver: DockerDriver, make: Make) -> None:
-    cid = make(("sh", "-c", "sleep 0.5; exit 9"))
-    timer = threading.Timer(0.7, driver.container_start, args=(cid,))
-    timer.start()
-    try:
-        t0 = time.monotonic()
-        assert driver.container_wait(cid, timeout=30) == 9
-        assert time.monotonic() - t0 >= 1.1
-    finally:
-        timer.join()
-
-
-def test_wait_without_timeout_outlives_transport_default(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", "sleep 2; exit 6"))
-    assert driver.container_wait(cid) == 6
-
-
-def test_wait_missing(driver: DockerDriver) -> None:
-    with pytest.raises(ContainerNotFound):
-        driver.container_wait("f" * 64, timeout=5)
-
-
-# -- logs ---------------------------------------------------------------------
-
-
-LOG_SCRIPT = (
-    "printf 'out1\\n'; printf 'err1\\n' >&2; "
-    "printf 'bin\\377\\376\\000x\\n'; "
-    "head -c 40000 /dev/zero | tr '\\0' a; echo; "
-    "head -c 16384 /dev/zero | tr '\\0' b; echo; "
-    "head -c 20000 /dev/zero | tr '\\0' c >&2; echo >&2; "
-    "printf 'last'"
-)
-
-
-def test_logs_are_whole_lines_bytes_unchanged(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", LOG_SCRIPT))
-    assert driver.container_wait(cid, timeout=30) == 0
-    lines = list(driver.container_logs(cid))
-    out = [x.data for x in lines if x.stream is Stream.STDOUT]
-    err = [x.data for x in lines if x.stream is Stream.STDERR]
-    assert out == [
-        b"out1\n",
-        b"bin\xff\xfe\x00x\n",
-        b"a" * 40000 + b"\n",
-        b"b" * 16384 + b"\n",
-        b"last",
-    ]
-    assert err == [b"err1\n", b"c" * 20000 + b"\n"]
-    for x in lines:
-        assert x.timestamp is not None and x.timestamp.tzinfo is not None
-    only_err = list(driver.container_logs(cid, stdout=False))
-    assert [x.data for x in only_err] == err
-    tail = list(driver.container_logs(cid, tail=1, stderr=False))
-    assert [x.data for x in tail] == [b"last"]
-
-
-def test_long_unterminated_last_lines(driver: DockerDriver, run: Make) -> None:
-    cid = run(
-        (
-            "sh",
-            "-c",
-            "head -c 70000 /dev/zero | tr '\\0' e >&2; head -c 20000 /dev/zero | tr '\\0' o",
-        )
-    )
-    assert driver.container_wait(cid, timeout=30) == 0
-    lines = list(driver.container_logs(cid))
-    assert [(x.stream, x.data) for x in lines if x.stream is Stream.STDERR] == [
-        (Stream.STDERR, b"e" * 70000)
-    ]
-    assert [x.data for x in lines if x.stream is Stream.STDOUT] == [b"o" * 20000]
-
-
-def test_logs_of_no_stream(driver: DockerDriver, run: Make) -> None:
-    cid = run(("echo", "x"))
-    driver.container_wait(cid, timeout=30)
-    assert list(driver.container_logs(cid, stdout=False, stderr=False)) == []
-    with pytest.raises(ContainerNotFound):
-        driver.container_logs("a" * 64, stdout=False, stderr=False)
-
-
-def test_logs_since(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", "echo early; sleep 1.2; echo late"))
-    driver.container_wait(cid, timeout=30)
-    lines = list(driver.container_logs(cid))
-    assert [x.data for x in lines] == [b"early\n", b"late\n"]
-    late = lines[1].timestamp
-    assert late is not None
-    since = late.timestamp() - 0.5
-    assert [x.data for x in driver.container_logs(cid, since=since)] == [b"late\n"]
-
-
-def test_follow_ends_when_container_exits(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done; exit 2"))
-    t0 = time.monotonic()
-    got = [x.data for x in driver.container_logs(cid, follow=True)]
-    assert got == [b"1\n", b"2\n", b"3\n"]
-    assert time.monotonic() - t0 < 10
-    assert driver.container_wait(cid, timeout=5) == 2
-
-
-def test_follow_closed_early_releases(driver: DockerDriver, run: Make) -> None:
-    cid = run(("sh", "-c", "while :; do echo tick; sleep 0.1; done"))
-    stream = driver.container_logs(cid, follow=True)
-    assert next(stream).data == b"tick\n"
-    stream.close()  # type: ignore[attr-defined]
-    with pytest.raises(StopIteration):
-        next(stream)
-    assert driver.container_inspect(cid).state is ContainerState.RUNNING
-    for _ in range(10):
-        driver.ping()
-
-
-def test_logs_missing(driver: DockerDriver) -> None:
-    with pytest.raises(ContainerNotFound):
-        driver.container_logs("e" * 64)
-
-
-# -- exec ---------------------------------------------------------------------
-
-
-def test_exec(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP, env={"BASE": "1"})
-    r = driver.container_exec(cid, ("sh", "-c", "echo out; echo err >&2; exit 7"))
-    assert (r.exit_code, r.stdout, r.stderr) == (7, b"out\n", b"err\n")
-    r = driver.container_exec(
-        cid, ("sh", "-c", "echo $BASE $X; pwd; id -u"), env={"X": "2"}, workdir="/bin", user="1000"
-    )
-    assert r.exit_code == 0 and r.stdout == b"1 2\n/bin\n1000\n"
-    big = driver.container_exec(cid, ("sh", "-c", "head -c 300000 /dev/zero"))
-    assert big.stdout == b"\0" * 300000
-    missing = driver.container_exec(cid, ("/no/such/program",))
-    assert missing.exit_code in (126, 127)
-
-
-def test_exec_not_running_conflicts(driver: DockerDriver, make: Make) -> None:
-    cid = make(SLEEP)
-    with pytest.raises(Conflict):
-        driver.container_exec(cid, ("true",))
-
-
-def test_threads_share_one_driver(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-
-    def work(i: int) -> bytes:
-        assert driver.container_inspect(cid).state is ContainerState.RUNNING
-        return driver.container_exec(cid, ("echo", str(i))).stdout
-
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(work, range(40)))
-    assert results == [f"{i}\n".encode() for i in range(40)]
-
-
-# -- resources, network, ports, mounts -----------------------------------------
-
-
-def test_stats(driver: DockerDriver, run: Make) -> None:
-    limited = run(SLEEP, memory=64 * 2**20)
-    s = driver.container_stats(limited)
-    assert s.memory_limit == 67108864
-    assert s.memory_bytes > 0 and s.cpu_seconds > 0 and s.pids is not None and s.pids >= 1
-    free = run(SLEEP)
-    assert driver.container_stats(free).memory_limit is None
-
-
-def test_limits_seen_from_inside(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP, memory=64 * 2**20, pids_limit=20, cpus=0.5)
-    mem = driver.container_exec(cid, ("cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"))
-    pids = driver.container_exec(cid, ("cat", "/sys/fs/cgroup/pids/pids.max"))
-    if mem.exit_code == 0:  # cgroups v1 (this machine); v2 has memory.max
-        assert mem.stdout.strip() == b"67108864"
-        assert pids.stdout.strip() == b"20"
-    else:
-        v2 = driver.container_exec(cid, ("cat", "/sys/fs/cgroup/memory.max"))
-        assert v2.stdout.strip() == b"67108864"
-
-
-def test_network_none_has_only_loopback(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP, network="none")
-    r = driver.container_exec(cid, ("cat", "/proc/net/dev"))
-    names = {line.split(b":")[0].strip() for line in r.stdout.splitlines()[2:]}
-    assert names == {b"lo"}
-    assert driver.container_inspect(cid).network == "none"
-
-
-def test_network_host(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP, network="host")
-    assert driver.container_inspect(cid).network == "host"
-    r = driver.container_exec(cid, ("cat", "/proc/net/dev"))
-    assert len(r.stdout.splitlines()) > 3
-
-
-def test_published_port_answers_on_loopback(
-    driver: DockerDriver, run: Make, tmp_path: Path
-) -> None:
-    (tmp_path / "index.html").write_text("hello from enginekit\n")
-    cid = run(
-        ("httpd", "-f", "-p", "8080", "-h", "/www"),
-        ports=(PortBinding(container_port=8080),),
-        mounts=(Mount(source=str(tmp_path), target="/www", read_only=True),),
-    )
-    c = driver.container_inspect(cid)
-    (port,) = c.ports
-    assert port.host_ip == "127.0.0.1" and port.host_port
-    body = b""
-    for _ in range(20):  # bounded: httpd needs a moment to listen
-        try:
-            with socket.create_connection(("127.0.0.1", port.host_port), timeout=2) as s:
-                s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
-                body = b"".join(iter(lambda: s.recv(4096), b""))
-            if body:
-                break
-        except OSError:
-            pass
-        time.sleep(0.1)
-    assert body.endswith(b"hello from enginekit\n")
-    listed = driver.container_list(name=c.name)
-    assert listed[0].ports == c.ports
-
-
-def test_bind_mount_read_only_and_writable(driver: DockerDriver, run: Make, tmp_path: Path) -> None:
-    ro, rw = tmp_path / "ro", tmp_path / "rw"
-    ro.mkdir()
-    rw.mkdir()
-    cid = run(
-        SLEEP,
-        mounts=(
-            Mount(source=str(ro), target="/ro", read_only=True),
-            Mount(source=str(rw), target="/rw"),
-        ),
-    )
-    assert driver.container_exec(cid, ("touch", "/ro/x")).exit_code != 0
-    assert driver.container_exec(cid, ("sh", "-c", "echo hi > /rw/x")).exit_code == 0
-    assert (rw / "x").read_text() == "hi\n"
-    driver.container_exec(cid, ("rm", "/rw/x"))  # root-owned file: removed from inside
 
 
 # -- list ---------------------------------------------------------------------
@@ -642,97 +287,14 @@ def test_list_entries_agree_with_inspect(driver: DockerDriver, make: Make, run: 
         assert abs((full.created_at - entry.created_at).total_seconds()) < 1
 
 
-# -- copy ---------------------------------------------------------------------
-
-
-def _tar(files: dict[str, bytes]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf
-
-
-def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
-    f = tar.extractfile(member) if member.isfile() else None
-    return f.read() if f is not None else None
-
-
-def test_archive_round_trip_on_a_stopped_container(driver: DockerDriver, make: Make) -> None:
-    cid = make(SLEEP)  # never started
-    driver.container_put_archive(cid, "/bin", _tar({"dir/hello.txt": b"hi\n"}))
-    st = driver.container_stat_path(cid, "/bin/dir/hello.txt")
-    assert st is not None and st.name == "hello.txt" and st.size == 3 and not st.is_dir
-    d = driver.container_stat_path(cid, "/bin/dir")
-    assert d is not None and d.is_dir
-    link = driver.container_stat_path(cid, "/bin/sh")
-    assert link is not None and link.is_symlink and link.link_target == "/bin/busybox"
-    assert driver.container_stat_path(cid, "/nope") is None
-    assert driver.container_stat_path(cid, "/bin/dir/hello.txt/x") is None  # through a file
-    with (
-        driver.container_get_archive(cid, "/bin/dir") as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,
-    ):
-        found = {m.name: _read(tar, m) for m in tar}
-    assert found == {"dir": None, "dir/hello.txt": b"hi\n"}
-    with pytest.raises(NotFound):
-        driver.container_get_archive(cid, "/nope")
-    with pytest.raises(NotFound):
-        driver.container_get_archive(cid, "/bin/dir/hello.txt/x")
-    with pytest.raises(NotFound):
-        driver.container_put_archive(cid, "/nope", _tar({"x": b""}))
-
-
-def test_get_archive_closed_early_releases(driver: DockerDriver, run: Make) -> None:
-    cid = run(SLEEP)
-    stream = driver.container_get_archive(cid, "/bin")
-    assert stream.read(512)
-    stream.close()
-    for _ in range(10):
-        driver.ping()
-
-
-def test_stat_path_missing_container(driver: DockerDriver) -> None:
-    with pytest.raises(ContainerNotFound):
-        driver.container_stat_path("d" * 64, "/bin")
-
-
 # -- images -------------------------------------------------------------------
 
 
-def test_image_inspect_and_list(driver: DockerDriver, image: str) -> None:
+def test_image_config_and_labels(driver: DockerDriver, image: str) -> None:
     img = driver.image_inspect(image)
-    assert image in img.tags and img.id.startswith("sha256:") and img.size > 0
     assert img.config.cmd == ("sh",) and img.config.env["PATH"] == "/bin"
-    assert img.labels == LABELS and img.architecture and img.os == "linux"
-    assert driver.image_inspect(img.id) == img
-    assert driver.image_inspect(img.id[7:19]).id == img.id
-    repo = image.split(":")[0]
-    assert [i.id for i in driver.image_list(name=repo)] == [img.id]
-    assert [i.id for i in driver.image_list(name=image)] == [img.id]
-    assert driver.image_list(name=repo + ":other") == []
-    assert [i.id for i in driver.image_list(labels=LABELS)] == [img.id]
-    with pytest.raises(ImageNotFound):
-        driver.image_inspect("enginekit-docker-test/absent:nope")
-
-
-def test_tag_and_remove(driver: DockerDriver, image: str, make: Make) -> None:
-    img = driver.image_inspect(image)
-    extra = f"enginekit-docker-test/tagged:{RUN}"
-    driver.image_tag(image, extra)
-    assert driver.image_inspect(extra).id == img.id
-    assert extra in driver.image_inspect(image).tags
-    driver.image_remove(extra)  # one of several tags: only that tag goes
-    with pytest.raises(ImageNotFound):
-        driver.image_inspect(extra)
-    assert driver.image_inspect(image).id == img.id
-    with pytest.raises(ImageNotFound):
-        driver.image_remove(extra)
-    with pytest.raises(ImageNotFound):
-        driver.image_tag("enginekit-docker-test/absent:nope", extra)
+    assert img.labels == LABELS
+    assert img.id in [i.id for i in driver.image_list(labels=LABELS)]
 
 
 def _build(driver: DockerDriver, ctx: Path, **kw: object) -> tuple[object, list[str]]:
@@ -774,16 +336,6 @@ def test_build_features(driver: DockerDriver, image: str, tmp_path: Path) -> Non
     finally:
         driver.image_remove(tag, force=True)
         driver.image_remove(tag + "-b", force=True)
-
-
-def test_build_target(driver: DockerDriver, image: str, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text(
-        f"FROM {image} AS first\nRUN echo one > /one\nFROM first AS second\nRUN exit 9\n"
-    )
-    img, _ = _build(driver, ctx, target="first", tags=(f"enginekit-docker-test/target:{RUN}",))
-    driver.image_remove(img.id, force=True)  # type: ignore[attr-defined]
 
 
 def test_build_failure_leaves_nothing(driver: DockerDriver, image: str, tmp_path: Path) -> None:
@@ -839,14 +391,6 @@ def test_build_interrupted_by_progress_leaves_nothing(
     while descendants(driver, image) != before and time.monotonic() < deadline:
         time.sleep(0.2)  # the daemon cancels the build and removes its container
     assert descendants(driver, image) == before
-
-
-def test_build_bad_dockerfile(driver: DockerDriver, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM scratch\nNOSUCHINSTRUCTION x\n")
-    with pytest.raises(BuildFailed):
-        _build(driver, ctx)
 
 
 def test_multi_stage_build_leaves_no_stray_image(
@@ -928,42 +472,6 @@ def test_image_remove_in_use(driver: DockerDriver, image: str, make: Make) -> No
     driver.image_remove(tag, force=True)
 
 
-def test_push_then_pull_through_a_local_registry(
-    driver: DockerDriver, image: str, registry: str, tmp_path: Path
-) -> None:
-    ref = f"{registry}/ekd/pushed:{RUN}"
-    dockerfile = f"FROM {image}\nRUN echo {RUN} > /marker\n"
-    built = driver.image_build(
-        BuildRequest(context=str(busybox_context(tmp_path, dockerfile)), tags=(ref,), labels=LABELS)
-    )
-    driver.image_push(ref)
-    driver.image_remove(ref)  # its only tag: the image and its own layer go
-    with pytest.raises(ImageNotFound):
-        driver.image_inspect(built.id)
-    pulled = driver.image_pull(ref)
-    assert pulled.id == built.id and pulled.tags == (ref,)
-    assert pulled.labels == built.labels
-    driver.image_remove(ref)
-
-
-def test_pull_and_push_errors(driver: DockerDriver, image: str, registry: str) -> None:
-    with pytest.raises(ImageNotFound, match=r"manifest unknown|not found"):  # classic, containerd
-        driver.image_pull(f"{registry}/ekd/never-pushed:{RUN}")
-    with pytest.raises(ImageNotFound):
-        driver.image_push(f"{registry}/ekd/not-here:{RUN}")
-    closed = f"127.0.0.1:{_closed_port()}/ekd/x:{RUN}"
-    with pytest.raises(EngineError, match="refused") as info:
-        driver.image_pull(closed)
-    assert type(info.value) is EngineError
-    driver.image_tag(image, closed)
-    try:
-        with pytest.raises(EngineError, match="refused") as info:
-            driver.image_push(closed)
-        assert type(info.value) is EngineError
-    finally:
-        driver.image_remove(closed)
-
-
 def test_pull_and_push_of_a_name_without_registry_ask_nobody(tmp_path: Path) -> None:
     d = connect(f"unix://{tmp_path}/no.sock")  # nothing listens: any call would fail
     for ref in ("busybox:latest", "library/busybox:1", "sha256:" + "a" * 64, "a" * 12):
@@ -971,19 +479,3 @@ def test_pull_and_push_of_a_name_without_registry_ask_nobody(tmp_path: Path) -> 
             d.image_pull(ref)
         with pytest.raises(InvalidSpec, match="names no registry"):
             d.image_push(ref)  # Docker would push a bare name to Docker Hub
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens once it is closed
-
-
-def test_only_enginekit_errors_leave(driver: DockerDriver) -> None:
-    for call in (
-        lambda: driver.container_inspect("nope-" + RUN),
-        lambda: driver.image_inspect("nope-" + RUN),
-        lambda: driver.container_kill("c" * 64, signal="SIGKILL"),
-    ):
-        with pytest.raises(EngineError):
-            call()
