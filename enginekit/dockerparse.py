@@ -205,132 +205,86 @@ def split_lines(text: str) -> tuple[str, str | None, list[Line]]:
     return escape, syntax, lines
 
 
-def _extract_flags(line: str) -> tuple[str, list[str]]:
-    """Split the leading ``--flag`` words off an instruction's arguments (Docker's rules)."""
-    words: list[str] = []
-    in_spaces, in_word, in_quote = 0, 1, 2
-    phase = in_spaces
-    word = ""
-    quote = ""
-    blank_ok = False
-    pos = 0
-    n = len(line)
-    while pos <= n:
-        ch = line[pos] if pos < n else ""
-        if phase == in_spaces:
+def _skip_blanks(text: str, pos: int) -> int:
+    while pos < len(text) and _is_space(text[pos]):
+        pos += 1
+    return pos
+
+
+def _scan_word(text: str, pos: int, escape: str, *, keep: bool) -> tuple[str, bool, int]:
+    """One word of ``text`` from ``pos`` (not a blank) up to the blank that ends it.
+
+    Returns ``(word, quoted, end)``: ``quoted`` when a quote was opened (the word
+    counts even if empty), ``end`` the index of the ending blank (or the length).
+    A blank inside quotes, or after the escape character, does not end the word;
+    an escape character at the very end is dropped. ``keep=True`` is Docker's
+    ``parseWords``: quotes and escape characters stay in the word, and nothing is
+    escaped inside single quotes. ``keep=False`` is how Docker reads ``--flag``
+    words: quotes and escape characters are removed, and the escape works inside
+    either quote.
+    """
+    word: list[str] = []
+    quote = ""  # the open quote, "" outside quotes
+    quoted = False
+    n = len(text)
+    while pos < n:
+        ch = text[pos]
+        if not quote:
+            if _is_space(ch):
+                break
+            if ch in ("'", '"'):
+                quote, quoted = ch, True
+                if keep:
+                    word.append(ch)
+                pos += 1
+                continue
+        elif ch == quote:
+            quote = ""
+            if keep:
+                word.append(ch)
+            pos += 1
+            continue
+        if ch == escape and (not keep or quote != "'"):
+            pos += 1
             if pos == n:
                 break
-            if _is_space(ch):
-                pos += 1
-                continue
-            if ch != "-" or pos + 1 == n or line[pos + 1] != "-":
-                return line[pos:], words
-            phase = in_word
-        if phase in (in_word, in_quote) and pos == n:
-            if word != "--" and (blank_ok or word):
-                words.append(word)
-            break
-        if phase == in_word:
-            if _is_space(ch):
-                phase = in_spaces
-                if word == "--":
-                    return line[pos:], words
-                if blank_ok or word:
-                    words.append(word)
-                word = ""
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in ("'", '"'):
-                quote = ch
-                blank_ok = True
-                phase = in_quote
-                pos += 1
-                continue
-            if ch == "\\":
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                pos += 1
-                ch = line[pos]
-            word += ch
-            pos += 1
-            continue
-        # in a quote
-        if ch == quote:
-            phase = in_word
-            pos += 1
-            continue
-        if ch == "\\":
-            if pos + 1 == n:
-                phase = in_word
-                pos += 1
-                continue
-            pos += 1
-            ch = line[pos]
-        word += ch
+            if keep:
+                word.append(ch)
+            ch = text[pos]
+        word.append(ch)
         pos += 1
+    return "".join(word), quoted, pos
+
+
+def _extract_flags(line: str) -> tuple[str, list[str]]:
+    """Split the leading ``--flag`` words off an instruction's arguments (Docker's rules).
+
+    Returns the rest of the line (from the first word not starting ``--``, or
+    after a lone ``--``) and the flag words, quotes and ``\\`` escapes removed.
+    """
+    words: list[str] = []
+    pos = _skip_blanks(line, 0)
+    while pos < len(line):
+        if not line.startswith("--", pos):
+            return line[pos:], words
+        word, quoted, pos = _scan_word(line, pos, "\\", keep=False)
+        if word == "--":
+            return line[pos:], words
+        if quoted or word:
+            words.append(word)
+        pos = _skip_blanks(line, pos)
     return "", words
 
 
 def _parse_words(rest: str, escape: str) -> list[str]:
     """Docker's ``parseWords``: split on blanks, keeping quotes and escapes in the words."""
     words: list[str] = []
-    in_spaces, in_word, in_quote = 0, 1, 2
-    phase = in_spaces
-    word = ""
-    quote = ""
-    blank_ok = False
-    pos = 0
-    n = len(rest)
-    while pos <= n:
-        ch = rest[pos] if pos < n else ""
-        if phase == in_spaces:
-            if pos == n:
-                break
-            if _is_space(ch):
-                pos += 1
-                continue
-            phase = in_word
-        if phase in (in_word, in_quote) and pos == n:
-            if blank_ok or word:
-                words.append(word)
-            break
-        if phase == in_word:
-            if _is_space(ch):
-                phase = in_spaces
-                if blank_ok or word:
-                    words.append(word)
-                word = ""
-                blank_ok = False
-                pos += 1
-                continue
-            if ch in ("'", '"'):
-                quote = ch
-                blank_ok = True
-                phase = in_quote
-            if ch == escape:
-                if pos + 1 == n:
-                    pos += 1
-                    continue
-                word += ch
-                pos += 1
-                ch = rest[pos]
-            word += ch
-            pos += 1
-            continue
-        if ch == quote:
-            phase = in_word
-        if ch == escape and quote != "'":
-            if pos + 1 == n:
-                phase = in_word
-                pos += 1
-                continue
-            pos += 1
-            word += ch
-            ch = rest[pos]
-        word += ch
-        pos += 1
+    pos = _skip_blanks(rest, 0)
+    while pos < len(rest):
+        word, quoted, pos = _scan_word(rest, pos, escape, keep=True)
+        if quoted or word:
+            words.append(word)
+        pos = _skip_blanks(rest, pos)
     return words
 
 

@@ -22,6 +22,7 @@ from enginekit.dockerfile import (
     expand,
     parse,
 )
+from enginekit.dockerparse import _extract_flags, _parse_words
 from enginekit.errors import InvalidSpec
 
 PATH = f"PATH={DEFAULT_PATH}"
@@ -671,3 +672,53 @@ def test_import_pulls_in_no_engine_library() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# =========================================================================== the word scanner
+# One scanner reads both the leading --flag words and the words of ARG/ENV/LABEL;
+# the two differ only where Docker's two readers differ.
+
+
+@pytest.mark.parametrize(
+    ("line", "rest", "flags"),
+    [
+        ('--chown="a b" x /', "x /", ["--chown=a b"]),
+        ("--chown=a\\ b x /", "x /", ["--chown=a b"]),
+        # In a flag the escape works inside single quotes too, and quotes are removed.
+        ("--chown='a\\'b' x /", "x /", ["--chown=a'b"]),
+        ("--x=''  y", "y", ["--x="]),
+        ("  --from=b\t/a /a", "/a /a", ["--from=b"]),
+        # A lone -- ends the flags; what follows is the rest, blanks and all.
+        ("--a -- --b c", " --b c", ["--a"]),
+        ("--a --", "", ["--a"]),
+        # A word not starting with -- ends them, even a lone escape character.
+        ("--a \\", "\\", ["--a"]),
+        ("--a\\", "", ["--a"]),
+        ("-x --a", "-x --a", []),
+        ("", "", []),
+    ],
+)
+def test_flag_words(line: str, rest: str, flags: list[str]) -> None:
+    assert _extract_flags(line) == (rest, flags)
+
+
+@pytest.mark.parametrize(
+    ("text", "backslash", "backtick"),
+    [
+        ("a=\"x y\" b='c\\ d'", ['a="x y"', "b='c\\ d'"], ['a="x y"', "b='c\\ d'"]),
+        ("a\\ b", ["a\\ b"], ["a\\", "b"]),
+        ("a`  b", ["a`", "b"], ["a` ", "b"]),
+        # An escape character at the very end is dropped; an empty quoted word is kept.
+        ("a \\", ["a"], ["a", "\\"]),
+        ("'' x", ["''", "x"], ["''", "x"]),
+        # Nothing is escaped inside single quotes; in double quotes the escape stays.
+        ("'a\\'", ["'a\\'"], ["'a\\'"]),
+        ('"a\\"b"', ['"a\\"b"'], ['"a\\"b"']),
+        (" \t ", [], []),
+    ],
+)
+def test_words_keep_quotes_and_escapes(
+    text: str, backslash: list[str], backtick: list[str]
+) -> None:
+    assert _parse_words(text, "\\") == backslash
+    assert _parse_words(text, "`") == backtick
