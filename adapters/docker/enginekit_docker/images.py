@@ -15,7 +15,7 @@ from enginekit.toolkit.driver import ProgressCallback
 from enginekit.toolkit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec, NotFound
 from enginekit.toolkit.http import Response
 from enginekit.toolkit.models import BuildRequest, Image
-from enginekit.toolkit.references import named_registry
+from enginekit.toolkit.references import Reference
 
 from . import convert
 from .api import Api, label_filters
@@ -33,12 +33,10 @@ _NO_AUTH = base64.b64encode(b"{}").decode("ascii")
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
-    """``name:tag`` -> (name, tag); the tag is after the last ``:`` past the last ``/``."""
-    slash = ref.rfind("/")
-    colon = ref.rfind(":")
-    if colon > slash:
-        return ref[:colon], ref[colon + 1 :]
-    return ref, "latest"
+    """``name:tag`` -> (name, tag), ``name`` -> (name, ``latest``), the name as
+    Docker shows it (``docker.io/library/`` left out)."""
+    parsed = Reference.parse(ref)
+    return parsed.familiar_name, parsed.tag or "latest"
 
 
 class ImageOps(Api):
@@ -324,10 +322,6 @@ class ImageOps(Api):
         return list(images.values())
 
     def image_pull(self, ref: str) -> Image:
-        # A name without a registry would be looked for on Docker Hub: only
-        # registries a reference names are asked.
-        if named_registry(ref) is None:
-            raise ImageNotFound(f"docker pull: {ref} names no registry (give registry/name:tag)")
         repo, tag = _split_ref(ref)
         with map_errors("pull"):
             resp = self._request(
@@ -346,10 +340,6 @@ class ImageOps(Api):
         return self.image_inspect(ref)
 
     def image_push(self, ref: str) -> None:
-        # Docker would push a name without a registry to Docker Hub: refused
-        # before anything is asked, as an id is.
-        if named_registry(ref) is None:
-            raise InvalidSpec(f"docker push: {ref} names no registry (give registry/name:tag)")
         self.image_inspect(ref)  # ImageNotFound before anything is sent
         repo, tag = _split_ref(ref)
         with map_errors("push"):
@@ -386,4 +376,7 @@ def _matches_name(tag: str, name: str) -> bool:
     """``name`` keeps tags of repository ``name``; ``name:tag`` that tag only."""
     if name.rfind(":") > name.rfind("/"):
         return tag == name
-    return _split_ref(tag)[0] == name
+    try:
+        return _split_ref(tag)[0] == name
+    except InvalidSpec:  # a name another client gave that enginekit would refuse
+        return False
