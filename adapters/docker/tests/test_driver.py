@@ -470,12 +470,3 @@ def test_image_remove_in_use(driver: DockerDriver, image: str, make: Make) -> No
     with pytest.raises(Conflict):
         driver.image_remove(img.id)
     driver.image_remove(tag, force=True)
-
-
-def test_pull_and_push_of_a_name_without_registry_ask_nobody(tmp_path: Path) -> None:
-    d = connect(f"unix://{tmp_path}/no.sock")  # nothing listens: any call would fail
-    for ref in ("busybox:latest", "library/busybox:1", "sha256:" + "a" * 64, "a" * 12):
-        with pytest.raises(ImageNotFound, match="names no registry"):
-            d.image_pull(ref)
-        with pytest.raises(InvalidSpec, match="names no registry"):
-            d.image_push(ref)  # Docker would push a bare name to Docker Hub
