@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from enginekit.toolkit import archives, refusals
+from enginekit.toolkit import refusals
 from enginekit.toolkit.driver import Capability
 from enginekit.toolkit.errors import (
     Conflict,
@@ -344,6 +344,8 @@ class DockerDriver(ExecOps, ImageOps):
         # refuses a link whose text climbs out of ``path`` ("invalid symlink"):
         # such a tar goes to an ancestor folder, its names prefixed with the way down.
         resolve = functools.partial(self._real_folder, id)
+        from enginekit.toolkit import archives  # not on every start-up: it is heavy
+
         with archives.from_ancestor(path, data, resolve) as sent, map_errors("put archive"):
             where, body = sent
             self._call(
