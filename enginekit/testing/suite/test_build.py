@@ -1,11 +1,10 @@
 """``engine.images.build``: every Dockerfile instruction of CONTRACT.md, the
-resulting ``Image``, a container run from it, ``target``, ``.dockerignore``,
-live progress, failing steps and sources that escape the context."""
+resulting ``Image``, a container run from it, ``target``, ``.dockerignore`` and
+live progress (failing builds and refused inputs: test_build_failures.py)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import threading
@@ -19,14 +18,12 @@ import attrs
 import pytest
 
 from enginekit.capabilities import Capability
-from enginekit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec
+from enginekit.errors import BuildFailed, InvalidSpec
 
 from ._runs import (
     go_arch,
-    new_objects,
     remove_image_quietly,
     run_to_end,
-    snapshot,
     utc_now,
     write_tar,
 )
@@ -161,6 +158,22 @@ class Built:
     finished: Any
     labels: dict[str, str]
 
+    @property
+    def run_labels(self) -> dict[str, str]:
+        """The run's own label, for the containers the tests run from the image."""
+        return {k: v for k, v in self.labels.items() if k.startswith("enginekit.test.run")}
+
+
+@contextlib.contextmanager
+def _built(
+    engine: Engine, context: Path, tag: str, labels: dict[str, str], **kw: Any
+) -> Iterator[Image]:
+    """The image of a build, removed when the block ends (however it ends)."""
+    try:
+        yield engine.images.build(str(context), tag=tag, labels=labels, **kw)
+    finally:
+        remove_image_quietly(engine, tag)
+
 
 def _rich_context(root: Path, busybox: Path, run_id: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -258,13 +271,12 @@ class TestBuildInstructions:
         assert dict(rich.image.config.labels) == expected
 
     def test_container_sees_what_was_built(self, engine: Engine, rich: Built) -> None:
-        labels = {k: v for k, v in rich.labels.items() if k.startswith("enginekit.test.run")}
         res = run_to_end(
             engine,
             rich.tags[0],
             [INSPECT_SCRIPT],
             entrypoint=["/bin/sh", "-c"],
-            labels=labels,
+            labels=rich.run_labels,
         )
         assert res.stderr == b""
         assert res.stdout.decode() == EXPECTED_INSPECT.decode()
@@ -272,8 +284,7 @@ class TestBuildInstructions:
 
     def test_container_carries_the_image_labels(self, engine: Engine, rich: Built) -> None:
         # As `docker run`: a container's labels are its image's, with the spec's on top.
-        labels = {k: v for k, v in rich.labels.items() if k.startswith("enginekit.test.run")}
-        own = {**labels, "ekt.only-on-container": "yes"}
+        own = {**rich.run_labels, "ekt.only-on-container": "yes"}
         c = engine.containers.create(rich.tags[0], ["true"], labels=own)
         try:
             expected = {**EXPECTED_LABELS_FROM_FILE, **rich.labels, **own}
@@ -283,10 +294,9 @@ class TestBuildInstructions:
             engine.containers.remove(c, force=True)
 
     def test_entrypoint_and_cmd(self, engine: Engine, rich: Built) -> None:
-        labels = {k: v for k, v in rich.labels.items() if k.startswith("enginekit.test.run")}
-        default = run_to_end(engine, rich.tags[1], None, labels=labels)
+        default = run_to_end(engine, rich.tags[1], None, labels=rich.run_labels)
         assert (default.exit_code, default.stdout, default.stderr) == (0, b"entry cmd-arg\n", b"")
-        override = run_to_end(engine, rich.tags[1], ["x y", "z"], labels=labels)
+        override = run_to_end(engine, rich.tags[1], ["x y", "z"], labels=rich.run_labels)
         assert (override.exit_code, override.stdout, override.stderr) == (0, b"entry x y z\n", b"")
 
     def test_intermediate_stages_not_listed(self, engine: Engine, rich: Built) -> None:
@@ -327,10 +337,9 @@ class TestBuildTarget:
         ctx = _rich_context(tmp_path / "ctx", busybox_path, enginekit_run.run_id)
         mark = uuid.uuid4().hex
         tag = f"ekt-{enginekit_run.run_id}-target:{mark[:8]}"
-        image = engine.images.build(
-            str(ctx), tag=tag, target="builder", build_args={"STAGE_MARK": mark}, labels=labels
-        )
-        try:
+        with _built(
+            engine, ctx, tag, labels, target="builder", build_args={"STAGE_MARK": mark}
+        ) as image:
             assert image.tags == (tag,)
             assert image.config.user == "2345:2346"
             assert image.config.cmd == ("cat", "/built.txt")
@@ -351,8 +360,6 @@ class TestBuildTarget:
                 labels=labels,
             )
             assert (probe.exit_code, probe.stdout, probe.stderr) == (0, b"2345\n2346\n", b"")
-        finally:
-            remove_image_quietly(engine, tag)
 
 
 @pytest.mark.requires(Capability.BUILD)
@@ -373,14 +380,11 @@ class TestBuildFromLocalImage:
         ctx = build_context(dockerfile, busybox=False)
         tag = f"{make_name()}:derived"
         base = engine.images.get(base_image)
-        image = engine.images.build(str(ctx), tag=tag, labels=labels)
-        try:
+        with _built(engine, ctx, tag, labels) as image:
             assert image.id != base.id
             assert image.config.cmd == ("sh", "-c", "cat /derived.txt; id -u app")
             res = run_to_end(engine, tag, None, labels=labels)
             assert (res.exit_code, res.stdout, res.stderr) == (0, b"derived\n1000\n", b"")
-        finally:
-            remove_image_quietly(engine, tag)
 
     def test_user_by_uid(
         self,
@@ -392,155 +396,12 @@ class TestBuildFromLocalImage:
     ) -> None:
         ctx = build_context(f'FROM {base_image}\nUSER 1000\nCMD ["id", "-u"]\n', busybox=False)
         tag = f"{make_name()}:uid"
-        image = engine.images.build(str(ctx), tag=tag, labels=labels)
-        try:
+        with _built(engine, ctx, tag, labels) as image:
             assert image.config.user == "1000"
             res = run_to_end(engine, tag, None, labels=labels)
             assert (res.exit_code, res.stdout, res.stderr) == (0, b"1000\n", b"")
             named = run_to_end(engine, tag, ["sh", "-c", "id -un"], labels=labels)
             assert named.stdout == b"app\n"
-        finally:
-            remove_image_quietly(engine, tag)
-
-
-HOSTILE_KINDS = ("dotdot", "absolute", "symlink-absolute", "symlink-relative", "hardlink")
-
-
-def _hostile_tar(path: Path, kind: str, target: Path, victim: Path) -> Path:
-    """A tar with one member (or link + member) of ``kind`` trying to leave the
-    folder it is extracted into, towards ``target`` (a host folder) or
-    ``victim`` (a host file)."""
-    import io
-    import tarfile
-
-    escape = "../" * 30 + str(target).lstrip("/")
-
-    def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(data))
-
-    def add_link(tar: tarfile.TarFile, name: str, target_name: str, *, hard: bool) -> None:
-        info = tarfile.TarInfo(name)
-        info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
-        info.linkname = target_name
-        tar.addfile(info)
-
-    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
-        add_file(tar, "ok.txt", b"fine\n")
-        if kind == "dotdot":
-            add_file(tar, escape + "/pwned", b"x")
-        elif kind == "absolute":
-            add_file(tar, "/" + str(target).lstrip("/") + "/pwned", b"x")
-        elif kind == "symlink-absolute":
-            add_link(tar, "esc", str(target), hard=False)
-            add_file(tar, "esc/pwned", b"x")
-        elif kind == "symlink-relative":
-            add_link(tar, "esc", escape, hard=False)
-            add_file(tar, "esc/pwned", b"x")
-        elif kind == "hardlink":
-            add_link(tar, "hard", str(victim), hard=True)
-            add_file(tar, "hard", b"overwritten through a hard link\n")
-        else:
-            raise ValueError(kind)
-    return path
-
-
-@pytest.mark.requires(Capability.BUILD)
-class TestBuildArchiveSafety:
-    @pytest.mark.parametrize("kind", HOSTILE_KINDS)
-    def test_add_of_a_hostile_tar_never_writes_on_the_host(
-        self,
-        engine: Engine,
-        base_image: str,
-        build_context: Callable[..., Path],
-        make_name: Callable[..., str],
-        labels: dict[str, str],
-        tmp_path: Path,
-        kind: str,
-    ) -> None:
-        """ADD extracts a local tar inside the image only: members named with
-        ``..`` or absolute names, or reached through links, never land on the
-        host. The build may refuse the archive or keep it inside the image."""
-        target = tmp_path / "host-target"
-        target.mkdir()
-        victim = tmp_path / "victim.txt"
-        victim.write_text("original\n")
-        ctx = build_context(f"FROM {base_image}\nADD evil.tar /dst/\n", busybox=False)
-        _hostile_tar(ctx / "evil.tar", kind, target, victim)
-        tag = f"{make_name()}:hostile"
-        try:
-            engine.images.build(str(ctx), tag=tag, labels=labels)
-        except (InvalidSpec, BuildFailed):
-            pass
-        finally:
-            remove_image_quietly(engine, tag)
-            leaked = sorted(p.name for p in target.iterdir())
-        assert leaked == [], f"ADD wrote on the host: {leaked}"
-        assert victim.read_text() == "original\n"
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["host-target", "victim.txt"]
-
-    def test_copy_through_links_in_the_image_stays_in_the_image(
-        self,
-        engine: Engine,
-        base_image: str,
-        build_context: Callable[..., Path],
-        make_name: Callable[..., str],
-        labels: dict[str, str],
-        tmp_path: Path,
-    ) -> None:
-        """A link made by a RUN step names a path of the image, never of the
-        host: COPY, ADD and WORKDIR through it write inside the image."""
-        target = tmp_path / "host-target"
-        target.mkdir()
-        rel = "../" * 30 + str(target).lstrip("/")
-        ctx = build_context(
-            f"FROM {base_image}\n"
-            f"RUN ln -s '{target}' /abs-link && ln -s '{rel}' /rel-link\n"
-            "COPY f.txt /abs-link/\n"
-            "COPY f.txt /rel-link/copied-rel.txt\n"
-            "ADD t.tar /abs-link/\n"
-            f"WORKDIR /abs-link/wd\n"
-            "RUN echo from-run > made-by-run.txt\n",
-            {"f.txt": "copied\n"},
-            busybox=False,
-        )
-        write_tar(ctx / "t.tar", {"from-tar.txt": b"tar\n"})
-        tag = f"{make_name()}:links"
-        try:
-            try:
-                engine.images.build(str(ctx), tag=tag, labels=labels)
-            except (InvalidSpec, BuildFailed):
-                built = False
-            else:
-                built = True
-            leaked = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
-            assert leaked == [], f"the build wrote on the host: {leaked}"
-            if built:
-                # Starting containers whose working directory goes through the
-                # link (the image's, and one given in the spec) must not make
-                # it on the host either.
-                res = run_to_end(
-                    engine,
-                    tag,
-                    ["sh", "-c", f"cd '{target}' && find . | sort"],
-                    labels=labels,
-                )
-                with contextlib.suppress(EngineError):
-                    run_to_end(engine, tag, ["pwd"], labels=labels, workdir="/abs-link/spec-wd")
-                leaked = sorted(str(p.relative_to(target)) for p in target.rglob("*"))
-                assert leaked == [], f"running the image wrote on the host: {leaked}"
-                assert res.stdout.decode().split() == [
-                    ".",
-                    "./copied-rel.txt",
-                    "./f.txt",
-                    "./from-tar.txt",
-                    "./wd",
-                    "./wd/made-by-run.txt",
-                ], res
-        finally:
-            remove_image_quietly(engine, tag)
 
 
 @pytest.mark.requires(Capability.BUILD)
@@ -570,8 +431,7 @@ class TestBuildContextRules:
             busybox=False,
         )
         tag = f"{make_name()}:ignore"
-        engine.images.build(str(ctx), tag=tag, labels=labels)
-        try:
+        with _built(engine, ctx, tag, labels):
             res = run_to_end(
                 engine, tag, ["sh", "-c", "cd /ctx && find . -type f | sort"], labels=labels
             )
@@ -581,8 +441,6 @@ class TestBuildContextRules:
                 assert absent not in listed, (absent, listed)
             for present in ("./kept.txt", "./logs/keep.log", "./sub/deep/ok.txt"):
                 assert present in listed, (present, listed)
-        finally:
-            remove_image_quietly(engine, tag)
 
     def test_copy_of_an_ignored_file_fails(
         self,
@@ -627,9 +485,8 @@ class TestBuildProgress:
                 seen.append((time.monotonic(), line))
 
         tag = f"{make_name()}:progress"
-        engine.images.build(str(ctx), tag=tag, labels=labels, progress=progress)
-        returned = time.monotonic()
-        try:
+        with _built(engine, ctx, tag, labels, progress=progress):
+            returned = time.monotonic()
             hits = [t for t, line in seen if marker in line and "done-" not in line]
             # The RUN's own output line (the step header may quote the marker too).
             out_hits = [t for t, line in seen if line.strip() == marker] or hits
@@ -641,9 +498,10 @@ class TestBuildProgress:
                 f"({returned - out_hits[0]:.2f} s before)"
             )
             assert any(f"done-{marker}" in line for _, line in seen)
-        finally:
-            remove_image_quietly(engine, tag)
 
+
+# --------------------------------------------------------------------------- fingerprints
+# (also used by test_build_failures and the reliability modules)
 
 FINGERPRINT = "ek-build-fingerprint"
 
@@ -689,170 +547,3 @@ def _left_behind(engine: Engine, mark: str) -> dict[str, list[str]]:
         "containers": sorted(c.id for c in engine.containers.list(all=True, labels=wanted)),
         "images": sorted(i.id for i in engine.images.list(labels=wanted)),
     }
-
-
-@pytest.mark.requires(Capability.BUILD)
-class TestBuildFailure:
-    def test_failing_step(
-        self,
-        engine: Engine,
-        build_context: Callable[..., Path],
-        make_name: Callable[..., str],
-        labels: dict[str, str],
-    ) -> None:
-        mark = uuid.uuid4().hex[:12]
-        step = f"RUN echo out-{mark}; echo err-{mark} >&2; exit 3"
-        ctx = build_context(
-            _fingerprinted(
-                "FROM scratch\n"
-                "COPY busybox /bin/busybox\n"
-                'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-                f"{step}\n"
-                "RUN echo never\n",
-                mark,
-            )
-        )
-        tag = f"{make_name()}:fails"
-        before = snapshot(engine)
-        with pytest.raises(BuildFailed) as info:
-            engine.images.build(str(ctx), tag=tag, labels=labels)
-        exc = info.value
-        assert exc.step is not None and "RUN" in exc.step and "exit 3" in exc.step, exc.step
-        assert exc.exit_code == 3
-        assert f"out-{mark}" in exc.output, exc.output
-        assert f"err-{mark}" in exc.output, exc.output
-        assert "never" not in exc.output
-        assert not engine.images.exists(tag)
-        with pytest.raises(ImageNotFound):
-            engine.images.get(tag)
-        assert _left_behind(engine, mark) == {"containers": [], "images": []}
-        # What else appeared meanwhile (other clients of a shared engine may add
-        # objects): nothing of it may come from this build.
-        appeared = new_objects(engine, before)
-        assert _ours(engine, appeared, mark) == [], appeared
-
-    def test_failing_exec_form_step_in_an_earlier_stage(
-        self,
-        engine: Engine,
-        build_context: Callable[..., Path],
-        make_name: Callable[..., str],
-        labels: dict[str, str],
-    ) -> None:
-        mark = uuid.uuid4().hex[:12]
-        step = f'RUN ["/bin/sh", "-c", "echo exec-{mark}; exit 5"]'
-        ctx = build_context(
-            _fingerprinted(
-                "FROM scratch AS first\n"
-                "COPY busybox /bin/busybox\n"
-                'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-                f"{step}\n"
-                "FROM scratch\n"
-                "COPY --from=first /bin/busybox /bin/busybox\n",
-                mark,
-            )
-        )
-        tag = f"{make_name()}:fails-early"
-        before = snapshot(engine)
-        with pytest.raises(BuildFailed) as info:
-            engine.images.build(str(ctx), tag=tag, labels=labels)
-        exc = info.value
-        assert exc.step is not None and "RUN" in exc.step and "exit 5" in exc.step, exc.step
-        assert exc.exit_code == 5
-        assert f"exec-{mark}" in exc.output, exc.output
-        assert not engine.images.exists(tag)
-        assert _left_behind(engine, mark) == {"containers": [], "images": []}
-        # What else appeared meanwhile (other clients of a shared engine may add
-        # objects): nothing of it may come from this build.
-        appeared = new_objects(engine, before)
-        assert _ours(engine, appeared, mark) == [], appeared
-
-
-def _escape_cases() -> list[tuple[str, dict[str, Any]]]:
-    return [
-        ("copy-parent", {"dockerfile_text": "FROM scratch\nCOPY ../outside.txt /x\n"}),
-        (
-            "copy-parent-cleaned",
-            {"dockerfile_text": "FROM scratch\nCOPY sub/../../outside.txt /x\n"},
-        ),
-        ("add-parent", {"dockerfile_text": "FROM scratch\nADD ../outside.txt /x\n"}),
-        ("copy-absolute", {"dockerfile_text": "FROM scratch\nCOPY /etc/passwd /x\n"}),
-        (
-            "copy-symlink-file",
-            {"dockerfile_text": "FROM scratch\nCOPY link /x\n", "link": ("link", "/etc/passwd")},
-        ),
-        (
-            "copy-symlink-relative",
-            {"dockerfile_text": "FROM scratch\nCOPY rel /x\n", "link": ("rel", "../outside.txt")},
-        ),
-        (
-            "copy-through-symlinked-dir",
-            {
-                "dockerfile_text": "FROM scratch\nCOPY etcdir/passwd /x\n",
-                "link": ("etcdir", "/etc"),
-            },
-        ),
-        (
-            "copy-symlinked-dir",
-            {"dockerfile_text": "FROM scratch\nCOPY etcdir /x\n", "link": ("etcdir", "/etc")},
-        ),
-        (
-            "dockerfile-outside",
-            {"dockerfile_text": "FROM scratch\n", "dockerfile": "../Dockerfile.outside"},
-        ),
-        ("dockerfile-absolute-outside", {"dockerfile_text": "FROM scratch\n", "dockerfile": "ABS"}),
-        (
-            "dockerfile-missing",
-            {"dockerfile_text": "FROM scratch\n", "dockerfile": "Nope.dockerfile"},
-        ),
-        ("missing-context", {"dockerfile_text": "FROM scratch\n", "context": "missing"}),
-        ("syntax-unknown-instruction", {"dockerfile_text": "FROM scratch\nBOGUS thing\n"}),
-        ("syntax-no-from", {"dockerfile_text": "COPY busybox /bin/busybox\n"}),
-        ("syntax-from-without-image", {"dockerfile_text": "FROM\n"}),
-        ("syntax-copy-without-destination", {"dockerfile_text": "FROM scratch\nCOPY busybox\n"}),
-    ]
-
-
-@pytest.mark.requires(Capability.BUILD)
-class TestBuildRefusals:
-    """Inputs refused with ``InvalidSpec`` before anything is built."""
-
-    @pytest.mark.parametrize(
-        ("case", "params"), _escape_cases(), ids=[c for c, _ in _escape_cases()]
-    )
-    def test_refused_before_building(
-        self,
-        engine: Engine,
-        tmp_path: Path,
-        busybox_path: Path,
-        make_name: Callable[..., str],
-        labels: dict[str, str],
-        case: str,
-        params: dict[str, Any],
-    ) -> None:
-        ctx = tmp_path / "ctx"
-        ctx.mkdir()
-        (ctx / "sub").mkdir()
-        shutil.copy2(busybox_path, ctx / "busybox")
-        mark = uuid.uuid4().hex[:12]
-        (ctx / "Dockerfile").write_text(_fingerprinted(params["dockerfile_text"], mark))
-        (tmp_path / "outside.txt").write_text("outside the context\n")
-        (tmp_path / "Dockerfile.outside").write_text("FROM scratch\nCOPY busybox /b\n")
-        if "link" in params:
-            name, target = params["link"]
-            os.symlink(target, ctx / name)
-        dockerfile = params.get("dockerfile", "Dockerfile")
-        if dockerfile == "ABS":
-            dockerfile = str(tmp_path / "Dockerfile.outside")
-        context = tmp_path / "missing" if params.get("context") == "missing" else ctx
-        tag = f"{make_name()}:refused"
-        before = snapshot(engine)
-        with pytest.raises(InvalidSpec) as info:
-            engine.images.build(str(context), dockerfile=dockerfile, tag=tag, labels=labels)
-        assert isinstance(info.value, ValueError)
-        assert "outside the context\n" not in str(info.value)
-        assert not engine.images.exists(tag)
-        assert _left_behind(engine, mark) == {"containers": [], "images": []}
-        # What else appeared meanwhile (other clients of a shared engine may add
-        # objects): nothing of it may come from this build.
-        appeared = new_objects(engine, before)
-        assert _ours(engine, appeared, mark) == [], appeared
