@@ -15,7 +15,6 @@ container is an ordinary label.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 __all__ = ["NAME_LABEL", "engine_name", "is_mapped", "user_view"]
@@ -33,6 +32,8 @@ def engine_name(name: str) -> str:
     """The Docker name for ``name``: itself, or the mapped name of a one-character one."""
     if not is_mapped(name):
         return name
+    import hashlib  # rarely needed: not on every start-up
+
     digest = hashlib.sha256(f"enginekit container name {name}".encode()).hexdigest()
     return name + _MARK + digest
 
