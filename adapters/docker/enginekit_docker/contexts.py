@@ -35,7 +35,6 @@ address and a context's name: paths read ``~/.docker/...`` or
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -145,6 +144,8 @@ def _config_dir(env: Mapping[str, str]) -> tuple[Path, str]:
 
 def context_id(name: str) -> str:
     """The directory a context is stored in: the SHA-256 of its name, in hex."""
+    import hashlib  # only for a named context: not on every start-up
+
     return hashlib.sha256(name.encode()).hexdigest()
 
 
