@@ -7,12 +7,13 @@ of any blob) and writes an OCI manifest for it around the very same config
 blob: an image pulled here keeps the id it has on the registry, whether it was
 pushed as an OCI or a Docker image.
 
-Only a registry the reference names is asked: a name without one (``app:1``,
-which Docker would look for on Docker Hub) is not pulled (``ImageNotFound``)
-nor pushed (``InvalidSpec``). As Docker does, a registry on a loopback address
-(``localhost``, ``127.*``, ``[::1]``) is spoken to over plain HTTP without TLS
-verification; any other over verified HTTPS. Nothing is sent anywhere but the registry the reference
-names. Credentials are not handled here (``skopeo``'s own auth files apply).
+References come checked by the core (which refuses a pull or push of a name
+naming no registry) and are read by :class:`~enginekit.reference.Reference`:
+``docker://`` gets the qualified name. As Docker does, a registry on a
+loopback address (``localhost``, 127.0.0.0/8, in any case) is spoken to over
+plain HTTP without TLS verification; any other over verified HTTPS. Nothing
+is sent anywhere but the registry the reference names. Credentials are not
+handled here (``skopeo``'s own auth files apply).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from enginekit.errors import EngineError, ImageNotFound, InvalidSpec
 from enginekit.models import Image
-from enginekit.ociarchive import familiar_name, qualified_name
+from enginekit.toolkit.references import Reference
 
 from .oci import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Layout, ToolError, id_ref, run_tool
 
 if TYPE_CHECKING:
     from .images import ImageStore
 
-__all__ = ["named_registry", "pull", "push", "registry_host"]
+__all__ = ["pull", "push"]
 
 _OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 _OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
@@ -47,31 +48,13 @@ _NOT_FOUND = ("manifest unknown", "name unknown", "not found", "404")
 _TIMEOUT = 600.0
 
 
-def registry_host(ref: str) -> str:
-    """The registry a ``name:tag`` lives in (``docker.io`` when none is named)."""
-    return qualified_name(ref).split("/", 1)[0]
-
-
-def named_registry(ref: str) -> str | None:
-    """The registry ``ref`` itself names (``127.0.0.1:5000/app:1`` -> ``127.0.0.1:5000``);
-    None for a name without one (``app:1``) and for an id."""
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
-        return first
-    return None
-
-
-def _tls_flag(ref: str, side: str) -> list[str]:
-    host = registry_host(ref)
-    host = host[: host.index("]") + 1] if host.startswith("[") else host.split(":")[0]
-    loopback = host in ("localhost", "[::1]") or host.startswith("127.")
-    return [f"--{side}-tls-verify={'false' if loopback else 'true'}"]
+def _tls_flag(ref: Reference, side: str) -> list[str]:
+    return [f"--{side}-tls-verify={'false' if ref.loopback else 'true'}"]
 
 
 def push(store: ImageStore, ref: str) -> None:
     """Push tag ``ref`` (``registry/name:tag``) to its registry."""
-    if named_registry(ref) is None:  # a local name or an id
-        raise InvalidSpec(f"{ref} names no registry (push takes registry/name:tag)")
+    target = Reference.parse(ref)
     with store.lock(exclusive=False):
         records = store._records()
         record = next((r for r in records.values() if ref in r.tags), None)
@@ -82,8 +65,8 @@ def push(store: ImageStore, ref: str) -> None:
             raise EngineError(f"image {record.id[7:19]} has no id entry in the layout")
         try:
             run_tool(
-                ["skopeo", "copy", "--quiet", "--retry-times", "0", *_tls_flag(ref, "dest"),
-                 source, f"docker://{qualified_name(ref)}"],
+                ["skopeo", "copy", "--quiet", "--retry-times", "0", *_tls_flag(target, "dest"),
+                 source, f"docker://{target}"],
                 what=f"push {ref}",
                 timeout=_TIMEOUT,
             )  # fmt: skip
@@ -113,14 +96,13 @@ def _oci_manifest(raw: dict[str, Any], dirpath: str) -> dict[str, Any]:
 
 def pull(store: ImageStore, ref: str) -> Image:
     """Pull ``ref`` (``registry/name:tag``) into the store, tagged ``ref``."""
-    if named_registry(ref) is None:
-        raise ImageNotFound(f"{ref} names no registry (pull takes registry/name:tag)")
+    source = Reference.parse(ref)
     with store.tempdir("pull-") as scratch:
         dirpath = os.path.join(scratch, "dir")
         try:
             run_tool(
-                ["skopeo", "copy", "--quiet", "--retry-times", "0", *_tls_flag(ref, "src"),
-                 f"docker://{qualified_name(ref)}", f"dir:{dirpath}"],
+                ["skopeo", "copy", "--quiet", "--retry-times", "0", *_tls_flag(source, "src"),
+                 f"docker://{source}", f"dir:{dirpath}"],
                 what=f"pull {ref}",
                 timeout=_TIMEOUT,
             )  # fmt: skip
@@ -144,4 +126,4 @@ def pull(store: ImageStore, ref: str) -> Image:
                 raise EngineError(f"pull of {ref}: blob {digest} does not match its digest")
             shutil.move(src, staging.blob_path(digest))
         manifest_digest, _ = staging.put_json(manifest)
-        return store.import_from(staging, manifest_digest, (familiar_name(ref),))
+        return store.import_from(staging, manifest_digest, (source.familiar,))
