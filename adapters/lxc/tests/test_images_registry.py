@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit_lxc import registry as registry_module
 from enginekit_lxc.build import build_image
 from enginekit_lxc.execute import execute
 from enginekit_lxc.images import ImageStore
 
-from enginekit.errors import ImageNotFound, InvalidSpec
+from enginekit.errors import ImageNotFound
 from enginekit.models import BuildRequest, Image, Stream
 
 RUN_ID = uuid.uuid4().hex[:10]
@@ -178,25 +177,30 @@ def test_pushed_by_docker_pulls_here_with_the_same_id(
     assert os.listdir(store.tmp_dir) == []
 
 
-def test_missing_images_and_untagged_pushes(
-    registry: str, store: ImageStore, ctx: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_images(registry: str, store: ImageStore) -> None:
+    # (A name naming no registry is refused by the core before the store is asked:
+    # tests/test_reference.py.)
     with pytest.raises(ImageNotFound):
         store.pull(f"{registry}/ek-lxc/never-pushed:{RUN_ID}")
     with pytest.raises(ImageNotFound):
         store.push(f"{registry}/ek-lxc/not-here:{RUN_ID}")
-    request = BuildRequest(context=str(ctx), tags=("ek-lxc-local:1",))
-    image = build_image(store, request, progress=None, execute=execute)
-    # A local name (Docker would go to Docker Hub) or an id: refused, no tool is run.
-    monkeypatch.setattr(registry_module, "run_tool", _no_tool)
-    for ref in (image.id, "ek-lxc-local:1"):
-        with pytest.raises(InvalidSpec, match="names no registry"):
-            store.push(ref)
-    for ref in ("busybox:latest", "library/busybox:1"):
-        with pytest.raises(ImageNotFound, match="names no registry"):
-            store.pull(ref)
     assert os.listdir(store.tmp_dir) == []
 
 
-def _no_tool(*args: object, **kwargs: object) -> None:
-    raise AssertionError("a registry was asked")
+@pytest.mark.parametrize(
+    ("ref", "verify"),
+    [
+        ("127.0.0.1:5000/a:1", "false"),
+        ("localhost:5000/a:1", "false"),
+        ("LOCALHOST:5000/a:1", "false"),  # host names are not case-sensitive
+        ("localhost/a", "false"),
+        ("registry.example:5000/a:1", "true"),
+        ("localhost.example.com/a", "true"),
+    ],
+)
+def test_loopback_registries_are_plain_http(ref: str, verify: str) -> None:
+    from enginekit_lxc.registry import _tls_flag
+
+    from enginekit.reference import Reference
+
+    assert _tls_flag(Reference.parse(ref), "src") == [f"--src-tls-verify={verify}"]
