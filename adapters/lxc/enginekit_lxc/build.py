@@ -54,7 +54,7 @@ from enginekit.buildcontext import dockerfile_path, resolve_context
 from enginekit.dockerfile import DEFAULT_SHELL, BuildState, Dockerfile, EvaluatedStage, Step, parse
 from enginekit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec, Unsupported
 from enginekit.models import BuildRequest, Image, Stream
-from enginekit.ociarchive import familiar_name
+from enginekit.toolkit.references import Reference
 
 from .buildfs import ContextSource, CopyError, RootfsSource, copy_sources, resolve_chown, scoped
 from .errors import ENGINE
@@ -217,9 +217,9 @@ def resolve_base(store: ImageStore, ref: str) -> str:
     """The id of a FROM / ``COPY --from`` image as written (``name``, ``name:tag``, id)."""
     candidates = [ref]
     with contextlib.suppress(InvalidSpec):
-        familiar = familiar_name(ref)
+        familiar = Reference.parse(ref).familiar
         candidates.append(familiar)
-        candidates.append(familiar.removeprefix("localhost/"))
+        candidates.append(familiar.removeprefix("localhost/"))  # as Podman names its own
     for candidate in dict.fromkeys(candidates):
         with contextlib.suppress(ImageNotFound):
             return store.resolve(candidate)
