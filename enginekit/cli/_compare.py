@@ -38,7 +38,8 @@ def _chosen(args: argparse.Namespace) -> list[str]:
 
 
 def _image_ref(ref: str) -> str:
-    return ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"
+    """The name a build is tagged with, as the engines show it (``app`` -> ``app:latest``)."""
+    return enginekit.Reference.parse(ref).familiar
 
 
 def _one(name: str, args: argparse.Namespace, run_id: str, index: int) -> dict[str, Any]:
