@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from .files import _replacing
 from .layers import _layers
 from .manifests import _index_entries, _oci_manifest
 from .media import MEDIA_OCI_INDEX, _blob_name, _json_bytes, _sha256
@@ -70,60 +68,39 @@ def _write_combined(
     cache: dict[str, ArchiveLayer] = {}
     resolved = [(image, _layers(source, image, verify=True, cache=cache)) for image in images]
     dest = os.path.abspath(dest)
-    fd, tmp = tempfile.mkstemp(prefix=".enginekit-", suffix=".tar.part", dir=os.path.dirname(dest))
     result: list[ArchiveImage] = []
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer = _TarWriter(fh)
-            writer.data("oci-layout", _json_bytes({"imageLayoutVersion": "1.0.0"}))
-            writer.directory("blobs/")
-            writer.directory("blobs/sha256/")
-            index: list[dict[str, Any]] = []
-            docker: list[dict[str, Any]] = []
-            for image, layers in resolved:
-                for src, layer in zip(image.layers, layers, strict=True):
-                    name = _blob_name(layer.digest)
-                    if not writer.has(name):
-                        with source.open(src.member) as blob:
-                            writer.stream(name, layer.size, blob)
-                writer.data(_blob_name(image.config_digest), image.config)
-                manifest = _oci_manifest(image, layers)
-                manifest_digest = _sha256(manifest)
-                writer.data(_blob_name(manifest_digest), manifest)
-                index.extend(_index_entries(manifest_digest, len(manifest), image.tags, ref_name))
-                docker.append(
-                    {
-                        "Config": _blob_name(image.config_digest),
-                        "RepoTags": list(image.tags),
-                        "Layers": [_blob_name(layer.digest) for layer in layers],
-                    }
-                )
-                result.append(
-                    ArchiveImage(
-                        id=image.config_digest,
-                        repo_tags=tuple(sorted(image.tags)),
-                        layers=layers,
-                        manifest_digest=manifest_digest,
-                    )
-                )
-            writer.data(
-                "index.json",
-                _json_bytes({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index}),
+    with _replacing(dest, suffix=".tar.part", keep_mode=True) as fh:
+        writer = _TarWriter(fh)
+        writer.data("oci-layout", _json_bytes({"imageLayoutVersion": "1.0.0"}))
+        writer.directory("blobs/")
+        writer.directory("blobs/sha256/")
+        index: list[dict[str, Any]] = []
+        docker: list[dict[str, Any]] = []
+        for image, layers in resolved:
+            for src, layer in zip(image.layers, layers, strict=True):
+                name = _blob_name(layer.digest)
+                if not writer.has(name):
+                    with source.open(src.member) as blob:
+                        writer.stream(name, layer.size, blob)
+            writer.data(_blob_name(image.config_digest), image.config)
+            manifest = _oci_manifest(image, layers)
+            manifest_digest = _sha256(manifest)
+            writer.data(_blob_name(manifest_digest), manifest)
+            index.extend(_index_entries(manifest_digest, len(manifest), image.tags, ref_name))
+            docker.append(
+                {
+                    "Config": _blob_name(image.config_digest),
+                    "RepoTags": list(image.tags),
+                    "Layers": [_blob_name(layer.digest) for layer in layers],
+                }
             )
-            writer.data("manifest.json", _json_bytes(docker))
-            writer.close()
-            fh.flush()
-            os.fsync(fh.fileno())
-        if os.path.exists(dest):
-            with contextlib.suppress(OSError):
-                shutil.copymode(dest, tmp)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            result.append(image.archived(layers, manifest_digest))
+        writer.data(
+            "index.json",
+            _json_bytes({"schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index}),
+        )
+        writer.data("manifest.json", _json_bytes(docker))
+        writer.close()
     return result
 
 
@@ -175,11 +152,8 @@ def read_index(path: str | os.PathLike[str], *, verify: bool = False) -> list[Ar
     with _open_archive(os.fspath(path)) as source:
         cache: dict[str, ArchiveLayer] = {}
         return [
-            ArchiveImage(
-                id=image.config_digest,
-                repo_tags=tuple(sorted(image.tags)),
-                layers=_layers(source, image, verify=verify, cache=cache),
-                manifest_digest=image.manifest_digest,
+            image.archived(
+                _layers(source, image, verify=verify, cache=cache), image.manifest_digest
             )
             for image in _parse(source)
         ]

@@ -7,12 +7,12 @@ import fcntl
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from ..errors import ImageNotFound, InvalidSpec
 from .combined import _default_ref_name, _write_combined
+from .files import _replacing
 from .layers import _layers
 from .manifests import _index_entries, _oci_manifest
 from .media import (
@@ -108,36 +108,18 @@ def _put_blob(blob_dir: str, digest: str, stream: IO[bytes]) -> None:
     target = os.path.join(blob_dir, digest.removeprefix("sha256:"))
     if os.path.isfile(target):
         return
-    fd, tmp = tempfile.mkstemp(prefix=".enginekit-", dir=blob_dir)
-    try:
-        hasher = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(_CHUNK):
-                hasher.update(chunk)
-                out.write(chunk)
+    hasher = hashlib.sha256()
+    with _replacing(target, sync=False) as out:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+            out.write(chunk)
         if "sha256:" + hasher.hexdigest() != digest:
             raise InvalidSpec(f"blob does not match its digest {digest}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _atomic_write(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".enginekit-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _replacing(path) as out:
+        out.write(data)
 
 
 def extract_to_layout(
@@ -193,14 +175,7 @@ def extract_to_layout(
                 manifest_digest = _sha256(manifest)
                 _put_blob(blob_dir, manifest_digest, io.BytesIO(manifest))
                 entries.extend(_index_entries(manifest_digest, len(manifest), image.tags, name_of))
-                result.append(
-                    ArchiveImage(
-                        id=image.config_digest,
-                        repo_tags=tuple(sorted(image.tags)),
-                        layers=layers,
-                        manifest_digest=manifest_digest,
-                    )
-                )
+                result.append(image.archived(layers, manifest_digest))
             new_refs = {
                 e["annotations"][ANNOTATION_REF_NAME] for e in entries if "annotations" in e
             }

@@ -18,6 +18,7 @@ from .media import (
     _load_json,
     _sha256,
 )
+from .models import ArchiveImage, ArchiveLayer
 from .names import _name_from_annotations, familiar_name
 from .source import _clean_member, _read_small, _Source
 
@@ -39,6 +40,17 @@ class _ImageSrc:
     tags: list[str] = attrs.field(factory=list)
     manifest: bytes | None = None  # an OCI manifest to reuse as is, when it still holds
     manifest_digest: str | None = None
+
+    def archived(
+        self, layers: tuple[ArchiveLayer, ...], manifest_digest: str | None
+    ) -> ArchiveImage:
+        """The image as the caller is told of it: id, tags sorted, layers, manifest digest."""
+        return ArchiveImage(
+            id=self.config_digest,
+            repo_tags=tuple(sorted(self.tags)),
+            layers=layers,
+            manifest_digest=manifest_digest,
+        )
 
 
 def _parse_config(data: bytes, what: str) -> list[str]:
