@@ -17,9 +17,8 @@ import os
 import urllib.parse
 from typing import Any
 
-from enginekit.endpoints import Endpoint, redact
-from enginekit.errors import InvalidSpec
-from enginekit.tls import check_plain_tcp
+from enginekit.toolkit.errors import InvalidSpec
+from enginekit.toolkit.hosts import Endpoint, check_plain_tcp, redact
 
 from . import connections, remote
 from .driver import DEFAULT_ADDRESS, HINT, PodmanDriver

@@ -1,70 +1,59 @@
-"""Plumbing shared by the driver's parts: the transport, JSON calls, lookups."""
+"""Plumbing shared by the driver's parts: the HTTP driver base
+(:class:`enginekit.toolkit.http.HttpDriver`) under the libpod API agreed for
+the connection, what libpod's answers mean, lookups."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from email.message import Message
 from typing import Any
 
-from enginekit.errors import (
-    ContainerNotFound,
+from enginekit.toolkit.driver import label_filters
+from enginekit.toolkit.errors import (
     EngineError,
     EngineTimeout,
     EngineUnavailable,
     ImageNotFound,
     NotFound,
 )
-from enginekit.transport import Dialer, Response, Transport
+from enginekit.toolkit.http import HttpDriver, quote
+from enginekit.toolkit.time import unix_nanos
 
 from . import convert
-from .errors import (
-    check,
-    map_errors,
-    message_of,
-    process_vanished,
-)
+from .errors import error_for, process_vanished
 from .host import Host, host_from_info
 from .versions import Negotiated, negotiate
 
-__all__ = ["DEFAULT_ADDRESS", "HINT", "Base", "labels_match", "quote"]
+__all__ = ["DEFAULT_ADDRESS", "HINT", "Base", "quote"]
 
 DEFAULT_ADDRESS = "unix:///run/podman/podman.sock"
 HINT = (
     "start it with `podman system service --time=0 unix:///run/podman/podman.sock` "
     "(or `bash scripts/setup-engines.sh`)"
 )
-_LIST_WORKERS = 8
-
-
-def quote(value: str) -> str:
-    """``value`` as one URL path segment."""
-    return urllib.parse.quote(value, safe="")
-
 
 _q = quote
 
 
-class Base:
+class Base(HttpDriver[Negotiated]):
     """The connection and the calls every part of the driver makes."""
 
     name = "podman"
+    hint = HINT
+    ping_timeout = 10.0
 
     def __init__(
-        self, address: str = DEFAULT_ADDRESS, *, pool_size: int = 8, dialer: Dialer | None = None
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        pool_size: int = 8,
+        dialer: Any = None,
     ) -> None:
-        self.address = address
-        self._transport = Transport(address, hint=HINT, pool_size=pool_size, dialer=dialer)
+        super().__init__(address, pool_size=pool_size, dialer=dialer)
         self._lock = threading.Lock()
-        # Asked once, on first need (never in the constructor): the libpod
-        # API spoken on this connection and the engine's host.
-        self._version_lock = threading.Lock()
-        self._host_lock = threading.Lock()
-        self._negotiated: Negotiated | None = None
-        self._host: Host | None = None
         self._oom_cache: dict[tuple[str, dt.datetime | None], bool] = {}
         # When this driver last sent a container a stop or a signal (libpod
         # does not always record a `stop` event).
@@ -72,62 +61,27 @@ class Base:
         # (image id, working directory) -> (existing part, resolved; missing parts)
         self._workdirs: dict[tuple[str, str], tuple[str, list[str]]] = {}
 
-    @property
-    def transport(self) -> Transport:
-        """The HTTP transport (engine-specific extra, not part of the portable API)."""
-        return self._transport
-
     # -- version and host, once per connection -------------------------------
-    def _ping_response(self) -> Response:
-        """``GET /_ping`` (never versioned); EngineUnavailable unless it answers 200."""
-        try:
-            resp = self._transport.request("GET", "/_ping", timeout=10)
-            body = resp.read()
-        except EngineUnavailable:
-            raise
-        except EngineError as exc:
-            raise EngineUnavailable(
-                f"podman did not answer ({exc})", address=self.address, hint=HINT
-            ) from exc
-        if resp.status != 200:
-            raise EngineUnavailable(
-                f"podman answered /_ping with HTTP {resp.status} ({message_of(body)})",
-                address=self.address,
-                hint=HINT,
-            )
-        return resp
+    def _negotiate(self, ping: Message) -> Negotiated:
+        return negotiate(ping, address=self.address, hint=HINT)
 
-    def _adopt(self, resp: Response) -> Negotiated:
-        """The version agreed from a ``/_ping`` answer (the first one wins)."""
-        agreed = negotiate(resp.headers, address=self.address, hint=HINT)
-        with self._version_lock:
-            if self._negotiated is None:
-                self._negotiated = agreed
-            return self._negotiated
+    def _path(self, path: str) -> str:
+        return self._api().prefix + path
 
-    def _api(self) -> Negotiated:
-        """The libpod API of this connection, agreed on the first request (one
-        ``/_ping``, however many threads ask at once)."""
-        agreed = self._negotiated
-        if agreed is not None:
-            return agreed
-        with self._version_lock:
-            if self._negotiated is None:
-                resp = self._ping_response()
-                self._negotiated = negotiate(resp.headers, address=self.address, hint=HINT)
-            return self._negotiated
+    def _error(
+        self, status: int, message: str, *, operation: str, missing: type[NotFound]
+    ) -> EngineError:
+        return error_for(status, message or "no message", missing=missing)
 
     def _host_info(self) -> Host:
         """The engine's host (cgroups, rootless, memory), read once from ``/info``."""
-        host = self._host
-        if host is not None:
-            return host
-        with self._host_lock:
-            if self._host is None:
-                data = self._json("GET", "/info", what="info")
-                with map_errors("info"):
-                    self._host = self._make_host(data)
-            return self._host
+
+        def ask() -> Host:
+            data = self._json("GET", "/info", operation="info")
+            with self._map_errors("info"):
+                return self._make_host(data)
+
+        return self._once("host", ask)
 
     def _make_host(self, data: Mapping[str, Any]) -> Host:
         """The host an ``/info`` answer describes (a remote driver adds what its host says)."""
@@ -136,44 +90,16 @@ class Base:
     def _remember_host(self, data: Mapping[str, Any]) -> Host:
         """The host as an ``/info`` answer describes it (kept if none was yet)."""
         host = self._make_host(data)
-        with self._host_lock:
-            if self._host is None:
-                self._host = host
+        self._once("host", lambda: host)
         return host
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Response:
-        return self._transport.request(method, self._api().prefix + path, **kwargs)
-
-    def _json(
-        self,
-        method: str,
-        path: str,
-        *,
-        missing: type[NotFound] = ContainerNotFound,
-        what: str = "",
-        **kwargs: Any,
-    ) -> Any:
-        with map_errors(what or f"{method} {path}"):
-            resp = self._request(method, path, **kwargs)
-            check(resp, missing=missing)
-            return resp.json()
-
-    def _call(
-        self, method: str, path: str, *, missing: type[NotFound] = ContainerNotFound, **kw: Any
-    ) -> int:
-        """A request whose body does not matter; returns the status (2xx or 304)."""
-        with map_errors(f"{method} {path}"):
-            resp = self._request(method, path, **kw)
-            check(resp, missing=missing)
-            resp.read()
-            return resp.status
-
-    def _list(self, path: str, params: Mapping[str, Any], what: str) -> Any:
+    # -- lists and lookups ---------------------------------------------------------
+    def _list(self, path: str, params: Mapping[str, Any], operation: str) -> Any:
         """A list endpoint, read again when it fails because an object went
         away while it was being listed (another client at work)."""
         for attempt in range(5):
             try:
-                return self._json("GET", path, params=params, what=what)
+                return self._json("GET", path, params=params, operation=operation)
             except (EngineUnavailable, EngineTimeout):
                 raise
             except EngineError:
@@ -184,11 +110,32 @@ class Base:
                 time.sleep(0.05 * (attempt + 1))
         return []  # pragma: no cover
 
-    def _map_parallel(self, keys: list[str], fn: Callable[[str], Any]) -> list[Any]:
-        if len(keys) <= 2:
-            return [fn(k) for k in keys]
-        with ThreadPoolExecutor(max_workers=min(_LIST_WORKERS, len(keys))) as pool:
-            return list(pool.map(fn, keys))
+    def _container_ids(
+        self,
+        *,
+        all: bool,
+        labels: Mapping[str, str | None] | None,
+        name: str | None,
+    ) -> Sequence[str]:
+        """One ``GET /containers/json``, oldest first; an exact name picked here."""
+        filters: dict[str, list[str]] = {}
+        if labels:
+            filters["label"] = label_filters(labels)
+        if not all:
+            # libpod's list without `all` leaves paused containers out.
+            filters["status"] = ["running", "paused"]
+        params: dict[str, Any] = {"all": True}
+        if filters:
+            params["filters"] = filters
+        rows = self._list("/containers/json", params, "container list")
+        with self._map_errors("container list"):
+            rows = [
+                r
+                for r in rows or ()
+                if name is None or name in [str(n).lstrip("/") for n in r.get("Names") or ()]
+            ]
+            rows.sort(key=lambda r: (_created(r.get("Created")), str(r["Id"])))
+            return [str(r["Id"]) for r in rows]
 
     def _image_raw(self, ref: str) -> dict[str, Any]:
         return self._image_lookup(ref)[0]
@@ -202,7 +149,12 @@ class Base:
         last: NotFound | None = None
         for cand in convert.engine_image_candidates(ref):
             try:
-                data = self._json("GET", f"/images/{_q(cand)}/json", missing=ImageNotFound)
+                data = self._json(
+                    "GET",
+                    f"/images/{_q(cand)}/json",
+                    operation="image inspect",
+                    missing=ImageNotFound,
+                )
             except NotFound as exc:
                 last = exc
                 continue
@@ -211,24 +163,19 @@ class Base:
             return data, cand
         raise ImageNotFound(f"no image {ref!r}") from last
 
-    def _container_raw(self, ref: str) -> dict[str, Any]:
+    def _inspect_raw(self, ref: str) -> dict[str, Any]:
         for attempt in range(5):
             try:
-                data = self._json("GET", f"/containers/{_q(ref)}/json", what="container inspect")
-                break
+                return super()._inspect_raw(ref)
             except EngineError as exc:
                 if attempt == 4 or not process_vanished(exc):
                     raise
                 time.sleep(0.02 * (attempt + 1))
-        if not isinstance(data, dict):
-            raise EngineError("podman: unexpected answer to container inspect")
-        return data
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
-def labels_match(have: Mapping[str, str], wanted: Mapping[str, str | None]) -> bool:
-    for key, value in wanted.items():
-        if key not in have:
-            return False
-        if value is not None and have[key] != value:
-            return False
-    return True
+def _created(value: object) -> int:
+    """A list entry's ``Created`` (RFC 3339 text, or epoch seconds) in nanoseconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * 10**9)
+    return unix_nanos(value) or 0 if isinstance(value, str) else 0

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import attrs
 
-from enginekit.errors import BuildFailed
+from enginekit.toolkit.errors import BuildFailed
 
 __all__ = ["BuildLog"]
 

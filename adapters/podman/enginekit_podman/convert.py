@@ -52,16 +52,14 @@ space-joined string) and ``StopSignal`` a name (4.x: a number). Both are read.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import posixpath
 import re
-import signal as _signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from enginekit.errors import InvalidSpec
-from enginekit.models import (
+from enginekit.toolkit.errors import InvalidSpec
+from enginekit.toolkit.models import (
     Container,
     ContainerState,
     Image,
@@ -72,8 +70,9 @@ from enginekit.models import (
     Resources,
     Stats,
 )
-from enginekit.reference import DEFAULT_REGISTRY, Reference
-from enginekit.timeutil import parse_rfc3339
+from enginekit.toolkit.references import DEFAULT_REGISTRY, Reference
+from enginekit.toolkit.signals import signal_name
+from enginekit.toolkit.time import parse_rfc3339
 
 __all__ = [
     "ANNOTATION_HIDE_ENV",
@@ -88,12 +87,10 @@ __all__ = [
     "engine_image_ref",
     "image_from_inspect",
     "oom_killed_from_events",
-    "parse_time",
     "path_mtime",
     "path_stat",
-    "signal_name",
-    "signal_number",
     "stats_from_libpod",
+    "stop_signal_name",
     "user_image_name",
 ]
 
@@ -181,59 +178,19 @@ def _tags(names: Sequence[str] | None) -> list[str]:
 # --------------------------------------------------------------------------- basics
 
 
-def parse_time(value: Any) -> dt.datetime | None:
-    """An aware UTC datetime from libpod's RFC 3339 text or epoch seconds.
-
-    Go's zero time (year 1), empty values and text that is no timestamp are None.
-    """
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(value, dt.UTC) if value > 0 else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        return None
-
-
 def container_state(status: str) -> ContainerState:
     """Map a libpod state name onto the four contract states (table above)."""
     return _STATES.get(status.lower(), ContainerState.EXITED)
 
 
-def signal_number(name: str) -> int:
-    """``"SIGTERM"`` (or ``"TERM"``, ``"15"``) -> 15, as the spec generator wants it."""
-    text = name.strip().upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    m = re.fullmatch(r"SIGRTM(IN|AX)([+-]\d+)?", text)
-    if m:
-        base = int(_signal.SIGRTMIN if m.group(1) == "IN" else _signal.SIGRTMAX)
-        return base + int(m.group(2) or 0)
-    try:
-        return int(_signal.Signals[text])
-    except KeyError:
-        raise InvalidSpec(f"unknown signal {name!r}") from None
-
-
-def signal_name(value: Any) -> str | None:
-    """15 -> ``"SIGTERM"``; None for 0/absent."""
-    if isinstance(value, str):
-        if not value:
-            return None
-        if not value.isdigit():
-            return value if value.startswith("SIG") else "SIG" + value
-        value = int(value)
-    if not isinstance(value, int) or value <= 0:
+def stop_signal_name(value: Any) -> str | None:
+    """libpod's ``StopSignal`` (a number on 4.x, a name on 5.x) as its name;
+    None for 0 or none."""
+    if value in (None, "", 0, "0"):
         return None
     try:
-        return _signal.Signals(value).name
-    except ValueError:
-        rtmin, rtmax = int(_signal.SIGRTMIN), int(_signal.SIGRTMAX)
-        if rtmin < value <= rtmax:
-            return f"SIGRTMIN+{value - rtmin}"
+        return signal_name(value)
+    except InvalidSpec:
         return str(value)
 
 
@@ -282,12 +239,12 @@ def image_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -> Im
         user=cfg.get("User") or None,
         exposed_ports=tuple(exposed),
         labels=labels,
-        stop_signal=signal_name(cfg.get("StopSignal")),
+        stop_signal=stop_signal_name(cfg.get("StopSignal")),
     )
     return Image(
         id=_image_id(str(data["Id"])),
         tags=_tags(data.get("RepoTags")),
-        created=parse_time(data.get("Created")),
+        created=parse_rfc3339(data.get("Created")),
         size=int(data.get("Size") or 0),
         labels=labels,
         architecture=str(data.get("Architecture") or ""),
@@ -401,7 +358,7 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
     workdir = annotations.get(ANNOTATION_WORKDIR) or cfg.get("WorkingDir") or None
     if "workdir" in unset and workdir == "/":
         workdir = None
-    stop_signal = None if "stop_signal" in unset else signal_name(cfg.get("StopSignal"))
+    stop_signal = None if "stop_signal" in unset else stop_signal_name(cfg.get("StopSignal"))
     user = cfg.get("User") or None
     if "user" in unset and user == "0":
         user = None
@@ -420,9 +377,9 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
         state=status,
         exit_code=exit_code if exited else None,
         oom_killed=bool(state.get("OOMKilled")),
-        created_at=parse_time(data.get("Created")),
-        started_at=parse_time(state.get("StartedAt")),
-        finished_at=parse_time(state.get("FinishedAt")) if exited else None,
+        created_at=parse_rfc3339(data.get("Created")),
+        started_at=parse_rfc3339(state.get("StartedAt")),
+        finished_at=parse_rfc3339(state.get("FinishedAt")) if exited else None,
         pid=pid if pid > 0 and live else None,
         labels=_labels(cfg.get("Labels")),
         command=command,
@@ -519,7 +476,7 @@ def stats_from_libpod(
 def path_mtime(header: str) -> int:
     """Whole seconds of the ``mtime`` in an ``X-Docker-Container-Path-Stat`` header."""
     data = json.loads(base64.b64decode(header))
-    stamp = parse_time(data.get("mtime"))
+    stamp = parse_rfc3339(data.get("mtime"))
     return int(stamp.timestamp()) if stamp is not None else 0
 
 

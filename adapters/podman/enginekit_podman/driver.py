@@ -47,16 +47,17 @@ from typing import Any
 
 import attrs
 
-from enginekit import refusals
-from enginekit.capabilities import Capability
-from enginekit.errors import (
+from enginekit.toolkit import refusals
+from enginekit.toolkit.driver import Capability
+from enginekit.toolkit.errors import (
     Conflict,
     ContainerNotFound,
     EngineError,
     EngineTimeout,
     ImageNotFound,
 )
-from enginekit.models import (
+from enginekit.toolkit.http import Response, exec_output
+from enginekit.toolkit.models import (
     Container,
     ContainerSpec,
     ContainerState,
@@ -64,13 +65,12 @@ from enginekit.models import (
     LogLine,
     Stats,
 )
-from enginekit.transport import Response, demux_frames
+from enginekit.toolkit.signals import signal_number
 
 from . import convert
-from ._base import DEFAULT_ADDRESS, HINT, labels_match
+from ._base import DEFAULT_ADDRESS, HINT
 from ._base import quote as _q
 from .errors import (
-    check,
     init_exec_failure,
     map_errors,
 )
@@ -79,7 +79,7 @@ from .files import FilesMixin
 from .follow import follow_by_reads
 from .host import Host, busy_binding
 from .images import ImagesMixin
-from .streams import LogIterator
+from .streams import log_lines
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "PodmanDriver"]
 
@@ -94,13 +94,6 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
     name = "podman"
 
     # -- engine --------------------------------------------------------------
-    def ping(self) -> None:
-        # The first answer also settles the libpod API of this connection: an
-        # engine the adapter cannot speak to is Unsupported here already.
-        resp = self._ping_response()
-        if self._negotiated is None:
-            self._adopt(resp)
-
     @property
     def capabilities(self) -> frozenset[Capability]:
         """What this instance can do (from its ``/info``, asked once)."""
@@ -113,7 +106,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
 
     def info(self) -> EngineInfo:
         api = self._api()
-        data = self._json("GET", "/info", what="info")
+        data = self._json("GET", "/info", operation="info")
         with map_errors("info"):
             host = data.get("host") or {}
             version = data.get("version") or {}
@@ -136,7 +129,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
     def _min_api_version(self) -> str:
         """The oldest libpod API the engine serves (``/version``; 4.0.0 on 4.x and 5.x)."""
         try:
-            data = self._json("GET", "/version", what="version")
+            data = self._json("GET", "/version", operation="version")
             with map_errors("version"):
                 for part in data.get("Components") or ():
                     if str(part.get("Name") or "") == "Podman Engine":
@@ -144,9 +137,6 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         except EngineError:
             pass
         return ""
-
-    def close(self) -> None:
-        self._transport.close()
 
     # -- containers ----------------------------------------------------------
     def container_create(self, spec: ContainerSpec) -> str:
@@ -213,7 +203,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         if spec.hostname is not None:
             body["hostname"] = spec.hostname
         if spec.stop_signal is not None:
-            body["stop_signal"] = convert.signal_number(spec.stop_signal)
+            body["stop_signal"] = signal_number(spec.stop_signal)
         if spec.ports:
             body["portmappings"] = [
                 {
@@ -263,7 +253,11 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
 
     def _create(self, body: Mapping[str, Any]) -> str:
         data = self._json(
-            "POST", "/containers/create", json=body, missing=ImageNotFound, what="container create"
+            "POST",
+            "/containers/create",
+            json=body,
+            missing=ImageNotFound,
+            operation="container create",
         )
         with map_errors("container create"):
             return str(data["Id"])
@@ -272,7 +266,9 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         if self._host_info().checks_ports_first:
             self._refuse_busy_port(id)
         try:
-            self._call("POST", f"/containers/{_q(id)}/start", timeout=None)
+            self._empty(
+                "POST", f"/containers/{_q(id)}/start", operation="container start", timeout=None
+            )
         except EngineError as exc:
             if exc.status == 404:
                 raise
@@ -285,7 +281,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         """``Conflict`` for a host port of a stopped container that something on
         this machine holds, before Podman is asked (:attr:`Host.checks_ports_first`:
         rootless Podman would keep the container's address allocated)."""
-        data = self._container_raw(id)
+        data = self._inspect_raw(id)
         with map_errors("container start"):
             container = convert.container_from_inspect(data, engine=self.name)
         if container.state not in (ContainerState.CREATED, ContainerState.EXITED):
@@ -300,7 +296,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         the container stays created."""
 
         def inspect() -> Container:
-            data = self._container_raw(id)
+            data = self._inspect_raw(id)
             with map_errors("container start"):
                 return convert.container_from_inspect(data, engine=self.name)
 
@@ -309,7 +305,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         return refusals.start_refusal(said, inspect, ("workdir", "cwd", "chdir"))
 
     def container_inspect(self, ref: str) -> Container:
-        data = self._container_raw(ref)
+        data = self._inspect_raw(ref)
         with map_errors("container inspect"):
             container = convert.container_from_inspect(data, engine=self.name)
         if container.exit_code == 1:
@@ -348,16 +344,16 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         deadline = time.monotonic() + 2.0
         while True:
             try:
-                with map_errors("events"):
-                    resp = self._request(
-                        "GET",
-                        "/events",
-                        params={
-                            "stream": False,
-                            "filters": {"container": [container.id], "type": ["container"]},
-                        },
-                    )
-                    check(resp)
+                resp = self._call(
+                    "GET",
+                    "/events",
+                    operation="events",
+                    params={
+                        "stream": False,
+                        "filters": {"container": [container.id], "type": ["container"]},
+                    },
+                )
+                with self._map_errors("events"):
                     events = list(resp.iter_json())
             except EngineError:
                 return False
@@ -381,63 +377,24 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         if code != 1:
             return code
         try:
-            resp = self._request(
+            resp = self._call(
                 "GET",
                 f"/containers/{_q(cid)}/logs",
+                operation="container logs",
                 params={"stdout": False, "stderr": True, "tail": 1},
             )
-            check(resp)
-            with resp:
-                frames = list(demux_frames(resp.iter_chunks()))
+            _, err = exec_output(resp)
         except EngineError:
             return code
-        if not frames:
-            return code
-        return init_exec_failure(frames[-1][1]) or code
-
-    def container_list(
-        self,
-        *,
-        all: bool = False,
-        labels: Mapping[str, str | None] | None = None,
-        name: str | None = None,
-    ) -> list[Container]:
-        filters: dict[str, list[str]] = {}
-        if labels:
-            filters["label"] = [k if v is None else f"{k}={v}" for k, v in labels.items()]
-        if not all:
-            # libpod's list without `all` leaves paused containers out.
-            filters["status"] = ["running", "paused"]
-        params: dict[str, Any] = {"all": True}
-        if filters:
-            params["filters"] = filters
-        rows = self._list("/containers/json", params, "container list")
-        with map_errors("container list"):
-            ids = [
-                str(r["Id"])
-                for r in rows or ()
-                if name is None or name in [str(n).lstrip("/") for n in r.get("Names") or ()]
-            ]
-        found = self._map_parallel(ids, self._container_or_none)
-        out = [c for c in found if c is not None]
-        if not all:
-            out = [c for c in out if c.state in (ContainerState.RUNNING, ContainerState.PAUSED)]
-        if labels:
-            out = [c for c in out if labels_match(c.labels, labels)]
-        return sorted(out, key=lambda c: (c.created_at is None, c.created_at, c.id))
-
-    def _container_or_none(self, cid: str) -> Container | None:
-        try:
-            return self.container_inspect(cid)
-        except ContainerNotFound:
-            return None
+        last = err.rstrip(b"\n").rpartition(b"\n")[2]
+        return init_exec_failure(last) or code if last else code
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         fast_until = time.monotonic() + _ALL_POLL
         delay = 0.005
         while True:
-            data = self._container_raw(id)
+            data = self._inspect_raw(id)
             state = data.get("State") or {}
             status = convert.container_state(str(state.get("Status") or "unknown"))
             if status is ContainerState.EXITED:
@@ -458,7 +415,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
                 f"/containers/{_q(id)}/wait",
                 params=params,
                 timeout=remaining,
-                what="container wait",
+                operation="container wait",
             )
         except EngineTimeout as exc:
             raise EngineTimeout(f"container {id[:12]} did not exit within {timeout} s") from exc
@@ -466,52 +423,39 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             result = int(code)
         return self._exit_code(id, result)
 
-    def container_logs(
-        self,
-        id: str,
-        *,
-        stdout: bool = True,
-        stderr: bool = True,
-        follow: bool = False,
-        since: float | None = None,
-        tail: int | None = None,
+    def _logs(
+        self, id: str, params: dict[str, Any], *, follow: bool, tail: int | None
     ) -> Iterator[LogLine]:
-        if not stdout and not stderr:
-            self._container_raw(id)  # ContainerNotFound still applies
-            return iter(())
-        params: dict[str, Any] = {"stdout": stdout, "stderr": stderr, "timestamps": True}
-        if since is not None:
-            params["since"] = f"{since:.9f}"
-
         def read(extra: Mapping[str, Any], timeout: float | None = 60) -> Response:
-            with map_errors("container logs"):
-                resp = self._request(
-                    "GET", f"/containers/{_q(id)}/logs", params={**params, **extra}, timeout=timeout
-                )
-                check(resp)
-            return resp
+            return self._call(
+                "GET",
+                f"/containers/{_q(id)}/logs",
+                operation="container logs",
+                params={**params, **extra},
+                timeout=timeout,
+            )
 
         if not follow:
-            return LogIterator(read({"follow": False}), tail=tail)
+            return log_lines(read({"follow": False}), tail=tail)
         # libpod's follow of the log file loses output: see follow.py.
         polled = follow_by_reads(
             lambda extra: read({"follow": False, **extra}),
-            lambda: self._container_raw(id),
+            lambda: self._inspect_raw(id),
             since=params.get("since"),
             tail=tail,
             bounded=self._api().at_least(4, 7),
         )
         if polled is not None:
             return polled
-        return LogIterator(
+        return log_lines(
             read({"follow": True} if tail is None else {"follow": True, "tail": tail}, None)
         )
 
     def container_pause(self, id: str) -> None:
-        self._call("POST", f"/containers/{_q(id)}/pause")
+        self._empty("POST", f"/containers/{_q(id)}/pause", operation="pause")
 
     def container_unpause(self, id: str) -> None:
-        self._call("POST", f"/containers/{_q(id)}/unpause")
+        self._empty("POST", f"/containers/{_q(id)}/unpause", operation="unpause")
 
     def _note_signal(self, id: str) -> None:
         with self._lock:
@@ -521,25 +465,18 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
 
     def container_stop(self, id: str, *, timeout: float) -> None:
         self._note_signal(id)
-        self._call(
+        self._empty(
             "POST",
             f"/containers/{_q(id)}/stop",
+            operation="stop",
             params={"timeout": max(0, math.ceil(timeout))},
             timeout=None,
         )
 
     def container_kill(self, id: str, *, signal: str) -> None:
         self._note_signal(id)
-        self._call("POST", f"/containers/{_q(id)}/kill", params={"signal": signal})
-
-    def container_restart(self, id: str, *, timeout: float) -> None:
-        self._note_signal(id)
-        self._call(
-            "POST",
-            f"/containers/{_q(id)}/restart",
-            # Podman 4.3's restart honours `timeout`, not Docker's `t`.
-            params={"timeout": max(0, math.ceil(timeout))},
-            timeout=None,
+        self._empty(
+            "POST", f"/containers/{_q(id)}/kill", operation="kill", params={"signal": signal}
         )
 
     def container_remove(self, id: str, *, force: bool = False) -> None:
@@ -548,7 +485,13 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             params["timeout"] = 0
         for attempt in range(5):
             try:
-                self._call("DELETE", f"/containers/{_q(id)}", params=params, timeout=None)
+                self._empty(
+                    "DELETE",
+                    f"/containers/{_q(id)}",
+                    operation="container remove",
+                    params=params,
+                    timeout=None,
+                )
                 return
             except Conflict as exc:
                 # The container exited between Podman's look and its SIGKILL
@@ -564,7 +507,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             "GET",
             "/containers/stats",
             params={"containers": id, "stream": False},
-            what="stats",
+            operation="stats",
         )
         host = self._host_info()
         with map_errors("stats"):

@@ -2,23 +2,18 @@
 
 The libpod API reports most state problems as HTTP 500 with a ``cause`` such
 as ``container state improper``; what was asked for decides which
-``NotFound`` a 404 is. :func:`check` raises for a response that is not a
-success, :func:`map_errors` wraps anything else (a malformed body, a file
-that cannot be written) so that only ``EngineError`` leaves the adapter.
+``NotFound`` a 404 is. :func:`error_for` is the error of a failed answer
+(the driver's ``_check`` raises it), :func:`map_errors` wraps anything else
+(a malformed body, a file that cannot be written) so that only
+``EngineError`` leaves the adapter.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
+import contextlib
 import re
-import struct
-import tarfile
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from enginekit.errors import (
+from enginekit.toolkit.errors import (
     Conflict,
     ContainerNotFound,
     EngineError,
@@ -26,10 +21,10 @@ from enginekit.errors import (
     InvalidSpec,
     NotFound,
 )
-from enginekit.transport import Response
+from enginekit.toolkit.http import error_message
+from enginekit.toolkit.http import map_errors as _map_errors
 
 __all__ = [
-    "check",
     "error_for",
     "exec_start_failure",
     "init_exec_failure",
@@ -98,17 +93,8 @@ def process_vanished(exc: EngineError) -> bool:
 
 
 def message_of(body: bytes) -> str:
-    """The ``message`` of a libpod error body (or the body text itself)."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return text or "no message"
-    if isinstance(data, dict):
-        msg = data.get("message") or data.get("cause")
-        if isinstance(msg, str) and msg:
-            return msg
-    return text or "no message"
+    """The ``message`` (or ``cause``) of a libpod error body, or the body text itself."""
+    return error_message(body) or "no message"
 
 
 def error_for(
@@ -164,46 +150,7 @@ def registry_error(message: str, *, operation: str) -> EngineError:
     return EngineError(f"podman {operation}: {message}")
 
 
-def check(resp: Response, *, missing: type[NotFound] = ContainerNotFound) -> None:
-    """Raise the enginekit error for a response that is neither 2xx nor 304.
-
-    The body of a failed response is read (and the connection released).
-    """
-    if resp.ok or resp.status == 304:
-        return
-    body = resp.read()
-    raise error_for(resp.status, message_of(body), missing=missing)
-
-
-# What a body that is not what libpod documents raises as it is read (JSON,
-# UTF-8, a missing field or item, a tar stream cut short).
-_UNREADABLE = (
-    ValueError,
-    KeyError,
-    IndexError,
-    EOFError,
-    struct.error,
-    tarfile.TarError,
-    zlib.error,
-    http.client.HTTPException,
-)
-
-
-@contextmanager
-def map_errors(what: str) -> Iterator[None]:
+def map_errors(operation: str) -> contextlib.AbstractContextManager[None]:
     """Turn what an answer or a local file operation caused into an ``EngineError``
-    naming ``what``.
-
-    Nothing else is translated here: a ``TypeError`` or ``AttributeError`` is a
-    bug (the facade reports it as such) and an exception of the caller's own
-    callback is the caller's (the facade lets it leave as it is).
-    """
-    try:
-        yield
-    except EngineError:
-        raise
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise EngineError(f"podman: {what} failed ({reason})") from exc
-    except _UNREADABLE as exc:
-        raise EngineError(f"podman: unexpected answer to {what} ({type(exc).__name__})") from exc
+    naming ``operation`` (:func:`enginekit.toolkit.http.map_errors`)."""
+    return _map_errors("podman", operation)

@@ -25,18 +25,17 @@ the session).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from enginekit import refusals
-from enginekit.errors import Conflict, ContainerNotFound, NotFound
-from enginekit.models import ExecResult
-from enginekit.transport import demux_frames
+from enginekit.toolkit import refusals
+from enginekit.toolkit.errors import Conflict, ContainerNotFound, NotFound
+from enginekit.toolkit.http import exec_output
+from enginekit.toolkit.models import ExecResult
 
 from . import convert
 from ._base import Base
 from ._base import quote as _q
-from .errors import check, error_for, exec_start_failure, map_errors, message_of
+from .errors import error_for, exec_start_failure, map_errors, message_of
 
 __all__ = ["ExecMixin"]
 
@@ -50,94 +49,52 @@ def _state_refusal(message: str) -> bool:
 
 
 class ExecMixin(Base):
-    """``container_exec`` (see the module)."""
+    """``container_exec``, its engine part (see the module)."""
 
-    def container_exec(
-        self,
-        id: str,
-        command: tuple[str, ...],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        user: str | None = None,
-    ) -> ExecResult:
-        body = self._exec_body(id, command, env=env, workdir=workdir, user=user)
-        with map_errors("exec"):
-            resp = self._request("POST", f"/containers/{_q(id)}/exec", json=body)
-            if resp.status == 500:
-                message = message_of(resp.read())
-                err = error_for(500, message)
-                # "can only create exec sessions on running containers"
-                raise err if isinstance(err, NotFound) else Conflict(message, status=500)
-            check(resp)
-            exec_id = str(resp.json()["Id"])
-            start = self._request(
-                "POST",
-                f"/exec/{_q(exec_id)}/start",
-                json={"Detach": False, "Tty": False},
-                timeout=None,
-            )
-            if not start.ok:
-                return self._start_refused(id, start.status, message_of(start.read()))
-            out, err_ = bytearray(), bytearray()
-            with start:
-                for stream, payload in demux_frames(start.iter_chunks()):
-                    if stream == 1:
-                        out += payload
-                    elif stream == 2:
-                        err_ += payload
-            try:
-                info = self._json("GET", f"/exec/{_q(exec_id)}/json", what="exec inspect")
-            except NotFound as exc:
-                # The session went with its container (removed meanwhile).
-                raise ContainerNotFound(f"no such container: {id}") from exc
-            code = info.get("ExitCode")
-            exit_code = int(code) if code is not None else -1
-            stderr = bytes(err_)
-            if exit_code in (125, 126, 127) and not out:
-                # The session's own refusal of a user or group the image lacks.
-                account = refusals.account_refusal(stderr.decode("utf-8", "replace"))
-                if account is not None:
-                    raise account
-            failed = exec_start_failure(exit_code, stderr)
-            if failed is not None:
-                exit_code, stderr = failed
-            return ExecResult(exit_code=exit_code, stdout=bytes(out), stderr=stderr)
-
-    def _exec_body(
-        self,
-        id: str,
-        command: tuple[str, ...],
-        *,
-        env: Mapping[str, str] | None,
-        workdir: str | None,
-        user: str | None,
-    ) -> dict[str, Any]:
-        data = self._container_raw(id)
+    def _exec(self, id: str, body: dict[str, Any]) -> ExecResult:
+        data = self._inspect_raw(id)
         with map_errors("exec"):
             state = data.get("State") or {}
             if state.get("Status") != "running":
                 raise Conflict(f"container {id[:12]} is {state.get('Status')}, not running")
             container = convert.container_from_inspect(data, engine="podman")
-            exec_env = dict(env or {})
             hostname = container.env.get("HOSTNAME", container.hostname)
-            if "HOSTNAME" not in exec_env and hostname:
-                # Docker's exec sees the container's HOSTNAME; Podman's does not.
-                exec_env = {"HOSTNAME": hostname, **exec_env}
-        body: dict[str, Any] = {
-            "AttachStdin": False,
-            "AttachStdout": True,
-            "AttachStderr": True,
-            "Tty": False,
-            "Cmd": list(command),
-        }
-        if exec_env:
-            body["Env"] = [f"{k}={v}" for k, v in exec_env.items()]
-        if workdir is not None:
-            body["WorkingDir"] = workdir
-        if user is not None:
-            body["User"] = user
-        return body
+        given = body.get("Env") or []
+        if hostname and not any(item.startswith("HOSTNAME=") for item in given):
+            # Docker's exec sees the container's HOSTNAME; Podman's does not.
+            body["Env"] = [f"HOSTNAME={hostname}", *given]
+        resp = self._request("POST", f"/containers/{_q(id)}/exec", json=body)
+        if resp.status == 500:
+            message = message_of(resp.read())
+            err = error_for(500, message)
+            # "can only create exec sessions on running containers"
+            raise err if isinstance(err, NotFound) else Conflict(message, status=500)
+        exec_id = str(self._check(resp, operation="exec").json()["Id"])
+        start = self._request(
+            "POST",
+            f"/exec/{_q(exec_id)}/start",
+            json={"Detach": False, "Tty": False},
+            timeout=None,
+        )
+        if not start.ok:
+            return self._start_refused(id, start.status, message_of(start.read()))
+        out, stderr = exec_output(start)
+        try:
+            info = self._json("GET", f"/exec/{_q(exec_id)}/json", operation="exec inspect")
+        except NotFound as exc:
+            # The session went with its container (removed meanwhile).
+            raise ContainerNotFound(f"no such container: {id}") from exc
+        code = info.get("ExitCode")
+        exit_code = int(code) if code is not None else -1
+        if exit_code in (125, 126, 127) and not out:
+            # The session's own refusal of a user or group the image lacks.
+            account = refusals.account_refusal(stderr.decode("utf-8", "replace"))
+            if account is not None:
+                raise account
+        failed = exec_start_failure(exit_code, stderr)
+        if failed is not None:
+            exit_code, stderr = failed
+        return ExecResult(exit_code=exit_code, stdout=out, stderr=stderr)
 
     def _start_refused(self, id: str, status: int, message: str) -> ExecResult:
         """A start Podman refused: the container's state (Conflict), the
@@ -148,7 +105,7 @@ class ExecMixin(Base):
         if status == 409 or _state_refusal(message):
             raise Conflict(message, status=status)
         try:
-            state = self._container_raw(id).get("State") or {}
+            state = self._inspect_raw(id).get("State") or {}
         except NotFound as exc:
             raise ContainerNotFound(f"no such container: {id}") from exc
         if state.get("Status") != "running":

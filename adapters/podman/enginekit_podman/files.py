@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import http.client
 import io
 import posixpath
 import tarfile
 import time
-from typing import IO, Any
+from typing import IO
 
-from enginekit import refusals
-from enginekit.errors import (
-    EngineError,
-    EngineUnavailable,
-    InvalidSpec,
-    NotFound,
-)
-from enginekit.models import (
-    PathStat,
-)
-from enginekit.transport import Response
+from enginekit.toolkit import refusals
+from enginekit.toolkit.errors import EngineError, InvalidSpec, NotFound
+from enginekit.toolkit.models import PathStat
 
 from . import convert
 from ._base import Base
 from ._base import quote as _q
 from .errors import (
-    check,
     map_errors,
 )
 from .tartrim import trim_tar
@@ -33,36 +23,6 @@ from .tartrim import trim_tar
 __all__ = ["FilesMixin"]
 
 _PATH_STAT_HEADER = "X-Docker-Container-Path-Stat"
-
-
-class _ArchiveStream(io.RawIOBase):
-    """A tar stream from ``GET .../archive``: reads the response, closes it when done."""
-
-    def __init__(self, resp: Response, address: str) -> None:
-        self._resp = resp
-        self._fp = resp.fp
-        self._address = address
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        try:
-            data = self._fp.read(len(buffer))
-        except (OSError, http.client.HTTPException) as exc:
-            self.close()
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise EngineUnavailable(
-                f"reading an archive failed ({reason})", address=self._address
-            ) from exc
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-    def close(self) -> None:
-        if not self.closed:
-            self._resp.close()
-        super().close()
 
 
 class FilesMixin(Base):
@@ -84,9 +44,9 @@ class FilesMixin(Base):
                 dangling = convert.path_stat(header, path) if header else None
                 if dangling is not None and dangling.is_symlink and header:
                     return dangling, convert.path_mtime(header)
-                self._container_raw(id)  # ContainerNotFound if it is the container
+                self._inspect_raw(id)  # ContainerNotFound if it is the container
                 return None
-            check(resp)
+            self._check(resp, operation="stat")
             if not header:
                 raise EngineError("podman: no path stat in the answer")
             return convert.path_stat(header, path), convert.path_mtime(header)
@@ -121,8 +81,12 @@ class FilesMixin(Base):
         if relative and len(relative.encode()) == stat.size:
             return relative
         with map_errors("get archive"):
-            resp = self._request("GET", f"/containers/{_q(id)}/archive", params={"path": folder})
-            check(resp)
+            resp = self._call(
+                "GET",
+                f"/containers/{_q(id)}/archive",
+                operation="get archive",
+                params={"path": folder},
+            )
             with resp, tarfile.open(fileobj=resp.fp, mode="r|") as tar:
                 top = ""
                 for member in tar:
@@ -139,9 +103,10 @@ class FilesMixin(Base):
             raise NotFound(f"no such directory in the container: {path}")
         if not stat.is_dir:
             raise InvalidSpec(f"not a directory in the container: {path}")
-        self._call(
+        self._empty(
             "PUT",
             f"/containers/{_q(id)}/archive",
+            operation="put archive",
             # Keep the tar's owners, as Docker does (libpod would chown
             # everything to the container's user).
             params={"path": path, "copyUIDGID": False},
@@ -159,10 +124,10 @@ class FilesMixin(Base):
             resp = self._request("GET", f"/containers/{_q(id)}/archive", params={"path": path})
             if resp.status == 404:
                 resp.read()
-                self._container_raw(id)
+                self._inspect_raw(id)
                 raise NotFound(f"no such path in the container: {path}")
-            check(resp)
-        return io.BufferedReader(_ArchiveStream(resp, self.address), buffer_size=65536)
+            self._check(resp, operation="get archive")
+        return resp.as_file()
 
     def _resolve_in_container(
         self, cid: str, path: str, *, given: str | None = None
@@ -241,9 +206,10 @@ class FilesMixin(Base):
                 entry.mode = 0o755
                 entry.mtime = now
                 tar.addfile(entry)
-        self._call(
+        self._empty(
             "PUT",
             f"/containers/{_q(cid)}/archive",
+            operation="put archive",
             params={"path": existing, "copyUIDGID": False},
             body=b"".join(trim_tar(io.BytesIO(buf.getvalue()))),
             headers={"Content-Type": "application/x-tar"},

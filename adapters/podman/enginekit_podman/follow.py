@@ -74,12 +74,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from enginekit.errors import ContainerNotFound, EngineError, EngineUnavailable
-from enginekit.logstream import ClosableLines
-from enginekit.models import LogLine, Stream
-from enginekit.transport import Response, demux_frames
+from enginekit.toolkit.errors import ContainerNotFound, EngineError, EngineUnavailable
+from enginekit.toolkit.http import Response, demux_frames
+from enginekit.toolkit.logs import ClosableLines, LineJoiner
+from enginekit.toolkit.models import LogLine, Stream
 
-from .streams import LineJoiner
+from .streams import joiner as new_joiner
 
 __all__ = [
     "FILE_DRIVERS",
@@ -382,7 +382,7 @@ class PolledFollow:
     # -- the follow --------------------------------------------------------
     def _lines(self) -> Iterator[LogLine]:
         cursor = FrameCursor()
-        joiner = LineJoiner()
+        joiner = new_joiner()
         first = self._first
         self._first = None
         assert first is not None

@@ -45,9 +45,9 @@ from typing import Any
 
 import attrs
 
-from enginekit.capabilities import Capability
-from enginekit.errors import Unsupported
-from enginekit.models import PortBinding
+from enginekit.toolkit.driver import Capability
+from enginekit.toolkit.errors import Unsupported
+from enginekit.toolkit.models import PortBinding
 
 __all__ = ["PORT_START", "Host", "busy_binding", "host_from_info"]
 

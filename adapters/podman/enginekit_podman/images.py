@@ -7,25 +7,18 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from enginekit import ociarchive
-from enginekit.errors import (
-    Conflict,
-    EngineError,
-    ImageNotFound,
-)
-from enginekit.models import (
-    BuildRequest,
-    Image,
-)
-from enginekit.reference import Reference
-from enginekit.transport import Response
+from enginekit.toolkit import archives
+from enginekit.toolkit.driver import labels_match
+from enginekit.toolkit.errors import Conflict, EngineError, ImageNotFound
+from enginekit.toolkit.http import Response
+from enginekit.toolkit.models import BuildRequest, Image
+from enginekit.toolkit.references import Reference
 
 from . import convert
-from ._base import Base, labels_match
+from ._base import Base
 from ._base import quote as _q
 from .build import BuildLog
 from .errors import (
-    check,
     map_errors,
     message_of,
     registry_error,
@@ -56,7 +49,7 @@ class ImagesMixin(Base):
                 if labels and not labels_match(row.get("Labels") or {}, labels):
                     continue
                 ids.append(str(row["Id"]))
-        images = self._map_parallel(ids, self._image_or_none)
+        images = self._each(self._image_or_none, ids)
         out = [img for img in images if img is not None]
         return sorted(out, key=lambda i: (i.tags, i.id))
 
@@ -75,9 +68,10 @@ class ImagesMixin(Base):
         repo, _, tag = target.rpartition(":")
         if "/" in tag or not repo:
             repo, tag = target, "latest"
-        self._call(
+        self._empty(
             "POST",
             f"/images/{_q(str(source['Id']))}/tag",
+            operation="image tag",
             params={"repo": repo, "tag": tag},
             missing=ImageNotFound,
         )
@@ -112,9 +106,10 @@ class ImagesMixin(Base):
             for n in names if not by_name else [convert.engine_image_ref(ref)]:
                 self._untag(image_id, n)
             return
-        self._call(
+        self._empty(
             "DELETE",
             f"/images/{_q(image_id)}",
+            operation="image remove",
             params={"force": bool(force)},
             missing=ImageNotFound,
         )
@@ -123,9 +118,10 @@ class ImagesMixin(Base):
         repo, _, tag = name.rpartition(":")
         if "/" in tag or not repo:
             repo, tag = name, "latest"
-        self._call(
+        self._empty(
             "POST",
             f"/images/{_q(image_id)}/untag",
+            operation="image untag",
             params={"repo": repo, "tag": tag},
             missing=ImageNotFound,
         )
@@ -149,11 +145,11 @@ class ImagesMixin(Base):
                 params={"format": "docker-archive"},
                 timeout=None,
             )
-            check(resp, missing=ImageNotFound)
+            self._check(resp, operation="image save", missing=ImageNotFound)
             with resp, open(path, "wb") as out:
                 for chunk in resp.iter_chunks():
                     out.write(chunk)
-            ociarchive.normalize(path, rename=convert.user_image_name)
+            archives.normalize(path, rename=convert.user_image_name)
 
     def image_load(self, path: str) -> list[Image]:
         with map_errors("image load"), tempfile.TemporaryDirectory(prefix="ek-podman-") as tmp:
@@ -161,7 +157,7 @@ class ImagesMixin(Base):
             # Loaded as Podman names the images it builds (``localhost/app:1``), not
             # as ``docker.io/library/app:1`` (what Podman makes of a short name
             # in a one-entry archive's index.json).
-            ociarchive.to_combined(path, staged, rename=convert.engine_image_ref)
+            archives.to_combined(path, staged, rename=convert.engine_image_ref)
             with open(staged, "rb") as body:
                 data = self._json(
                     "POST",
@@ -170,7 +166,7 @@ class ImagesMixin(Base):
                     headers={"Content-Type": "application/x-tar"},
                     timeout=None,
                     missing=ImageNotFound,
-                    what="image load",
+                    operation="image load",
                 )
             names = [str(n) for n in (data or {}).get("Names") or ()]
         seen: dict[str, Image] = {}
@@ -200,7 +196,7 @@ class ImagesMixin(Base):
     def image_build(
         self, request: BuildRequest, *, progress: Callable[[str], None] | None = None
     ) -> Image:
-        from enginekit.buildcontext import context_tar
+        from enginekit.toolkit.build import context_tar
 
         params: list[tuple[str, Any]] = [
             ("dockerfile", request.dockerfile),
@@ -234,7 +230,7 @@ class ImagesMixin(Base):
                 headers={"Content-Type": "application/x-tar"},
                 timeout=None,
             )
-            check(resp, missing=ImageNotFound)
+            self._check(resp, operation="image build", missing=ImageNotFound)
             try:
                 with resp:
                     for item in resp.iter_json():
@@ -273,10 +269,20 @@ class ImagesMixin(Base):
         """Remove untagged images a build committed on its way (stage images)."""
         for short in reversed(short_ids):
             try:
-                data = self._json("GET", f"/images/{_q(short)}/json", missing=ImageNotFound)
+                data = self._json(
+                    "GET",
+                    f"/images/{_q(short)}/json",
+                    operation="image inspect",
+                    missing=ImageNotFound,
+                )
                 if data.get("RepoTags") or self._containers_using(str(data["Id"])):
                     continue
-                self._call("DELETE", f"/images/{_q(str(data['Id']))}", missing=ImageNotFound)
+                self._empty(
+                    "DELETE",
+                    f"/images/{_q(str(data['Id']))}",
+                    operation="image remove",
+                    missing=ImageNotFound,
+                )
             except EngineError:
                 continue
 

@@ -28,10 +28,10 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from enginekit import hostfacts
-from enginekit.errors import EngineError, EngineUnavailable, InvalidSpec
-from enginekit.models import ContainerSpec
-from enginekit.sshtunnel import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
+from enginekit.toolkit import hosts
+from enginekit.toolkit.errors import EngineError, EngineUnavailable, InvalidSpec
+from enginekit.toolkit.models import ContainerSpec
+from enginekit.toolkit.ssh import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
 
 from .driver import PodmanDriver
 from .host import PORT_START, Host, host_from_info
@@ -90,7 +90,7 @@ def ssh_dialer(
     return parsed.url, SshDialer(tunnel, _find_route(parsed.path))
 
 
-class RemotePodmanDriver(PodmanDriver, hostfacts.RemoteHostFacts):
+class RemotePodmanDriver(PodmanDriver, hosts.RemoteHostFacts):
     """A :class:`PodmanDriver` whose service runs on another host (ssh or TCP).
 
     ``host`` is the host as the address names it (for ssh, ssh's own
@@ -108,7 +108,7 @@ class RemotePodmanDriver(PodmanDriver, hostfacts.RemoteHostFacts):
         return f"RemotePodmanDriver(address={self.address!r})"
 
     def _engine_cpus(self) -> tuple[object, str]:
-        data = self._json("GET", "/info", what="info")
+        data = self._json("GET", "/info", operation="info")
         return (data.get("host") or {}).get("cpus"), "host.cpus in /info"
 
     def _make_host(self, data: Mapping[str, Any]) -> Host:

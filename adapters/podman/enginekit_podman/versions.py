@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from enginekit.errors import EngineUnavailable, Unsupported
+from enginekit.toolkit.errors import EngineUnavailable, Unsupported
 
 __all__ = ["MAJORS", "NEWEST", "OLDEST", "Headers", "Negotiated", "negotiate", "parse_version"]
 

@@ -12,7 +12,7 @@ import pytest
 from enginekit_podman import convert
 from enginekit_podman.build import BuildLog
 from enginekit_podman.errors import error_for, exec_start_failure, init_exec_failure
-from enginekit_podman.streams import log_lines
+from enginekit_podman.streams import joiner
 
 from enginekit.errors import (
     Conflict,
@@ -138,7 +138,7 @@ def test_path_stat() -> None:
 
 def test_log_lines_join_partial_frames() -> None:
     raw = (DATA / "logs_timestamps.bin").read_bytes()
-    lines = list(log_lines(frames(raw), timestamps=True))
+    lines = list(joiner().join(frames(raw)))
     out = [line.data for line in lines if line.stream is Stream.STDOUT]
     err = [line.data for line in lines if line.stream is Stream.STDERR]
     assert out == [b"a" * 20000 + b"\n", b"\xffxtail"]
@@ -147,8 +147,8 @@ def test_log_lines_join_partial_frames() -> None:
 
 
 def test_log_lines_interleaved_streams() -> None:
-    f = [(1, b"par"), (2, b"err\n"), (1, b"tial\nnext\nlast"), (3, b"ignored")]
-    lines = [(line.stream, line.data) for line in log_lines(f, timestamps=False)]
+    f = [(1, b"par"), (2, b"err\n"), (1, b"tial\nnext\nlast"), (0, b"ignored")]
+    lines = [(line.stream, line.data) for line in joiner(timestamps=False).join(f)]
     assert lines == [
         (Stream.STDERR, b"err\n"),
         (Stream.STDOUT, b"partial\n"),
@@ -157,19 +157,12 @@ def test_log_lines_interleaved_streams() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("0001-01-01T00:00:00Z", None),
-        ("", None),
-        (None, None),
-        ("2026-11-29T09:16:41.973783613Z", dt.datetime(2026, 11, 29, 9, 16, 41, 973783, dt.UTC)),
-        ("2026-11-29T10:16:41+01:00", dt.datetime(2026, 11, 29, 9, 16, 41, tzinfo=dt.UTC)),
-        (1795943771, dt.datetime.fromtimestamp(1795943771, dt.UTC)),
-    ],
-)
-def test_parse_time(value: Any, expected: dt.datetime | None) -> None:
-    assert convert.parse_time(value) == expected
+def test_log_lines_an_engine_error_in_the_stream_is_raised() -> None:
+    f = [(1, b"ok\n"), (3, b"the log file went away\n")]
+    lines = joiner(timestamps=False).join(f)
+    assert next(lines).data == b"ok\n"
+    with pytest.raises(EngineError, match="podman logs: the log file went away"):
+        next(lines)
 
 
 def test_names() -> None:
@@ -232,13 +225,12 @@ def test_loopback_registries_are_plain_http() -> None:
         assert _tls(ref) == {}
 
 
-def test_signals() -> None:
-    assert convert.signal_number("SIGTERM") == 15
-    assert convert.signal_number("USR1") == 10
-    assert convert.signal_name(9) == "SIGKILL"
-    assert convert.signal_name(0) is None
-    with pytest.raises(InvalidSpec):
-        convert.signal_number("SIGNOPE")
+def test_stop_signal_names() -> None:
+    assert convert.stop_signal_name(9) == "SIGKILL"  # 4.x: a number
+    assert convert.stop_signal_name("SIGTERM") == "SIGTERM"  # 5.x: a name
+    assert convert.stop_signal_name("37") == "SIGRTMIN+3"
+    assert convert.stop_signal_name(0) is None
+    assert convert.stop_signal_name(None) is None
 
 
 def test_error_mapping() -> None:
