@@ -52,10 +52,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # the benchmark next to this one
 from bench_engines import (
+    APIS,
+    SLEEPER,
+    TRUE,
     Case,
     RawUnix,
+    _check_zero,
     build_context,
     close_all,
+    enginekit_run,
     http_cleanup,
     measure,
     summarize,
@@ -161,9 +166,9 @@ class RemoteBench:
         self.ssh_config = ssh_config
         self.logins = logins  # ssh logins the server has seen so far (loopback only)
         self.labels = {"enginekit.bench": runid}
-        docker = self.kind == "docker"
-        self.image = f"{'' if docker else 'localhost/'}enginekit-bench:{runid}"
-        self.prefix = "/v1.41" if docker else "/v4.0.0/libpod"
+        self.api = APIS[self.kind]
+        self.image = f"{self.api.image_prefix}enginekit-bench:{runid}"
+        self.prefix = self.api.prefix(self.api.first_version)
         self.engine: Any = None
         self.counting: CountingDialer | None = None
         self.raw: RawDialed | None = None
@@ -187,8 +192,8 @@ class RemoteBench:
         self.engine = engine = self.connect()
         self.counting = count_dials(engine)
         info = engine.info()
-        docker = self.kind == "docker"
-        self.prefix = f"/v{info.api_version}" + ("" if docker else "/libpod")
+        api = self.api
+        self.prefix = api.prefix(info.api_version)
         self.raw = raw = RawDialed(self.counting.inner, self.prefix)
         route = self.counting.inner.route
         self.notes.append(
@@ -198,47 +203,26 @@ class RemoteBench:
         self.made = True
         with build_context() as ctx:
             engine.images.build(ctx, tag=self.image, labels=self.labels)
-        if docker:
-            spec: dict[str, Any] = {
-                "Image": self.image,
-                "Labels": self.labels,
-                "HostConfig": {"NetworkMode": "none"},
-            }
-            cmd_key = "Cmd"
-        else:
-            spec = {"image": self.image, "labels": self.labels, "netns": {"nsmode": "none"}}
-            cmd_key = "command"
-        sleeper = ["/bin/busybox", "sleep", "100000"]
-        running = raw.request("POST", "/containers/create", {**spec, cmd_key: sleeper})["Id"]
+        running = raw.request(
+            "POST", "/containers/create", api.spec(self.image, self.labels, SLEEPER)
+        )["Id"]
         self.running = running
         raw.request("POST", f"/containers/{running}/start")
-        cmd = ["/bin/busybox", "true"]
 
         inspect = Case("inspect", "raw")
         inspect.add("enginekit", lambda: engine.containers.get(running))
         inspect.add("raw", lambda: raw.request("GET", f"/containers/{running}/json"))
 
-        def ek_run() -> None:
-            c = engine.containers.run(self.image, cmd, network="none", labels=self.labels)
-            _check_zero(engine.containers.wait(c), "enginekit")
-            engine.containers.remove(c)
-
         def raw_run() -> None:
-            cid = raw.request("POST", "/containers/create", {**spec, cmd_key: cmd})["Id"]
+            cid = raw.request(
+                "POST", "/containers/create", api.spec(self.image, self.labels, TRUE)
+            )["Id"]
             raw.request("POST", f"/containers/{cid}/start")
-            if docker:
-                code = raw.request("POST", f"/containers/{cid}/wait")["StatusCode"]
-            else:
-                code = raw.request(
-                    "POST",
-                    f"/containers/{cid}/wait",
-                    query=[("condition", "stopped"), ("condition", "exited"), ("interval", "10ms")],
-                )
-            _check_zero(int(code), "raw")
+            _check_zero(api.wait(raw, cid), "raw")
             raw.request("DELETE", f"/containers/{cid}")
 
         run = Case("run", "raw")
-        run.add("enginekit", ek_run)
+        run.add("enginekit", enginekit_run(engine, self.image, self.labels))
         run.add("raw", raw_run)
         self.counting.dials = 0  # from here on: the measured calls only
         raw.dials = 0
@@ -335,8 +319,7 @@ class RemoteBench:
         return problems
 
     def _remove_all(self, dialer: SshDialer) -> list[str]:
-        docker = self.kind == "docker"
-        flag = "1" if docker else "true"
+        flag = self.api.true
         problems = http_cleanup(
             RawDialed(dialer, self.prefix), self.runid, self.image, all_value=flag, force=flag
         )
@@ -348,11 +331,6 @@ class RemoteBench:
         finally:
             checker.close()
         return problems
-
-
-def _check_zero(code: int, what: str) -> None:
-    if code != 0:
-        raise RuntimeError(f"{what}: run to completion exited {code}")
 
 
 def _timed(fn: Callable[[], object]) -> float:
