@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from email.message import Message
+from typing import Any
 
 from enginekit.toolkit.driver import label_filters
 from enginekit.toolkit.errors import EngineError, EngineUnavailable, NotFound
@@ -108,7 +109,19 @@ class Api(HttpDriver[str]):
         labels: Mapping[str, str | None] | None,
         name: str | None,
     ) -> Sequence[str]:
-        """One ``GET /containers/json`` with the filters."""
+        """The ids :meth:`_list_entries` lists."""
+        entries = self._list_entries(all=all, labels=labels, name=name)
+        with self._map_errors("list"):
+            return [str(e["Id"]) for e in entries]
+
+    def _list_entries(
+        self,
+        *,
+        all: bool,
+        labels: Mapping[str, str | None] | None,
+        name: str | None,
+    ) -> list[Mapping[str, Any]]:
+        """One ``GET /containers/json`` with the filters: its entries, as Docker sends them."""
         filters: dict[str, list[str]] = {}
         if labels:
             filters["label"] = label_filters(labels)
@@ -121,4 +134,6 @@ class Api(HttpDriver[str]):
             params={"all": all, "filters": filters or None},
         )
         with self._map_errors("list"):
-            return [str(e["Id"]) for e in entries]
+            if not isinstance(entries, list):
+                raise ValueError("the container list is not a list")
+            return entries
