@@ -33,6 +33,7 @@ from enginekit.toolkit.models import (
     Container,
     ContainerSpec,
     ContainerState,
+    ContainerSummary,
     EngineInfo,
     LogLine,
     PathStat,
@@ -40,7 +41,7 @@ from enginekit.toolkit.models import (
 )
 from enginekit.toolkit.signals import signal_number
 
-from . import convert, names, streams
+from . import convert, listing, names, streams
 from .api import HINT
 from .errors import error_for, map_errors, message_of
 from .execs import ExecOps
@@ -185,6 +186,16 @@ class DockerDriver(ExecOps, ImageOps):
         with map_errors("inspect"):
             container = convert.container_from_inspect(data)
         return container if container.name == name else None
+
+    def container_summaries(
+        self,
+        *,
+        all: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        name: str | None = None,
+    ) -> list[ContainerSummary]:
+        """What ``container_list`` gives, from one ``GET /containers/json`` (:mod:`.listing`)."""
+        return listing.summaries(self, all=all, labels=labels, name=name)
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         try:
