@@ -136,18 +136,7 @@ def test_bad_signals(value: object) -> None:
         v.signal_name(value)
 
 
-@pytest.mark.parametrize(
-    ("ref", "normal"),
-    [
-        ("busybox", "busybox:latest"),
-        ("a/b:1.0", "a/b:1.0"),
-        ("localhost:5000/x", "localhost:5000/x:latest"),
-        ("sha256:" + "a" * 64, "sha256:" + "a" * 64),
-        ("abcdef012345", "abcdef012345"),
-    ],
-)
-def test_image_refs(ref: str, normal: str) -> None:
-    assert v.image_ref(ref) == normal
+# Image references: tests/test_reference.py.
 
 
 @pytest.mark.parametrize("ref", ["", "UPPER", "a b", "x:", "x:-bad", "sha256:xyz", "a@sha256:00"])
@@ -183,22 +172,6 @@ def test_other_fields() -> None:
     ):
         with pytest.raises(InvalidSpec):
             spec(**bad)
-
-
-@pytest.mark.parametrize(
-    ("ref", "host"),
-    [
-        ("127.0.0.1:5000/app:1", "127.0.0.1:5000"),
-        ("localhost/app:1", "localhost"),
-        ("registry.example/team/app:1", "registry.example"),
-        ("app:1", None),
-        ("team/app:1", None),
-        ("sha256:" + "a" * 64, None),
-        ("abcdef0123456789", None),
-    ],
-)
-def test_registry_of(ref: str, host: str | None) -> None:
-    assert v.registry_of(ref) == host
 
 
 def test_arguments_and_env_strings_up_to_the_kernels_limit() -> None:
