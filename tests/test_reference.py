@@ -166,6 +166,7 @@ def test_longest_names() -> None:
         ("localhost:5000", None),
         ("sha256:" + "a" * 64, None),
         ("a" * 64, None),
+        ("abcdef0123456789", None),
     ],
 )
 def test_the_registry_the_text_names(text: str, registry: str | None) -> None:
@@ -196,6 +197,8 @@ def test_loopback_registries(text: str, loopback: bool) -> None:
     ("text", "checked"),
     [
         ("busybox", "busybox:latest"),
+        ("a/b:1.0", "a/b:1.0"),
+        ("localhost:5000/x", "localhost:5000/x:latest"),
         ("docker.io/busybox", "busybox:latest"),
         ("index.docker.io/library/busybox:1", "busybox:1"),
         ("library/busybox:1", "busybox:1"),
