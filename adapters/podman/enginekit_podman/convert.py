@@ -52,6 +52,7 @@ space-joined string) and ``StopSignal`` a name (4.x: a number). Both are read.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import posixpath
 import re
@@ -62,6 +63,7 @@ from enginekit.toolkit.errors import InvalidSpec
 from enginekit.toolkit.models import (
     Container,
     ContainerState,
+    ContainerSummary,
     Image,
     ImageConfig,
     Mount,
@@ -91,6 +93,7 @@ __all__ = [
     "path_stat",
     "stats_from_libpod",
     "stop_signal_name",
+    "summary_from_list",
     "user_image_name",
 ]
 
@@ -295,7 +298,11 @@ def _ports(data: Mapping[str, Any], *, live: bool, random: set[str]) -> list[Por
                     host_port=int(hp) if hp.isdigit() and int(hp) > 0 else None,
                 )
             )
-    return sorted(out, key=lambda p: (p.container_port, p.protocol, p.host_ip, p.host_port or 0))
+    return sorted(out, key=_port_key)
+
+
+def _port_key(p: PortBinding) -> tuple[int, str, str, int]:
+    return (p.container_port, p.protocol, p.host_ip, p.host_port or 0)
 
 
 def _mounts(data: Mapping[str, Any]) -> list[Mount]:
@@ -395,6 +402,71 @@ def container_from_inspect(data: Mapping[str, Any], *, engine: str = "podman") -
         stop_signal=stop_signal,
         engine=engine,
         raw=data,
+    )
+
+
+def summary_from_list(row: Mapping[str, Any], *, engine: str = "podman") -> ContainerSummary | None:
+    """One row of ``GET /libpod/containers/json`` -> ContainerSummary; None when
+    the row does not say the image as asked (inspect that container instead).
+
+    Fields read, the same in Podman 4.3 to 5.x: ``Id``, ``Names``, ``Image``
+    (the name the image was found by, shown as :func:`user_image_name` shows
+    it; an id there says nothing of the reference asked, which only the
+    container's annotation keeps: None), ``ImageID``, ``State`` (the table
+    above), ``ExitCode``, ``Created`` (RFC 3339; epoch seconds read too),
+    ``Labels`` and ``Ports``.
+
+    - ``exit_code``: ``ExitCode`` in EXITED, except 1: Podman's init exits 1
+      when the command cannot be started, where Docker's exits 127 or 126
+      (the driver's inspect tells them apart from the container's log): None.
+    - ``ports``: a running or paused container's, as bound (``Ports``: a
+      ``range`` spread, ``tcp,udp`` split); a created or exited container's
+      host port may be one Podman picked for a port published on any port,
+      which the contract does not show (the annotation saying so is not in
+      the list): None.
+    """
+    image = user_image_name(str(row.get("Image") or ""))
+    if not image or image.startswith("sha256:") or _HEX_RE.fullmatch(image):
+        return None
+    status = container_state(str(row.get("State") or "unknown"))
+    exit_code = row.get("ExitCode")
+    if status is not ContainerState.EXITED or not isinstance(exit_code, int) or exit_code == 1:
+        exit_code = None
+    ports: list[PortBinding] | None = None
+    if status in (ContainerState.RUNNING, ContainerState.PAUSED):
+        ports = []
+        for p in row.get("Ports") or ():
+            host_port = int(p.get("host_port") or 0)
+            for protocol in str(p.get("protocol") or "tcp").split(","):
+                for i in range(max(1, int(p.get("range") or 1))):
+                    ports.append(
+                        PortBinding(
+                            container_port=int(p["container_port"]) + i,
+                            protocol=protocol or "tcp",
+                            host_ip=str(p.get("host_ip") or "0.0.0.0"),
+                            host_port=host_port + i if host_port > 0 else None,
+                        )
+                    )
+        ports.sort(key=_port_key)
+    names = [str(n).lstrip("/") for n in row.get("Names") or ()]
+    created = row.get("Created")
+    image_id = str(row.get("ImageID") or "")
+    return ContainerSummary(
+        id=str(row["Id"]),
+        name=names[0] if names else "",
+        image=image,
+        image_id=_image_id(image_id) if image_id else "",
+        state=status,
+        exit_code=exit_code,
+        created_at=(
+            dt.datetime.fromtimestamp(created, dt.UTC)
+            if isinstance(created, int) and created > 0
+            else parse_rfc3339(created if isinstance(created, str) else None)
+        ),
+        labels=_labels(row.get("Labels")),
+        ports=ports,
+        engine=engine,
+        raw=row,
     )
 
 
