@@ -117,7 +117,20 @@ class Base(HttpDriver[Negotiated]):
         labels: Mapping[str, str | None] | None,
         name: str | None,
     ) -> Sequence[str]:
-        """One ``GET /containers/json``, oldest first; an exact name picked here."""
+        """The ids :meth:`_list_rows` lists."""
+        rows = self._list_rows(all=all, labels=labels, name=name)
+        with self._map_errors("container list"):
+            return [str(r["Id"]) for r in rows]
+
+    def _list_rows(
+        self,
+        *,
+        all: bool,
+        labels: Mapping[str, str | None] | None,
+        name: str | None,
+    ) -> list[Mapping[str, Any]]:
+        """One ``GET /containers/json``: its rows as libpod sends them, oldest
+        first; an exact name picked here."""
         filters: dict[str, list[str]] = {}
         if labels:
             filters["label"] = label_filters(labels)
@@ -135,7 +148,7 @@ class Base(HttpDriver[Negotiated]):
                 if name is None or name in [str(n).lstrip("/") for n in r.get("Names") or ()]
             ]
             rows.sort(key=lambda r: (_created(r.get("Created")), str(r["Id"])))
-            return [str(r["Id"]) for r in rows]
+            return rows
 
     def _image_raw(self, ref: str) -> dict[str, Any]:
         return self._image_lookup(ref)[0]
