@@ -1,8 +1,11 @@
-"""The argument parser of the ``enginekit`` command (argparse only: cheap to build)."""
+"""The argument parser of the ``enginekit`` command (argparse only; a command's own
+parser is made only when that command runs)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["build_parser"]
 
@@ -89,40 +92,60 @@ def _filter_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="enginekit",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _engine_option(parser, top=True)
-    parser.add_argument("--version", action="store_true", help="print the enginekit version")
-    sub = parser.add_subparsers(dest="command_name", metavar="COMMAND")
+class _Deferred(argparse.ArgumentParser):
+    """A subcommand's parser, made with its arguments the first time it is used.
 
-    def cmd(name: str, help: str, *, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, aliases=list(aliases))
-        _engine_option(p, top=False)
-        p.set_defaults(command_name=name)
-        return p
+    argparse asks only the parser of the command given for its arguments, so
+    one of the thirty is made per run: making them all took longer than the
+    rest of a command's start-up. ``add_parser(NAME, fill=FUNCTION, ...)``
+    gives ``fill`` (which adds the arguments) and the parser's own settings.
+    """
 
-    p = cmd(
-        "engines",
-        "list installed engines (or the ENGINEs named): reachable or not (and why), versions, "
-        "cgroup layout, rootless, image store, and what each instance can and cannot do (and why); "
-        "then the engines Docker contexts and Podman connections name, where they point, which "
-        "one is current and whether it answers",
-    )
+    def __init__(self, *, fill: Callable[[argparse.ArgumentParser], None], **kwargs: Any) -> None:
+        # ArgumentParser.__init__ runs in _make(), when the parser is first used.
+        self.__dict__["_deferred"] = (fill, kwargs)
+
+    def _make(self) -> None:
+        deferred = self.__dict__.pop("_deferred", None)
+        if deferred is not None:
+            fill, kwargs = deferred
+            super().__init__(**kwargs)
+            fill(self)
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        self._make()
+        return super().parse_known_args(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for an attribute not set yet: any other use makes the parser.
+        if "_deferred" not in self.__dict__:
+            raise AttributeError(name)
+        self._make()
+        return getattr(self, name)
+
+
+Fill = Callable[[argparse.ArgumentParser], None]
+
+
+def _command(name: str, fill: Fill) -> Fill:
+    """``fill`` and what every command takes: ``--engine``, and its name in the result."""
+
+    def full(parser: argparse.ArgumentParser) -> None:
+        _engine_option(parser, top=False)
+        parser.set_defaults(command_name=name)
+        fill(parser)
+
+    return full
+
+
+def _engines(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "targets", nargs="*", metavar="ENGINE", help="adapter names or URLs (default: every one)"
     )
     _json_option(p)
 
-    p = cmd("version", "print the enginekit version and the engine's")
-    _json_option(p)
 
-    # -- images ---------------------------------------------------------------
-    p = cmd("build", "build an image from a Dockerfile")
+def _build(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-t",
         "--tag",
@@ -153,61 +176,80 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
     p.add_argument("context", help="build context directory")
 
-    p = cmd("images", "list images")
+
+def _images(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print only image ids")
     _filter_option(p, "label=KEY or label=KEY=VALUE")
     _json_option(p)
     p.add_argument("name", nargs="?", help="only images of this repository (or name:tag)")
 
-    p = cmd("image", "manage images (rm, save, load, tag, inspect, ls)")
-    isub = p.add_subparsers(dest="image_command", metavar="SUBCOMMAND", required=True)
 
-    def icmd(name: str, help: str, *, aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-        q = isub.add_parser(name, help=help, description=help, aliases=list(aliases))
-        _engine_option(q, top=False)
-        q.set_defaults(image_command=name)
-        return q
-
-    q = icmd("rm", "remove images", aliases=("remove",))
-    q.add_argument("-f", "--force", action="store_true", help="remove even if a container uses it")
-    q.add_argument("images", nargs="+", metavar="IMAGE")
-    q = icmd("save", "write an image as an OCI archive")
-    q.add_argument("-o", "--output", required=True, metavar="PATH", help="archive file to write")
-    q.add_argument("image")
-    q = icmd("load", "load images from an archive")
-    q.add_argument("-i", "--input", required=True, metavar="PATH", help="archive file to read")
-    _json_option(q)
-    q = icmd("tag", "add a tag to an image")
-    q.add_argument("source")
-    q.add_argument("target")
-    q = icmd("inspect", "show an image")
-    _json_option(q)
-    q.add_argument("images", nargs="+", metavar="IMAGE")
-    q = icmd("ls", "list images (as `enginekit images`)", aliases=("list",))
-    q.add_argument("-q", "--quiet", action="store_true", help="print only image ids")
-    _filter_option(q, "label=KEY or label=KEY=VALUE")
-    _json_option(q)
-    q.add_argument("name", nargs="?", help="only images of this repository (or name:tag)")
-
-    p = cmd("pull", "pull an image from a registry")
-    p.add_argument("image")
-    p = cmd("push", "push an image to a registry")
-    p.add_argument("image")
-
-    p = cmd("rmi", "remove images (as `enginekit image rm`)")
+def _image_rm(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="remove even if a container uses it")
     p.add_argument("images", nargs="+", metavar="IMAGE")
 
-    # -- containers -----------------------------------------------------------
-    p = cmd("run", "create and start a container; without -d, wait and exit with its code")
+
+def _image_save(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, metavar="PATH", help="archive file to write")
+    p.add_argument("image")
+
+
+def _image_load(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-i", "--input", required=True, metavar="PATH", help="archive file to read")
+    _json_option(p)
+
+
+def _image_tag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source")
+    p.add_argument("target")
+
+
+def _image_inspect(p: argparse.ArgumentParser) -> None:
+    _json_option(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+
+
+def _image(p: argparse.ArgumentParser) -> None:
+    isub = p.add_subparsers(
+        dest="image_command", metavar="SUBCOMMAND", required=True, parser_class=_Deferred
+    )
+    for name, help, aliases, fill in (
+        ("rm", "remove images", ("remove",), _image_rm),
+        ("save", "write an image as an OCI archive", (), _image_save),
+        ("load", "load images from an archive", (), _image_load),
+        ("tag", "add a tag to an image", (), _image_tag),
+        ("inspect", "show an image", (), _image_inspect),
+        ("ls", "list images (as `enginekit images`)", ("list",), _images),
+    ):
+        isub.add_parser(
+            name,
+            help=help,
+            description=help,
+            aliases=list(aliases),
+            fill=_image_command(name, fill),
+        )
+
+
+def _image_command(name: str, fill: Fill) -> Fill:
+    def full(parser: argparse.ArgumentParser) -> None:
+        _engine_option(parser, top=False)
+        parser.set_defaults(image_command=name)
+        fill(parser)
+
+    return full
+
+
+def _one_image(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image")
+
+
+def _run(p: argparse.ArgumentParser) -> None:
     p.add_argument("-d", "--detach", action="store_true", help="print the id and return at once")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     _container_options(p)
 
-    p = cmd("create", "create a container (not started); print its id")
-    _container_options(p)
 
-    p = cmd("start", "start containers")
+def _start(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-a",
         "--attach",
@@ -216,14 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = cmd("ps", "list containers (running and paused; -a: all)")
+
+def _ps(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="all containers, not only running")
     p.add_argument("-q", "--quiet", action="store_true", help="print only container ids")
     p.add_argument("--no-trunc", action="store_true", help="full ids and commands")
     _filter_option(p, "label=KEY[=VALUE], name=NAME, status=created|running|paused|exited")
     _json_option(p)
 
-    p = cmd("inspect", "show containers or images")
+
+def _inspect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--type", choices=("container", "image"), help="only look for this kind")
     p.add_argument(
         "--show-env",
@@ -233,13 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
     p.add_argument("refs", nargs="+", metavar="REF")
 
-    p = cmd("logs", "print a container's output (stdout and stderr kept apart)")
+
+def _logs(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--follow", action="store_true", help="follow until the container exits")
     p.add_argument("-t", "--timestamps", action="store_true", help="prefix each line with its time")
     p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
     p.add_argument("container")
 
-    p = cmd("exec", "run a command in a running container; exit with its code")
+
+def _exec(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-e",
         "--env",
@@ -253,11 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("container")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
 
-    for name, help_ in (("pause", "pause containers"), ("unpause", "unpause containers")):
-        p = cmd(name, help_)
-        p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = cmd("stop", "stop containers (stop signal, then SIGKILL after --time)")
+def _containers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+
+
+def _stop(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-t",
         "--time",
@@ -266,55 +313,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds to wait before SIGKILL (default 10)",
     )
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    _containers(p)
 
-    p = cmd("restart", "restart containers")
-    p.add_argument(
-        "-t",
-        "--time",
-        type=float,
-        default=10.0,
-        metavar="SECONDS",
-        help="seconds to wait before SIGKILL (default 10)",
-    )
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    p = cmd("kill", "send a signal to containers (default SIGKILL)")
+def _kill(p: argparse.ArgumentParser) -> None:
     p.add_argument("-s", "--signal", default="SIGKILL", help="signal name or number")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    _containers(p)
 
-    p = cmd("rm", "remove containers")
+
+def _rm(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="remove running containers too")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    _containers(p)
 
-    p = cmd("wait", "wait for containers to exit; print their exit codes")
+
+def _wait(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long")
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    _containers(p)
 
-    p = cmd("cp", "copy files between a container and the host (CONTAINER:PATH on one side)")
+
+def _cp(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
 
-    p = cmd("stats", "one sample of CPU time, memory and pids per container")
+
+def _stats(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-stream", action="store_true", help="accepted for docker compatibility")
     _json_option(p)
-    p.add_argument("containers", nargs="+", metavar="CONTAINER")
+    _containers(p)
 
-    p = cmd("prune", "remove exited containers")
+
+def _prune(p: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     _filter_option(p, "label=KEY or label=KEY=VALUE")
     _json_option(p)
 
-    # -- compare --------------------------------------------------------------
-    p = sub.add_parser(
-        "compare",
-        help="run the same container on several engines and show what each saw",
-        description=(
-            "Run IMAGE [CMD...] on every chosen engine (default: every reachable one) and "
-            "print state, exit code, stdout, stderr and timings side by side. Exit 0 when "
-            "all agree, 1 when they differ. Everything it creates is labelled and removed."
-        ),
-    )
+
+def _compare(p: argparse.ArgumentParser) -> None:
     p.set_defaults(command_name="compare")
     p.add_argument(
         "--engine",
@@ -356,4 +390,67 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(p)
     p.add_argument("image", help="image to run (with --build: the tag to build)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments")
+
+
+#: The commands in the order ``--help`` lists them: name, help, arguments.
+COMMANDS: tuple[tuple[str, str, Fill], ...] = (
+    (
+        "engines",
+        "list installed engines (or the ENGINEs named): reachable or not (and why), versions, "
+        "cgroup layout, rootless, image store, and what each instance can and cannot do (and why); "
+        "then the engines Docker contexts and Podman connections name, where they point, which "
+        "one is current and whether it answers",
+        _engines,
+    ),
+    ("version", "print the enginekit version and the engine's", _json_option),
+    # -- images
+    ("build", "build an image from a Dockerfile", _build),
+    ("images", "list images", _images),
+    ("image", "manage images (rm, save, load, tag, inspect, ls)", _image),
+    ("pull", "pull an image from a registry", _one_image),
+    ("push", "push an image to a registry", _one_image),
+    ("rmi", "remove images (as `enginekit image rm`)", _image_rm),
+    # -- containers
+    ("run", "create and start a container; without -d, wait and exit with its code", _run),
+    ("create", "create a container (not started); print its id", _container_options),
+    ("start", "start containers", _start),
+    ("ps", "list containers (running and paused; -a: all)", _ps),
+    ("inspect", "show containers or images", _inspect),
+    ("logs", "print a container's output (stdout and stderr kept apart)", _logs),
+    ("exec", "run a command in a running container; exit with its code", _exec),
+    ("pause", "pause containers", _containers),
+    ("unpause", "unpause containers", _containers),
+    ("stop", "stop containers (stop signal, then SIGKILL after --time)", _stop),
+    ("restart", "restart containers", _stop),
+    ("kill", "send a signal to containers (default SIGKILL)", _kill),
+    ("rm", "remove containers", _rm),
+    ("wait", "wait for containers to exit; print their exit codes", _wait),
+    ("cp", "copy files between a container and the host (CONTAINER:PATH on one side)", _cp),
+    ("stats", "one sample of CPU time, memory and pids per container", _stats),
+    ("prune", "remove exited containers", _prune),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="enginekit",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _engine_option(parser, top=True)
+    parser.add_argument("--version", action="store_true", help="print the enginekit version")
+    sub = parser.add_subparsers(dest="command_name", metavar="COMMAND", parser_class=_Deferred)
+    for name, help, fill in COMMANDS:
+        sub.add_parser(name, help=help, description=help, fill=_command(name, fill))
+    sub.add_parser(
+        "compare",
+        help="run the same container on several engines and show what each saw",
+        description=(
+            "Run IMAGE [CMD...] on every chosen engine (default: every reachable one) and "
+            "print state, exit code, stdout, stderr and timings side by side. Exit 0 when "
+            "all agree, 1 when they differ. Everything it creates is labelled and removed."
+        ),
+        fill=_compare,
+    )
     return parser
