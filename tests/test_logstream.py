@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,14 @@ class Blocking:
         self.closed_in.append(threading.current_thread().name)
 
 
+def _until(condition: Callable[[], object], what: str) -> None:
+    """Wait (10 s at most) until ``condition()`` holds."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within 10 s"
+        time.sleep(0.01)
+
+
 def _reader(stream: LogStream) -> tuple[threading.Thread, list[object]]:
     got: list[object] = []
 
@@ -73,10 +81,12 @@ def test_close_from_another_thread_aborts_and_the_reader_closes() -> None:
     inner = Blocking(abortable=True)
     stream = LogStream(inner)
     thread, got = _reader(stream)
-    time.sleep(0.2)
+    _until(lambda: inner.reading, "the reader blocked in its read")
     start = time.monotonic()
     stream.close()
-    assert time.monotonic() - start < 0.5
+    # Without waiting for the reader: the blocked read ends only when aborted, and
+    # its gate would hold it 10 s (generous for a busy machine, short of that).
+    assert time.monotonic() - start < 5
     thread.join(2)
     assert not thread.is_alive()
     assert got == [LINE]  # the broken-off read is not reported: the loop just ends
@@ -91,7 +101,7 @@ def test_without_abort_the_reader_ends_at_its_next_line() -> None:
     inner = Blocking(abortable=False)
     stream = LogStream(inner)
     thread, got = _reader(stream)
-    time.sleep(0.2)
+    _until(lambda: inner.reading, "the reader blocked in its read")
     stream.close()  # returns at once, raises nothing
     assert thread.is_alive() and inner.closed_in == []
     inner.gate.set()
@@ -130,7 +140,7 @@ def test_two_readers_at_once_is_an_engine_error() -> None:
     stream = LogStream(inner)
     next(stream)
     thread, _ = _reader(stream)
-    time.sleep(0.2)
+    _until(lambda: inner.reading, "the reader blocked in its read")
     with pytest.raises(EngineError, match="one thread at a time"):
         next(stream)
     stream.close()
@@ -189,7 +199,7 @@ def test_response_abort_wakes_a_blocked_reader_and_releases_the_socket(
     stream = LogStream(ClosableLines(lines(), abort=resp.abort, release=resp.close))
     assert isinstance(stream._inner, Abortable)
     thread, got = _reader(stream)
-    time.sleep(0.3)
+    _until(lambda: got, "the reader got the first line")
     assert thread.is_alive()
     stream.close()
     thread.join(2)
