@@ -792,6 +792,40 @@ def test_mounts_entrypoint_network_and_limits(
 
 
 # -- argument parsing, without an engine -------------------------------------------------
+def test_only_the_command_given_gets_its_parser_made(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    from enginekit.cli._parser import build_parser
+
+    def parsers(parser: argparse.ArgumentParser, dest: str) -> dict[str, argparse.ArgumentParser]:
+        sub = next(a for a in parser._actions if a.dest == dest)
+        assert isinstance(sub.choices, dict)
+        return sub.choices
+
+    def made(parser: argparse.ArgumentParser, dest: str) -> list[str]:
+        found = parsers(parser, dest).values()
+        return sorted({p.prog for p in found if "_deferred" not in vars(p)})
+
+    parser = build_parser()
+    args = parser.parse_args(["--engine", "docker", "ps", "-a", "--filter", "label=a"])
+    assert (args.command_name, args.all, args.filter) == ("ps", True, ["label=a"])
+    assert made(parser, "command_name") == ["enginekit ps"]
+    parser = build_parser()
+    args = parser.parse_args(["image", "rm", "-f", "x"])
+    assert (args.command_name, args.image_command, args.force) == ("image", "rm", True)
+    image = parsers(parser, "command_name")["image"]
+    assert made(parser, "command_name") == ["enginekit image"]
+    assert made(image, "image_command") == ["enginekit image rm"]
+    # Every command's parser can be made, and shows its own help.
+    for name in parsers(build_parser(), "command_name"):
+        with pytest.raises(SystemExit) as exited:
+            build_parser().parse_args([name, "--help"])
+        assert exited.value.code == 0
+        assert f"usage: enginekit {name} " in capsys.readouterr().out
+
+
 def test_parse_ports() -> None:
     from enginekit.cli._args import parse_ports
 
