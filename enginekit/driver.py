@@ -28,14 +28,15 @@ Rules every method follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import IO, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, Protocol, runtime_checkable
 
 from .capabilities import Capability
 from .models import (
     BuildRequest,
     Container,
     ContainerSpec,
+    ContainerState,
     ContainerSummary,
     EngineInfo,
     ExecResult,
@@ -45,9 +46,21 @@ from .models import (
     Stats,
 )
 
-__all__ = ["Driver", "DriverFactory", "ProgressCallback", "container_summaries"]
+__all__ = [
+    "LIVE_STATES",
+    "Driver",
+    "DriverFactory",
+    "ProgressCallback",
+    "container_summaries",
+    "labels_match",
+    "listed",
+    "summaries_from_rows",
+]
 
 ProgressCallback = Callable[[str], None]
+
+#: The states ``container_list`` shows without ``all``.
+LIVE_STATES = frozenset({ContainerState.RUNNING, ContainerState.PAUSED})
 
 
 @runtime_checkable
@@ -305,3 +318,63 @@ def container_summaries(
     return [
         ContainerSummary.of(c) for c in driver.container_list(all=all, labels=labels, name=name)
     ]
+
+
+def listed(
+    item: Container | ContainerSummary,
+    *,
+    all: bool,
+    labels: Mapping[str, str | None] | None,
+    name: str | None,
+) -> bool:
+    """Whether ``container_list``'s filters keep ``item``: running or paused
+    unless ``all``, named ``name`` exactly, carrying every key of ``labels``
+    (and, where its value is not None, that value)."""
+    if not all and item.state not in LIVE_STATES:
+        return False
+    if name is not None and item.name != name:
+        return False
+    return labels_match(item.labels, labels)
+
+
+def labels_match(have: Mapping[str, str], wanted: Mapping[str, str | None] | None) -> bool:
+    """Whether labels ``have`` carry every key of ``wanted`` (and, where its
+    value is not None, that value): the ``labels`` filter of the Driver's lists."""
+    for key, value in (wanted or {}).items():
+        if key not in have or (value is not None and have[key] != value):
+            return False
+    return True
+
+
+def summaries_from_rows(
+    rows: Iterable[Mapping[str, Any]],
+    summary_of: Callable[[Mapping[str, Any]], ContainerSummary | str],
+    inspect_each: Callable[[list[str]], Sequence[Container | None]],
+    *,
+    all: bool,
+    labels: Mapping[str, str | None] | None,
+    name: str | None,
+) -> list[ContainerSummary]:
+    """``container_summaries`` of an engine whose list request answers rows.
+
+    ``summary_of(row)`` reads one row of the list made with these filters: the
+    container's summary, or its id where the row does not say enough (that
+    container is then inspected, with the others of its kind, through
+    ``inspect_each``, which gives None for one removed since). The summaries
+    are filtered as ``container_list`` filters its snapshots (:func:`listed`),
+    in the order of ``rows``.
+    """
+    found: list[ContainerSummary | None] = []
+    unsaid: dict[int, str] = {}
+    for row in rows:
+        summary = summary_of(row)
+        if isinstance(summary, str):
+            unsaid[len(found)] = summary
+            found.append(None)
+        else:
+            found.append(summary)
+    if unsaid:
+        inspected = inspect_each(list(unsaid.values()))
+        for at, container in zip(unsaid, inspected, strict=True):
+            found[at] = None if container is None else ContainerSummary.of(container)
+    return [s for s in found if s is not None and listed(s, all=all, labels=labels, name=name)]
