@@ -42,7 +42,16 @@ from types import MappingProxyType
 from typing import IO, Any, NoReturn, TypeVar
 
 from enginekit.capabilities import ALL_CAPABILITIES, Capability
-from enginekit.driver import Driver, DriverFactory, ProgressCallback
+from enginekit.driver import (
+    LIVE_STATES,
+    Driver,
+    DriverFactory,
+    ProgressCallback,
+    container_summaries,
+    labels_match,
+    listed,
+    summaries_from_rows,
+)
 from enginekit.errors import ContainerNotFound, EngineTimeout, ImageNotFound, Unsupported
 from enginekit.models import (
     BuildRequest,
@@ -62,26 +71,18 @@ __all__ = [
     "Driver",
     "DriverFactory",
     "ProgressCallback",
+    "container_summaries",
     "label_filters",
     "labels_match",
+    "listed",
+    "summaries_from_rows",
 ]
 
 T = TypeVar("T")
 K = TypeVar("K")
 
-#: The states ``container_list`` shows without ``all``.
-LIVE_STATES = frozenset({ContainerState.RUNNING, ContainerState.PAUSED})
 _NOTHING_MISSING: Mapping[Capability, str] = MappingProxyType({})
 _WAIT_POLL_MAX = 0.1
-
-
-def labels_match(have: Mapping[str, str], wanted: Mapping[str, str | None] | None) -> bool:
-    """Whether labels ``have`` carry every key of ``wanted`` (and, where its value
-    is not None, that value): the ``labels`` filter of the Driver's lists."""
-    for key, value in (wanted or {}).items():
-        if key not in have or (value is not None and have[key] != value):
-            return False
-    return True
 
 
 def label_filters(labels: Mapping[str, str | None] | None) -> list[str]:
@@ -223,14 +224,7 @@ class BaseDriver:
         """Each container :meth:`_container_ids` lists, as ``container_inspect``
         gives it, in that order (see the module)."""
         found = self._inspect_each(self._container_ids(all=all, labels=labels, name=name))
-        return [
-            c
-            for c in found
-            if c is not None
-            and (all or c.state in LIVE_STATES)
-            and (name is None or c.name == name)
-            and labels_match(c.labels, labels)
-        ]
+        return [c for c in found if c is not None and listed(c, all=all, labels=labels, name=name)]
 
     def _inspect_each(self, ids: Sequence[str]) -> list[Container | None]:
         """``container_inspect`` of each id (``list_workers`` at once), None for
