@@ -56,9 +56,8 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
-from enginekit import hostfacts
-from enginekit.errors import EngineError
-from enginekit.models import BuildRequest
+from enginekit.toolkit.errors import EngineError
+from enginekit.toolkit.models import BuildRequest
 
 from . import wire
 from .agentcontext import extract_context
