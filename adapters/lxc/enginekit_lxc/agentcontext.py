@@ -8,7 +8,7 @@ import shutil
 import tarfile
 from typing import IO
 
-from enginekit.errors import InvalidSpec
+from enginekit.toolkit.errors import InvalidSpec
 
 __all__ = ["extract_context"]
 
