@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from enginekit.errors import EngineError, EngineUnavailable
+from enginekit.toolkit.errors import EngineError, EngineUnavailable
 
 from .errors import HINT, tool_path
 from .helper import ENV_HELPER
