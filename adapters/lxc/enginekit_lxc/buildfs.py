@@ -31,8 +31,8 @@ from typing import Protocol
 
 import attrs
 
-from enginekit.buildcontext import ContextEntry, go_match, has_wildcards, iter_context
-from enginekit.errors import InvalidSpec
+from enginekit.toolkit.build import ContextEntry, go_match, has_wildcards, iter_context
+from enginekit.toolkit.errors import InvalidSpec
 
 from .buildtar import extract, open_archive
 from .fsops import (
