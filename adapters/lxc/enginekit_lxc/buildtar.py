@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Iterator
 from typing import IO
 
-from enginekit.addarchive import decompressed
+from enginekit.toolkit.archives import decompressed
 
 from .fsops import CHUNK, MAX_LINKS, CopyError, apply_meta, clean, clear, scoped
 
