@@ -12,8 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from enginekit.errors import Conflict, EngineError
-from enginekit.models import ContainerState, ExecResult
+from enginekit.toolkit.errors import Conflict, EngineError
+from enginekit.toolkit.models import ContainerState, ExecResult
 
 from .attach import attach
 from .fsroot import Root
