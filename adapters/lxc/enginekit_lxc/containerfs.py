@@ -9,8 +9,8 @@ import os
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
-from enginekit.errors import EngineError, InvalidSpec, NotFound
-from enginekit.models import PathStat
+from enginekit.toolkit.errors import EngineError, InvalidSpec, NotFound
+from enginekit.toolkit.models import PathStat
 
 from . import copyops
 from .fsroot import Root
