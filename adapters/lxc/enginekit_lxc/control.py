@@ -15,9 +15,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from enginekit.errors import Conflict, EngineError, EngineTimeout, Unsupported
-from enginekit.models import ContainerState
-from enginekit.signals import signal_number
+from enginekit.toolkit.errors import Conflict, EngineError, EngineTimeout, Unsupported
+from enginekit.toolkit.models import ContainerState
+from enginekit.toolkit.signals import signal_number
 
 from .errors import ENGINE
 from .monitor import unmount
