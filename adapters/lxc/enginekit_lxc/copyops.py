@@ -18,8 +18,8 @@ import tarfile
 import tempfile
 from typing import IO
 
-from enginekit.errors import Conflict, InvalidSpec, NotFound
-from enginekit.models import PathStat
+from enginekit.toolkit.errors import Conflict, InvalidSpec, NotFound
+from enginekit.toolkit.models import PathStat
 
 from .fsroot import Root
 
