@@ -11,8 +11,8 @@ import secrets
 import socket
 from typing import TYPE_CHECKING, Any
 
-from enginekit.errors import Conflict, EngineError, InvalidSpec, Unsupported
-from enginekit.models import ContainerSpec
+from enginekit.toolkit.errors import Conflict, EngineError, InvalidSpec, Unsupported
+from enginekit.toolkit.models import ContainerSpec
 
 from .errors import ENGINE
 from .imagefit import check_workdir
