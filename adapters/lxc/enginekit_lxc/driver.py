@@ -51,10 +51,9 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from enginekit.capabilities import Capability
-from enginekit.driver import ProgressCallback
-from enginekit.errors import EngineTimeout, EngineUnavailable, InvalidSpec, NotFound
-from enginekit.models import (
+from enginekit.toolkit.driver import Capability, ProgressCallback
+from enginekit.toolkit.errors import EngineTimeout, EngineUnavailable, InvalidSpec, NotFound
+from enginekit.toolkit.models import (
     BuildRequest,
     Container,
     ContainerSpec,
