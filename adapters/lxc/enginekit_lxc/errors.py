@@ -8,7 +8,7 @@ import functools
 import shutil
 from collections.abc import Iterator
 
-from enginekit.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from enginekit.toolkit.errors import Conflict, EngineError, EngineUnavailable, NotFound
 
 __all__ = ["ENGINE", "HINT", "LxcToolError", "map_os_errors", "tool_error", "tool_path"]
 
