@@ -20,8 +20,8 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from enginekit.errors import EngineError, EngineUnavailable, InvalidSpec
-from enginekit.models import Stream
+from enginekit.toolkit.errors import EngineError, EngineUnavailable, InvalidSpec
+from enginekit.toolkit.models import Stream
 
 from .cgroups import Limits
 from .errors import HINT, LxcToolError, tool_path
