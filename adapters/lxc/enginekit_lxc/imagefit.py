@@ -16,9 +16,9 @@ import stat
 from collections.abc import Mapping
 from typing import Any
 
-from enginekit import refusals
-from enginekit.errors import Conflict, InvalidSpec
-from enginekit.models import PortBinding
+from enginekit.toolkit import refusals
+from enginekit.toolkit.errors import Conflict, InvalidSpec
+from enginekit.toolkit.models import PortBinding
 
 from .fsroot import Root
 
