@@ -45,10 +45,10 @@ from typing import IO, Any
 
 import attrs
 
-from enginekit import ociarchive
-from enginekit.errors import Conflict, EngineError, ImageNotFound, InvalidSpec
-from enginekit.models import Image, ImageConfig
-from enginekit.timeutil import parse_rfc3339
+from enginekit.toolkit import archives
+from enginekit.toolkit.errors import Conflict, EngineError, ImageNotFound, InvalidSpec
+from enginekit.toolkit.models import Image, ImageConfig
+from enginekit.toolkit.time import parse_rfc3339
 
 from .errors import ENGINE
 from .oci import (
@@ -539,7 +539,7 @@ class ImageStore:
             if selector not in {Layout.ref_name(e) for e in self.layout.entries()}:
                 selector = record.manifest
             try:
-                ociarchive.write_from_layout(self.layout.path, {selector: tags}, path)
+                archives.write_from_layout(self.layout.path, {selector: tags}, path)
             except OSError as exc:
                 raise EngineError(f"cannot write image archive {path}: {exc}") from exc
 
@@ -550,7 +550,7 @@ class ImageStore:
         with self.tempdir("load-") as scratch:
             staging = os.path.join(scratch, "oci")
             try:
-                loaded = ociarchive.extract_to_layout(path, staging, ref_name=encode_ref)
+                loaded = archives.extract_to_layout(path, staging, ref_name=encode_ref)
             except OSError as exc:
                 raise EngineError(f"cannot read image archive {path}: {exc}") from exc
             source = Layout(staging)
