@@ -13,8 +13,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from enginekit.logstream import ClosableLines
-from enginekit.models import LogLine, Stream
+from enginekit.toolkit.logs import ClosableLines
+from enginekit.toolkit.models import LogLine, Stream
 
 from . import logfile
 
