@@ -23,8 +23,8 @@ from typing import Literal
 
 import attrs
 
-from enginekit.errors import EngineUnavailable, InvalidSpec
-from enginekit.models import Mount
+from enginekit.toolkit.errors import EngineUnavailable, InvalidSpec
+from enginekit.toolkit.models import Mount
 
 from .helper import ENV_HELPER, helper_argv
 from .lxchost import CgroupConfig
