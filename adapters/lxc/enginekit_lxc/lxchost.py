@@ -34,8 +34,8 @@ import sys
 
 import attrs
 
-from enginekit.capabilities import ALL_CAPABILITIES, Capability
-from enginekit.errors import EngineUnavailable
+from enginekit.toolkit.driver import ALL_CAPABILITIES, Capability
+from enginekit.toolkit.errors import EngineUnavailable
 
 from . import cgroups
 from .cgroups import Layout, Limits
