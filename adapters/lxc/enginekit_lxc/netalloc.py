@@ -21,7 +21,7 @@ import socket
 import struct
 import time
 
-from enginekit.errors import EngineError, EngineUnavailable
+from enginekit.toolkit.errors import EngineError, EngineUnavailable
 
 __all__ = ["LEASE_ROOT", "allocate", "bridge_network", "release"]
 
