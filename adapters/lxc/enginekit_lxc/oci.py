@@ -36,7 +36,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from enginekit.errors import EngineError, InvalidSpec
+from enginekit.toolkit.errors import EngineError, InvalidSpec
 
 __all__ = [
     "CONFIG_MEDIA_TYPE",
