@@ -13,9 +13,16 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from enginekit.errors import Conflict, ContainerNotFound, EngineError
-from enginekit.models import Container, ContainerState, FrozenDict, Mount, PortBinding, Resources
-from enginekit.timeutil import parse_rfc3339
+from enginekit.toolkit.errors import Conflict, ContainerNotFound, EngineError
+from enginekit.toolkit.models import (
+    Container,
+    ContainerState,
+    FrozenDict,
+    Mount,
+    PortBinding,
+    Resources,
+)
+from enginekit.toolkit.time import parse_rfc3339
 
 from .cgroupfs import read_stripped
 from .errors import ENGINE
