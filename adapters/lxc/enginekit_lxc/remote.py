@@ -38,12 +38,12 @@ from typing import IO, Any
 
 import attrs
 
-from enginekit import hostfacts
-from enginekit.capabilities import Capability
-from enginekit.driver import ProgressCallback
-from enginekit.errors import EngineError, InvalidSpec
-from enginekit.logstream import ClosableLines
-from enginekit.models import (
+from enginekit.toolkit import hosts
+from enginekit.toolkit.driver import Capability, ProgressCallback
+from enginekit.toolkit.errors import EngineError, InvalidSpec
+from enginekit.toolkit.http import Response, Transport
+from enginekit.toolkit.logs import ClosableLines
+from enginekit.toolkit.models import (
     BuildRequest,
     Container,
     ContainerSpec,
@@ -55,9 +55,8 @@ from enginekit.models import (
     Stats,
     Stream,
 )
-from enginekit.sshtunnel import CONNECT_TIMEOUT, SshAddress, SshTunnel
-from enginekit.timeutil import parse_rfc3339
-from enginekit.transport import Response, Transport
+from enginekit.toolkit.ssh import CONNECT_TIMEOUT, SshAddress, SshTunnel
+from enginekit.toolkit.time import parse_rfc3339
 
 from . import wire
 from .errors import ENGINE
@@ -256,7 +255,7 @@ class RemoteLxcDriver:
         if found is None:
             with self._lock:
                 if self._published is None:
-                    self._published = hostfacts.address_of(self._tunnel.hostname())
+                    self._published = hosts.address_of(self._tunnel.hostname())
                 found = self._published
         return found
 
@@ -285,7 +284,7 @@ class RemoteLxcDriver:
     def image_build(
         self, request: BuildRequest, *, progress: ProgressCallback | None = None
     ) -> Image:
-        from enginekit.buildcontext import context_tar
+        from enginekit.toolkit.build import context_tar
 
         fields: dict[str, Any] = {
             f.name: getattr(request, f.name)
