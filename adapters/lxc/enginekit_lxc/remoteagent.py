@@ -39,8 +39,8 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
-from enginekit.errors import EngineError, EngineUnavailable
-from enginekit.sshtunnel import SshTunnel
+from enginekit.toolkit.errors import EngineError, EngineUnavailable
+from enginekit.toolkit.ssh import SshTunnel
 
 __all__ = ["PACKAGES", "AgentDialer", "AgentProcess", "bundle", "start_agent"]
 
