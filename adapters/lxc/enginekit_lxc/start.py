@@ -16,8 +16,8 @@ import subprocess
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from enginekit.errors import EngineError, InvalidSpec
-from enginekit.models import Mount
+from enginekit.toolkit.errors import EngineError, InvalidSpec
+from enginekit.toolkit.models import Mount
 
 from .cgroupfs import read_stripped
 from .cgroups import Limits
