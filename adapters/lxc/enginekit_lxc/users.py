@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import attrs
 
-from enginekit import refusals
+from enginekit.toolkit import refusals
 
 from .fsroot import Root
 
