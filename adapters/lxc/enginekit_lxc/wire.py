@@ -41,10 +41,10 @@ from typing import Any
 
 import attrs
 
-from enginekit import errors, models
-from enginekit.capabilities import Capability
-from enginekit.errors import EngineError
-from enginekit.timeutil import parse_rfc3339
+from enginekit.toolkit import errors, models
+from enginekit.toolkit.driver import Capability
+from enginekit.toolkit.errors import EngineError
+from enginekit.toolkit.time import parse_rfc3339
 
 __all__ = [
     "ENUMS",
