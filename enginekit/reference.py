@@ -186,12 +186,19 @@ class Reference:
     @property
     def familiar_name(self) -> str:
         """The name as Docker shows it: ``docker.io/`` and an official image's
-        ``library/`` left out (``busybox``, ``team/app``, ``127.0.0.1:5000/app``)."""
+        ``library/`` left out (``busybox``, ``team/app``, ``127.0.0.1:5000/app``).
+
+        ``docker.io/`` stays where leaving it out would make the first component
+        read as a registry host (``docker.io/a.b/app``), so that the short form
+        always reads back as the same reference.
+        """
         if self.registry != DEFAULT_REGISTRY:
             return self.name
         path = self.repository
         if path.startswith(_OFFICIAL) and "/" not in path[len(_OFFICIAL) :]:
             return path[len(_OFFICIAL) :]
+        if _registry_part(path)[0] is not None:
+            return self.name
         return path
 
     @property

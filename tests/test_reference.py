@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 import enginekit
 from enginekit import validate as v
@@ -39,6 +41,13 @@ DIGEST = "sha256:" + "0123456789abcdef" * 4
         ("example.com/a/b/c:1.0", "example.com/a/b/c:1.0", "example.com/a/b/c:1.0"),
         ("REG.example:443/app", "REG.example:443/app:latest", "REG.example:443/app:latest"),
         ("localhost:5000", "docker.io/library/localhost:5000", "localhost:5000"),  # a tag
+        # a Docker Hub path whose first component reads as a host keeps docker.io/
+        ("docker.io/a.b/app:1", "docker.io/a.b/app:1", "docker.io/a.b/app:1"),
+        (
+            "docker.io/localhost/app",
+            "docker.io/localhost/app:latest",
+            "docker.io/localhost/app:latest",
+        ),
         (
             "a-b__c_d/e---f.g:T_1.x-y",
             "docker.io/a-b__c_d/e---f.g:T_1.x-y",
@@ -278,3 +287,38 @@ def test_push_of_a_registry_name_reaches_the_driver_familiar(ref: str, given: st
     driver = _Recording()
     Engine(driver).images.push(ref)  # type: ignore[arg-type]
     assert driver.calls == [("image_push", (given,))]
+
+
+_ALNUM = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
+_COMPONENTS = st.builds(
+    lambda parts, seps: parts[0] + "".join(s + p for s, p in zip(seps, parts[1:], strict=False)),
+    st.lists(_ALNUM, min_size=1, max_size=3),
+    st.lists(st.sampled_from([".", "_", "__", "-", "--"]), min_size=2, max_size=2),
+)
+_REGISTRIES = st.one_of(
+    st.none(),
+    st.sampled_from(["localhost", "docker.io", "index.docker.io", "LOCALHOST:5000"]),
+    st.builds(lambda a, b, port: f"{a}.{b}{port}", _ALNUM, _ALNUM, st.sampled_from(["", ":5000"])),
+)
+
+
+@given(
+    registry=_REGISTRIES,
+    path=st.lists(_COMPONENTS, min_size=1, max_size=3),
+    tag=st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)),
+    digest=st.one_of(st.none(), st.just(DIGEST)),
+)
+def test_every_form_reads_back_the_same(
+    registry: str | None, path: list[str], tag: str | None, digest: str | None
+) -> None:
+    # Without a registry, a first component with a "." would read as one.
+    assume(registry is not None or len(path) == 1 or "." not in path[0])
+    text = "/".join(([registry] if registry else []) + path)
+    text += "" if tag is None else f":{tag}"
+    text += "" if digest is None else f"@{digest}"
+    ref = Reference.parse(text)
+    assert Reference.parse(str(ref)) == ref
+    assert Reference.parse(ref.familiar) == ref
+    assert ref.tag == (tag if tag is not None or digest is not None else "latest")
+    assert ref.digest == digest
+    assert str(ref).startswith(ref.registry + "/")
