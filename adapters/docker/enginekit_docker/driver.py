@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from enginekit.toolkit import refusals
-from enginekit.toolkit.driver import Capability
+from enginekit.toolkit.driver import Capability, summaries_from_rows
 from enginekit.toolkit.errors import (
     Conflict,
     ContainerNotFound,
@@ -41,7 +41,7 @@ from enginekit.toolkit.models import (
 )
 from enginekit.toolkit.signals import signal_number
 
-from . import convert, listing, names, streams
+from . import convert, names, streams
 from .api import HINT
 from .errors import error_for, map_errors, message_of
 from .execs import ExecOps
@@ -194,8 +194,19 @@ class DockerDriver(ExecOps, ImageOps):
         labels: Mapping[str, str | None] | None = None,
         name: str | None = None,
     ) -> list[ContainerSummary]:
-        """What ``container_list`` gives, from one ``GET /containers/json`` (:mod:`.listing`)."""
-        return listing.summaries(self, all=all, labels=labels, name=name)
+        """What ``container_list`` gives, from one ``GET /containers/json``: each
+        entry read as it is (:func:`.convert.summary_from_list`); a container
+        whose entry shows an image id for the name asked is inspected instead."""
+        entries = self._list_entries(all=all, labels=labels, name=name)
+        with map_errors("list"):
+            return summaries_from_rows(
+                entries,
+                lambda e: convert.summary_from_list(e) or str(e["Id"]),
+                self._inspect_each,
+                all=all,
+                labels=labels,
+                name=name,
+            )
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         try:
