@@ -348,13 +348,16 @@ def test_close_from_another_thread_ends_a_login_in_progress(ssh_env: LoopbackSsh
 
         caller = threading.Thread(target=ping)
         caller.start()
-        deadline = time.monotonic() + 10
-        while tunnel._dir is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # ssh is waiting for the silent host's banner
-        folder = tunnel._dir
-        t0 = time.monotonic()
-        engine.close()
-        caller.join(10)
-        assert not caller.is_alive() and failed and time.monotonic() - t0 < 5
+        silent.settimeout(30)
+        waiting, _ = silent.accept()  # ssh is connected, waiting for the silent host's banner
+        with waiting:
+            deadline = time.monotonic() + 10
+            while tunnel._dir is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            folder = tunnel._dir
+            t0 = time.monotonic()
+            engine.close()
+            caller.join(30)
+            # Ended by the close, not by the 60 s connect timeout (bounded generously).
+            assert not caller.is_alive() and failed and time.monotonic() - t0 < 30
         assert folder is not None and not Path(folder).exists()
