@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     from enginekit import Container, Engine
     from enginekit.testing.fixtures import ContainerFactory
 
-#: Seconds within which close() returns and a blocked reader ends after it.
-_PROMPT = 1.0
+#: Seconds within which close() returns and a blocked reader ends after it: at
+#: once, bounded generously for a busy machine (a close that waited for the next
+#: line of a silent container, or for its exit, would never end).
+_PROMPT = 5.0
 #: A container that prints one line, then nothing while it lives.
 _SILENT = ["sh", "-c", "echo ready; exec sleep 600"]
 #: A container that prints a line every 0.1 s.
