@@ -56,6 +56,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
+from enginekit.toolkit import hosts
 from enginekit.toolkit.errors import EngineError
 from enginekit.toolkit.models import BuildRequest
 
@@ -376,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
             args, kwargs = body.get("a", ()), body.get("k", {})
             if name in OPTIONAL:
                 # What the driver says of its host, else this host's own answer.
-                result = getattr(hostfacts, name)(agent.driver, *args, **kwargs)
+                result = getattr(hosts, name)(agent.driver, *args, **kwargs)
             else:
                 result = getattr(agent.driver, name)(*args, **kwargs)
         except Exception as exc:
