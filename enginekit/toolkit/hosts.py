@@ -8,12 +8,22 @@ and the host facts of an engine on another machine.
 - :class:`RemoteHostFacts`: the mixin of a driver whose engine is on another
   host (``published_address``, ``host_cpus()``, ``host_path_exists()``, see
   the Driver contract); :func:`address_of`, :func:`remote_path_exists` its parts.
+- :func:`published_address`, :func:`host_cpus`, :func:`host_path_exists`: a
+  driver's answer to each, or this machine's where the driver gives none.
 """
 
 from __future__ import annotations
 
 from enginekit.endpoints import Endpoint, redact
-from enginekit.hostfacts import LOCAL_ADDRESS, RemoteHostFacts, address_of, remote_path_exists
+from enginekit.hostfacts import (
+    LOCAL_ADDRESS,
+    RemoteHostFacts,
+    address_of,
+    host_cpus,
+    host_path_exists,
+    published_address,
+    remote_path_exists,
+)
 from enginekit.tls import TLSConfig, check_plain_tcp, is_loopback
 
 __all__ = [
@@ -23,7 +33,10 @@ __all__ = [
     "TLSConfig",
     "address_of",
     "check_plain_tcp",
+    "host_cpus",
+    "host_path_exists",
     "is_loopback",
+    "published_address",
     "redact",
     "remote_path_exists",
 ]
