@@ -50,10 +50,24 @@ from typing import Any, Protocol
 
 import attrs
 
-from enginekit.buildcontext import dockerfile_path, resolve_context
-from enginekit.dockerfile import DEFAULT_SHELL, BuildState, Dockerfile, EvaluatedStage, Step, parse
-from enginekit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec, Unsupported
-from enginekit.models import BuildRequest, Image, Stream
+from enginekit.toolkit.build import (
+    DEFAULT_SHELL,
+    BuildState,
+    Dockerfile,
+    EvaluatedStage,
+    Step,
+    dockerfile_path,
+    parse,
+    resolve_context,
+)
+from enginekit.toolkit.errors import (
+    BuildFailed,
+    EngineError,
+    ImageNotFound,
+    InvalidSpec,
+    Unsupported,
+)
+from enginekit.toolkit.models import BuildRequest, Image, Stream
 from enginekit.toolkit.references import Reference
 
 from .buildfs import ContextSource, CopyError, RootfsSource, copy_sources, resolve_chown, scoped
