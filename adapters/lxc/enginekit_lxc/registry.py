@@ -24,8 +24,8 @@ import os
 import shutil
 from typing import TYPE_CHECKING, Any
 
-from enginekit.errors import EngineError, ImageNotFound, InvalidSpec
-from enginekit.models import Image
+from enginekit.toolkit.errors import EngineError, ImageNotFound, InvalidSpec
+from enginekit.toolkit.models import Image
 from enginekit.toolkit.references import Reference
 
 from .oci import CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Layout, ToolError, id_ref, run_tool
