@@ -94,7 +94,7 @@ install_packages() {
   # (slirp4netns and passt: rootless Podman 4 and 5 networks, scripts/rootless-podman.sh)
   local PACKAGES=(docker.io podman uidmap catatonit slirp4netns passt lxc lxc-dev skopeo umoci jq
     busybox-static docker-registry iptables iproute2 curl
-    openssh-client openssh-server socat openssl)
+    openssh-client openssh-server socat openssl hyperfine)
   local missing=() p
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
