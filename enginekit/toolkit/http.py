@@ -21,10 +21,12 @@ multiplexed stream of logs and execs.
   the log request's common parameters to :meth:`~HttpDriver._logs`;
   :func:`exec_output` reads an attached exec's output, :func:`response_lines`
   a log answer as the lines ``container_logs`` returns;
-- ``GET /containers/{ref}/json`` (:meth:`~HttpDriver._inspect_raw`).
-
-With :class:`~enginekit.toolkit.driver.BaseDriver` below it, an HTTP driver
-lists containers by implementing ``_container_ids`` (one list request).
+- ``GET /containers/{ref}/json`` (:meth:`~HttpDriver._inspect_raw`);
+- the container list: the adapter sends its list request in
+  :meth:`~HttpDriver._list_rows` and reads one row in
+  :meth:`~HttpDriver._summary_of`; ``container_list`` inspects each row's
+  ``Id`` (:class:`~enginekit.toolkit.driver.BaseDriver`'s list-then-inspect),
+  ``container_summaries`` reads the rows themselves (that one request).
 """
 
 from __future__ import annotations
@@ -49,10 +51,10 @@ from enginekit.errors import (
     NotFound,
 )
 from enginekit.logstream import ClosableLines, LineJoiner
-from enginekit.models import ExecResult, LogLine
+from enginekit.models import ContainerSummary, ExecResult, LogLine
 from enginekit.transport import Dialer, Response, Transport, demux_frames
 
-from .driver import BaseDriver
+from .driver import BaseDriver, summaries_from_rows
 
 __all__ = [
     "UNREADABLE",
@@ -160,7 +162,8 @@ class HttpDriver(BaseDriver, Generic[V]):
 
     ``V`` is what :meth:`_negotiate` makes of the ``/_ping`` answer (the API
     version spoken). A subclass sets ``name`` and ``hint`` and implements
-    :meth:`_negotiate`, :meth:`_path` and :meth:`_error`.
+    :meth:`_negotiate`, :meth:`_path`, :meth:`_error`, :meth:`_list_rows` and
+    :meth:`_summary_of`.
     """
 
     #: How to start the engine, for ``EngineUnavailable``.
@@ -296,6 +299,52 @@ class HttpDriver(BaseDriver, Generic[V]):
         if not isinstance(data, dict):
             raise EngineError(f"{self.name} inspect: unexpected answer (not an object)")
         return data
+
+    # -- the container list -------------------------------------------------------
+    def _list_rows(
+        self,
+        *,
+        all: bool,
+        labels: Mapping[str, str | None] | None,
+        name: str | None,
+    ) -> list[Mapping[str, Any]]:
+        """The engine's list request with these filters (as far as it has them):
+        its rows, each with the container's ``Id``, in the order to show them;
+        more than match is fine (what is read is filtered again), fewer is not."""
+        raise NotImplementedError
+
+    def _summary_of(self, row: Mapping[str, Any]) -> ContainerSummary | str:
+        """One row of :meth:`_list_rows` as a summary; the container's id where
+        the row does not say enough (it is inspected instead)."""
+        raise NotImplementedError
+
+    def _container_ids(
+        self,
+        *,
+        all: bool,
+        labels: Mapping[str, str | None] | None,
+        name: str | None,
+    ) -> list[str]:
+        """The ids of :meth:`_list_rows`'s rows."""
+        rows = self._list_rows(all=all, labels=labels, name=name)
+        with self._map_errors("list"):
+            return [str(row["Id"]) for row in rows]
+
+    def container_summaries(
+        self,
+        *,
+        all: bool = False,
+        labels: Mapping[str, str | None] | None = None,
+        name: str | None = None,
+    ) -> list[ContainerSummary]:
+        """What ``container_list`` gives, from :meth:`_list_rows`' one request,
+        each row read by :meth:`_summary_of` (see
+        :func:`~enginekit.toolkit.driver.summaries_from_rows`)."""
+        rows = self._list_rows(all=all, labels=labels, name=name)
+        with self._map_errors("list"):
+            return summaries_from_rows(
+                rows, self._summary_of, self._inspect_each, all=all, labels=labels, name=name
+            )
 
     # -- exec and logs, up to the engine's part -----------------------------------
     def container_exec(
