@@ -264,8 +264,8 @@ def test_a_start_waits_for_the_previous_lxc_execute_to_let_go() -> None:
         assert launcher.await_lxc_gone(lxcpath, name, within=0.2) is False
         threading.Timer(0.3, held.close).start()
         t0 = time.monotonic()
-        assert launcher.await_lxc_gone(lxcpath, name, within=5) is True
-        assert 0.2 < time.monotonic() - t0 < 5
+        assert launcher.await_lxc_gone(lxcpath, name, within=30) is True
+        assert time.monotonic() - t0 > 0.2  # it waited for the socket to go
     finally:
         held.close()
     assert not launcher._command_socket_bound(lxcpath, name)
