@@ -169,13 +169,23 @@ def _logs(driver: LxcDriver, cid: str, **kw: object) -> tuple[bytes, bytes]:
 
 
 def _await_output(driver: LxcDriver, cid: str, want: bytes | None) -> None:
-    """Until stdout is ``want`` (None: anything)."""
-    for _ in range(500):
+    """Until stdout is ``want`` (None: anything), 30 s at most."""
+    deadline = time.monotonic() + 30
+    while True:
         out = _logs(driver, cid)[0]
         if out == want or (want is None and out):
             return
+        assert time.monotonic() < deadline, f"output never became {want!r} (last: {out!r})"
         time.sleep(0.01)
-    raise AssertionError(f"output never became {want!r}")
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def _run(driver: LxcDriver, make: object, command: tuple[str, ...] | None, **spec: object) -> str:
@@ -308,14 +318,20 @@ def test_states_pause_stop_restart(driver: LxcDriver, make: object) -> None:
 
 
 def test_stop_escalates_to_kill(driver: LxcDriver, make: object) -> None:
-    cid = make(("sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"))  # type: ignore[operator]
+    script = 'trap "echo term" TERM; echo ready; while true; do usleep 50000; done'
+    cid = make(("sh", "-c", script))  # type: ignore[operator]
     driver.container_start(cid)
-    time.sleep(0.2)
+    _await_output(driver, cid, b"ready\n")  # the trap is set
     t0 = time.monotonic()
     driver.container_stop(cid, timeout=1)
-    took = time.monotonic() - t0
-    assert 0.9 < took < 5
-    assert driver.container_inspect(cid).exit_code == 137
+    assert time.monotonic() - t0 > 0.9  # not killed before the grace period
+    c = driver.container_inspect(cid)
+    assert c.exit_code == 137 and c.finished_at is not None
+    # The 1 s given, not the default 10 s: on the engine's clock, from the SIGTERM's
+    # arrival (the line it made the command log) to the exit the monitor recorded.
+    (term,) = [x.timestamp for x in driver.container_logs(cid) if x.data == b"term\n"]
+    assert term is not None
+    assert (c.finished_at - term).total_seconds() < 8
 
 
 def test_stop_signal_and_paused_stop(driver: LxcDriver, make: object) -> None:
@@ -707,8 +723,12 @@ def test_remove_leaves_nothing(driver: LxcDriver, make: object, storage: str) ->
 def test_monitor_death_then_exit_is_inferred(driver: LxcDriver, make: object) -> None:
     cid = make(("sleep", "60"))  # type: ignore[operator]
     driver.container_start(cid)
-    os.kill(driver.container_inspect(cid).raw["status"]["monitor_pid"], signal.SIGKILL)
-    time.sleep(0.05)
+    monitor = driver.container_inspect(cid).raw["status"]["monitor_pid"]
+    os.kill(monitor, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not _gone(monitor):
+        assert time.monotonic() < deadline, "the monitor outlived its SIGKILL"
+        time.sleep(0.01)
     driver.container_kill(cid, signal="SIGKILL")
     assert driver.container_wait(cid, timeout=10) == 137  # the signal sent, recorded
     c = driver.container_inspect(cid)
@@ -745,7 +765,8 @@ def test_stop_kills_every_process(driver: LxcDriver, make: object) -> None:
     _await_output(driver, cid, b"ready\n")
     t0 = time.monotonic()
     driver.container_stop(cid, timeout=1)
-    assert time.monotonic() - t0 < 5
+    # Not after the sleep's 100 s: its process was killed too (bounded generously).
+    assert time.monotonic() - t0 < 30
     assert driver.container_inspect(cid).exit_code == 137
     assert _logs(driver, cid)[0] == b"ready\n"
 
