@@ -249,7 +249,8 @@ def test_busybox_image_builds_in_seconds(store: ImageStore, ctx: Path) -> None:
     image = build(store, ctx, "ek-busybox:1", lines=lines)
     elapsed = time.monotonic() - started
     print(f"busybox build took {elapsed:.2f}s")
-    assert elapsed < 5, elapsed
+    # In seconds (about one here), not a minute: generous for a busy machine.
+    assert elapsed < 30, elapsed
     assert lines[:3] == [
         "Step 1/4 : FROM scratch",
         "Step 2/4 : COPY busybox /bin/busybox",
@@ -835,7 +836,7 @@ def test_copied_trees_match_docker(store: ImageStore, files: Any, modes: list[in
 
 
 def test_a_failing_progress_callback_aborts_cleanly(store: ImageStore, ctx: Path) -> None:
-    write(ctx, {"Dockerfile": "FROM scratch\n" + BUSYBOX + "RUN echo tick; sleep 30\n"})
+    write(ctx, {"Dockerfile": "FROM scratch\n" + BUSYBOX + "RUN echo tick; sleep 120\n"})
     before = layout_snapshot(store)
 
     def progress(line: str) -> None:
@@ -850,7 +851,7 @@ def test_a_failing_progress_callback_aborts_cleanly(store: ImageStore, ctx: Path
             progress=progress,
             execute=execute,
         )
-    assert time.monotonic() - started < 20  # the RUN was stopped, not waited for
+    assert time.monotonic() - started < 60  # the RUN was stopped, not waited for (120 s)
     _nothing_left(store, before)
 
 
