@@ -11,7 +11,7 @@ request (or :meth:`ping`), under a lock, from ``GET /_ping``'s
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
@@ -102,19 +102,7 @@ class Api(HttpDriver[str]):
     def _root_dir(self) -> str:
         return str(self._json("GET", "/info", operation="info").get("DockerRootDir") or "")
 
-    def _container_ids(
-        self,
-        *,
-        all: bool,
-        labels: Mapping[str, str | None] | None,
-        name: str | None,
-    ) -> Sequence[str]:
-        """The ids :meth:`_list_entries` lists."""
-        entries = self._list_entries(all=all, labels=labels, name=name)
-        with self._map_errors("list"):
-            return [str(e["Id"]) for e in entries]
-
-    def _list_entries(
+    def _list_rows(
         self,
         *,
         all: bool,

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from enginekit.toolkit import refusals
-from enginekit.toolkit.driver import Capability, summaries_from_rows
+from enginekit.toolkit.driver import Capability
 from enginekit.toolkit.errors import (
     Conflict,
     ContainerNotFound,
@@ -187,26 +187,10 @@ class DockerDriver(ExecOps, ImageOps):
             container = convert.container_from_inspect(data)
         return container if container.name == name else None
 
-    def container_summaries(
-        self,
-        *,
-        all: bool = False,
-        labels: Mapping[str, str | None] | None = None,
-        name: str | None = None,
-    ) -> list[ContainerSummary]:
-        """What ``container_list`` gives, from one ``GET /containers/json``: each
-        entry read as it is (:func:`.convert.summary_from_list`); a container
-        whose entry shows an image id for the name asked is inspected instead."""
-        entries = self._list_entries(all=all, labels=labels, name=name)
-        with map_errors("list"):
-            return summaries_from_rows(
-                entries,
-                lambda e: convert.summary_from_list(e) or str(e["Id"]),
-                self._inspect_each,
-                all=all,
-                labels=labels,
-                name=name,
-            )
+    def _summary_of(self, row: Mapping[str, Any]) -> ContainerSummary | str:
+        """An entry of the list, read as it is (:func:`.convert.summary_from_list`);
+        the id of a container whose entry shows an image id for the name asked."""
+        return convert.summary_from_list(row) or str(row["Id"])
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         try:
