@@ -51,7 +51,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
-from enginekit.toolkit.driver import Capability, ProgressCallback
+from enginekit.toolkit.driver import BaseDriver, Capability, ProgressCallback, labels_match
 from enginekit.toolkit.errors import EngineTimeout, EngineUnavailable, InvalidSpec, NotFound
 from enginekit.toolkit.models import (
     BuildRequest,
@@ -85,7 +85,7 @@ DEFAULT_STORAGE_ROOT = "/var/lib/enginekit/lxc"
 _POLL = 0.01
 
 
-class LxcDriver:
+class LxcDriver(BaseDriver):
     """The Driver for LXC (see the module)."""
 
     name = ENGINE
@@ -100,6 +100,7 @@ class LxcDriver:
     ) -> None:
         if options:
             raise InvalidSpec(f"unknown LXC option(s): {', '.join(sorted(options))}")
+        super().__init__()
         self._address = address or os.environ.get("LXC_PATH") or None
         self.storage_root = storage_root or DEFAULT_STORAGE_ROOT
         self.bridge = bridge
@@ -286,12 +287,8 @@ class LxcDriver:
         for cid in ids:
             try:
                 meta = self._meta(cid)
-                if labels:
-                    have = meta["labels"]
-                    if any(
-                        k not in have or (v is not None and have[k] != v) for k, v in labels.items()
-                    ):
-                        continue
+                if not labels_match(meta["labels"], labels):
+                    continue
                 state, status = self._state(cid)
             except (NotFound, OSError, ValueError):
                 continue  # removed meanwhile
