@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
@@ -109,18 +109,6 @@ class Base(HttpDriver[Negotiated]):
                     raise
                 time.sleep(0.05 * (attempt + 1))
         return []  # pragma: no cover
-
-    def _container_ids(
-        self,
-        *,
-        all: bool,
-        labels: Mapping[str, str | None] | None,
-        name: str | None,
-    ) -> Sequence[str]:
-        """The ids :meth:`_list_rows` lists."""
-        rows = self._list_rows(all=all, labels=labels, name=name)
-        with self._map_errors("container list"):
-            return [str(r["Id"]) for r in rows]
 
     def _list_rows(
         self,

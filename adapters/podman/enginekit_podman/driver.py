@@ -61,6 +61,7 @@ from enginekit.toolkit.models import (
     Container,
     ContainerSpec,
     ContainerState,
+    ContainerSummary,
     EngineInfo,
     LogLine,
     Stats,
@@ -388,6 +389,11 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             return code
         last = err.rstrip(b"\n").rpartition(b"\n")[2]
         return init_exec_failure(last) or code if last else code
+
+    def _summary_of(self, row: Mapping[str, Any]) -> ContainerSummary | str:
+        """A row of the list, read as it is (:func:`.convert.summary_from_list`);
+        the id of a container whose row names its image by id."""
+        return convert.summary_from_list(row, engine=self.name) or str(row["Id"])
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
