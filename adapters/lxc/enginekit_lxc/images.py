@@ -48,6 +48,7 @@ import attrs
 from enginekit.toolkit import archives
 from enginekit.toolkit.errors import Conflict, EngineError, ImageNotFound, InvalidSpec
 from enginekit.toolkit.models import Image, ImageConfig
+from enginekit.toolkit.references import Reference
 from enginekit.toolkit.time import parse_rfc3339
 
 from .errors import ENGINE
@@ -70,6 +71,15 @@ DEFAULT_ROOT = "/var/lib/enginekit/lxc"
 ImageList = list[Image]
 _IN_USE = ".in-use"
 _ID_RE = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
+
+
+def _familiar(ref: str) -> str | None:
+    """The tag a reference names as the store keeps tags (as Docker shows them),
+    or None when it is not a name."""
+    try:
+        return Reference.parse(ref).familiar
+    except InvalidSpec:
+        return None
 
 
 @attrs.frozen
@@ -236,6 +246,10 @@ class ImageStore:
     def _find(self, records: Mapping[str, _Record], ref: str) -> _Record:
         for record in records.values():
             if ref in record.tags:
+                return record
+        shown = _familiar(ref)  # busybox, docker.io/library/busybox: busybox:latest
+        for record in records.values():
+            if shown in record.tags:
                 return record
         m = _ID_RE.fullmatch(ref)
         if m:
