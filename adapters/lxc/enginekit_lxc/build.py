@@ -229,11 +229,10 @@ def healthcheck_config(step: Step) -> dict[str, Any]:
 
 def resolve_base(store: ImageStore, ref: str) -> str:
     """The id of a FROM / ``COPY --from`` image as written (``name``, ``name:tag``, id)."""
-    candidates = [ref]
+    candidates = [ref]  # the store also tries the familiar form (busybox -> busybox:latest)
     with contextlib.suppress(InvalidSpec):
-        familiar = Reference.parse(ref).familiar
-        candidates.append(familiar)
-        candidates.append(familiar.removeprefix("localhost/"))  # as Podman names its own
+        # localhost/app, as Podman names its own images, is app here
+        candidates.append(Reference.parse(ref).familiar.removeprefix("localhost/"))
     for candidate in dict.fromkeys(candidates):
         with contextlib.suppress(ImageNotFound):
             return store.resolve(candidate)
