@@ -2,7 +2,7 @@
 
 - The spellings Docker reads as one reference (``NAME:1``, ``library/NAME:1``,
   ``docker.io/NAME:1``, ``index.docker.io/library/NAME:1``) name one image on
-  every engine: tagged with one, it is found, shown and removed with any other.
+  every engine: tagged with one, it is found, run, shown and removed with any other.
 - A first component with an uppercase letter and neither ``.`` nor ``:``
   (``Reg/app:1``) is a registry host for Docker 28 and part of a repository, which
   must be lowercase, for Podman: it is ``InvalidSpec`` everywhere, before any
@@ -27,7 +27,7 @@ import pytest
 from enginekit.capabilities import Capability
 from enginekit.errors import EngineError, ImageNotFound, InvalidSpec
 
-from ._runs import remove_image_quietly
+from ._runs import remove_image_quietly, run_to_end
 from .test_registry import _registry_tags
 
 if TYPE_CHECKING:
@@ -42,7 +42,11 @@ def _remove_quietly(engine: Engine, ref: str) -> None:
 
 class TestReferenceSpellings:
     def test_docker_hub_spellings_name_one_image(
-        self, engine: Engine, base_image: str, make_name: Callable[..., str]
+        self,
+        engine: Engine,
+        base_image: str,
+        make_name: Callable[..., str],
+        labels: dict[str, str],
     ) -> None:
         name = make_name("spelt")
         base = engine.images.get(base_image)
@@ -61,6 +65,9 @@ class TestReferenceSpellings:
             for spelt in spellings:
                 assert engine.images.get(spelt).id == base.id, spelt
                 assert engine.images.exists(spelt), spelt
+            for spelt in (f"docker.io/{name}:1", f"index.docker.io/library/{name}:1"):
+                res = run_to_end(engine, spelt, ["sh", "-c", "echo ran"], labels=labels)
+                assert (res.exit_code, res.stdout) == (0, b"ran\n"), spelt
             engine.images.remove(f"index.docker.io/library/{name}:1")
             for spelt in spellings:
                 assert not engine.images.exists(spelt), spelt
