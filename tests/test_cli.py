@@ -530,6 +530,28 @@ def _interruptible() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _interrupted(args: Sequence[str], signum: int, timeout: float) -> tuple[int, str]:
+    """Run the command until it prints ``ready``, send it ``signum``: its exit code
+    and stderr."""
+    proc = subprocess.Popen(
+        [*CLI, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_interruptible,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
+
+
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_run_interrupted_with_rm_removes_the_container(
     signum: int,
@@ -541,36 +563,10 @@ def test_run_interrupted_with_rm_removes_the_container(
     ek: Cli,
 ) -> None:
     name = make_name("int")
-    proc = subprocess.Popen(
-        [
-            *CLI,
-            "--engine",
-            engine_name,
-            "run",
-            "--rm",
-            "--name",
-            name,
-            *label_args,
-            base_image,
-            "sh",
-            "-c",
-            "echo ready; sleep 60",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_interruptible,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signum)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == code, err
+    command = ["sh", "-c", "echo ready; sleep 60"]
+    args = ["--engine", engine_name, "run", "--rm", "--name", name, *label_args, base_image]
+    returncode, err = _interrupted([*args, *command], signum, timeout=60)
+    assert returncode == code, err
     assert "Traceback" not in err
     assert ek("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip() == ""
 
@@ -584,23 +580,9 @@ def test_logs_follow_ends_on_ctrl_c(
 ) -> None:
     name = make_name("lf")
     ek("run", "-d", "--name", name, *label_args, base_image, "sh", "-c", "echo ready; sleep 60")
-    proc = subprocess.Popen(
-        [*CLI, "--engine", engine_name, "logs", "-f", name],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_interruptible,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130 and "Traceback" not in err
+    args = ["--engine", engine_name, "logs", "-f", name]
+    returncode, err = _interrupted(args, signal.SIGINT, timeout=30)
+    assert returncode == 130 and "Traceback" not in err
     ek("rm", "-f", name)
 
 
@@ -631,24 +613,25 @@ def _other_spelling(engine: Engine, engine_name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def test_compare_on_this_engine(
-    engine_name: str,
-    engine: Engine,
-    busybox_path: Path,
-    tmp_path: Path,
-    enginekit_run: SuiteRun,
-) -> None:
-    import shutil
+BUSYBOX_IMAGE = (
+    'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+)
 
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    shutil.copy2(busybox_path, ctx / "busybox")
-    (ctx / "Dockerfile").write_text(
-        "FROM scratch\nCOPY busybox /bin/busybox\n"
-        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["echo", "same"]\n'
-    )
+
+def compare(
+    engines: Sequence[str], ctx: Path, tag: str, *command: str, options: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``enginekit compare`` of ``command`` in the image built from ``ctx`` on ``engines``."""
+    chosen = [arg for name in engines for arg in ("--engine", name)]
+    return run_cli(["compare", *options, *chosen, "--build", str(ctx), "--", tag, *command])
+
+
+def test_compare_on_this_engine(
+    engine_name: str, engine: Engine, build_context: Any, enginekit_run: SuiteRun
+) -> None:
+    ctx = build_context(BUSYBOX_IMAGE + 'CMD ["echo", "same"]\n')
     tag = f"ekcli-compare/{enginekit_run.make_name()}:1"
-    proc = run_cli(["compare", "--engine", engine_name, "--build", str(ctx), "--", tag])
+    proc = compare([engine_name], ctx, tag)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "all 1 engines agree" in proc.stdout and "same" in proc.stdout
     assert "\x1b[" not in proc.stdout  # no colour on a pipe
@@ -658,21 +641,8 @@ def test_compare_on_this_engine(
     # The same engine twice (spelt two ways): a random output differs.
     other = _other_spelling(engine, engine_name)
     assert other != engine_name
-    twice = run_cli(
-        [
-            "compare",
-            "--json",
-            "--engine",
-            engine_name,
-            "--engine",
-            other,
-            "--build",
-            str(ctx),
-            "--",
-            tag,
-            "cat",
-            "/proc/sys/kernel/random/uuid",
-        ]
+    twice = compare(
+        [engine_name, other], ctx, tag, "cat", "/proc/sys/kernel/random/uuid", options=["--json"]
     )
     result = json.loads(twice.stdout)
     assert twice.returncode == 1, twice.stderr
@@ -681,55 +651,17 @@ def test_compare_on_this_engine(
 
 
 def test_compare_every_chosen_engine(
-    engines: dict[str, Engine],
-    busybox_path: Path,
-    tmp_path: Path,
-    enginekit_run: SuiteRun,
+    engines: dict[str, Engine], build_context: Any, enginekit_run: SuiteRun
 ) -> None:
-    import shutil
-
-    ctx = tmp_path / "ctx"
-    ctx.mkdir()
-    shutil.copy2(busybox_path, ctx / "busybox")
-    (ctx / "Dockerfile").write_text(
-        "FROM scratch\nCOPY busybox /bin/busybox\n"
-        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\nWORKDIR /srv\n'
-    )
+    ctx = build_context(BUSYBOX_IMAGE + "WORKDIR /srv\n")
     tag = f"ekcli-compare/{enginekit_run.make_name()}:1"
-    args = [a for name in engines for a in ("--engine", name)]
-    proc = run_cli(
-        [
-            "compare",
-            *args,
-            "--build",
-            str(ctx),
-            "-e",
-            "A=1",
-            "--",
-            tag,
-            "sh",
-            "-c",
-            'echo "$A $(pwd)"; echo warn >&2; exit 4',
-        ]
-    )
+    script = 'echo "$A $(pwd)"; echo warn >&2; exit 4'
+    proc = compare(list(engines), ctx, tag, "sh", "-c", script, options=["-e", "A=1"])
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     header = proc.stdout.splitlines()[0].split()
     assert header == list(engines)
     data = json.loads(
-        run_cli(
-            [
-                "compare",
-                "--json",
-                *args,
-                "--build",
-                str(ctx),
-                "--",
-                tag,
-                "sh",
-                "-c",
-                "echo $A; exit 4",
-            ]
-        ).stdout
+        compare(list(engines), ctx, tag, "sh", "-c", "echo $A; exit 4", options=["--json"]).stdout
     )
     for seen in data["engines"].values():
         assert seen["exit code"] == 4 and seen["state"] == "EXITED" and seen["stdout"] == "\n"
