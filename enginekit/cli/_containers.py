@@ -16,7 +16,6 @@ from ._app import UsageError, each
 from ._args import command_of, connect, container_spec, parse_filters, parse_pairs
 from ._format import (
     ago,
-    duration,
     human_size,
     iso_time,
     pairs_text,
@@ -27,7 +26,7 @@ from ._format import (
 )
 
 if TYPE_CHECKING:
-    from enginekit import Container, Engine, Image, LogLine
+    from enginekit import Container, ContainerSummary, Engine, Image, LogLine
 
 __all__ = [
     "cmd_cp",
@@ -127,46 +126,53 @@ def cmd_start(args: argparse.Namespace) -> int:
         return each(args.containers, engine.containers.start)
 
 
-def _fresh(engine: Engine, found: Sequence[Container]) -> list[Container]:
+def _known(engine: Engine, found: Sequence[ContainerSummary]) -> list[ContainerSummary]:
+    """``found``, an exited container's exit code asked of ``get()`` where the
+    engine's list did not say it (rare: one request each)."""
+    from enginekit import ContainerState, ContainerSummary
+
     out = []
     for c in found:
-        with contextlib.suppress(NotFound):
-            out.append(engine.containers.get(c))
+        if c.state is ContainerState.EXITED and c.exit_code is None:
+            try:
+                c = ContainerSummary.of(engine.containers.get(c.id))
+            except NotFound:
+                continue
+        out.append(c)
     return out
 
 
-def _status(c: Container, now: _dt.datetime) -> str:
+def _status(c: ContainerSummary) -> str:
     from enginekit import ContainerState
 
     if c.state is ContainerState.CREATED:
         return "Created"
     if c.state is ContainerState.EXITED:
-        return f"Exited ({c.exit_code}) {ago(c.finished_at, now)}"
-    up = "Up " + duration((now - c.started_at).total_seconds()) if c.started_at else "Up"
-    return up + " (Paused)" if c.state is ContainerState.PAUSED else up
+        return f"Exited ({c.exit_code})"
+    return "Up (Paused)" if c.state is ContainerState.PAUSED else "Up"
 
 
-def _ports(c: Container) -> str:
+def _ports(c: Container | ContainerSummary) -> str:
     return ", ".join(
         f"{p.host_ip}:{p.host_port}->{p.container_port}/{p.protocol}"
         if p.host_port
         else f"{p.container_port}/{p.protocol}"
-        for p in c.ports
+        for p in c.ports or ()
     )
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    """What the engine's own list says (``summaries()``: one request), newest first."""
     filters = parse_filters(args.filter, ("label", "name", "status"))
     with connect(args) as engine:
-        found = engine.containers.list(
+        found = engine.containers.summaries(
             all=args.all or "status" in filters,
             name=filters.get("name"),
             labels=filters.get("label"),
             state=filters.get("status"),
         )
         if not args.quiet:
-            # A listing may be a sparse snapshot on some engines: show full ones.
-            found = _fresh(engine, found)
+            found = _known(engine, found)
     found.sort(key=lambda c: c.created_at or _dt.datetime.min.replace(tzinfo=_dt.UTC), reverse=True)
     if args.json:
         print_json(found)
@@ -176,16 +182,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
             print(c.id if args.no_trunc else c.short_id)
         return 0
     now = _dt.datetime.now(_dt.UTC)
-    width = None if args.no_trunc else 20
     print_table(
-        ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"),
+        ("CONTAINER ID", "IMAGE", "CREATED", "STATUS", "PORTS", "NAMES"),
         (
             (
                 c.id if args.no_trunc else c.short_id,
                 c.image,
-                quote_command([*c.entrypoint, *c.command], width),
                 ago(c.created_at, now),
-                _status(c, now),
+                _status(c),
                 _ports(c),
                 c.name,
             )

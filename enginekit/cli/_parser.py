@@ -262,7 +262,7 @@ def _start(p: argparse.ArgumentParser) -> None:
 def _ps(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="all containers, not only running")
     p.add_argument("-q", "--quiet", action="store_true", help="print only container ids")
-    p.add_argument("--no-trunc", action="store_true", help="full ids and commands")
+    p.add_argument("--no-trunc", action="store_true", help="full ids")
     _filter_option(p, "label=KEY[=VALUE], name=NAME, status=created|running|paused|exited")
     _json_option(p)
 
