@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+
+# Not typing.TYPE_CHECKING: --help and --version need no typing (attrs needs it later).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["build_parser"]
 
