@@ -31,6 +31,7 @@ from .containers import (
     TestHttpDriverWait,
 )
 from .data import TestHttpDriverFiles, TestHttpDriverImages, TestHttpDriverLogs
+from .listing import TestHttpDriverSummaries
 
 __all__ = [
     "Kit",
@@ -41,6 +42,7 @@ __all__ = [
     "TestHttpDriverLifecycle",
     "TestHttpDriverLogs",
     "TestHttpDriverResources",
+    "TestHttpDriverSummaries",
     "TestHttpDriverWait",
     "await_output",
     "closed_port",
