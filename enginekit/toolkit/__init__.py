@@ -21,8 +21,10 @@ module                 what it holds
                        handling, ADD's decompression
 :mod:`.build`          build contexts (``.dockerignore``, the context tar) and
                        Dockerfile parsing and evaluation
-:mod:`.hosts`          where the engine runs: endpoints, TLS, host facts of a
-                       remote engine
+:mod:`.endpoints`      what ``connect()`` is given, checked; the endpoints an
+                       adapter lists
+:mod:`.tls`            TLS to a ``tcp://`` address
+:mod:`.hosts`          the host an engine runs on (a remote engine's facts)
 :mod:`.ssh`            engines reached over the system's ssh client
 :mod:`.time`           RFC 3339 timestamps as engines write them
 :mod:`.signals`        signal names and numbers (Linux's)
@@ -46,6 +48,7 @@ __all__ = [
     "archives",
     "build",
     "driver",
+    "endpoints",
     "errors",
     "hosts",
     "http",
@@ -56,6 +59,7 @@ __all__ = [
     "signals",
     "ssh",
     "time",
+    "tls",
 ]
 
 

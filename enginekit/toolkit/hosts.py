@@ -1,10 +1,5 @@
-"""Where an engine runs: the endpoints an adapter lists, TLS to a TCP address,
-and the host facts of an engine on another machine.
+"""The host an engine runs on, which need not be this machine (``enginekit.hostfacts``).
 
-- :class:`Endpoint`, :func:`redact`: what ``enginekit engines`` shows of an
-  adapter's known addresses (no secrets).
-- :class:`TLSConfig`, :func:`check_plain_tcp`, :func:`is_loopback`: TLS for
-  ``tcp://``; plain TCP only to loopback unless the user insists.
 - :class:`RemoteHostFacts`: the mixin of a driver whose engine is on another
   host (``published_address``, ``host_cpus()``, ``host_path_exists()``, see
   the Driver contract); :func:`address_of`, :func:`remote_path_exists` its parts.
@@ -14,7 +9,6 @@ and the host facts of an engine on another machine.
 
 from __future__ import annotations
 
-from enginekit.endpoints import Endpoint, redact
 from enginekit.hostfacts import (
     LOCAL_ADDRESS,
     RemoteHostFacts,
@@ -24,19 +18,13 @@ from enginekit.hostfacts import (
     published_address,
     remote_path_exists,
 )
-from enginekit.tls import TLSConfig, check_plain_tcp, is_loopback
 
 __all__ = [
     "LOCAL_ADDRESS",
-    "Endpoint",
     "RemoteHostFacts",
-    "TLSConfig",
     "address_of",
-    "check_plain_tcp",
     "host_cpus",
     "host_path_exists",
-    "is_loopback",
     "published_address",
-    "redact",
     "remote_path_exists",
 ]

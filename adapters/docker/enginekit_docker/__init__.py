@@ -8,11 +8,10 @@ Which dockerd ``connect()`` talks to with no address is Docker's own order
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
+from enginekit.toolkit.endpoints import Endpoint, check_address
 from enginekit.toolkit.errors import InvalidSpec
-from enginekit.toolkit.hosts import Endpoint, redact
 
 from . import contexts
 from .driver import HINT, DockerDriver
@@ -20,7 +19,6 @@ from .driver import HINT, DockerDriver
 __all__ = ["DEFAULT_ADDRESS", "HINT", "DockerDriver", "connect", "endpoints"]
 
 DEFAULT_ADDRESS = contexts.DEFAULT_HOST
-_SCHEMES = ("unix", "tcp", "http", "ssh")
 _OPTIONS = {
     "pool_size",
     "context",
@@ -54,50 +52,33 @@ def connect(address: str | None = None, **options: Any) -> DockerDriver:
     ``$ENGINEKIT_SSH_CONFIG``), ``connect_timeout`` (seconds ssh may take to
     reach the host, default 10).
     """
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise InvalidSpec(f"docker: unknown connect options: {', '.join(sorted(unknown))}")
-    context = options.get("context")
-    insecure = options.get("insecure", False)
-    if not isinstance(insecure, bool):
-        raise InvalidSpec("docker: insecure must be True or False")
-    target: contexts.Target | None = None
-    if address is None:
-        target = contexts.resolve(context)
-        address = target.address
-    elif context is not None:
-        raise InvalidSpec("docker: give an address or a context, not both")
-    address = address.removeprefix("docker+")
-    parts = urllib.parse.urlsplit(address) if "://" in address else None
-    scheme = parts.scheme if parts else "unix"
-    where = f"{target.describe()} points at {redact(address)}; " if target else ""
-    if parts is not None and parts.password is not None:
-        what = target.describe() if target else "docker: the address"
-        raise InvalidSpec(
-            f"{what} holds a password (user:password@): enginekit sends none to an engine; "
-            "use SSH keys or TLS certificates"
-        )
-    if scheme not in _SCHEMES:
-        raise InvalidSpec(
-            f"docker: unsupported address scheme {scheme!r} ({where}use unix://, tcp:// or ssh://)"
-        )
-    pool_size = int(options.get("pool_size", 8))
+    checked = check_address(
+        "docker",
+        address,
+        options,
+        known=_OPTIONS,
+        choice="context",
+        choose=contexts.resolve,
+        advice="unix://, tcp:// or ssh://",
+        secrets="use SSH keys or TLS certificates",
+    )
+    address, scheme, target = checked.address, checked.scheme, checked.target
     if scheme != "tcp" and options.get("tls") not in (None, False):
         raise InvalidSpec(f"docker: tls= is for a tcp:// address, not {scheme}://")
-    for name in ("identity", "ssh_config"):
-        if scheme != "ssh" and options.get(name) is not None:
-            raise InvalidSpec(f"docker: {name}= is for an ssh:// address, not {scheme}://")
     # ssh and TLS are imported for a remote daemon only: a local one starts faster.
     if scheme == "ssh":
         from . import remote
 
-        origin = target.describe() if target else ""
-        return remote.ssh_driver(address, options, pool_size=pool_size, origin=origin)
+        return remote.ssh_driver(
+            address, options, pool_size=checked.pool_size, origin=checked.origin
+        )
     if scheme in ("tcp", "http"):
         from . import remote
 
-        return remote.tcp_driver(address, options, target, where, pool_size=pool_size)
-    return DockerDriver(address, pool_size=pool_size)
+        return remote.tcp_driver(
+            address, options, target, checked.where, pool_size=checked.pool_size
+        )
+    return DockerDriver(address, pool_size=checked.pool_size)
 
 
 def endpoints() -> list[Endpoint]:

@@ -43,8 +43,8 @@ from typing import Any
 
 import attrs
 
+from enginekit.toolkit.endpoints import Endpoint, redact
 from enginekit.toolkit.errors import EngineUnavailable, InvalidSpec
-from enginekit.toolkit.hosts import Endpoint, redact
 
 __all__ = [
     "DEFAULT_CONTEXT",

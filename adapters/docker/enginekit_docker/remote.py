@@ -31,14 +31,14 @@ from __future__ import annotations
 
 import ssl
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from enginekit.toolkit import hosts
 from enginekit.toolkit.errors import EngineError, EngineUnavailable, InvalidSpec
-from enginekit.toolkit.hosts import TLSConfig, check_plain_tcp
 from enginekit.toolkit.models import ContainerSpec
-from enginekit.toolkit.ssh import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
+from enginekit.toolkit.ssh import Route, SshDialer, SshTunnel, ssh_dialer
+from enginekit.toolkit.tls import TLSConfig, check_plain_tcp
 
 from . import contexts
 from .driver import DockerDriver
@@ -47,7 +47,6 @@ __all__ = [
     "DIAL_STDIO",
     "REMOTE_SOCKET",
     "RemoteDockerDriver",
-    "ssh_dialer",
     "ssh_driver",
     "tcp_driver",
     "tcp_target",
@@ -60,7 +59,7 @@ REMOTE_SOCKET = "/var/run/docker.sock"
 _PROBE_TIMEOUT = 30.0
 
 
-def _find_route(path: str) -> Any:
+def _find_route(path: str) -> Callable[[SshTunnel], Route]:
     def find(tunnel: SshTunnel) -> Route:
         if path:
             return Route(socket=path)
@@ -79,21 +78,6 @@ def _find_route(path: str) -> Any:
         )
 
     return find
-
-
-def ssh_dialer(
-    address: str, options: Mapping[str, Any], *, origin: str = ""
-) -> tuple[str, SshDialer]:
-    """The address as messages show it, and the dialer of a transport over ssh."""
-    parsed = SshAddress.parse(address, identity=options.get("identity"), what="docker")
-    tunnel = SshTunnel(
-        parsed,
-        name="docker",
-        connect_timeout=options.get("connect_timeout", CONNECT_TIMEOUT),
-        config=options.get("ssh_config"),
-        origin=origin,
-    )
-    return parsed.url, SshDialer(tunnel, _find_route(parsed.path))
 
 
 def tcp_target(
@@ -180,8 +164,8 @@ class RemoteDockerDriver(DockerDriver, hosts.RemoteHostFacts):
 def ssh_driver(
     address: str, options: Mapping[str, Any], *, pool_size: int, origin: str = ""
 ) -> RemoteDockerDriver:
-    """The driver of a daemon reached over ssh (see :func:`ssh_dialer`)."""
-    shown, dialer = ssh_dialer(address, options, origin=origin)
+    """The driver of a daemon reached over ssh (:func:`enginekit.toolkit.ssh.ssh_dialer`)."""
+    shown, dialer = ssh_dialer("docker", address, options, route=_find_route, origin=origin)
     return RemoteDockerDriver(
         shown, host=dialer.tunnel.address.host, pool_size=pool_size, dialer=dialer
     )

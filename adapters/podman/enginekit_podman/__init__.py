@@ -14,11 +14,11 @@ rootful or rootless socket): see :mod:`.connections`.
 from __future__ import annotations
 
 import os
-import urllib.parse
 from typing import Any
 
+from enginekit.toolkit.endpoints import Endpoint, check_address, redact
 from enginekit.toolkit.errors import InvalidSpec
-from enginekit.toolkit.hosts import Endpoint, check_plain_tcp, redact
+from enginekit.toolkit.tls import check_plain_tcp
 
 from . import connections, remote
 from .driver import DEFAULT_ADDRESS, HINT, PodmanDriver
@@ -48,53 +48,32 @@ def connect(address: str | None = None, **options: Any) -> PodmanDriver:
     ``~/.ssh/config``; default ``$ENGINEKIT_SSH_CONFIG``),
     ``connect_timeout`` (seconds ssh may take to reach the host, default 10).
     """
-    unknown = set(options) - _OPTIONS
-    if unknown:
-        raise InvalidSpec(f"podman: unknown options {sorted(unknown)}")
-    connection = options.get("connection")
-    insecure = options.get("insecure", False)
-    if not isinstance(insecure, bool):
-        raise InvalidSpec("podman: insecure must be True or False")
-    target: connections.Target | None = None
-    if address is None:
-        target = connections.resolve(connection)
-        address = target.address
-    elif connection is not None:
-        raise InvalidSpec("podman: give an address or a connection, not both")
-    address = address.removeprefix("podman+")
-    if "://" not in address:
-        address = "unix://" + address
-    parts = urllib.parse.urlsplit(address)
-    scheme = parts.scheme
-    where = f"{target.describe()} points at {redact(address)}; " if target else ""
-    if parts.password is not None:
-        what = target.describe() if target else "podman: the address"
-        raise InvalidSpec(
-            f"{what} holds a password (user:password@): enginekit sends none to an engine; "
-            "use SSH keys"
-        )
-    if scheme not in ("unix", "tcp", "http", "ssh"):
-        raise InvalidSpec(
-            f"podman: unsupported address scheme {scheme!r} ({where}use unix:// or ssh://)"
-        )
-    for name in ("identity", "ssh_config"):
-        if scheme != "ssh" and options.get(name) is not None:
-            raise InvalidSpec(f"podman: {name}= is for an ssh:// address, not {scheme}://")
-    pool_size = int(options.get("pool_size", 8))
+    checked = check_address(
+        "podman",
+        address,
+        options,
+        known=_OPTIONS,
+        choice="connection",
+        choose=connections.resolve,
+        advice="unix:// or ssh://",
+        secrets="use SSH keys",
+    )
+    address, scheme, target = checked.url, checked.scheme, checked.target
     if scheme == "ssh":
         identity = target.identity if target else os.environ.get("CONTAINER_SSHKEY") or None
-        origin = target.describe() if target else ""
         return remote.ssh_driver(
-            address, options, pool_size=pool_size, identity=identity, origin=origin
+            address, options, pool_size=checked.pool_size, identity=identity, origin=checked.origin
         )
     if scheme in ("tcp", "http"):
         try:
-            host = parts.hostname or ""
+            host = checked.parts.hostname or ""
         except ValueError as exc:
             raise InvalidSpec(f"podman: not an address: {redact(address)} ({exc})") from None
-        check_plain_tcp("podman", host, insecure=insecure, where=where)
-        return remote.tcp_driver(address, pool_size=pool_size)
-    return PodmanDriver(address, pool_size=pool_size)
+        check_plain_tcp(
+            "podman", host, insecure=options.get("insecure") is True, where=checked.where
+        )
+        return remote.tcp_driver(address, pool_size=checked.pool_size)
+    return PodmanDriver(address, pool_size=checked.pool_size)
 
 
 def endpoints() -> list[Endpoint]:

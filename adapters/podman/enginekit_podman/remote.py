@@ -25,18 +25,18 @@ not looked for beforehand, and the service's refusal of a missing one
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from enginekit.toolkit import hosts
 from enginekit.toolkit.errors import EngineError, EngineUnavailable, InvalidSpec
 from enginekit.toolkit.models import ContainerSpec
-from enginekit.toolkit.ssh import CONNECT_TIMEOUT, Route, SshAddress, SshDialer, SshTunnel
+from enginekit.toolkit.ssh import Route, SshDialer, SshTunnel, ssh_dialer
 
 from .driver import PodmanDriver
 from .host import PORT_START, Host, host_from_info
 
-__all__ = ["SOCKET_QUERY", "RemotePodmanDriver", "ssh_dialer", "ssh_driver", "tcp_driver"]
+__all__ = ["SOCKET_QUERY", "RemotePodmanDriver", "ssh_driver", "tcp_driver"]
 
 #: The remote command that says where the service's socket is.
 SOCKET_QUERY = ("podman", "info", "--format", "'{{.Host.RemoteSocket.Path}}'")
@@ -64,30 +64,11 @@ def _socket_path(tunnel: SshTunnel) -> str:
     return _ROOTFUL if uid == "0" else f"/run/user/{uid}/podman/podman.sock"
 
 
-def _find_route(path: str) -> Any:
+def _find_route(path: str) -> Callable[[SshTunnel], Route]:
     def find(tunnel: SshTunnel) -> Route:
         return Route(socket=path or _socket_path(tunnel))
 
     return find
-
-
-def ssh_dialer(
-    address: str,
-    options: Mapping[str, Any],
-    *,
-    identity: str | None = None,
-    origin: str = "",
-) -> tuple[str, SshDialer]:
-    """The address as messages show it, and the dialer of a transport over ssh."""
-    parsed = SshAddress.parse(address, identity=options.get("identity") or identity, what="podman")
-    tunnel = SshTunnel(
-        parsed,
-        name="podman",
-        connect_timeout=options.get("connect_timeout", CONNECT_TIMEOUT),
-        config=options.get("ssh_config"),
-        origin=origin,
-    )
-    return parsed.url, SshDialer(tunnel, _find_route(parsed.path))
 
 
 class RemotePodmanDriver(PodmanDriver, hosts.RemoteHostFacts):
@@ -140,8 +121,10 @@ def ssh_driver(
     identity: str | None = None,
     origin: str = "",
 ) -> RemotePodmanDriver:
-    """The driver of a service reached over ssh (see :func:`ssh_dialer`)."""
-    shown, dialer = ssh_dialer(address, options, identity=identity, origin=origin)
+    """The driver of a service reached over ssh (:func:`enginekit.toolkit.ssh.ssh_dialer`)."""
+    shown, dialer = ssh_dialer(
+        "podman", address, options, route=_find_route, identity=identity, origin=origin
+    )
     return RemotePodmanDriver(
         shown, host=dialer.tunnel.address.host, pool_size=pool_size, dialer=dialer
     )
