@@ -37,7 +37,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import IO, Any, NoReturn, TypeVar
 
@@ -235,6 +234,10 @@ class BaseDriver:
         """``fn`` of each key, ``list_workers`` at once, in the order of ``keys``."""
         if len(keys) <= 1:
             return [fn(k) for k in keys]
+        # Imported here: concurrent.futures (and the logging it imports) is not
+        # needed to start, and a one-request listing never needs it.
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(min(self.list_workers, len(keys))) as pool:
             return list(pool.map(fn, keys))
 
