@@ -425,9 +425,10 @@ def summary_from_list(row: Mapping[str, Any], *, engine: str = "podman") -> Cont
       which the contract does not show (the annotation saying so is not in
       the list): None.
     """
-    image = user_image_name(str(row.get("Image") or ""))
-    if not image or image.startswith("sha256:") or _HEX_RE.fullmatch(image):
+    named = str(row.get("Image") or "")
+    if not named or named.startswith("sha256:") or _HEX_RE.fullmatch(named):
         return None
+    image = user_image_name(named)
     status = container_state(str(row.get("State") or "unknown"))
     exit_code = row.get("ExitCode")
     if status is not ContainerState.EXITED or not isinstance(exit_code, int) or exit_code == 1:
