@@ -15,35 +15,20 @@ __all__ = ["HANDLERS", "dispatch", "handler_of"]
 
 Handler = Callable[[argparse.Namespace], int]
 
+#: The commands of each module of this package (``cmd_NAME`` runs ``NAME``).
+_MODULES = {
+    "_engines": "engines version",
+    "_images": "build images image pull push rmi",
+    "_containers": "run create start ps inspect logs exec pause unpause stop restart kill rm "
+    "wait cp stats prune",
+}
+
 #: Command name -> (module of this package, function in it).
 HANDLERS: dict[str, tuple[str, str]] = {
-    "engines": ("_engines", "cmd_engines"),
-    "version": ("_engines", "cmd_version"),
     **{
-        name: ("_images", f"cmd_{name}")
-        for name in ("build", "images", "image", "rmi", "pull", "push")
-    },
-    **{
-        name: ("_containers", f"cmd_{name}")
-        for name in (
-            "run",
-            "create",
-            "start",
-            "ps",
-            "inspect",
-            "logs",
-            "exec",
-            "pause",
-            "unpause",
-            "stop",
-            "restart",
-            "kill",
-            "rm",
-            "wait",
-            "cp",
-            "stats",
-            "prune",
-        )
+        name: (module, f"cmd_{name}")
+        for module, names in _MODULES.items()
+        for name in names.split()
     },
     "compare": ("_compare", "compare"),
 }
