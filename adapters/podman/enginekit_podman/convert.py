@@ -59,6 +59,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from enginekit.toolkit import models
 from enginekit.toolkit.errors import InvalidSpec
 from enginekit.toolkit.models import (
     Container,
@@ -69,8 +70,6 @@ from enginekit.toolkit.models import (
     Mount,
     PathStat,
     PortBinding,
-    Resources,
-    Stats,
 )
 from enginekit.toolkit.references import DEFAULT_REGISTRY, Reference
 from enginekit.toolkit.signals import signal_name
@@ -318,7 +317,7 @@ def _mounts(data: Mapping[str, Any]) -> list[Mount]:
     return sorted(out, key=lambda m: m.target)
 
 
-def _resources(host: Mapping[str, Any]) -> Resources:
+def _resources(host: Mapping[str, Any]) -> models.Resources:
     memory = int(host.get("Memory") or 0)
     nano = int(host.get("NanoCpus") or 0)
     quota = int(host.get("CpuQuota") or 0)
@@ -329,7 +328,7 @@ def _resources(host: Mapping[str, Any]) -> Resources:
     elif quota > 0 and period > 0:
         cpus = quota / period
     pids = int(host.get("PidsLimit") or 0)
-    return Resources(
+    return models.Resources(
         memory=memory if memory > 0 else None,
         cpus=cpus,
         pids_limit=pids if pids > 0 else None,
@@ -512,8 +511,8 @@ def oom_killed_from_events(events: Sequence[Mapping[str, Any]]) -> tuple[bool, b
 
 def stats_from_libpod(
     data: Mapping[str, Any], *, host_memory: int | None = None, pids: bool = True
-) -> Stats:
-    """:class:`Stats` from one entry of ``GET /libpod/containers/stats?stream=false``.
+) -> models.Stats:
+    """Stats from one entry of ``GET /libpod/containers/stats?stream=false``.
 
     Libpod reads the container's cgroup itself and sends the same fields on
     cgroup v1 and v2 (and on 4.x and 5.x):
@@ -538,7 +537,7 @@ def stats_from_libpod(
     limit = int(data.get("MemLimit") or 0)
     unlimited = limit <= 0 or limit >= 1 << 62 or (host_memory is not None and limit >= host_memory)
     count = data.get("PIDs")
-    return Stats(
+    return models.Stats(
         cpu_seconds=int(data.get("CPUNano") or 0) / 1e9,
         memory_bytes=int(data.get("MemUsage") or 0),
         memory_limit=None if unlimited else limit,
