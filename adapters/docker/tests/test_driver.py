@@ -73,15 +73,7 @@ def descendants(driver: DockerDriver, image: str) -> tuple[set[str], set[str]]:
 @pytest.fixture
 def kit(driver: DockerDriver, make: Make, image: str) -> Kit:
     """What the shared HTTP-driver scenarios need (enginekit.testing.httpdriver)."""
-    return Kit(
-        driver=driver,
-        image=image,
-        labels=LABELS,
-        create=make,
-        connect=connect,
-        start_hint="dockerd",
-        run_id=RUN,
-    )
+    return Kit(driver, image, LABELS, make, connect, start_hint="dockerd", run_id=RUN)
 
 
 # -- connecting ---------------------------------------------------------------
