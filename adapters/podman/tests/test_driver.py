@@ -53,15 +53,7 @@ def kit(driver: PodmanDriver, make: Make) -> Kit:
     def create(command: tuple[str, ...] | None = None, **spec: Any) -> str:
         return make(command, start=False, **spec)
 
-    return Kit(
-        driver=driver,
-        image=BASE_TAG,
-        labels=LABELS,
-        create=create,
-        connect=connect,
-        start_hint="podman system service",
-        run_id=RUN,
-    )
+    return Kit(driver, BASE_TAG, LABELS, create, connect, "podman system service", RUN)
 
 
 def test_connect_over_ssh_does_no_io() -> None:
