@@ -69,6 +69,7 @@ __all__ = [
     "Capability",
     "Driver",
     "DriverFactory",
+    "LabelFilter",
     "ProgressCallback",
     "container_summaries",
     "label_filters",
@@ -79,6 +80,9 @@ __all__ = [
 
 T = TypeVar("T")
 K = TypeVar("K")
+
+#: The ``labels`` filter of the Driver's lists: every key, and where not None that value.
+LabelFilter = Mapping[str, str | None] | None
 
 _NOTHING_MISSING: Mapping[Capability, str] = MappingProxyType({})
 _WAIT_POLL_MAX = 0.1

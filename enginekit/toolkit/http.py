@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Mapping
 from email.message import Message
 from typing import Any, Generic, TypeVar
 
+from enginekit import refusals
 from enginekit.errors import (
     ContainerNotFound,
     EngineError,
@@ -54,13 +55,14 @@ from enginekit.logstream import ClosableLines, LineJoiner
 from enginekit.models import ContainerSummary, ExecResult, LogLine
 from enginekit.transport import Dialer, Response, Transport, demux_frames
 
-from .driver import BaseDriver, summaries_from_rows
+from .driver import BaseDriver, LabelFilter, summaries_from_rows
 
 __all__ = [
     "UNREADABLE",
     "Dialer",
     "HttpDriver",
     "Response",
+    "Row",
     "Transport",
     "demux_frames",
     "error_message",
@@ -71,6 +73,8 @@ __all__ = [
 ]
 
 V = TypeVar("V")
+#: One row of an engine's list answer (a JSON object).
+Row = Mapping[str, Any]
 
 #: What an answer that is not what the engine documents raises as it is read
 #: (bad JSON or UTF-8, a missing field or item, a tar stream cut short).
@@ -301,19 +305,13 @@ class HttpDriver(BaseDriver, Generic[V]):
         return data
 
     # -- the container list -------------------------------------------------------
-    def _list_rows(
-        self,
-        *,
-        all: bool,
-        labels: Mapping[str, str | None] | None,
-        name: str | None,
-    ) -> list[Mapping[str, Any]]:
+    def _list_rows(self, *, all: bool, labels: LabelFilter, name: str | None) -> list[Row]:
         """The engine's list request with these filters (as far as it has them):
         its rows, each with the container's ``Id``, in the order to show them;
         more than match is fine (what is read is filtered again), fewer is not."""
         raise NotImplementedError
 
-    def _summary_of(self, row: Mapping[str, Any]) -> ContainerSummary | str:
+    def _summary_of(self, row: Row) -> ContainerSummary | str:
         """One row of :meth:`_list_rows` as a summary; the container's id where
         the row does not say enough (it is inspected instead)."""
         raise NotImplementedError
@@ -345,6 +343,40 @@ class HttpDriver(BaseDriver, Generic[V]):
             return summaries_from_rows(
                 rows, self._summary_of, self._inspect_each, all=all, labels=labels, name=name
             )
+
+    # -- start, and tars sent ------------------------------------------------------
+    #: The engine's words for a working directory it could not enter as it
+    #: started a container (see :func:`enginekit.refusals.start_refusal`).
+    workdir_refusals: tuple[str, ...] = ()
+    #: How long a start may take (None: as long as the engine takes).
+    start_timeout: float | None = 60.0
+
+    def container_start(self, id: str) -> None:
+        """``POST /containers/{id}/start``. A start the engine refused for what the
+        image lacks or a host port in use is worded as on every engine
+        (:func:`enginekit.refusals.start_refusal`); the container stays created."""
+        try:
+            self._empty(
+                "POST",
+                f"/containers/{quote(id)}/start",
+                operation="start",
+                timeout=self.start_timeout,
+            )
+        except EngineError as exc:
+            if exc.status == 404:
+                raise
+            refused = refusals.start_refusal(
+                str(exc), lambda: self.container_inspect(id), self.workdir_refusals
+            )
+            if refused is None:
+                raise
+            raise refused from exc
+
+    def _send_tar(self, method: str, path: str, body: Any, **kwargs: Any) -> Response:
+        """A request whose body is a tar stream (a build context, files copied in);
+        the answer unchecked."""
+        headers = {"Content-Type": "application/x-tar"}
+        return self._request(method, path, body=body, headers=headers, **kwargs)
 
     # -- exec and logs, up to the engine's part -----------------------------------
     def container_exec(

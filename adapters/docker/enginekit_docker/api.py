@@ -11,13 +11,11 @@ request (or :meth:`ping`), under a lock, from ``GET /_ping``'s
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from email.message import Message
-from typing import Any
 
-from enginekit.toolkit.driver import label_filters
+from enginekit.toolkit.driver import LabelFilter, label_filters
 from enginekit.toolkit.errors import EngineError, EngineUnavailable, NotFound
-from enginekit.toolkit.http import HttpDriver
+from enginekit.toolkit.http import HttpDriver, Row
 
 from . import convert, names, versions
 from .errors import error_for
@@ -102,13 +100,7 @@ class Api(HttpDriver[str]):
     def _root_dir(self) -> str:
         return str(self._json("GET", "/info", operation="info").get("DockerRootDir") or "")
 
-    def _list_rows(
-        self,
-        *,
-        all: bool,
-        labels: Mapping[str, str | None] | None,
-        name: str | None,
-    ) -> list[Mapping[str, Any]]:
+    def _list_rows(self, *, all: bool, labels: LabelFilter, name: str | None) -> list[Row]:
         """One ``GET /containers/json`` with the filters: its entries, as Docker sends them."""
         filters: dict[str, list[str]] = {}
         if labels:

@@ -82,6 +82,10 @@ class DockerDriver(ExecOps, ImageOps):
     path under it) and :meth:`build_tar` (build from an already made context tar).
     """
 
+    # runc's 'chdir to cwd ("X") ... not a directory', Docker's own words
+    # (a mount point made through a file is not the working directory)
+    workdir_refusals = ("chdir to cwd", "Cannot mkdir:")
+
     #: Inspects a ``container_list`` runs at once (the transport keeps as many idle connections).
     list_workers = 8
 
@@ -136,31 +140,6 @@ class DockerDriver(ExecOps, ImageOps):
             if spec.workdir and refusals.names_not_a_directory(str(exc)):
                 raise refusals.workdir_not_a_directory(spec.workdir) from exc
             raise
-
-    def container_start(self, id: str) -> None:
-        try:
-            self._empty("POST", f"/containers/{id}/start", operation="start")
-        except EngineError as exc:
-            if exc.status == 404:
-                raise
-            refused = self._start_refusal(id, str(exc))
-            if refused is None:
-                raise
-            raise refused from exc
-
-    def _start_refusal(self, id: str, said: str) -> EngineError | None:
-        """A start Docker refused for what the image lacks or a host port in
-        use, worded as on every engine (:func:`enginekit.refusals.start_refusal`);
-        the container stays created."""
-
-        def inspect() -> Container:
-            data = self._inspect_raw(id)
-            with map_errors("start"):
-                return convert.container_from_inspect(data)
-
-        # runc's 'chdir to cwd ("X") ... not a directory', Docker's own words
-        # (a mount point made through a file is not the working directory)
-        return refusals.start_refusal(said, inspect, ("chdir to cwd", "Cannot mkdir:"))
 
     def container_inspect(self, ref: str) -> Container:
         """A one-character ``ref`` is a name only (never an id prefix); the

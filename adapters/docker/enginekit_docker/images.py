@@ -65,14 +65,7 @@ class ImageOps(Api):
             params.append(("target", request.target))
         log = BuildLog(progress)
         with map_errors("build"):
-            resp = self._request(
-                "POST",
-                "/build",
-                params=params,
-                body=tar,
-                headers={"Content-Type": "application/x-tar"},
-                timeout=None,
-            )
+            resp = self._send_tar("POST", "/build", tar, params=params, timeout=None)
             if not resp.ok:
                 message = message_of(resp)
                 raise self._refusal(resp.status, message) or build_error(resp.status, message)

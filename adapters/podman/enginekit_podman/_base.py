@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
-from enginekit.toolkit.driver import label_filters
+from enginekit.toolkit.driver import LabelFilter, label_filters
 from enginekit.toolkit.errors import (
     EngineError,
     EngineTimeout,
@@ -19,7 +19,7 @@ from enginekit.toolkit.errors import (
     ImageNotFound,
     NotFound,
 )
-from enginekit.toolkit.http import HttpDriver, quote
+from enginekit.toolkit.http import HttpDriver, Row, quote
 from enginekit.toolkit.time import unix_nanos
 
 from . import convert
@@ -110,13 +110,7 @@ class Base(HttpDriver[Negotiated]):
                 time.sleep(0.05 * (attempt + 1))
         return []  # pragma: no cover
 
-    def _list_rows(
-        self,
-        *,
-        all: bool,
-        labels: Mapping[str, str | None] | None,
-        name: str | None,
-    ) -> list[Mapping[str, Any]]:
+    def _list_rows(self, *, all: bool, labels: LabelFilter, name: str | None) -> list[Row]:
         """One ``GET /containers/json``: its rows as libpod sends them, oldest
         first; an exact name picked here."""
         filters: dict[str, list[str]] = {}

@@ -92,6 +92,11 @@ _ALL_POLL = 1.0  # seconds of client-side polling before libpod's wait takes ove
 class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
     """A :class:`enginekit.driver.Driver` for the libpod API of Podman 4.3 to 5.x."""
 
+    # libpod's 'workdir "X" exists on container ID, but is not a directory',
+    # the runtime's chdir failing
+    workdir_refusals = ("workdir", "cwd", "chdir")
+    start_timeout = None
+
     name = "podman"
 
     # -- engine --------------------------------------------------------------
@@ -266,17 +271,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
     def container_start(self, id: str) -> None:
         if self._host_info().checks_ports_first:
             self._refuse_busy_port(id)
-        try:
-            self._empty(
-                "POST", f"/containers/{_q(id)}/start", operation="container start", timeout=None
-            )
-        except EngineError as exc:
-            if exc.status == 404:
-                raise
-            refused = self._start_refusal(id, str(exc))
-            if refused is None:
-                raise
-            raise refused from exc
+        super().container_start(id)
 
     def _refuse_busy_port(self, id: str) -> None:
         """``Conflict`` for a host port of a stopped container that something on
@@ -290,20 +285,6 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         busy = busy_binding(container.ports)
         if busy is not None:
             raise refusals.port_in_use(busy)
-
-    def _start_refusal(self, id: str, said: str) -> EngineError | None:
-        """A start Podman refused for what the image lacks or a host port in
-        use, worded as on every engine (:func:`enginekit.refusals.start_refusal`);
-        the container stays created."""
-
-        def inspect() -> Container:
-            data = self._inspect_raw(id)
-            with map_errors("container start"):
-                return convert.container_from_inspect(data, engine=self.name)
-
-        # libpod's 'workdir "X" exists on container ID, but is not a
-        # directory', the runtime's chdir failing
-        return refusals.start_refusal(said, inspect, ("workdir", "cwd", "chdir"))
 
     def container_inspect(self, ref: str) -> Container:
         data = self._inspect_raw(ref)

@@ -222,14 +222,7 @@ class ImagesMixin(Base):
             map_errors("image build"),
             context_tar(request.context, request.dockerfile, confined_links=True) as body,
         ):
-            resp = self._request(
-                "POST",
-                "/build",
-                params=params,
-                body=body,
-                headers={"Content-Type": "application/x-tar"},
-                timeout=None,
-            )
+            resp = self._send_tar("POST", "/build", body, params=params, timeout=None)
             self._check(resp, operation="image build", missing=ImageNotFound)
             try:
                 with resp:
