@@ -86,22 +86,22 @@ def check_address(
     engine: str,
     address: str | None,
     options: Mapping[str, Any],
-    *,
     known: Collection[str],
     choice: str,
     choose: Callable[[Any], C],
-    advice: str,
-    secrets: str,
+    *,
+    tls: bool,
 ) -> Address[C]:
     """``address`` and ``options`` of ``connect()`` checked (``InvalidSpec`` for
     what is wrong, before anything is opened).
 
     ``known``: the options the adapter takes; ``choice``: the option naming
     the adapter's own choice (``"context"``), resolved by ``choose`` (given
-    the option's value, or None) when ``address`` is None; ``advice``: the
-    schemes to suggest (``"unix:// or ssh://"``); ``secrets``: what to use
-    instead of a password (``"use SSH keys"``).
+    the option's value, or None) when ``address`` is None; ``tls``: whether
+    the adapter speaks TLS to a ``tcp://`` address (what messages suggest).
     """
+    advice = "unix://, tcp:// or ssh://" if tls else "unix:// or ssh://"
+    secrets = "use SSH keys or TLS certificates" if tls else "use SSH keys"
     unknown = set(options) - set(known)
     if unknown:
         raise InvalidSpec(f"{engine}: unknown connect options: {', '.join(sorted(unknown))}")

@@ -39,7 +39,7 @@ import struct
 import tarfile
 import urllib.parse
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.message import Message
 from typing import Any, Generic, TypeVar
 
@@ -52,7 +52,7 @@ from enginekit.errors import (
     NotFound,
 )
 from enginekit.logstream import ClosableLines, LineJoiner
-from enginekit.models import ContainerSummary, ExecResult, LogLine
+from enginekit.models import BuildRequest, ContainerSummary, ExecResult, LogLine
 from enginekit.transport import Dialer, Response, Transport, demux_frames
 
 from .driver import BaseDriver, LabelFilter, summaries_from_rows
@@ -64,6 +64,7 @@ __all__ = [
     "Response",
     "Row",
     "Transport",
+    "build_params",
     "demux_frames",
     "error_message",
     "exec_output",
@@ -144,6 +145,21 @@ def exec_output(resp: Response) -> tuple[bytes, bytes]:
             elif stream == 2:
                 err += payload
     return bytes(out), bytes(err)
+
+
+def build_params(request: BuildRequest, tags: Iterable[str]) -> list[tuple[str, Any]]:
+    """The query of ``POST /build`` that Docker's and libpod's builds read alike:
+    each of ``tags`` (``t``), the Dockerfile, no intermediate container left
+    (``rm``, ``forcerm``), and the request's build arguments, labels and target."""
+    params: list[tuple[str, Any]] = [("t", tag) for tag in tags]
+    params += [("dockerfile", request.dockerfile), ("rm", True), ("forcerm", True)]
+    if request.build_args:
+        params.append(("buildargs", dict(request.build_args)))
+    if request.labels:
+        params.append(("labels", dict(request.labels)))
+    if request.target:
+        params.append(("target", request.target))
+    return params
 
 
 def response_lines(

@@ -53,14 +53,7 @@ def connect(address: str | None = None, **options: Any) -> DockerDriver:
     reach the host, default 10).
     """
     checked = check_address(
-        "docker",
-        address,
-        options,
-        known=_OPTIONS,
-        choice="context",
-        choose=contexts.resolve,
-        advice="unix://, tcp:// or ssh://",
-        secrets="use SSH keys or TLS certificates",
+        "docker", address, options, _OPTIONS, "context", contexts.resolve, tls=True
     )
     address, scheme, target = checked.address, checked.scheme, checked.target
     if scheme != "tcp" and options.get("tls") not in (None, False):

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from enginekit.toolkit.driver import ProgressCallback
 from enginekit.toolkit.errors import BuildFailed, EngineError, ImageNotFound, InvalidSpec, NotFound
-from enginekit.toolkit.http import Response
+from enginekit.toolkit.http import Response, build_params
 from enginekit.toolkit.models import BuildRequest, Image
 from enginekit.toolkit.references import Reference
 
@@ -54,15 +54,7 @@ class ImageOps(Api):
         self, tar: IO[bytes], request: BuildRequest, *, progress: ProgressCallback | None = None
     ) -> Image:
         """Build from ``tar``, the context already packed (``request.context`` unused)."""
-        params: list[tuple[str, Any]] = [("t", tag) for tag in request.tags]
-        params += [("dockerfile", request.dockerfile), ("rm", "1"), ("forcerm", "1")]
-        params += [("version", "1")]
-        if request.build_args:
-            params.append(("buildargs", dict(request.build_args)))
-        if request.labels:
-            params.append(("labels", dict(request.labels)))
-        if request.target:
-            params.append(("target", request.target))
+        params = [*build_params(request, request.tags), ("version", "1")]
         log = BuildLog(progress)
         with map_errors("build"):
             resp = self._send_tar("POST", "/build", tar, params=params, timeout=None)

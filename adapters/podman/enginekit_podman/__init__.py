@@ -49,14 +49,7 @@ def connect(address: str | None = None, **options: Any) -> PodmanDriver:
     ``connect_timeout`` (seconds ssh may take to reach the host, default 10).
     """
     checked = check_address(
-        "podman",
-        address,
-        options,
-        known=_OPTIONS,
-        choice="connection",
-        choose=connections.resolve,
-        advice="unix:// or ssh://",
-        secrets="use SSH keys",
+        "podman", address, options, _OPTIONS, "connection", connections.resolve, tls=False
     )
     address, scheme, target = checked.url, checked.scheme, checked.target
     if scheme == "ssh":

@@ -43,7 +43,7 @@ import math
 import posixpath
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -56,14 +56,12 @@ from enginekit.toolkit.errors import (
     EngineTimeout,
     ImageNotFound,
 )
-from enginekit.toolkit.http import Response, exec_output
+from enginekit.toolkit.http import Response, Row, exec_output
 from enginekit.toolkit.models import (
     Container,
     ContainerSpec,
     ContainerState,
-    ContainerSummary,
     EngineInfo,
-    LogLine,
     Stats,
 )
 from enginekit.toolkit.signals import signal_number
@@ -81,6 +79,9 @@ from .follow import follow_by_reads
 from .host import Host, busy_binding
 from .images import ImagesMixin
 from .streams import log_lines
+
+if TYPE_CHECKING:
+    from enginekit.toolkit.models import ContainerSummary, LogLine
 
 __all__ = ["DEFAULT_ADDRESS", "HINT", "PodmanDriver"]
 
@@ -371,7 +372,7 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
         last = err.rstrip(b"\n").rpartition(b"\n")[2]
         return init_exec_failure(last) or code if last else code
 
-    def _summary_of(self, row: Mapping[str, Any]) -> ContainerSummary | str:
+    def _summary_of(self, row: Row) -> ContainerSummary | str:
         """A row of the list, read as it is (:func:`.convert.summary_from_list`);
         the id of a container whose row names its image by id."""
         return convert.summary_from_list(row, engine=self.name) or str(row["Id"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import TYPE_CHECKING
 
 from enginekit.toolkit.errors import (
     Conflict,
@@ -19,10 +20,12 @@ from enginekit.toolkit.errors import (
     EngineError,
     ImageNotFound,
     InvalidSpec,
-    NotFound,
 )
 from enginekit.toolkit.http import error_message
 from enginekit.toolkit.http import map_errors as _map_errors
+
+if TYPE_CHECKING:
+    from enginekit.toolkit.errors import NotFound
 
 __all__ = [
     "error_for",

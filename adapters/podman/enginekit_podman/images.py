@@ -10,7 +10,7 @@ from typing import Any
 from enginekit.toolkit import archives
 from enginekit.toolkit.driver import labels_match
 from enginekit.toolkit.errors import Conflict, EngineError, ImageNotFound
-from enginekit.toolkit.http import Response
+from enginekit.toolkit.http import Response, build_params
 from enginekit.toolkit.models import BuildRequest, Image
 from enginekit.toolkit.references import Reference
 
@@ -198,23 +198,11 @@ class ImagesMixin(Base):
     ) -> Image:
         from enginekit.toolkit.build import context_tar
 
-        params: list[tuple[str, Any]] = [
-            ("dockerfile", request.dockerfile),
-            ("rm", True),
-            ("forcerm", True),
-            ("layers", False),
-            ("pull", False),
-            # No builder identity label: the image must carry only what the
-            # Dockerfile and the caller gave it, wherever it is loaded later.
-            ("identitylabel", False),
-        ]
-        params += [("t", convert.engine_image_ref(t)) for t in request.tags]
-        if request.build_args:
-            params.append(("buildargs", dict(request.build_args)))
-        if request.labels:
-            params.append(("labels", dict(request.labels)))
-        if request.target:
-            params.append(("target", request.target))
+        params = build_params(request, [convert.engine_image_ref(t) for t in request.tags])
+        # No intermediate layers (a failed build leaves no image), nothing pulled,
+        # and no builder identity label: the image carries only what the
+        # Dockerfile and the caller gave it, wherever it is loaded later.
+        params += [("layers", False), ("pull", False), ("identitylabel", False)]
         log = BuildLog(progress=progress)
         # Podman before 5.8.2 extracts the context without a chroot and refuses a
         # link climbing out of it: the context is written so that none does.
