@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pathlib
-import struct
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from enginekit.errors import (
     InvalidSpec,
 )
 from enginekit.models import ContainerState, Mount, PortBinding, Stream
+from enginekit.toolkit.http import demux_frames
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -30,30 +30,22 @@ def load(name: str) -> Any:
     return json.loads((DATA / name).read_text())
 
 
-def frames(raw: bytes) -> list[tuple[int, bytes]]:
-    out = []
-    while raw:
-        stream, size = struct.unpack(">BxxxL", raw[:8])
-        out.append((stream, raw[8 : 8 + size]))
-        raw = raw[8 + size :]
-    return out
+#: libpod's states and the contract's (the table of convert's docstring).
+STATES = {
+    "configured": ContainerState.CREATED,
+    "created": ContainerState.CREATED,
+    "initialized": ContainerState.CREATED,
+    "running": ContainerState.RUNNING,
+    "stopping": ContainerState.RUNNING,
+    "paused": ContainerState.PAUSED,
+    "stopped": ContainerState.EXITED,
+    "exited": ContainerState.EXITED,
+    "removing": ContainerState.EXITED,
+    "unknown": ContainerState.EXITED,
+}
 
 
-@pytest.mark.parametrize(
-    ("status", "state"),
-    [
-        ("configured", ContainerState.CREATED),
-        ("created", ContainerState.CREATED),
-        ("initialized", ContainerState.CREATED),
-        ("running", ContainerState.RUNNING),
-        ("stopping", ContainerState.RUNNING),
-        ("paused", ContainerState.PAUSED),
-        ("stopped", ContainerState.EXITED),
-        ("exited", ContainerState.EXITED),
-        ("removing", ContainerState.EXITED),
-        ("unknown", ContainerState.EXITED),
-    ],
-)
+@pytest.mark.parametrize(("status", "state"), STATES.items())
 def test_state_table(status: str, state: ContainerState) -> None:
     assert convert.container_state(status) is state
 
@@ -138,7 +130,7 @@ def test_path_stat() -> None:
 
 def test_log_lines_join_partial_frames() -> None:
     raw = (DATA / "logs_timestamps.bin").read_bytes()
-    lines = list(joiner().join(frames(raw)))
+    lines = list(joiner().join(demux_frames([raw])))
     out = [line.data for line in lines if line.stream is Stream.STDOUT]
     err = [line.data for line in lines if line.stream is Stream.STDERR]
     assert out == [b"a" * 20000 + b"\n", b"\xffxtail"]
