@@ -11,7 +11,7 @@ import os
 import pathlib
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -57,10 +57,15 @@ def write_context(
     return str(root)
 
 
-def _cleanup(driver: PodmanDriver) -> None:
-    for c in driver.container_list(all=True, labels=LABELS):
+def _remove(driver: PodmanDriver, ids: Iterable[str]) -> None:
+    """Remove these containers (forced); one already gone is no matter."""
+    for cid in ids:
         with contextlib.suppress(EngineError):
-            driver.container_remove(c.id, force=True)
+            driver.container_remove(cid, force=True)
+
+
+def _cleanup(driver: PodmanDriver) -> None:
+    _remove(driver, [c.id for c in driver.container_list(all=True, labels=LABELS)])
     for _ in range(3):
         images = driver.image_list(labels=LABELS)
         if not images:
@@ -105,6 +110,4 @@ def make(driver: PodmanDriver, base_image: Image) -> Iterator[Callable[..., str]
         return cid
 
     yield factory
-    for cid in made:
-        with contextlib.suppress(EngineError):
-            driver.container_remove(cid, force=True)
+    _remove(driver, made)
