@@ -15,33 +15,32 @@ from enginekit.models import ContainerState, ContainerSummary, PortBinding
 IMAGE_ID = "b" * 64
 
 
-def row(**fields: Any) -> dict[str, Any]:
-    """A libpod list row (the fields read; others as Podman sends them)."""
-    base: dict[str, Any] = {
-        "AutoRemove": False,
-        "Command": ["sleep", "100"],
-        "Created": "2024-01-02T03:04:05.123456789Z",
-        "CreatedAt": "",
-        "Exited": False,
-        "ExitedAt": -62135596800,
-        "ExitCode": 0,
-        "Id": "a" * 64,
-        "Image": "localhost/app:1",
-        "ImageID": IMAGE_ID,
-        "IsInfra": False,
-        "Labels": {"k": "v", "io.buildah.version": "1.28.0"},
-        "Names": ["web"],
-        "Pid": 0,
-        "Ports": None,
-        "StartedAt": 0,
-        "State": "running",
-        "Status": "",
-    }
-    return {**base, **fields}
+#: A libpod list row (the fields read; others as Podman sends them).
+ROW: dict[str, Any] = {
+    "AutoRemove": False,
+    "Command": ["sleep", "100"],
+    "Created": "2024-01-02T03:04:05.123456789Z",
+    "CreatedAt": "",
+    "Exited": False,
+    "ExitedAt": -62135596800,
+    "ExitCode": 0,
+    "Id": "a" * 64,
+    "Image": "localhost/app:1",
+    "ImageID": IMAGE_ID,
+    "IsInfra": False,
+    "Labels": {"k": "v", "io.buildah.version": "1.28.0"},
+    "Names": ["web"],
+    "Pid": 0,
+    "Ports": None,
+    "StartedAt": 0,
+    "State": "running",
+    "Status": "",
+}
 
 
 def read(**fields: Any) -> ContainerSummary:
-    summary = convert.summary_from_list(row(**fields))
+    """The summary of :data:`ROW` with ``fields`` changed."""
+    summary = convert.summary_from_list({**ROW, **fields})
     assert summary is not None
     return summary
 
@@ -93,4 +92,4 @@ def test_ports_of_a_live_container_only() -> None:
 
 @pytest.mark.parametrize("image", [IMAGE_ID, IMAGE_ID[:12], "sha256:" + IMAGE_ID, ""])
 def test_an_image_named_by_id_is_left_to_an_inspect(image: str) -> None:
-    assert convert.summary_from_list(row(Image=image)) is None
+    assert convert.summary_from_list({**ROW, "Image": image}) is None
