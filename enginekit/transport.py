@@ -152,15 +152,22 @@ class Response:
     def fp(self) -> IO[bytes]:
         return self._raw
 
-    def read(self) -> bytes:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read of the body: one that stalls is ``EngineTimeout``, an answer
+        broken off ``EngineError`` (the connection is dropped either way)."""
         try:
-            data = self._raw.read()
+            yield
         except TimeoutError as exc:
             self._discard()
             raise self._transport._late(self._request) from exc
         except (OSError, http.client.HTTPException) as exc:
             self._discard()
             raise self._broken(exc) from exc
+
+    def read(self) -> bytes:
+        with self._reading():
+            data = self._raw.read()
         self.close()
         return data
 
@@ -172,14 +179,8 @@ class Response:
         return io.BufferedReader(_BodyFile(self), buffer_size=buffer_size)
 
     def _readinto(self, buffer: Any) -> int:
-        try:
+        with self._reading():
             return self._raw.readinto(buffer)
-        except TimeoutError as exc:
-            self._discard()
-            raise self._transport._late(self._request) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            self._discard()
-            raise self._broken(exc) from exc
 
     def _broken(self, exc: BaseException) -> EngineError:
         if self._aborted:  # our own abort(), not the engine: nothing to look into
@@ -193,20 +194,17 @@ class Response:
     def iter_chunks(self, size: int = 65536) -> Iterator[bytes]:
         try:
             while True:
-                chunk = (
-                    self._raw.read1(size) if hasattr(self._raw, "read1") else self._raw.read(size)
-                )
-                if not chunk:
-                    if self._raw.length:  # Content-Length said more was coming
+                with self._reading():
+                    chunk = (
+                        self._raw.read1(size)
+                        if hasattr(self._raw, "read1")
+                        else self._raw.read(size)
+                    )
+                    if not chunk and self._raw.length:  # Content-Length said more was coming
                         raise http.client.IncompleteRead(b"", self._raw.length)
+                if not chunk:
                     break
                 yield chunk
-        except TimeoutError as exc:
-            self._discard()
-            raise self._transport._late(self._request) from exc
-        except (OSError, http.client.HTTPException) as exc:
-            self._discard()
-            raise self._broken(exc) from exc
         finally:
             self.close()
 

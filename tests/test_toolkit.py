@@ -23,7 +23,14 @@ import pytest
 import enginekit.errors
 import enginekit.models
 from enginekit import toolkit
-from enginekit.toolkit.driver import BaseDriver, Capability, Driver, label_filters, labels_match
+from enginekit.toolkit.driver import (
+    BaseDriver,
+    Capability,
+    Driver,
+    LabelFilter,
+    label_filters,
+    labels_match,
+)
 from enginekit.toolkit.errors import (
     Conflict,
     ContainerNotFound,
@@ -34,8 +41,14 @@ from enginekit.toolkit.errors import (
     NotFound,
     Unsupported,
 )
-from enginekit.toolkit.http import HttpDriver, error_message, map_errors
-from enginekit.toolkit.models import BuildRequest, Container, ContainerState, Image
+from enginekit.toolkit.http import HttpDriver, Row, error_message, map_errors
+from enginekit.toolkit.models import (
+    BuildRequest,
+    Container,
+    ContainerState,
+    ContainerSummary,
+    Image,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -404,11 +417,14 @@ class Fake(HttpDriver[str]):
             id=data["Id"], name=data["Name"], image="img", state=ContainerState(data["State"])
         )
 
-    def _container_ids(
-        self, *, all: bool, labels: Mapping[str, str | None] | None, name: str | None
-    ) -> Sequence[str]:
-        rows = self._json("GET", "/containers/json", operation="list", params={"all": all})
-        return [str(r["Id"]) for r in rows]
+    def _list_rows(self, *, all: bool, labels: LabelFilter, name: str | None) -> list[Row]:
+        rows: list[Row] = self._json(
+            "GET", "/containers/json", operation="list", params={"all": all}
+        )
+        return rows
+
+    def _summary_of(self, row: Row) -> ContainerSummary | str:
+        return str(row["Id"])  # not enough said: inspected instead
 
 
 @pytest.fixture
@@ -431,8 +447,9 @@ def test_the_version_is_agreed_once_on_first_need(fake: tuple[Fake, list[str]]) 
     driver, seen = fake
     assert seen == []  # nothing sent by the constructor
     assert [c.name for c in driver.container_list()] == ["one"]  # b: gone meanwhile
+    assert [s.name for s in driver.container_summaries()] == ["one"]
     driver.ping()
-    assert seen.count("/_ping") == 2 and seen[0] == "/_ping"
+    assert seen.count("/_ping") == 2 and seen[0] == "/_ping"  # the second: ping() itself
     assert seen[1].startswith("/v9/containers/json")
 
 

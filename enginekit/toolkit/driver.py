@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import IO, Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from enginekit.capabilities import ALL_CAPABILITIES, Capability
 from enginekit.driver import (
@@ -53,13 +53,9 @@ from enginekit.driver import (
 )
 from enginekit.errors import ContainerNotFound, EngineTimeout, ImageNotFound, Unsupported
 from enginekit.models import (
-    BuildRequest,
     Container,
     ContainerState,
-    ExecResult,
     Image,
-    PathStat,
-    Stats,
 )
 
 __all__ = [
@@ -92,6 +88,20 @@ def label_filters(labels: Mapping[str, str | None] | None) -> list[str]:
     """``{"k": "v", "k2": None}`` -> ``["k=v", "k2"]``, the ``label`` filter of
     the Docker and libpod APIs."""
     return [k if v is None else f"{k}={v}" for k, v in (labels or {}).items()]
+
+
+def _needs(capability: Capability, operation: str) -> Callable[..., Any]:
+    """The default of an optional operation: ``Unsupported``. The core calls it
+    only when ``capability`` is declared, and a driver that declares it has
+    its own."""
+
+    def unsupported(self: BaseDriver, *args: Any, **kwargs: Any) -> Any:
+        raise Unsupported(self.name, operation, capability=capability.value)
+
+    unsupported.__doc__ = (
+        f"``Unsupported``: a driver that declares ``{capability.name}`` has its own."
+    )
+    return unsupported
 
 
 class BaseDriver:
@@ -131,6 +141,20 @@ class BaseDriver:
         with self._kept_lock:
             self._kept.pop(key, None)
 
+    # The optional operations: Unsupported unless the driver has its own.
+    image_build = _needs(Capability.BUILD, "build")
+    image_save = _needs(Capability.IMAGE_SAVE, "image save")
+    image_load = _needs(Capability.IMAGE_LOAD, "image load")
+    image_pull = _needs(Capability.PULL, "pull")
+    image_push = _needs(Capability.PUSH, "push")
+    container_exec = _needs(Capability.EXEC, "exec")
+    container_pause = _needs(Capability.PAUSE, "pause")
+    container_unpause = _needs(Capability.PAUSE, "pause")
+    container_stats = _needs(Capability.STATS, "stats")
+    container_stat_path = _needs(Capability.COPY, "copy")
+    container_put_archive = _needs(Capability.COPY, "copy")
+    container_get_archive = _needs(Capability.COPY, "copy")
+
     # -- engine -----------------------------------------------------------------
     @property
     def unsupported(self) -> Mapping[Capability, str]:
@@ -147,9 +171,6 @@ class BaseDriver:
     def close(self) -> None:
         """Nothing held."""
 
-    def _cannot(self, operation: str, capability: Capability) -> NoReturn:
-        raise Unsupported(self.name, operation, capability=capability.value)
-
     # -- images -------------------------------------------------------------------
     def image_inspect(self, ref: str) -> Image:
         raise NotImplementedError
@@ -161,23 +182,6 @@ class BaseDriver:
         except ImageNotFound:
             return False
         return True
-
-    def image_build(
-        self, request: BuildRequest, *, progress: ProgressCallback | None = None
-    ) -> Image:
-        self._cannot("build", Capability.BUILD)
-
-    def image_save(self, ref: str, path: str) -> None:
-        self._cannot("image save", Capability.IMAGE_SAVE)
-
-    def image_load(self, path: str) -> list[Image]:
-        self._cannot("image load", Capability.IMAGE_LOAD)
-
-    def image_pull(self, ref: str) -> Image:
-        self._cannot("pull", Capability.PULL)
-
-    def image_push(self, ref: str) -> None:
-        self._cannot("push", Capability.PUSH)
 
     # -- containers ---------------------------------------------------------------
     def container_inspect(self, ref: str) -> Container:
@@ -260,32 +264,3 @@ class BaseDriver:
                 )
             time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - now)))
             pause = min(pause * 1.5, _WAIT_POLL_MAX)
-
-    def container_exec(
-        self,
-        id: str,
-        command: tuple[str, ...],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        user: str | None = None,
-    ) -> ExecResult:
-        self._cannot("exec", Capability.EXEC)
-
-    def container_pause(self, id: str) -> None:
-        self._cannot("pause", Capability.PAUSE)
-
-    def container_unpause(self, id: str) -> None:
-        self._cannot("pause", Capability.PAUSE)
-
-    def container_stats(self, id: str) -> Stats:
-        self._cannot("stats", Capability.STATS)
-
-    def container_stat_path(self, id: str, path: str) -> PathStat | None:
-        self._cannot("copy", Capability.COPY)
-
-    def container_put_archive(self, id: str, path: str, data: IO[bytes]) -> None:
-        self._cannot("copy", Capability.COPY)
-
-    def container_get_archive(self, id: str, path: str) -> IO[bytes]:
-        self._cannot("copy", Capability.COPY)

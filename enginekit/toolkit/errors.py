@@ -10,32 +10,8 @@ what an error carries besides its message.
 
 from __future__ import annotations
 
-from enginekit.errors import (
-    FIELDS,
-    BuildFailed,
-    Conflict,
-    ContainerNotFound,
-    EngineError,
-    EngineTimeout,
-    EngineUnavailable,
-    ImageNotFound,
-    InvalidSpec,
-    NotFound,
-    UnknownOption,
-    Unsupported,
-)
+from enginekit.errors import *  # noqa: F403
+from enginekit.errors import FIELDS
+from enginekit.errors import __all__ as _names
 
-__all__ = [
-    "FIELDS",
-    "BuildFailed",
-    "Conflict",
-    "ContainerNotFound",
-    "EngineError",
-    "EngineTimeout",
-    "EngineUnavailable",
-    "ImageNotFound",
-    "InvalidSpec",
-    "NotFound",
-    "UnknownOption",
-    "Unsupported",
-]
+__all__ = [*_names, "FIELDS"]

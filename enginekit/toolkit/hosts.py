@@ -9,22 +9,7 @@
 
 from __future__ import annotations
 
-from enginekit.hostfacts import (
-    LOCAL_ADDRESS,
-    RemoteHostFacts,
-    address_of,
-    host_cpus,
-    host_path_exists,
-    published_address,
-    remote_path_exists,
-)
+from enginekit.hostfacts import *  # noqa: F403
+from enginekit.hostfacts import __all__ as _names
 
-__all__ = [
-    "LOCAL_ADDRESS",
-    "RemoteHostFacts",
-    "address_of",
-    "host_cpus",
-    "host_path_exists",
-    "published_address",
-    "remote_path_exists",
-]
+__all__ = list(_names)

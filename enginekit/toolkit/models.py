@@ -3,46 +3,7 @@ classes, aware UTC datetimes, frozen mappings (:class:`FrozenDict`)."""
 
 from __future__ import annotations
 
-from enginekit.models import (
-    BuildRequest,
-    Container,
-    ContainerSpec,
-    ContainerState,
-    ContainerSummary,
-    EngineInfo,
-    EngineStatus,
-    ExecResult,
-    FrozenDict,
-    Image,
-    ImageConfig,
-    LogLine,
-    Mount,
-    PathStat,
-    PortBinding,
-    Resources,
-    Stats,
-    Stream,
-    utc,
-)
+from enginekit.models import *  # noqa: F403
+from enginekit.models import __all__ as _names
 
-__all__ = [
-    "BuildRequest",
-    "Container",
-    "ContainerSpec",
-    "ContainerState",
-    "ContainerSummary",
-    "EngineInfo",
-    "EngineStatus",
-    "ExecResult",
-    "FrozenDict",
-    "Image",
-    "ImageConfig",
-    "LogLine",
-    "Mount",
-    "PathStat",
-    "PortBinding",
-    "Resources",
-    "Stats",
-    "Stream",
-    "utc",
-]
+__all__ = list(_names)

@@ -4,24 +4,7 @@ recognises its engine's words and raises these."""
 
 from __future__ import annotations
 
-from enginekit.refusals import (
-    account_refusal,
-    missing_group,
-    missing_user,
-    names_not_a_directory,
-    port_in_use,
-    port_refusal,
-    start_refusal,
-    workdir_not_a_directory,
-)
+from enginekit.refusals import *  # noqa: F403
+from enginekit.refusals import __all__ as _names
 
-__all__ = [
-    "account_refusal",
-    "missing_group",
-    "missing_user",
-    "names_not_a_directory",
-    "port_in_use",
-    "port_refusal",
-    "start_refusal",
-    "workdir_not_a_directory",
-]
+__all__ = list(_names)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import pathlib
+import re
 from typing import Any
 
 import pytest
@@ -30,19 +31,28 @@ def load(name: str) -> Any:
     return json.loads((DATA / name).read_text())
 
 
-#: libpod's states and the contract's (the table of convert's docstring).
-STATES = {
-    "configured": ContainerState.CREATED,
-    "created": ContainerState.CREATED,
-    "initialized": ContainerState.CREATED,
-    "running": ContainerState.RUNNING,
-    "stopping": ContainerState.RUNNING,
-    "paused": ContainerState.PAUSED,
-    "stopped": ContainerState.EXITED,
-    "exited": ContainerState.EXITED,
-    "removing": ContainerState.EXITED,
-    "unknown": ContainerState.EXITED,
-}
+def documented_states() -> dict[str, ContainerState]:
+    """The state table of :mod:`enginekit_podman.convert`'s docstring: libpod's state -> ours."""
+    rows = re.findall(r"^``(\w+)``\s+([A-Z]+)\b", convert.__doc__ or "", re.M)
+    return {status: ContainerState[state] for status, state in rows}
+
+
+STATES = documented_states()
+
+
+def test_every_libpod_state_is_documented() -> None:
+    assert set(STATES) == {
+        "configured",
+        "created",
+        "initialized",
+        "running",
+        "stopping",
+        "paused",
+        "stopped",
+        "exited",
+        "removing",
+        "unknown",
+    }
 
 
 @pytest.mark.parametrize(("status", "state"), STATES.items())
