@@ -23,6 +23,7 @@ import pytest
 import enginekit.errors
 import enginekit.models
 from enginekit import toolkit
+from enginekit.toolkit import errors
 from enginekit.toolkit.driver import (
     BaseDriver,
     Capability,
@@ -30,16 +31,6 @@ from enginekit.toolkit.driver import (
     LabelFilter,
     label_filters,
     labels_match,
-)
-from enginekit.toolkit.errors import (
-    Conflict,
-    ContainerNotFound,
-    EngineError,
-    EngineTimeout,
-    EngineUnavailable,
-    ImageNotFound,
-    NotFound,
-    Unsupported,
 )
 from enginekit.toolkit.http import HttpDriver, Row, error_message, map_errors
 from enginekit.toolkit.models import (
@@ -195,7 +186,7 @@ class Memory(BaseDriver):
         for box in self.boxes.values():
             if ref in (box.container.id, box.container.name):
                 return box.container
-        raise ContainerNotFound(f"no container {ref}")
+        raise errors.ContainerNotFound(f"no container {ref}")
 
     def _container_ids(
         self, *, all: bool, labels: Mapping[str, str | None] | None, name: str | None
@@ -218,7 +209,7 @@ class Memory(BaseDriver):
 
     def image_inspect(self, ref: str) -> Image:
         if ref != "img":
-            raise ImageNotFound(ref)
+            raise errors.ImageNotFound(ref)
         return Image(id="sha256:" + "0" * 64, tags=("img:latest",))
 
 
@@ -295,7 +286,7 @@ def test_wait_polls_until_exited(memory: Memory) -> None:
 
 def test_wait_times_out(memory: Memory) -> None:
     started = time.monotonic()
-    with pytest.raises(EngineTimeout, match=r"did not exit within 0\.2 s"):
+    with pytest.raises(errors.EngineTimeout, match=r"did not exit within 0\.2 s"):
         memory.container_wait("a" * 64, timeout=0.2)
     assert time.monotonic() - started < 5
 
@@ -317,7 +308,7 @@ def test_wait_times_out(memory: Memory) -> None:
     ],
 )
 def test_optional_operations_are_unsupported(memory: Memory, call: Any, capability: str) -> None:
-    with pytest.raises(Unsupported) as info:
+    with pytest.raises(errors.Unsupported) as info:
         call(memory)
     assert info.value.engine == "memory"
     assert info.value.capability == capability
@@ -405,11 +396,11 @@ class Fake(HttpDriver[str]):
         return f"/v{self._api()}{path}"
 
     def _error(
-        self, status: int, message: str, *, operation: str, missing: type[NotFound]
-    ) -> EngineError:
+        self, status: int, message: str, *, operation: str, missing: type[errors.NotFound]
+    ) -> errors.EngineError:
         if status == 404:
             return missing(f"fake {operation}: {message}", status=status)
-        return EngineError(f"fake {operation}: {message}", status=status)
+        return errors.EngineError(f"fake {operation}: {message}", status=status)
 
     def container_inspect(self, ref: str) -> Container:
         data = self._inspect_raw(ref)
@@ -456,19 +447,19 @@ def test_the_version_is_agreed_once_on_first_need(fake: tuple[Fake, list[str]]) 
 def test_checked_calls(fake: tuple[Fake, list[str]]) -> None:
     driver, _ = fake
     driver._empty("GET", "/nothing", operation="nothing")  # 304: already so
-    with pytest.raises(EngineError, match="fake broken: it broke") as info:
+    with pytest.raises(errors.EngineError, match="fake broken: it broke") as info:
         driver._json("GET", "/broken", operation="broken")
     assert info.value.status == 500
-    with pytest.raises(ImageNotFound, match="fake look: no such container"):
-        driver._call("GET", "/missing", operation="look", missing=ImageNotFound)
-    with pytest.raises(ContainerNotFound):
+    with pytest.raises(errors.ImageNotFound, match="fake look: no such container"):
+        driver._call("GET", "/missing", operation="look", missing=errors.ImageNotFound)
+    with pytest.raises(errors.ContainerNotFound):
         driver.container_logs("gone", stdout=False, stderr=False)
     assert list(driver.container_logs("a", stdout=False, stderr=False)) == []
 
 
 def test_nothing_listening_is_unavailable_with_the_hint() -> None:
     driver = Fake("tcp://127.0.0.1:9")
-    with pytest.raises(EngineUnavailable) as info:
+    with pytest.raises(errors.EngineUnavailable) as info:
         driver.ping()
     assert info.value.hint == "start the fake"
 
@@ -479,13 +470,15 @@ def test_error_message_and_map_errors() -> None:
     assert error_message(b"plain words\n") == "plain words"
     assert error_message(b"") == ""
     empty: dict[str, int] = {}
-    unreadable = pytest.raises(EngineError, match=r"fake read: unexpected answer \(KeyError\)")
+    unreadable = pytest.raises(
+        errors.EngineError, match=r"fake read: unexpected answer \(KeyError\)"
+    )
     with unreadable, map_errors("fake", "read"):
         empty["x"]
-    no_file = pytest.raises(EngineError, match="fake write: No such file or directory")
+    no_file = pytest.raises(errors.EngineError, match="fake write: No such file or directory")
     with no_file, map_errors("fake", "write"), open("/nonexistent/dir/file"):
         pass
-    with pytest.raises(Conflict), map_errors("fake", "pass"):
-        raise Conflict("through")
+    with pytest.raises(errors.Conflict), map_errors("fake", "pass"):
+        raise errors.Conflict("through")
     with pytest.raises(TypeError), map_errors("fake", "bug"):
         raise TypeError("a bug is not translated")

@@ -23,45 +23,20 @@ from enginekit.buildcontext import (
     load_dockerignore,
     resolve_context,
 )
-from enginekit.dockerfile import (
-    DEFAULT_PATH,
-    DEFAULT_SHELL,
-    BuildState,
-    Dockerfile,
-    EvaluatedStage,
-    Evaluation,
-    Instruction,
-    Stage,
-    Step,
-    expand,
-    expand_words,
-    parse,
-    parse_file,
-)
+from enginekit.dockerfile import *  # noqa: F403
+from enginekit.dockerfile import __all__ as _dockerfile
 from enginekit.models import BuildRequest
 
 __all__ = [
-    "DEFAULT_PATH",
-    "DEFAULT_SHELL",
     "BuildRequest",
-    "BuildState",
     "ContextEntry",
     "DockerIgnore",
-    "Dockerfile",
-    "EvaluatedStage",
-    "Evaluation",
-    "Instruction",
-    "Stage",
-    "Step",
     "context_tar",
     "dockerfile_path",
-    "expand",
-    "expand_words",
     "go_match",
     "has_wildcards",
     "iter_context",
     "load_dockerignore",
-    "parse",
-    "parse_file",
     "resolve_context",
+    *_dockerfile,
 ]

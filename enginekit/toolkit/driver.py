@@ -209,13 +209,7 @@ class BaseDriver:
         self.container_stop(id, timeout=timeout)
         self.container_start(id)
 
-    def _container_ids(
-        self,
-        *,
-        all: bool,
-        labels: Mapping[str, str | None] | None,
-        name: str | None,
-    ) -> Sequence[str]:
+    def _container_ids(self, *, all: bool, labels: LabelFilter, name: str | None) -> Sequence[str]:
         """The ids of the containers the engine lists for these filters, in the
         order to show them; more than match is fine (the snapshots are filtered
         again), fewer is not."""

@@ -332,13 +332,7 @@ class HttpDriver(BaseDriver, Generic[V]):
         the row does not say enough (it is inspected instead)."""
         raise NotImplementedError
 
-    def _container_ids(
-        self,
-        *,
-        all: bool,
-        labels: Mapping[str, str | None] | None,
-        name: str | None,
-    ) -> list[str]:
+    def _container_ids(self, *, all: bool, labels: LabelFilter, name: str | None) -> list[str]:
         """The ids of :meth:`_list_rows`'s rows."""
         rows = self._list_rows(all=all, labels=labels, name=name)
         with self._map_errors("list"):
