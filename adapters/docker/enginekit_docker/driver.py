@@ -1,12 +1,12 @@
 """DockerDriver: the enginekit Driver over Docker's Engine API (HTTP on the unix socket).
 
-Every call goes through :class:`enginekit.transport.Transport` under the
-Engine API version negotiated once per driver (:mod:`.api`, :mod:`.versions`:
-1.41 to 1.52, Docker 20.10 to 29); answers are turned into models by
-:mod:`.convert` and errors by :mod:`.errors`. The image operations live in
-:mod:`.images`, exec and pause in :mod:`.execs`, the other container
-operations here. The driver keeps no per-call state: one instance serves
-many threads.
+Every call goes through the toolkit's HTTP driver base
+(:class:`enginekit.toolkit.http.HttpDriver`) under the Engine API version
+negotiated once per driver (:mod:`.api`, :mod:`.versions`: 1.41 to 1.52,
+Docker 20.10 to 29); answers are turned into models by :mod:`.convert` and
+errors by :mod:`.errors`. The image operations live in :mod:`.images`, exec
+and pause in :mod:`.execs`, the other container operations here. The driver
+keeps no per-call state: one instance serves many threads.
 """
 
 from __future__ import annotations

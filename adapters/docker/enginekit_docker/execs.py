@@ -168,7 +168,7 @@ GATE = StartGate()
 def _account_refused(said: bytes) -> None:
     """Raise ``InvalidSpec`` if Docker refused the exec for a user or group
     the image lacks (its words in the stream, exit code 126, no process), as
-    every engine does (:mod:`enginekit.refusals`)."""
+    every engine does (:mod:`enginekit.toolkit.refusals`)."""
     refused = refusals.account_refusal(said.decode("utf-8", "replace"))
     if refused is not None:
         raise refused

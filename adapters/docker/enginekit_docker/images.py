@@ -40,7 +40,7 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 
 class ImageOps(Api):
-    """Driver methods on images (see :class:`enginekit.driver.Driver`)."""
+    """Driver methods on images (see :class:`enginekit.toolkit.driver.Driver`)."""
 
     def image_build(
         self, request: BuildRequest, *, progress: ProgressCallback | None = None

@@ -2,7 +2,7 @@
 
 ``ssh://[user@]host[:port]`` (``docker+ssh://``, ``DOCKER_HOST=ssh://...``,
 a context whose docker endpoint is ``ssh://``): the Engine API over the
-system's ssh client (:mod:`enginekit.sshtunnel`), one multiplexed connection
+system's ssh client (:mod:`enginekit.toolkit.ssh`), one multiplexed connection
 per driver. As the docker CLI does, each HTTP connection is ``docker system
 dial-stdio`` run on the remote host (which reaches the daemon the remote
 docker CLI is set up for); a remote host without the docker CLI is reached
@@ -14,10 +14,10 @@ the remote host: it is forwarded, and no docker CLI is needed there.
 ``DOCKER_TLS`` (with ``DOCKER_CERT_PATH``, for an address given outright or
 the default context) or a context's TLS material says so, the port then
 defaulting to 2376; plain TCP (port 2375) only to loopback unless
-``insecure=True`` (see :mod:`enginekit.tls`).
+``insecure=True`` (see :mod:`enginekit.toolkit.tls`).
 
 Such a daemon's host is not this machine (:class:`RemoteDockerDriver`, see
-:mod:`enginekit.hostfacts`): a port is published by default on the address
+:mod:`enginekit.toolkit.hosts`): a port is published by default on the address
 the client reached the host at (ssh's ``HostName`` for the address, or the
 TCP host, resolved once); ``cpus`` is checked against the daemon's ``NCPU``;
 a bind mount's source is looked for on that host with ``test -e`` over the

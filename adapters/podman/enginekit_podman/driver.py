@@ -1,7 +1,7 @@
 """The Podman driver: the libpod REST API (``podman system service``) over a unix socket.
 
-Every call goes through :class:`enginekit.transport.Transport` to
-``/v<libpod API>/libpod/...``, the version agreed once per connection from
+Every call goes through the toolkit's HTTP driver base
+(:class:`enginekit.toolkit.http.HttpDriver`) to ``/v<libpod API>/libpod/...``, the version agreed once per connection from
 ``/_ping`` (:mod:`.versions`: Podman 4.3 to 5.x); what the instance can do
 comes from its ``/info`` (:mod:`.host`: cgroup version and controllers,
 rootless). :mod:`.convert` turns the answers into models and
@@ -91,7 +91,7 @@ _ALL_POLL = 1.0  # seconds of client-side polling before libpod's wait takes ove
 
 
 class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
-    """A :class:`enginekit.driver.Driver` for the libpod API of Podman 4.3 to 5.x."""
+    """A :class:`enginekit.toolkit.driver.Driver` for the libpod API of Podman 4.3 to 5.x."""
 
     # libpod's 'workdir "X" exists on container ID, but is not a directory',
     # the runtime's chdir failing

@@ -2,7 +2,7 @@
 a system connection to ``ssh://``), as ``podman --remote`` reaches it.
 
 The libpod API goes through a stream-local forward of the service's socket
-over the system's ssh client (:mod:`enginekit.sshtunnel`), one multiplexed
+over the system's ssh client (:mod:`enginekit.toolkit.ssh`), one multiplexed
 connection per driver, the connection's ``Identity`` (or
 ``CONTAINER_SSHKEY``, or the ``identity=`` option) given to ssh as ``-i``.
 The socket is the URL's path (``ssh://core@vm:2222/run/user/1000/podman/podman.sock``);
@@ -12,7 +12,7 @@ without one, the remote ``podman info`` says where its service listens (as
 for another user.
 
 Such a service's host is not this machine (:class:`RemotePodmanDriver`, see
-:mod:`enginekit.hostfacts`): a port is published by default on the address the
+:mod:`enginekit.toolkit.hosts`): a port is published by default on the address the
 client reaches that host at (ssh's ``HostName`` for the address, resolved once),
 ``cpus`` is checked against the service's ``host.cpus`` and a bind mount's
 source is looked for there with ``test -e`` over the ssh connection. A service
