@@ -1,13 +1,14 @@
 """The Podman driver: the libpod REST API (``podman system service``) over a unix socket.
 
 Every call goes through the toolkit's HTTP driver base
-(:class:`enginekit.toolkit.http.HttpDriver`) to ``/v<libpod API>/libpod/...``, the version agreed once per connection from
-``/_ping`` (:mod:`.versions`: Podman 4.3 to 5.x); what the instance can do
-comes from its ``/info`` (:mod:`.host`: cgroup version and controllers,
-rootless). :mod:`.convert` turns the answers into models and
-:mod:`.errors` the failures into ``enginekit.errors``. Where Podman behaves
-differently from Docker, the adapter makes up for it here (what is hidden in
-reports is listed in :mod:`.convert`):
+(:class:`enginekit.toolkit.http.HttpDriver`) to ``/v<libpod API>/libpod/...``,
+the version agreed once per connection from ``/_ping`` (:mod:`.versions`:
+Podman 4.3 to 5.x); what the instance can do comes from its ``/info``
+(:mod:`.host`: cgroup version and controllers, rootless). :mod:`.convert`
+turns the answers into models and :mod:`.errors` the failures into
+``enginekit.errors``. Where Podman behaves differently from Docker, the
+adapter makes up for it here (what is hidden in reports is listed in
+:mod:`.convert`):
 
 - every container runs with Podman's init (catatonit) as PID 1, swap equal
   to the memory limit, no pids limit unless one is asked for, without the
