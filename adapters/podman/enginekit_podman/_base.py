@@ -19,7 +19,7 @@ from enginekit.toolkit.errors import (
     ImageNotFound,
     NotFound,
 )
-from enginekit.toolkit.http import HttpDriver, Row, quote
+from enginekit.toolkit.http import Dialer, HttpDriver, Row, quote
 from enginekit.toolkit.time import unix_nanos
 
 from . import convert
@@ -50,7 +50,7 @@ class Base(HttpDriver[Negotiated]):
         address: str = DEFAULT_ADDRESS,
         *,
         pool_size: int = 8,
-        dialer: Any = None,
+        dialer: Dialer | None = None,
     ) -> None:
         super().__init__(address, pool_size=pool_size, dialer=dialer)
         self._lock = threading.Lock()
