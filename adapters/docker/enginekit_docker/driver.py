@@ -86,9 +86,6 @@ class DockerDriver(ExecOps, ImageOps):
     # (a mount point made through a file is not the working directory)
     workdir_refusals = ("chdir to cwd", "Cannot mkdir:")
 
-    #: Inspects a ``container_list`` runs at once (the transport keeps as many idle connections).
-    list_workers = 8
-
     def __repr__(self) -> str:
         return f"DockerDriver(address={self.address!r})"
 
