@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from enginekit.errors import EngineError
-from enginekit.logstream import Abortable, ClosableLines, LogStream
+from enginekit.logstream import Abortable, ClosableLines, LineJoiner, LogStream
 from enginekit.models import LogLine, Stream
 from enginekit.transport import Transport
 
@@ -211,3 +211,74 @@ def test_response_abort_wakes_a_blocked_reader_and_releases_the_socket(
         time.sleep(0.02)
     assert _fds() <= before
     resp.abort()  # after the close: a no-op
+
+
+# -- LineJoiner: log frames into lines ------------------------------------------------
+
+
+def _stamped(stamp: str, data: bytes) -> bytes:
+    return stamp.encode() + b" " + data
+
+
+def test_frames_of_a_stream_are_joined_until_a_newline() -> None:
+    t1, t2 = "2026-01-01T00:00:01.000000001Z", "2026-01-01T00:00:02Z"
+    frames = [
+        (1, _stamped(t1, b"hel")),
+        (2, _stamped(t1, b"err\n")),
+        (1, _stamped(t2, b"lo\nnext\n")),
+        (0, b"stdin is not shown"),
+        (1, _stamped(t2, b"\xff unterminated")),
+    ]
+    lines = list(LineJoiner(what="x logs").join(frames))
+    first = dt.datetime(2026, 1, 1, 0, 0, 1, tzinfo=dt.UTC)
+    second = dt.datetime(2026, 1, 1, 0, 0, 2, tzinfo=dt.UTC)
+    assert [(line.stream, line.data, line.timestamp) for line in lines] == [
+        (Stream.STDERR, b"err\n", first),
+        (Stream.STDOUT, b"hello\n", first),  # the stamp of its first part
+        (Stream.STDOUT, b"next\n", second),
+        (Stream.STDOUT, b"\xff unterminated", second),
+    ]
+
+
+def test_unfinished_lines_come_last_oldest_first() -> None:
+    frames = [
+        (2, _stamped("2026-01-01T00:00:02Z", b"late")),
+        (1, _stamped("2026-01-01T00:00:01Z", b"early")),
+    ]
+    lines = list(LineJoiner().join(frames))
+    assert [line.data for line in lines] == [b"early", b"late"]
+
+
+def test_a_payload_without_a_stamp_is_data_as_it_is() -> None:
+    lines = list(LineJoiner().join([(1, b"no stamp here\n"), (1, b"0001-01-01T00:00:00Z x\n")]))
+    assert [(line.data, line.timestamp) for line in lines] == [
+        (b"no stamp here\n", None),
+        (b"0001-01-01T00:00:00Z x\n", None),  # Go's zero time is no stamp
+    ]
+
+
+def test_the_engines_own_error_in_the_stream_is_raised() -> None:
+    joined = LineJoiner(timestamps=False, what="x logs").join([(3, b"gone\n")])
+    with pytest.raises(EngineError, match="x logs: gone"):
+        next(joined)
+
+
+@pytest.mark.parametrize(("ended", "last"), [(True, b"tail\n"), (False, b"tail")])
+def test_a_cut_lines_last_piece_gets_its_newline_back_when_it_ended_the_line(
+    ended: bool, last: bytes
+) -> None:
+    stamp = "2026-01-01T00:00:01.000000007Z"
+    asked: list[tuple[str, int, int]] = []
+
+    def ends(stream: str, nanos: int, ordinal: int) -> bool:
+        asked.append((stream, nanos, ordinal))
+        return ended
+
+    frames = [
+        (1, _stamped(stamp, b"ab")),
+        (1, _stamped(stamp, b"cd")),
+        (1, _stamped(stamp, b"tail")),
+    ]
+    lines = list(LineJoiner(piece=2, ends_line=ends).join(frames))
+    assert [line.data for line in lines] == [b"abcd" + last]
+    assert asked == [("stdout", 1_767_225_601_000_000_007, 3)]
