@@ -51,7 +51,8 @@ class TestHttpDriverSummaries:
             assert s.created_at.replace(microsecond=0) == full.created_at.replace(microsecond=0)
             assert s.exit_code == full.exit_code
             if full.state in (ContainerState.RUNNING, ContainerState.PAUSED):
-                assert s.ports == full.ports and s.ports
+                assert s.ports == full.ports
+                assert bool(s.ports) is (s.id == made["running"])
             else:
                 assert s.ports in (None, full.ports)
         codes = {s.id: s.exit_code for s in found}
