@@ -64,11 +64,9 @@ not seen by this follow.
 
 from __future__ import annotations
 
-import calendar
 import collections
 import contextlib
 import itertools
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -78,6 +76,7 @@ from enginekit.toolkit.errors import ContainerNotFound, EngineError, EngineUnava
 from enginekit.toolkit.http import Response, demux_frames
 from enginekit.toolkit.logs import ClosableLines, LineJoiner
 from enginekit.toolkit.models import LogLine, Stream
+from enginekit.toolkit.time import unix_nanos
 
 from .streams import joiner as new_joiner
 
@@ -109,43 +108,12 @@ MAX_TAIL = 8192
 
 _NS = 1_000_000_000
 _STREAMS = {1: Stream.STDOUT, 2: Stream.STDERR}
-_STAMP = re.compile(rb"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
-_seconds_cache: dict[bytes, int] = {}
-
-
-def _epoch(head: bytes) -> int:
-    seconds = _seconds_cache.get(head)
-    if seconds is None:
-        text = head.decode("ascii")
-        seconds = calendar.timegm(
-            (
-                int(text[0:4]),
-                int(text[5:7]),
-                int(text[8:10]),
-                int(text[11:13]),
-                int(text[14:16]),
-                int(text[17:19]),
-            )
-        )
-        if len(_seconds_cache) > 4096:
-            _seconds_cache.clear()
-        _seconds_cache[head] = seconds
-    return seconds
 
 
 def stamp_ns(payload: bytes) -> int | None:
     """Nanoseconds since the epoch of the ``<RFC 3339> `` a payload starts with."""
-    m = _STAMP.match(payload)
-    if m is None:
-        return None
-    head, frac, zone = m.groups()
-    ns = _epoch(head) * _NS
-    if frac:
-        ns += int(frac.ljust(9, b"0"))
-    if zone != b"Z":
-        offset = (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * _NS
-        ns += -offset if zone[:1] == b"+" else offset
-    return ns
+    head, sep, _ = payload.partition(b" ")
+    return unix_nanos(head) if sep else None
 
 
 def format_stamp(ns: int) -> str:
@@ -232,17 +200,15 @@ class FrameCursor:
     def _took(self, frame: Frame) -> None:
         self.taken += 1
         payload = frame[1]
-        m = _STAMP.match(payload)
-        if m is None:
-            return
         stamp = stamp_ns(payload)
-        assert stamp is not None
+        if stamp is None:
+            return
         if stamp == self.boundary:
             self.at_boundary += 1
         elif self.boundary is None or stamp > self.boundary:
             self.boundary = stamp
             self.at_boundary = 1
-            self._prefix = payload[: m.end()]
+            self._prefix = payload[: payload.index(b" ") + 1]
 
 
 def _counted_lines(frames: list[Frame]) -> int:
