@@ -12,31 +12,10 @@ applied, links confined); an adapter that runs the steps itself
 
 from __future__ import annotations
 
-from enginekit.buildcontext import (
-    ContextEntry,
-    DockerIgnore,
-    context_tar,
-    dockerfile_path,
-    go_match,
-    has_wildcards,
-    iter_context,
-    load_dockerignore,
-    resolve_context,
-)
+from enginekit.buildcontext import *  # noqa: F403
+from enginekit.buildcontext import __all__ as _context
 from enginekit.dockerfile import *  # noqa: F403
 from enginekit.dockerfile import __all__ as _dockerfile
 from enginekit.models import BuildRequest
 
-__all__ = [
-    "BuildRequest",
-    "ContextEntry",
-    "DockerIgnore",
-    "context_tar",
-    "dockerfile_path",
-    "go_match",
-    "has_wildcards",
-    "iter_context",
-    "load_dockerignore",
-    "resolve_context",
-    *_dockerfile,
-]
+__all__ = ["BuildRequest", *_context, *_dockerfile]
