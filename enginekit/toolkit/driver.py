@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from enginekit.capabilities import ALL_CAPABILITIES, Capability
 from enginekit.driver import (
@@ -57,6 +57,9 @@ from enginekit.models import (
     ContainerState,
     Image,
 )
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = [
     "ALL_CAPABILITIES",
@@ -169,7 +172,9 @@ class BaseDriver:
         self.info()
 
     def close(self) -> None:
-        """Nothing held."""
+        """The workers of the lists let go (:meth:`_workers`); a subclass that holds
+        more releases it and calls this too."""
+        self._stop_workers()
 
     # -- images -------------------------------------------------------------------
     def image_inspect(self, ref: str) -> Image:
@@ -233,15 +238,38 @@ class BaseDriver:
         return self._each(self._container_or_none, ids)
 
     def _each(self, fn: Callable[[K], T], keys: Sequence[K]) -> list[T]:
-        """``fn`` of each key, ``list_workers`` at once, in the order of ``keys``."""
+        """``fn`` of each key, ``list_workers`` at once, in the order of ``keys``.
+
+        The driver's workers (:meth:`_workers`) run them; ``fn`` must not call
+        ``_each`` itself (it would wait for workers busy waiting for it).
+        """
         if len(keys) <= 1:
             return [fn(k) for k in keys]
-        # Imported here: concurrent.futures (and the logging it imports) is not
-        # needed to start, and a one-request listing never needs it.
-        from concurrent.futures import ThreadPoolExecutor
+        return list(self._workers().map(fn, keys))
 
-        with ThreadPoolExecutor(min(self.list_workers, len(keys))) as pool:
-            return list(pool.map(fn, keys))
+    def _workers(self) -> Executor:
+        """The driver's ``list_workers`` threads: started on first need, as
+        many as a call needs, and kept (a pool made for each list paid for its
+        threads' start every time: a third of a list of 200 on a busy
+        machine) until :meth:`close`."""
+
+        def start() -> Executor:
+            # Imported here: concurrent.futures (and the logging it imports) is
+            # not needed to start, and a one-request listing never needs it.
+            from concurrent.futures import ThreadPoolExecutor
+
+            return ThreadPoolExecutor(
+                self.list_workers, thread_name_prefix=f"enginekit-{self.name}"
+            )
+
+        return self._once("workers", start)
+
+    def _stop_workers(self) -> None:
+        """Let the workers of :meth:`_each` go (started again if needed later)."""
+        with self._kept_lock:
+            workers = self._kept.pop("workers", None)
+        if workers is not None:
+            workers.shutdown(wait=False, cancel_futures=True)
 
     def container_wait(self, id: str, *, timeout: float | None = None) -> int:
         """``container_inspect`` polled (5 ms at first, then less often) until EXITED."""

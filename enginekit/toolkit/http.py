@@ -207,6 +207,7 @@ class HttpDriver(BaseDriver, Generic[V]):
 
     def close(self) -> None:
         self.transport.close()
+        super().close()
 
     # -- the API version, agreed once -------------------------------------------
     def _negotiate(self, ping: Message) -> V:
