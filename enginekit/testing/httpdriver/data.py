@@ -79,14 +79,15 @@ class TestHttpDriverLogs:
             kit.driver.container_logs("a" * 64, stdout=False, stderr=False)
 
     def test_logs_since(self, kit: Kit) -> None:
-        cid = kit.run(("sh", "-c", "echo early; sleep 1.2; echo late"))
+        cid = kit.run(("sh", "-c", "echo early; sleep 2.5; echo late"))
         assert kit.driver.container_wait(cid, timeout=30) == 0
         lines = kit.lines(cid)
         assert [x.data for x in lines] == [b"early\n", b"late\n"]
         late = lines[1].timestamp
         assert late is not None
-        # 1.2 s of the container's own apart (a busy machine only widens the gap).
-        since = late.timestamp() - 0.5
+        # A whole second (Podman before 5.8 reads ``since`` so), after ``early``:
+        # 2.5 s of the container's own apart (a busy machine only widens the gap).
+        since = float(int(late.timestamp()))
         assert [x.data for x in kit.lines(cid, since=since)] == [b"late\n"]
 
     def test_follow_ends_when_the_container_exits(self, kit: Kit) -> None:
