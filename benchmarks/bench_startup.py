@@ -23,6 +23,11 @@ machine falls on every variant alike). The goals, judged on the medians:
 - ``enginekit ps -a`` within 6x ``python -c pass``
 - import + connect + ``containers.get`` within 60 ms over ``python -c pass``
 
+enginekit and its adapters are byte-compiled first, as an installed package is
+(with ``PYTHONDONTWRITEBYTECODE`` set, a checkout's modules would otherwise be
+compiled again by every run). Beside the wall-time medians, the mean CPU time
+(user + system, from hyperfine) is shown: it moves less when the machine is busy.
+
 A missed goal is printed as missed (the exit status stays 0; it is 1 when a
 variant could not be run or something made was left). The container that
 ``get`` reads is created here from an image built from this machine's busybox
@@ -109,6 +114,23 @@ def bench_container(engine_name: str, runid: str) -> Iterator[tuple[str, list[st
                 signal.signal(signal.SIGINT, previous)
 
 
+def precompile() -> list[str]:
+    """Byte-compile enginekit and the installed adapters' packages; the folders done."""
+    import compileall
+    import importlib.util
+
+    from enginekit import registry
+
+    done = []
+    names = ["enginekit", *(f"enginekit_{name}" for name in registry.adapter_names())]
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            compileall.compile_dir(folder, quiet=1)
+            done.append(folder)
+    return done
+
+
 def container_count(engine_name: str) -> int | None:
     import enginekit
     from enginekit.errors import EngineError
@@ -146,8 +168,11 @@ def variants(engine_name: str, container_id: str) -> tuple[dict[str, list[str]],
     return found, notes
 
 
-def hyperfine(commands: dict[str, list[str]], runs: int, warmup: int) -> dict[str, list[float]]:
-    """Each command's wall times (seconds) from one hyperfine run of them all."""
+def hyperfine(
+    commands: dict[str, list[str]], runs: int, warmup: int
+) -> dict[str, tuple[list[float], float]]:
+    """Each command's wall times (seconds) and mean CPU time (user + system, seconds)
+    from one hyperfine run of them all."""
     with tempfile.TemporaryDirectory(prefix="enginekit-bench-") as tmp:
         export = os.path.join(tmp, "times.json")
         argv = ["hyperfine", "--shell=none", "--style", "none", "--export-json", export]
@@ -159,14 +184,19 @@ def hyperfine(commands: dict[str, list[str]], runs: int, warmup: int) -> dict[st
             raise RuntimeError(f"hyperfine failed: {proc.stderr.strip()[-400:]}")
         with open(export) as fh:
             results = json.load(fh)["results"]
-    return {r["command"]: [float(t) for t in r["times"]] for r in results}
+    return {
+        r["command"]: ([float(t) for t in r["times"]], float(r["user"]) + float(r["system"]))
+        for r in results
+    }
 
 
 def measure(
     commands: dict[str, list[str]], runs: int, warmup: int, rounds: int
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Wall times of every run of each command, and its mean CPU time (seconds)."""
     names = list(commands)
     times: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     per_round = max(2, -(-runs // rounds))
     for i in range(rounds):
         shift = i % len(names)
@@ -174,14 +204,36 @@ def measure(
         print(f"  round {i + 1}/{rounds}", file=sys.stderr)
         got = hyperfine({n: commands[n] for n in order}, per_round, warmup)
         for name in names:
-            times[name].extend(got[name])
-    return times
+            times[name].extend(got[name][0])
+            cpu[name].append(got[name][1])
+    return times, {name: statistics.mean(values) for name, values in cpu.items()}
 
 
-def importtime_breakdown(program: str, runs: int, top: int = 12) -> list[tuple[str, float]]:
-    """The program's own imports (``-X importtime``), biggest first: median cumulative ms
-    of the modules it imports itself (directly or inside functions)."""
-    cumulative: dict[str, list[float]] = {}
+#: Where an imported module's own time is counted (first match of its name).
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("enginekit.toolkit", ("enginekit.toolkit",)),
+    ("enginekit (the core)", ("enginekit",)),
+    ("the adapters (enginekit_*)", ("enginekit_",)),
+    ("attrs", ("attr", "attrs")),
+    ("http.client, email, ssl", ("http", "email", "ssl", "_ssl")),
+    ("typing", ("typing",)),
+    ("the interpreter's start (site, encodings)", ("site", "encodings", "_distutils_hack")),
+)
+
+
+def _group(module: str) -> str:
+    for group, prefixes in GROUPS:
+        if any(
+            module == p or module.startswith(p if p.endswith("_") else p + ".") for p in prefixes
+        ):
+            return group
+    return "other stdlib"
+
+
+def importtime_breakdown(program: str, runs: int) -> list[tuple[str, float]]:
+    """Where the program's imports spend their time (``-X importtime``): the median
+    over runs of each module's own time, summed by group, biggest first."""
+    own: dict[str, list[float]] = {}
     for _ in range(runs):
         proc = subprocess.run(
             [sys.executable, "-X", "importtime", "-c", program],
@@ -192,16 +244,20 @@ def importtime_breakdown(program: str, runs: int, top: int = 12) -> list[tuple[s
         for line in proc.stderr.splitlines():
             if not line.startswith("import time:") or "[us]" in line:
                 continue
-            _, cum, name = line.removeprefix("import time:").split("|")
-            if name.startswith("  ") or name.strip() in ("site", "encodings"):
-                continue  # imported by another module; or the interpreter's own
-            cumulative.setdefault(name.strip(), []).append(int(cum) / 1000)
-    ranked = [(n, statistics.median(v)) for n, v in cumulative.items()]
-    return sorted(ranked, key=lambda item: -item[1])[:top]
+            spent, _, name = line.removeprefix("import time:").split("|")
+            own.setdefault(name.strip(), []).append(int(spent) / 1000)
+    groups: dict[str, float] = {}
+    for name, values in own.items():
+        group = _group(name)
+        groups[group] = groups.get(group, 0.0) + statistics.median(values)
+    return sorted(groups.items(), key=lambda item: -item[1])
 
 
 def report(
-    times: dict[str, list[float]], containers: int | None, engine_name: str
+    times: dict[str, list[float]],
+    cpu: dict[str, float],
+    containers: int | None,
+    engine_name: str,
 ) -> dict[str, Any]:
     medians = {name: statistics.median(values) * 1000 for name, values in times.items()}
     bare = medians[BARE]
@@ -228,6 +284,7 @@ def report(
         "runs": {name: len(values) for name, values in times.items()},
         "over_bare_ms": {name: m - bare for name, m in medians.items()},
         "ratio_to_bare": {name: m / bare for name, m in medians.items()},
+        "cpu_mean_ms": {name: value * 1000 for name, value in cpu.items()},
         "containers_listed": containers,
         "goals": goals,
     }
@@ -239,18 +296,19 @@ def print_report(result: dict[str, Any], notes: list[str]) -> None:
     where = f"; ps lists {listed} containers" if listed is not None else ""
     runs = max(result["runs"].values())
     print(f"\n== start-up (wall time, medians of {runs} runs each{where})")
-    print(f"   {'variant':<28} {'median ms':>10} {'over bare':>10} {'ratio':>7}")
+    print(f"   {'variant':<28} {'median ms':>10} {'over bare':>10} {'ratio':>7} {'cpu ms':>7}")
     for name, median in medians.items():
         print(
             f"   {name:<28} {median:>10.1f} {result['over_bare_ms'][name]:>10.1f}"
-            f" {result['ratio_to_bare'][name]:>6.2f}x"
+            f" {result['ratio_to_bare'][name]:>6.2f}x {result['cpu_mean_ms'][name]:>7.1f}"
         )
     for note in notes:
         print(f"   note: {note}")
     if result.get("breakdown"):
-        print(f"\n== {GET}: its imports (-X importtime, median cumulative ms)")
+        total = sum(ms for _, ms in result["breakdown"])
+        print(f"\n== {GET}: where its imports spend {total:.1f} ms (-X importtime, own times)")
         for name, ms in result["breakdown"]:
-            print(f"   {name:<40} {ms:>7.1f}")
+            print(f"   {name:<42} {ms:>7.1f}")
     print("\n== goals")
     for g in result["goals"]:
         print(f"   [{'met' if g['met'] else 'MISSED'}] {g['goal']}: {g['figure']}")
@@ -263,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="hyperfine runs, order rotated")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per round")
     parser.add_argument("--no-breakdown", action="store_true", help="skip -X importtime")
+    parser.add_argument("--breakdown-runs", type=int, default=7, help="-X importtime runs")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if shutil.which("hyperfine") is None:
@@ -279,12 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"{args.engine}: setting up (run {runid})", file=sys.stderr)
         with bench_container(args.engine, runid) as (container_id, problems):
+            compiled = precompile()
             commands, notes = variants(args.engine, container_id)
+            notes.append(f"byte-compiled first: {', '.join(compiled)}")
             containers = container_count(args.engine)
-            times = measure(commands, args.runs, args.warmup, max(1, args.rounds))
-            result = report(times, containers, args.engine)
+            times, cpu = measure(commands, args.runs, args.warmup, max(1, args.rounds))
+            result = report(times, cpu, containers, args.engine)
             if not args.no_breakdown:
-                result["breakdown"] = importtime_breakdown(commands[GET][-1], 7)
+                result["breakdown"] = importtime_breakdown(commands[GET][-1], args.breakdown_runs)
             print(f"{args.engine}: cleaning up", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"interrupted (label enginekit.bench={runid})", file=sys.stderr)
