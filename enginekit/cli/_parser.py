@@ -131,12 +131,12 @@ class _Deferred(argparse.ArgumentParser):
 Fill = Callable[[argparse.ArgumentParser], None]
 
 
-def _command(name: str, fill: Fill) -> Fill:
+def _command(name: str, fill: Fill, *, dest: str = "command_name") -> Fill:
     """``fill`` and what every command takes: ``--engine``, and its name in the result."""
 
     def full(parser: argparse.ArgumentParser) -> None:
         _engine_option(parser, top=False)
-        parser.set_defaults(command_name=name)
+        parser.set_defaults(**{dest: name})
         fill(parser)
 
     return full
@@ -230,17 +230,8 @@ def _image(p: argparse.ArgumentParser) -> None:
             help=help,
             description=help,
             aliases=list(aliases),
-            fill=_image_command(name, fill),
+            fill=_command(name, fill, dest="image_command"),
         )
-
-
-def _image_command(name: str, fill: Fill) -> Fill:
-    def full(parser: argparse.ArgumentParser) -> None:
-        _engine_option(parser, top=False)
-        parser.set_defaults(image_command=name)
-        fill(parser)
-
-    return full
 
 
 def _one_image(p: argparse.ArgumentParser) -> None:
