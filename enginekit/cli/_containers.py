@@ -14,16 +14,8 @@ from enginekit.errors import EngineError, NotFound
 
 from ._app import UsageError, each
 from ._args import command_of, connect, container_spec, parse_filters, parse_pairs
-from ._format import (
-    ago,
-    human_size,
-    iso_time,
-    pairs_text,
-    print_json,
-    print_kv,
-    print_table,
-    quote_command,
-)
+from ._format import ago, human_size, print_json, print_table
+from ._show import ports_text, print_container, print_image
 
 if TYPE_CHECKING:
     from enginekit import Container, ContainerSummary, Engine, Image, LogLine
@@ -152,15 +144,6 @@ def _status(c: ContainerSummary) -> str:
     return "Up (Paused)" if c.state is ContainerState.PAUSED else "Up"
 
 
-def _ports(c: Container | ContainerSummary) -> str:
-    return ", ".join(
-        f"{p.host_ip}:{p.host_port}->{p.container_port}/{p.protocol}"
-        if p.host_port
-        else f"{p.container_port}/{p.protocol}"
-        for p in c.ports or ()
-    )
-
-
 def cmd_ps(args: argparse.Namespace) -> int:
     """What the engine's own list says (``summaries()``: one request), newest first."""
     filters = parse_filters(args.filter, ("label", "name", "status"))
@@ -190,52 +173,13 @@ def cmd_ps(args: argparse.Namespace) -> int:
                 c.image,
                 ago(c.created_at, now),
                 _status(c),
-                _ports(c),
+                ports_text(c),
                 c.name,
             )
             for c in found
         ),
     )
     return 0
-
-
-def _print_container(c: Container, *, show_env: bool) -> None:
-    from ._format import HIDDEN
-
-    env = {k: (v if show_env else HIDDEN) for k, v in c.env.items()}
-    r = c.resources
-    print_kv(
-        [
-            ("id", c.id),
-            ("name", c.name),
-            ("engine", c.engine),
-            ("image", f"{c.image} ({c.image_id or '-'})"),
-            ("state", c.state.name + (" (OOM-killed)" if c.oom_killed else "")),
-            ("exit code", "-" if c.exit_code is None else c.exit_code),
-            ("created", iso_time(c.created_at)),
-            ("started", iso_time(c.started_at)),
-            ("finished", iso_time(c.finished_at)),
-            ("pid", c.pid or "-"),
-            ("entrypoint", quote_command(c.entrypoint, None) if c.entrypoint else "-"),
-            ("command", quote_command(c.command, None) if c.command else "-"),
-            ("workdir", c.workdir or "-"),
-            ("user", c.user or "-"),
-            ("hostname", c.hostname or "-"),
-            ("network", c.network),
-            ("labels", pairs_text(c.labels)),
-            ("env", pairs_text(env)),
-            ("ports", _ports(c) or "-"),
-            (
-                "mounts",
-                ", ".join(f"{m.source}:{m.target}{':ro' if m.read_only else ''}" for m in c.mounts)
-                or "-",
-            ),
-            ("memory", human_size(r.memory) if r.memory else "-"),
-            ("cpus", r.cpus if r.cpus else "-"),
-            ("pids limit", r.pids_limit or "-"),
-            ("stop signal", c.stop_signal or "-"),
-        ]
-    )
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -264,10 +208,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if n:
             print()
         if isinstance(obj, _Container):
-            _print_container(obj, show_env=args.show_env)
+            print_container(obj, show_env=args.show_env)
         else:
-            from ._images import print_image
-
             print_image(obj)
     return 0
 

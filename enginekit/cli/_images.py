@@ -11,16 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._app import UsageError, each
 from ._args import connect, parse_filters, parse_pairs
-from ._format import (
-    ago,
-    human_size,
-    iso_time,
-    pairs_text,
-    print_json,
-    print_kv,
-    print_table,
-    quote_command,
-)
+from ._format import ago, human_size, print_json, print_table
+from ._show import print_image
 
 if TYPE_CHECKING:
     from enginekit import Image
@@ -32,7 +24,6 @@ __all__ = [
     "cmd_pull",
     "cmd_push",
     "cmd_rmi",
-    "print_image",
 ]
 
 
@@ -181,24 +172,3 @@ def cmd_push(args: argparse.Namespace) -> int:
     with connect(args) as engine:
         engine.images.push(args.image)
     return 0
-
-
-def print_image(img: Image) -> None:
-    cfg = img.config
-    print_kv(
-        [
-            ("id", img.id),
-            ("engine", img.engine),
-            ("tags", ", ".join(img.tags) or "-"),
-            ("created", iso_time(img.created)),
-            ("size", f"{human_size(img.size)} ({img.size} bytes)"),
-            ("os/arch", f"{img.os or '-'}/{img.architecture or '-'}"),
-            ("labels", pairs_text(img.labels)),
-            ("entrypoint", quote_command(cfg.entrypoint, None) if cfg.entrypoint else "-"),
-            ("cmd", quote_command(cfg.cmd, None) if cfg.cmd else "-"),
-            ("workdir", cfg.workdir or "-"),
-            ("user", cfg.user or "-"),
-            ("env", ", ".join(cfg.env) or "-"),
-            ("exposed ports", ", ".join(cfg.exposed_ports) or "-"),
-        ]
-    )
