@@ -74,11 +74,22 @@ def enginekit_command() -> list[str]:
     return [sys.executable, "-m", "enginekit.cli"]
 
 
+def _remove(remove: Any, ref: str, problems: list[str]) -> None:
+    """``remove(ref, force=True)``; a failure other than "gone already" noted in ``problems``."""
+    from enginekit.errors import EngineError, NotFound
+
+    try:
+        remove(ref, force=True)
+    except NotFound:
+        pass
+    except EngineError as exc:
+        problems.append(f"{ref}: {exc}")
+
+
 @contextlib.contextmanager
 def bench_container(engine_name: str, runid: str) -> Iterator[tuple[str, list[str]]]:
     """A created container of an image built from busybox: (its id, clean-up problems)."""
     import enginekit
-    from enginekit.errors import EngineError, NotFound
 
     problems: list[str] = []
     labels = {"enginekit.bench": runid}
@@ -98,18 +109,8 @@ def bench_container(engine_name: str, runid: str) -> Iterator[tuple[str, list[st
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 for c in engine.containers.list(all=True, labels=labels):
-                    try:
-                        engine.containers.remove(c, force=True)
-                    except NotFound:
-                        pass
-                    except EngineError as exc:
-                        problems.append(f"container {c.short_id}: {exc}")
-                try:
-                    engine.images.remove(tag, force=True)
-                except NotFound:
-                    pass
-                except EngineError as exc:
-                    problems.append(f"image {tag}: {exc}")
+                    _remove(engine.containers.remove, c.id, problems)
+                _remove(engine.images.remove, tag, problems)
             finally:
                 signal.signal(signal.SIGINT, previous)
 
