@@ -250,13 +250,16 @@ class TestHttpDriverImages:
         img = d.image_build(
             BuildRequest(context=ctx, target="first", tags=(tag,), labels=dict(kit.labels))
         )
+        cid = None
         try:
             assert img.tags == (tag,) and img.config.cmd == ("cat", "/one")
             cid = kit.run(None, image=tag)
             assert d.container_wait(cid, timeout=30) == 0
             assert kit.output(cid) == b"one\n"
-        finally:
-            d.image_remove(tag, force=True)
+        finally:  # the container first: forced, a used image would only lose its tag
+            if cid is not None:
+                d.container_remove(cid, force=True)
+            d.image_remove(img.id, force=True)
 
     def test_build_of_a_bad_dockerfile_fails(self, kit: Kit, tmp_path: Path) -> None:
         ctx = write_dockerfile(tmp_path, "FROM scratch\nNOSUCHINSTRUCTION x\n")
