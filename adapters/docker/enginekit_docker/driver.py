@@ -147,11 +147,14 @@ class DockerDriver(ExecOps, ImageOps):
                 raise ContainerNotFound(f"docker inspect: no container named {ref!r}")
             return found
         data = self._inspect_raw(ref)
-        with map_errors("inspect"):
-            container = convert.container_from_inspect(data)
+        container = self._container_from(data)
         if ref != container.name and ref == str(data.get("Name", "")).lstrip("/"):
             raise ContainerNotFound(f"docker inspect: no such container: {ref}")
         return container
+
+    def _container_from(self, data: dict[str, Any]) -> Container:
+        with map_errors("inspect"):
+            return convert.container_from_inspect(data)
 
     def _find(self, name: str) -> Container | None:
         """The container named ``name`` (one character), if there is one."""
@@ -159,8 +162,7 @@ class DockerDriver(ExecOps, ImageOps):
             data = self._inspect_raw(names.engine_name(name))
         except ContainerNotFound:
             return None
-        with map_errors("inspect"):
-            container = convert.container_from_inspect(data)
+        container = self._container_from(data)
         return container if container.name == name else None
 
     def _summary_of(self, row: Mapping[str, Any]) -> ContainerSummary | str:

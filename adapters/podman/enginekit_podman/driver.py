@@ -289,7 +289,10 @@ class PodmanDriver(ExecMixin, ImagesMixin, FilesMixin):
             raise refusals.port_in_use(busy)
 
     def container_inspect(self, ref: str) -> Container:
-        data = self._inspect_raw(ref)
+        return self._container_from(self._inspect_raw(ref))
+
+    def _container_from(self, data: dict[str, Any]) -> Container:
+        """An inspect answer read, with the exit code and OOM kill as Docker reports them."""
         with map_errors("container inspect"):
             container = convert.container_from_inspect(data, engine=self.name)
         if container.exit_code == 1:
