@@ -8,7 +8,6 @@ shown in ``repr`` and its shape is not part of the API.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import enum
 from collections.abc import Iterable, Iterator, Mapping
@@ -51,8 +50,13 @@ class FrozenDict(Mapping[K, V]):
 
     def __init__(self, data: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
         items = dict(data)
-        with contextlib.suppress(TypeError):
-            items = dict(sorted(items.items()))  # type: ignore[type-var,unused-ignore]
+        if len(items) > 1:
+            # try/except, not contextlib.suppress: made for every snapshot's
+            # labels and env, and suppress costs as much as the sort.
+            try:  # noqa: SIM105
+                items = dict(sorted(items.items()))  # type: ignore[type-var,unused-ignore]
+            except TypeError:  # keys that do not sort: kept in their order
+                pass
         self._data: dict[K, V] = items
         self._hash: int | None = None
 
@@ -99,8 +103,8 @@ def _sorted_tuple(value: Iterable[str] | None) -> tuple[str, ...]:
 
 def utc(value: _dt.datetime | None) -> _dt.datetime | None:
     """Return ``value`` as an aware UTC datetime (naive values are taken as UTC)."""
-    if value is None:
-        return None
+    if value is None or value.tzinfo is _dt.UTC:
+        return value
     if value.tzinfo is None:
         return value.replace(tzinfo=_dt.UTC)
     return value.astimezone(_dt.UTC)
