@@ -28,6 +28,12 @@ enginekit and its adapters are byte-compiled first, as an installed package is
 compiled again by every run). Beside the wall-time medians, the mean CPU time
 (user + system, from hyperfine) is shown: it moves less when the machine is busy.
 
+With ``--instructions`` each variant also runs once under valgrind's
+callgrind (Debian package ``valgrind``), and the instructions it executed are
+counted: a figure the machine's load does not move, whose ratio to the bare
+interpreter's tracks the wall-time ratio (the engines' own answers are not in
+it, nor are the docker and podman commands, which are not Python).
+
 A missed goal is printed as missed (the exit status stays 0; it is 1 when a
 variant could not be run or something made was left). The container that
 ``get`` reads is created here from an image built from this machine's busybox
@@ -210,6 +216,24 @@ def measure(
     return times, {name: statistics.mean(values) for name, values in cpu.items()}
 
 
+def instructions(commands: dict[str, list[str]]) -> dict[str, int]:
+    """Instructions each Python variant executes (valgrind's callgrind, one run each)."""
+    counts: dict[str, int] = {}
+    for name, argv in commands.items():
+        if name not in (BARE, IMPORT, PS, GET):
+            continue
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        found = [line for line in proc.stderr.splitlines() if "Collected :" in line]
+        if proc.returncode == 0 and found:
+            counts[name] = int(found[-1].rsplit(":", 1)[1])
+    return counts
+
+
 #: Where an imported module's own time is counted (first match of its name).
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("enginekit.toolkit", ("enginekit.toolkit",)),
@@ -305,6 +329,12 @@ def print_report(result: dict[str, Any], notes: list[str]) -> None:
         )
     for note in notes:
         print(f"   note: {note}")
+    counted = result.get("instructions")
+    if counted:
+        print("\n== instructions executed (valgrind; the machine's load does not move them)")
+        for name, count in counted.items():
+            ratio = count / counted[BARE] if BARE in counted else float("nan")
+            print(f"   {name:<28} {count / 1e6:>10.1f} M {ratio:>6.2f}x")
     if result.get("breakdown"):
         total = sum(ms for _, ms in result["breakdown"])
         print(f"\n== {GET}: where its imports spend {total:.1f} ms (-X importtime, own times)")
@@ -323,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per round")
     parser.add_argument("--no-breakdown", action="store_true", help="skip -X importtime")
     parser.add_argument("--breakdown-runs", type=int, default=7, help="-X importtime runs")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions under valgrind"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if shutil.which("hyperfine") is None:
@@ -345,6 +378,11 @@ def main(argv: list[str] | None = None) -> int:
             containers = container_count(args.engine)
             times, cpu = measure(commands, args.runs, args.warmup, max(1, args.rounds))
             result = report(times, cpu, containers, args.engine)
+            if args.instructions:
+                if shutil.which("valgrind") is None:
+                    notes.append("--instructions: valgrind is not installed")
+                else:
+                    result["instructions"] = instructions(commands)
             if not args.no_breakdown:
                 result["breakdown"] = importtime_breakdown(commands[GET][-1], args.breakdown_runs)
             print(f"{args.engine}: cleaning up", file=sys.stderr)
