@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import http.client
 import json
 import os
@@ -46,7 +47,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -860,6 +861,69 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def interrupted(runid: str, leftovers: bool) -> int:
+    """Say on stderr what an interrupt left; the exit status to return."""
+    outcome = "some objects may be left" if leftovers else "everything it made was removed"
+    print(f"interrupted: {outcome} (label enginekit.bench={runid})", file=sys.stderr)
+    return 130
+
+
+def run_benches(
+    benches: Sequence[Callable[[], Bench]],
+    runid: str,
+    iterations: int,
+    warmup: int,
+    *,
+    progress: bool,
+) -> tuple[dict[str, Any], bool, bool]:
+    """Make, set up, measure and clean up each bench in turn: ``(results, failed,
+    leftovers)``.
+
+    Everything a bench made is removed whatever happens (a second Ctrl-C does
+    not cut the clean-up short); SIGTERM is taken as Ctrl-C. An interrupt is
+    said on stderr (:func:`interrupted`) and raised again once the clean-up is done.
+    """
+    signal.signal(signal.SIGTERM, _sigterm)
+    # also when started with SIGINT ignored (a background job of a shell script)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    results: dict[str, Any] = {}
+    failed = False
+    leftovers = False
+    try:
+        for make in benches:
+            bench = make()
+            name = bench.name
+            print(f"{name}: setting up (run {runid})", file=sys.stderr)
+            try:
+                cases = bench.setup()
+                measure(cases, iterations, warmup, progress=progress)
+                results[name] = {
+                    "iterations": iterations,
+                    "cases": summarize(cases),
+                    "notes": getattr(bench, "notes", []),
+                }
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                failed = True
+                results[name] = {"iterations": iterations, "error": f"{type(exc).__name__}: {exc}"}
+            finally:
+                print(f"{name}: cleaning up", file=sys.stderr)
+                # a second Ctrl-C must not cut the clean-up short
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    problems = bench.cleanup()
+                finally:
+                    signal.signal(signal.SIGINT, previous)
+                if problems:
+                    leftovers = True
+                    print(f"{name}: clean-up problems: {'; '.join(problems)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        interrupted(runid, leftovers)
+        raise
+    return results, failed, leftovers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -883,50 +947,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engines = args.engine or ["docker"]
     runid = uuid.uuid4().hex[:12]
-    signal.signal(signal.SIGTERM, _sigterm)
-    # also when started with SIGINT ignored (a background job of a shell script)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    results: dict[str, Any] = {}
-    failed = False
-    leftovers = False
+    benches = [functools.partial(BENCHES[name], runid, args.containers) for name in engines]
     try:
-        for name in engines:
-            bench = BENCHES[name](runid, args.containers)
-            print(f"{name}: setting up (run {runid})", file=sys.stderr)
-            try:
-                cases = bench.setup()
-                measure(cases, args.iterations, args.warmup, progress=not args.json)
-                results[name] = {
-                    "iterations": args.iterations,
-                    "containers": args.containers,
-                    "cases": summarize(cases),
-                    "notes": getattr(bench, "notes", []),
-                }
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                failed = True
-                results[name] = {
-                    "iterations": args.iterations,
-                    "containers": args.containers,
-                    "error": f"{type(exc).__name__}: {exc}",
-                }
-            finally:
-                print(f"{name}: cleaning up", file=sys.stderr)
-                # a second Ctrl-C must not cut the clean-up short
-                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-                try:
-                    problems = bench.cleanup()
-                finally:
-                    signal.signal(signal.SIGINT, previous)
-                if problems:
-                    leftovers = True
-                    print(f"{name}: clean-up problems: {'; '.join(problems)}", file=sys.stderr)
+        results, failed, leftovers = run_benches(
+            benches, runid, args.iterations, args.warmup, progress=not args.json
+        )
+    except KeyboardInterrupt:
+        return 130
+    for entry in results.values():
+        entry["containers"] = args.containers
+    try:
         imports = None if args.no_import else import_times(args.import_runs)
     except KeyboardInterrupt:
-        outcome = "some objects may be left" if leftovers else "everything it made was removed"
-        print(f"interrupted: {outcome} (label enginekit.bench={runid})", file=sys.stderr)
-        return 130
+        return interrupted(runid, leftovers)
     goals = goal_lines(results, imports)
     loadavg = list(os.getloadavg())
     machine: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_at_end": loadavg}
