@@ -10,14 +10,16 @@ state; LXC: ``--lxc-containers``, 200 too) and measured side by side, the
 variants of a case interleaved in one loop with their order rotating (as
 ``bench_engines.py`` does: medians, ratios of medians, paired ratios):
 
-- ``summaries``: ``containers.summaries(all=True, labels=...)`` against the
-  raw list request (Docker ``GET /containers/json``, Podman ``GET
-  /libpod/containers/json``, with the same label filter). Goal: within 1.3x.
-- ``list``: ``containers.list(all=True, labels=...)`` against the raw list
-  request plus a raw inspect of every container listed, sent from as many
-  threads (each with its own keep-alive connection) as the adapter inspects
-  at once (``driver.list_workers``). Goal: within 1.3x. The raw list alone
-  is shown beside it, for scale.
+- ``summaries``: ``summaries()``, i.e. ``containers.summaries(all=True,
+  labels=...)``, against the ``raw list`` request (Docker ``GET
+  /containers/json``, Podman ``GET /libpod/containers/json``, with the same
+  label filter). Goal: within 1.3x.
+- ``list``: ``list()``, i.e. ``containers.list(all=True, labels=...)``,
+  against ``raw list+inspects``: the raw list request plus a raw inspect of
+  every container listed, sent from as many threads (each with its own
+  keep-alive connection) as the adapter inspects at once
+  (``driver.list_workers``). Goal: within 1.3x. The raw list alone is shown
+  beside it, for scale.
 - LXC has no engine API: its floor is the adapter's own records read
   directly (the container directory listed, each ``meta.json`` and
   ``status.json`` parsed), one thread; the same two goals are printed
@@ -33,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
 import uuid
@@ -48,14 +49,14 @@ from bench_engines import (
     RawUnix,
     build_context,
     close_all,
-    measure,
-    summarize,
+    print_table,
+    run_benches,
 )
 
 #: (case, variant, limit, base): each engine's listing goals.
 GOALS: list[tuple[str, str, float, str]] = [
-    ("summaries", "enginekit summaries()", 1.3, "raw list"),
-    ("list", "enginekit list()", 1.3, "raw list + inspects"),
+    ("summaries", "summaries()", 1.3, "raw list"),
+    ("list", "list()", 1.3, "raw list+inspects"),
 ]
 DEFAULT_WORKERS = 8
 
@@ -98,113 +99,110 @@ class ParallelRaw:
             raw.close()
 
 
-class HttpListing:
-    """Docker or Podman: 200 created containers, listed four ways."""
+class Listing:
+    """``count`` labelled containers (created state) of a busybox image built
+    through enginekit, listed by enginekit and by the engine's floor
+    (:meth:`floors`: the raw list, and the raw list plus inspects)."""
 
-    def __init__(self, name: str, runid: str, count: int, workers: int | None) -> None:
+    def __init__(self, name: str, runid: str, count: int) -> None:
         self.name = name
-        self.runid = runid
         self.count = count
-        self.workers = workers
         self.labels = {"enginekit.bench": runid}
         self.set_labels = {**self.labels, "enginekit.bench.set": "listing"}
         self.image = f"enginekit-bench-listing:{runid}"
         self.engine: Any = None
-        self.raw: RawUnix | None = None
-        self.parallel: ParallelRaw | None = None
         self.notes: list[str] = []
 
     def setup(self) -> list[Case]:
         import enginekit
 
         self.engine = engine = enginekit.connect(self.name)
-        info = engine.info()
-        prefix = f"/v{info.api_version}" + ("/libpod" if self.name == "podman" else "")
-        path = socket_path(engine.address)
-        workers = self.workers or int(getattr(engine.driver, "list_workers", DEFAULT_WORKERS))
-        self.notes.append(
-            f"{self.name} {info.version}, API {info.api_version}; {self.count} created "
-            f"containers; raw inspects from {workers} threads (the adapter's list_workers)"
-        )
         with build_context() as ctx:
             engine.images.build(ctx, tag=self.image, labels=self.labels)
         for _ in range(self.count):
             engine.containers.create(
                 self.image, ["/bin/busybox", "true"], labels=self.set_labels, network="none"
             )
+        raw_list, raw_inspects = self.floors()
+        summaries = Case("summaries", "raw list")
+        summaries.add("summaries()", self._enginekit("summaries"))
+        summaries.add("raw list", raw_list)
+        listing = Case("list", "raw list+inspects")
+        listing.add("list()", self._enginekit("list"))
+        if raw_inspects is not raw_list:
+            listing.add("raw list", raw_list)
+        listing.add("raw list+inspects", raw_inspects)
+        return [summaries, listing]
+
+    def floors(self) -> tuple[Callable[[], object], Callable[[], object]]:
+        """The raw list, and the raw list plus an inspect of each container."""
+        raise NotImplementedError
+
+    def _enginekit(self, method: str) -> Callable[[], None]:
+        call = getattr(self.engine.containers, method)
+
+        def go() -> None:
+            found = call(all=True, labels=self.set_labels)
+            assert len(found) == self.count, len(found)
+
+        return go
+
+    def cleanup(self) -> list[str]:
+        return remove_labelled(self.engine, self.labels, self.image)
+
+
+class HttpListing(Listing):
+    """Docker or Podman: raw requests on the engine's socket."""
+
+    def __init__(self, name: str, runid: str, count: int, workers: int | None) -> None:
+        super().__init__(name, runid, count)
+        self.workers = workers
+        self.raw: RawUnix | None = None
+        self.parallel: ParallelRaw | None = None
+
+    def floors(self) -> tuple[Callable[[], object], Callable[[], object]]:
+        info = self.engine.info()
+        prefix = f"/v{info.api_version}" + ("/libpod" if self.name == "podman" else "")
+        path = socket_path(self.engine.address)
+        workers = self.workers or int(getattr(self.engine.driver, "list_workers", DEFAULT_WORKERS))
+        self.notes.append(
+            f"{self.name} {info.version}, API {info.api_version}; {self.count} created "
+            f"containers; raw inspects from {workers} threads (the adapter's list_workers)"
+        )
         self.raw = raw = RawUnix(path, prefix)
         self.parallel = parallel = ParallelRaw(path, prefix, workers)
         filters = json.dumps({"label": [f"{k}={v}" for k, v in self.set_labels.items()]})
         query = [("all", "true"), ("filters", filters)]
-        count = self.count
 
         def raw_list() -> list[dict[str, Any]]:
             found: list[dict[str, Any]] = raw.request("GET", "/containers/json", query=query)
-            assert len(found) == count, len(found)
+            assert len(found) == self.count, len(found)
             return found
 
         def raw_list_inspect() -> None:
             entries = raw_list()
             inspected = parallel.get_all([f"/containers/{e['Id']}/json" for e in entries])
-            assert len(inspected) == count
+            assert len(inspected) == self.count
 
-        def ek(method: str) -> Callable[[], None]:
-            call = getattr(engine.containers, method)
-
-            def go() -> None:
-                found = call(all=True, labels=self.set_labels)
-                assert len(found) == count, len(found)
-
-            return go
-
-        summaries = Case("summaries", "raw list")
-        summaries.add("enginekit summaries()", ek("summaries"))
-        summaries.add("raw list", raw_list)
-        listing = Case("list", "raw list + inspects")
-        listing.add("enginekit list()", ek("list"))
-        listing.add("raw list", raw_list)
-        listing.add("raw list + inspects", raw_list_inspect)
-        return [summaries, listing]
+        return raw_list, raw_list_inspect
 
     def cleanup(self) -> list[str]:
         close_all(self.raw, self.parallel)
-        return remove_labelled(self.engine, self.labels, self.image)
+        return super().cleanup()
 
 
-class LxcListing:
-    """LXC: the containers created, listed; the floor reads the adapter's records."""
+class LxcListing(Listing):
+    """LXC has no API: its floor reads the adapter's records (one thread)."""
 
-    name = "lxc"
-
-    def __init__(self, runid: str, count: int) -> None:
-        self.runid = runid
-        self.count = count
-        self.labels = {"enginekit.bench": runid}
-        self.set_labels = {**self.labels, "enginekit.bench.set": "listing"}
-        self.image = f"enginekit-bench-listing:{runid}"
-        self.engine: Any = None
-        self.notes: list[str] = []
-
-    def setup(self) -> list[Case]:
-        import enginekit
-
-        self.engine = engine = enginekit.connect("lxc")
-        info = engine.info()
+    def floors(self) -> tuple[Callable[[], object], Callable[[], object]]:
+        info = self.engine.info()
         self.notes.append(
             f"LXC {info.version}; {self.count} created containers; the floor reads the "
             "adapter's records (meta.json, status.json) directly, one thread"
         )
-        with build_context() as ctx:
-            engine.images.build(ctx, tag=self.image, labels=self.labels)
-        for _ in range(self.count):
-            engine.containers.create(
-                self.image, ["/bin/busybox", "true"], labels=self.set_labels, network="none"
-            )
         # Benchmark-only introspection: where the adapter keeps its records.
-        driver: Any = engine.driver
+        driver: Any = self.engine.driver
         root = str(driver.store.root)
-        count = self.count
-        wanted = self.set_labels
 
         def records() -> None:
             found = []
@@ -214,31 +212,13 @@ class LxcListing:
                 with open(os.path.join(root, entry, "meta.json"), "rb") as fh:
                     meta = json.load(fh)
                 labels = meta.get("labels") or {}
-                if any(labels.get(k) != v for k, v in wanted.items()):
+                if any(labels.get(k) != v for k, v in self.set_labels.items()):
                     continue
                 with open(os.path.join(root, entry, "status.json"), "rb") as fh:
                     found.append((meta, json.load(fh)))
-            assert len(found) == count, len(found)
+            assert len(found) == self.count, len(found)
 
-        def ek(method: str) -> Callable[[], None]:
-            call = getattr(engine.containers, method)
-
-            def go() -> None:
-                found = call(all=True, labels=wanted)
-                assert len(found) == count, len(found)
-
-            return go
-
-        summaries = Case("summaries", "raw list")
-        summaries.add("enginekit summaries()", ek("summaries"))
-        summaries.add("raw list", records)
-        listing = Case("list", "raw list + inspects")
-        listing.add("enginekit list()", ek("list"))
-        listing.add("raw list + inspects", records)
-        return [summaries, listing]
-
-    def cleanup(self) -> list[str]:
-        return remove_labelled(self.engine, self.labels, self.image)
+        return records, records
 
 
 def remove_labelled(engine: Any, labels: dict[str, str], image: str) -> list[str]:
@@ -276,38 +256,12 @@ def goal_lines(results: dict[str, Any]) -> list[dict[str, Any]]:
             ratio = variants[variant]["median_ms"] / variants[base]["median_ms"]
             lines.append(
                 {
-                    "goal": f"{engine} {case}: {variant} within {limit}x of {base}",
+                    "goal": f"{engine} {case}: enginekit {variant} within {limit}x of {base}",
                     "ratio": ratio,
                     "met": ratio <= limit,
                 }
             )
     return lines
-
-
-def print_table(results: dict[str, Any], goals: list[dict[str, Any]]) -> None:
-    for engine, data in results.items():
-        print(f"\n== {engine} ({data['iterations']} iterations, medians)")
-        if "error" in data:
-            print(f"   FAILED: {data['error']}")
-            continue
-        print(f"   {'case':<10} {'variant':<24} {'median ms':>10} {'ratio':>7} {'paired':>7}")
-        for case, info in data["cases"].items():
-            for variant, v in info["variants"].items():
-                mark = " (base)" if variant == info["base"] else ""
-                print(
-                    f"   {case:<10} {variant:<24} {v['median_ms']:>10.2f} {v['ratio']:>6.2f}x"
-                    f" {v['paired_ratio']:>6.2f}x{mark}"
-                )
-        for note in data.get("notes", []):
-            print(f"   note: {note}")
-    if goals:
-        print("\n== goals")
-        for g in goals:
-            print(f"   [{'met' if g['met'] else 'MISSED'}] {g['goal']}: {g['ratio']:.2f}x")
-
-
-def _sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,47 +284,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     engines = args.engine or ["docker", "podman"]
     runid = uuid.uuid4().hex[:12]
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    results: dict[str, Any] = {}
-    failed = leftovers = False
+    counts = {name: args.lxc_containers if name == "lxc" else args.containers for name in engines}
+
+    def make(name: str) -> Callable[[], Listing]:
+        if name == "lxc":
+            return lambda: LxcListing(name, runid, counts[name])
+        return lambda: HttpListing(name, runid, counts[name], args.workers)
+
     try:
-        for name in engines:
-            bench: HttpListing | LxcListing
-            if name == "lxc":
-                bench = LxcListing(runid, args.lxc_containers)
-            else:
-                bench = HttpListing(name, runid, args.containers, args.workers)
-            print(f"{name}: setting up (run {runid})", file=sys.stderr)
-            entry: dict[str, Any] = {"iterations": args.iterations}
-            try:
-                cases = bench.setup()
-                measure(cases, args.iterations, args.warmup, progress=not args.json)
-                entry.update(cases=summarize(cases), notes=bench.notes)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                failed = True
-                entry["error"] = f"{type(exc).__name__}: {exc}"
-            finally:
-                results[name] = entry
-                print(f"{name}: cleaning up", file=sys.stderr)
-                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-                try:
-                    problems = bench.cleanup()
-                finally:
-                    signal.signal(signal.SIGINT, previous)
-                if problems:
-                    leftovers = True
-                    print(f"{name}: clean-up problems: {'; '.join(problems)}", file=sys.stderr)
+        results, failed, leftovers = run_benches(
+            [make(name) for name in engines],
+            runid,
+            args.iterations,
+            args.warmup,
+            progress=not args.json,
+        )
     except KeyboardInterrupt:
-        outcome = "some objects may be left" if leftovers else "everything it made was removed"
-        print(f"interrupted: {outcome} (label enginekit.bench={runid})", file=sys.stderr)
         return 130
+    for name, entry in results.items():
+        entry["containers"] = counts[name]
     goals = goal_lines(results)
     loadavg = list(os.getloadavg())
-    machine: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_at_end": loadavg}
     if args.json:
+        machine = {"cpus": os.cpu_count(), "loadavg_at_end": loadavg}
         json.dump(
             {"runid": runid, "machine": machine, "engines": results, "goals": goals},
             sys.stdout,
@@ -378,9 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print()
     else:
-        print_table(results, goals)
+        print_table(results, None, goals)
         load = ", ".join(f"{x:.1f}" for x in loadavg)
-        print(f"\n(machine: {machine['cpus']} cpus, load average at the end {load})")
+        print(f"\n(machine: {os.cpu_count()} cpus, load average at the end {load})")
     return 1 if failed or leftovers else 0
 
 
