@@ -839,6 +839,37 @@ def print_table(
             print(f"   [{'met' if g['met'] else 'MISSED'}] {g['goal']}: {figure}")
 
 
+def report(
+    runid: str,
+    results: dict[str, Any],
+    imports: dict[str, float] | None,
+    goals: list[dict[str, Any]],
+    *,
+    as_json: bool,
+) -> None:
+    """The results and goals as a table (:func:`print_table`) or JSON, with the
+    machine's CPUs and load average at the end."""
+    loadavg = list(os.getloadavg())
+    machine: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_at_end": loadavg}
+    if as_json:
+        json.dump(
+            {
+                "runid": runid,
+                "machine": machine,
+                "engines": results,
+                "import_ms": imports,
+                "goals": goals,
+            },
+            sys.stdout,
+            indent=2,
+        )
+        print()
+    else:
+        print_table(results, imports, goals)
+        load = ", ".join(f"{x:.1f}" for x in loadavg)
+        print(f"\n(machine: {machine['cpus']} cpus, load average at the end {load})")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -960,26 +991,7 @@ def main(argv: list[str] | None = None) -> int:
         imports = None if args.no_import else import_times(args.import_runs)
     except KeyboardInterrupt:
         return interrupted(runid, leftovers)
-    goals = goal_lines(results, imports)
-    loadavg = list(os.getloadavg())
-    machine: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_at_end": loadavg}
-    if args.json:
-        json.dump(
-            {
-                "runid": runid,
-                "machine": machine,
-                "engines": results,
-                "import_ms": imports,
-                "goals": goals,
-            },
-            sys.stdout,
-            indent=2,
-        )
-        print()
-    else:
-        print_table(results, imports, goals)
-        load = ", ".join(f"{x:.1f}" for x in loadavg)
-        print(f"\n(machine: {machine['cpus']} cpus, load average at the end {load})")
+    report(runid, results, imports, goal_lines(results, imports), as_json=args.json)
     return 1 if failed or leftovers else 0
 
 

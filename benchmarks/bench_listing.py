@@ -49,7 +49,7 @@ from bench_engines import (
     RawUnix,
     build_context,
     close_all,
-    print_table,
+    report,
     run_benches,
 )
 
@@ -303,20 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     for name, entry in results.items():
         entry["containers"] = counts[name]
-    goals = goal_lines(results)
-    loadavg = list(os.getloadavg())
-    if args.json:
-        machine = {"cpus": os.cpu_count(), "loadavg_at_end": loadavg}
-        json.dump(
-            {"runid": runid, "machine": machine, "engines": results, "goals": goals},
-            sys.stdout,
-            indent=2,
-        )
-        print()
-    else:
-        print_table(results, None, goals)
-        load = ", ".join(f"{x:.1f}" for x in loadavg)
-        print(f"\n(machine: {os.cpu_count()} cpus, load average at the end {load})")
+    report(runid, results, None, goal_lines(results), as_json=args.json)
     return 1 if failed or leftovers else 0
 
 
