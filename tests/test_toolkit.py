@@ -403,7 +403,9 @@ class Fake(HttpDriver[str]):
         return errors.EngineError(f"fake {operation}: {message}", status=status)
 
     def container_inspect(self, ref: str) -> Container:
-        data = self._inspect_raw(ref)
+        return self._container_from(self._inspect_raw(ref))
+
+    def _container_from(self, data: dict[str, Any]) -> Container:
         return Container(
             id=data["Id"], name=data["Name"], image="img", state=ContainerState(data["State"])
         )
