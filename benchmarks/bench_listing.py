@@ -49,6 +49,7 @@ from bench_engines import (
     RawUnix,
     build_context,
     close_all,
+    ratio_goals,
     report,
     run_benches,
 )
@@ -247,21 +248,8 @@ def remove_labelled(engine: Any, labels: dict[str, str], image: str) -> list[str
 
 
 def goal_lines(results: dict[str, Any]) -> list[dict[str, Any]]:
-    lines = []
-    for engine, data in results.items():
-        for case, variant, limit, base in GOALS:
-            variants = data.get("cases", {}).get(case, {}).get("variants", {})
-            if variant not in variants or base not in variants:
-                continue
-            ratio = variants[variant]["median_ms"] / variants[base]["median_ms"]
-            lines.append(
-                {
-                    "goal": f"{engine} {case}: enginekit {variant} within {limit}x of {base}",
-                    "ratio": ratio,
-                    "met": ratio <= limit,
-                }
-            )
-    return lines
+    """The listing goals of every engine measured."""
+    return ratio_goals(results, [(engine, *goal) for engine in results for goal in GOALS])
 
 
 def main(argv: list[str] | None = None) -> int:
