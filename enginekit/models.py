@@ -198,8 +198,8 @@ class Image:
 
 
 @attrs.frozen(kw_only=True)
-class Container:
-    """A snapshot of a container (``get()`` again for a fresh one)."""
+class _ContainerIdentity:
+    """What a :class:`Container` and a :class:`ContainerSummary` both begin with."""
 
     id: str
     name: str
@@ -207,6 +207,20 @@ class Container:
     image_id: str = ""
     state: ContainerState
     exit_code: int | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state is ContainerState.RUNNING
+
+
+@attrs.frozen(kw_only=True)
+class Container(_ContainerIdentity):
+    """A snapshot of a container (``get()`` again for a fresh one)."""
+
     oom_killed: bool = False
     created_at: _dt.datetime | None = attrs.field(default=None, converter=utc)
     started_at: _dt.datetime | None = attrs.field(default=None, converter=utc)
@@ -227,21 +241,13 @@ class Container:
     engine: str = ""
     raw: Any = attrs.field(default=None, eq=False, repr=False, hash=False)
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-    @property
-    def running(self) -> bool:
-        return self.state is ContainerState.RUNNING
-
 
 def _opt_ports(value: Iterable[PortBinding] | None) -> tuple[PortBinding, ...] | None:
     return tuple(value) if value is not None else None
 
 
 @attrs.frozen(kw_only=True)
-class ContainerSummary:
+class ContainerSummary(_ContainerIdentity):
     """What the engine's own list says of a container, without inspecting each one.
 
     ``containers.summaries()`` gives these (one engine request where the engine
@@ -259,12 +265,6 @@ class ContainerSummary:
       there.
     """
 
-    id: str
-    name: str
-    image: str
-    image_id: str = ""
-    state: ContainerState
-    exit_code: int | None = None
     created_at: _dt.datetime | None = attrs.field(default=None, converter=utc)
     labels: FrozenDict[str, str] = attrs.field(factory=FrozenDict, converter=_frozen)
     ports: tuple[PortBinding, ...] | None = attrs.field(default=(), converter=_opt_ports)
@@ -287,14 +287,6 @@ class ContainerSummary:
             engine=container.engine,
             raw=container.raw,
         )
-
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
-    @property
-    def running(self) -> bool:
-        return self.state is ContainerState.RUNNING
 
 
 @attrs.frozen
