@@ -65,6 +65,12 @@ def _registry_part(text: str) -> tuple[str | None, str]:
     Docker Hub) and what follows it, by Docker's first-component rule."""
     first, slash, rest = text.partition("/")
     if slash and (first == "localhost" or "." in first or ":" in first):
+        host, colon, port = first.partition(":")
+        if colon and host.lower() == "localhost":
+            # ``LOCALHOST:5000`` is ``localhost:5000``: a host name's case means
+            # nothing, and Docker's containerd store speaks plain HTTP only to a
+            # lowercase localhost (HTTPS to any other spelling).
+            first = f"localhost:{port}"
         return first, rest
     return None, text
 

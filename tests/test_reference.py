@@ -165,7 +165,7 @@ def test_longest_names() -> None:
     [
         ("127.0.0.1:5000/app:1", "127.0.0.1:5000"),
         ("localhost/app:1", "localhost"),
-        ("LOCALHOST:5000/app:1", "LOCALHOST:5000"),
+        ("LOCALHOST:5000/app:1", "localhost:5000"),  # written lowercase
         ("Reg/app:1", None),  # a repository (which Reference.parse refuses: uppercase)
         ("registry.example/team/app:1", "registry.example"),
         ("docker.io/busybox", "docker.io"),
@@ -278,7 +278,7 @@ class _Recording(_NoCalls):
 @pytest.mark.parametrize(
     ("ref", "given"),
     [
-        ("LOCALHOST:5000/team/app", "LOCALHOST:5000/team/app:latest"),
+        ("LOCALHOST:5000/team/app", "localhost:5000/team/app:latest"),
         ("docker.io/busybox", "busybox:latest"),
         ("index.docker.io/library/busybox:1", "busybox:1"),
     ],

@@ -189,7 +189,7 @@ def test_names() -> None:
         ("docker.io/app:1", ["localhost/app:1", "docker.io/library/app:1"]),
         ("team/app:1", ["localhost/team/app:1", "docker.io/team/app:1"]),
         ("localhost/app:1", ["localhost/app:1"]),
-        ("LOCALHOST:5000/app:1", ["LOCALHOST:5000/app:1"]),
+        ("LOCALHOST:5000/app:1", ["localhost:5000/app:1"]),
         ("example.com/app", ["example.com/app:latest"]),
         ("sha256:" + "a" * 64, ["sha256:" + "a" * 64]),
         ("sha256:abcdef012345", ["abcdef012345", "sha256:abcdef012345"]),
