@@ -8,8 +8,8 @@
   must be lowercase, for Podman: it is ``InvalidSpec`` everywhere, before any
   engine call (tag, get, push, pull), and nothing is made.
 - A registry host is read in any case: ``LOCALHOST:PORT`` is ``localhost:PORT``,
-  the suite's loopback registry, spoken to over plain HTTP by every engine; what is pushed there pulls
-  back by ``127.0.0.1:PORT`` with its id.
+  the suite's loopback registry, spoken to over plain HTTP by every engine; what
+  is pushed there pulls back by ``127.0.0.1:PORT`` with its id.
 
 Nothing here reaches a registry other than the suite's own on 127.0.0.1 (the
 uppercase host is refused before any engine call; the calls are ordered so that
