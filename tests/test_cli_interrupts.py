@@ -112,3 +112,58 @@ def test_finaliser_noise_is_quiet_only_after_an_interrupt(when: str) -> None:
         assert proc.stderr == ""
     else:
         assert proc.stderr.count("ValueError: half-closed") == 2, proc.stderr
+
+
+class _BrokenStream:
+    """A follow that an interrupt broke off: its next read fails (as an engine
+    error), as a stream may on its way out."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def __iter__(self) -> _BrokenStream:
+        return self
+
+    def __next__(self) -> object:
+        from enginekit.errors import EngineError
+
+        raise EngineError("unexpected RuntimeError in containers.stream_logs")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Containers:
+    def __init__(self) -> None:
+        self.stream = _BrokenStream()
+        self.removed: list[str] = []
+
+    def stream_logs(self, ref: str, *, follow: bool) -> _BrokenStream:
+        return self.stream
+
+    def remove(self, ref: str, *, force: bool) -> None:
+        self.removed.append(ref)
+
+
+class _Engine:
+    def __init__(self) -> None:
+        self.containers = _Containers()
+
+
+@pytest.mark.parametrize("signalled", [KeyboardInterrupt, "Terminated", None])
+def test_a_stream_error_after_an_interrupt_ends_as_the_signal_asked(
+    signalled: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from enginekit.cli import _app, _containers
+    from enginekit.errors import EngineError
+
+    kind = _app.Terminated if signalled == "Terminated" else signalled
+    monkeypatch.setattr(_app, "interrupt", kind() if isinstance(kind, type) else None)
+    engine = _Engine()
+    expected = kind if isinstance(kind, type) else EngineError
+    with pytest.raises(expected) as info:  # type: ignore[call-overload]
+        _containers._attach(engine, "c1", remove=True)  # type: ignore[arg-type]
+    # The interrupt's own class (130 or 143), not the stream's error (125);
+    # without an interrupt the error is the command's.
+    assert type(info.value) is expected
+    assert engine.containers.stream.closed and engine.containers.removed == ["c1"]

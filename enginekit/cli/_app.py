@@ -19,6 +19,9 @@ class Terminated(KeyboardInterrupt):
 
 
 _interrupted = False
+# The exception the last signal raised (KeyboardInterrupt or Terminated), for
+# code that must end as that signal asked even where another error took its place.
+interrupt: KeyboardInterrupt | None = None
 
 
 def _quiet(unraisable: object) -> None:
@@ -28,9 +31,10 @@ def _quiet(unraisable: object) -> None:
 def _on_signal(signum: int, frame: object) -> None:
     import signal
 
-    global _interrupted
+    global _interrupted, interrupt
     _interrupted = True
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    interrupt = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    raise interrupt
 
 
 def _handle_signals() -> Callable[[], None]:
@@ -47,6 +51,8 @@ def _handle_signals() -> Callable[[], None]:
     import signal
     import threading
 
+    global interrupt
+    interrupt = None
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     installed: list[tuple[int, object]] = []

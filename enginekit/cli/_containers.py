@@ -64,13 +64,22 @@ def _attach(engine: Engine, container: Container | str, *, remove: bool) -> int:
     Ctrl-C stops it (and, with ``remove``, removes it) before leaving.
     """
     try:
-        lines = engine.containers.stream_logs(container, follow=True)
         try:
-            _pump(lines)
-        finally:
-            close = getattr(lines, "close", None)
-            if close is not None:
-                close()
+            lines = engine.containers.stream_logs(container, follow=True)
+            try:
+                _pump(lines)
+            finally:
+                close = getattr(lines, "close", None)
+                if close is not None:
+                    close()
+        except EngineError as exc:
+            # A stream the interrupt broke off may fail on its way out: the
+            # command still ends as the signal asked (and removes with --rm).
+            from . import _app
+
+            if _app.interrupt is None:
+                raise
+            raise type(_app.interrupt)() from exc
         return engine.containers.wait(container)
     except KeyboardInterrupt:
         with contextlib.suppress(EngineError):
