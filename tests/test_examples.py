@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from enginekit import Capability, Engine
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -33,9 +35,28 @@ def run_example(args: list[str], *, env: dict[str, str] | None = None) -> str:
     return proc.stdout
 
 
+def _labelled(engine: Engine) -> tuple[set[str], set[str]]:
+    """The ids of the containers and images an example labels, on the engine now."""
+    return (
+        {c.id for c in engine.containers.list(all=True, labels={LABEL: None})},
+        {i.id for i in engine.images.list(labels={LABEL: None})},
+    )
+
+
+_BEFORE: dict[str, tuple[set[str], set[str]]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _what_was_there(engine: Engine) -> None:
+    """What an earlier run that was killed may have left is not this example's."""
+    _BEFORE[engine.address] = _labelled(engine)
+
+
 def assert_nothing_left(engine: Engine) -> None:
-    assert engine.containers.list(all=True, labels={LABEL: None}) == []
-    assert engine.images.list(labels={LABEL: None}) == []
+    containers, images = _labelled(engine)
+    before_containers, before_images = _BEFORE[engine.address]
+    assert containers - before_containers == set()
+    assert images - before_images == set()
 
 
 def test_build_and_run(engine_name: str, engine: Engine) -> None:
