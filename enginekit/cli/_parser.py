@@ -120,6 +120,16 @@ class _Deferred(argparse.ArgumentParser):
         self._make()
         return super().parse_known_args(*args, **kwargs)
 
+    def _check_help(self, action: Any) -> None:
+        # Python 3.14's add_parser checks the command's help text on the new
+        # parser, which would make every parser: our help texts are fixed, and
+        # a parser once made checks as argparse does.
+        if "_deferred" in self.__dict__:
+            return
+        check = getattr(super(), "_check_help", None)
+        if check is not None:
+            check(action)
+
     def __getattr__(self, name: str) -> Any:
         # Reached only for an attribute not set yet: any other use makes the parser.
         if "_deferred" not in self.__dict__:
