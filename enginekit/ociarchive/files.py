@@ -37,3 +37,9 @@ def _replacing(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def write_whole(path: str, data: bytes, *, sync: bool = True) -> None:
+    """``data`` as ``path``'s whole content, or ``path`` left as it was (mode 0644)."""
+    with _replacing(path, sync=sync) as out:
+        out.write(data)

@@ -25,6 +25,7 @@ from enginekit.ociarchive import (
     to_combined,
     write_from_layout,
 )
+from enginekit.ociarchive.files import write_whole
 from enginekit.tarlinks import from_ancestor, rebased, staged
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "staged",
     "to_combined",
     "write_from_layout",
+    "write_whole",
 ]

@@ -32,10 +32,10 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from enginekit.toolkit.archives import write_whole
 from enginekit.toolkit.errors import EngineError, InvalidSpec
 
 __all__ = [
@@ -164,16 +164,7 @@ def json_bytes(value: Any) -> bytes:
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_whole(path, data, sync=False)
 
 
 class Layout:
